@@ -1,0 +1,1 @@
+"""Alerts: rules over stored readings, alert state, notifiers."""

@@ -1,0 +1,97 @@
+"""The agent's configuration file (YAML), checked with errors that name the file and the key.
+
+    factory: kaeng-khoi-biomass
+    mqtt: {host: broker.example, port: 8883, username: kaeng-khoi-biomass, password_file: ...}
+    outbox: {path: /var/lib/eit-edge/outbox.db}
+    scan_interval_s: 1
+    devices:
+      - id: boiler-1
+        driver: sim
+        sim: {profile: normal, channels: {so2: {mean: 30, sd: 3}}}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.drivers import build_driver, driver_names
+from edge.drivers.base import Driver
+from eit.confread import Section, apply_env_overrides, load_yaml
+from eit.errors import ConfigError
+from eit.model import ID_HINT, ID_PATTERN
+from eit.mqttconf import MqttSettings, read_mqtt
+
+
+@dataclass(slots=True)
+class DeviceConfig:
+    id: str
+    driver_name: str
+    driver: Driver
+    scan_interval_s: float
+    offline_after_failures: int
+
+
+@dataclass(slots=True)
+class EdgeConfig:
+    source: str
+    factory: str
+    mqtt: MqttSettings
+    outbox_path: Path
+    devices: list[DeviceConfig]
+    max_scans_per_message: int
+    max_inflight: int
+
+
+def load_edge_config(path: Path | str, environ: dict[str, str] | None = None) -> EdgeConfig:
+    path = Path(path)
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "", "expected a mapping at the top level")
+    origins = apply_env_overrides(data, environ)
+    return parse_edge_config(data, str(path), path.parent.resolve(), origins)
+
+
+def parse_edge_config(
+    data: dict[str, Any], source: str, base_dir: Path, origins: dict[str, str] | None = None
+) -> EdgeConfig:
+    root = Section(data, source, "", origins)
+    factory = root.str("factory", pattern=ID_PATTERN, hint=ID_HINT)
+    mqtt = read_mqtt(root.section("mqtt"), base_dir, f"eit-edge-{factory}")
+    osec = root.section("outbox")
+    outbox_path = osec.path_value("path", base_dir, base_dir / f"outbox-{factory}.db")
+    osec.finish()
+    default_interval = root.number("scan_interval_s", 1.0, exclusive_minimum=0)
+    devices: list[DeviceConfig] = []
+    seen: set[str] = set()
+    for dsec in root.sections("devices", required=True):
+        did = dsec.str("id", pattern=ID_PATTERN, hint=ID_HINT)
+        if did in seen:
+            dsec.fail("id", f"device '{did}' is listed twice")
+        seen.add(did)
+        name = dsec.str("driver", choices=driver_names())
+        driver = build_driver(name, dsec.section(name, required=True), base_dir, did)
+        devices.append(
+            DeviceConfig(
+                id=did,
+                driver_name=name,
+                driver=driver,
+                scan_interval_s=dsec.number("scan_interval_s", default_interval, exclusive_minimum=0),
+                offline_after_failures=dsec.integer("offline_after_failures", 3, minimum=1),
+            )
+        )
+        dsec.finish()
+    if not devices:
+        root.fail("devices", "the agent needs at least one device")
+    config = EdgeConfig(
+        source=source,
+        factory=factory,
+        mqtt=mqtt,
+        outbox_path=outbox_path,
+        devices=devices,
+        max_scans_per_message=root.integer("max_scans_per_message", 500, minimum=1, maximum=10000),
+        max_inflight=root.integer("max_inflight", 20, minimum=1, maximum=1000),
+    )
+    root.finish()
+    return config

@@ -1,0 +1,210 @@
+"""Publishes one device's pending scans from the outbox and deletes them on PUBACK.
+
+Each device has its own MQTT connection so that its retained ``online`` status and its
+``offline`` last will live on the device's own status topic, as the wire contract says.
+
+Flow control: at most ``max_inflight`` messages are unacknowledged at a time; each message
+carries up to ``max_scans_per_message`` scans, so a backlog after an outage drains in large
+messages, oldest first, while new scans queue behind it. paho keeps unacknowledged messages
+across reconnects and sends them again; after a restart of the agent the outbox sends them again.
+Either way a scan may reach the broker twice, never zero times: the store's writes are
+idempotent (same series and timestamp), so it is stored once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from edge.outbox import Outbox, message_payload
+from eit import wire
+from eit.mqttclient import Will, connect_async, make_client
+from eit.mqttconf import MqttSettings
+from eit.timeutil import ns_to_iso, now_ns
+
+log = logging.getLogger("eit.edge.publisher")
+
+REFUSED_RETRY_S = 30.0
+
+
+@dataclass(slots=True)
+class PublisherStats:
+    published_messages: int = 0
+    acked_scans: int = 0
+    refused_messages: int = 0
+    connects: int = 0
+    connected: bool = False
+    last_error: str = ""
+    extra_status: dict[str, Any] = field(default_factory=dict)
+
+
+class DevicePublisher:
+    def __init__(
+        self,
+        factory: str,
+        device: str,
+        settings: MqttSettings,
+        outbox: Outbox,
+        *,
+        max_inflight: int = 20,
+        max_scans_per_message: int = 500,
+        status_extra: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.factory = factory
+        self.device = device
+        self.settings = settings
+        self.outbox = outbox
+        self.max_inflight = max_inflight
+        self.max_scans_per_message = max_scans_per_message
+        self.status_extra = status_extra
+        self.stats = PublisherStats()
+        self.topic = wire.data_topic(factory, device)
+        self.status_topic = wire.status_topic(factory, device)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._acks: queue.SimpleQueue[tuple[int, bool, str]] = queue.SimpleQueue()
+        self._inflight: dict[int, list[int]] = {}
+        self._cursor = 0
+        self._paused_until = 0.0
+        self._connected = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.client = make_client(
+            settings,
+            client_id=f"{settings.client_id}-{device}",
+            will=Will(self.status_topic, wire.STATUS_OFFLINE.encode()),
+        )
+        self.client.max_inflight_messages_set(max_inflight)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        connect_async(self.client, self.settings)
+        self.client.loop_start()
+        self._thread = threading.Thread(
+            target=self._pump, name=f"publish-{self.device}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop publishing; say ``offline`` on the status topic when connected (a clean stop)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self._connected.is_set():
+            info = self.client.publish(
+                self.status_topic, wire.STATUS_OFFLINE.encode(), qos=1, retain=True
+            )
+            try:
+                info.wait_for_publish(timeout=2.0)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def wake(self) -> None:
+        """Tell the publisher new scans are in the outbox."""
+        self._wake.set()
+
+    @property
+    def inflight_messages(self) -> int:
+        return len(self._inflight)
+
+    # -- paho callbacks (network thread: never block here) ------------------------------------
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            self.stats.last_error = f"broker refused the connection: {reason}"
+            log.error(
+                "device %s: broker %s:%s refused the connection: %s",
+                self.device, self.settings.host, self.settings.port, reason,
+            )
+            return
+        self.stats.connects += 1
+        self.stats.connected = True
+        self._connected.set()
+        log.info("device %s: connected to %s:%s", self.device, self.settings.host, self.settings.port)
+        client.publish(self.status_topic, self.status_payload(), qos=1, retain=True)
+        self._wake.set()
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        self.stats.connected = False
+        self._connected.clear()
+        if not self._stop.is_set():
+            self.stats.last_error = f"disconnected: {reason}"
+            log.warning("device %s: disconnected from broker (%s); scans wait in the outbox", self.device, reason)
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any
+    ) -> None:
+        refused = bool(getattr(reason, "is_failure", False))
+        self._acks.put((mid, refused, str(reason)))
+        self._wake.set()
+
+    def status_payload(self) -> bytes:
+        status: dict[str, Any] = {"state": wire.STATUS_ONLINE, "ts": ns_to_iso(now_ns())}
+        status["outbox_pending"] = self.outbox.count(self.device)
+        if self.status_extra is not None:
+            status.update(self.status_extra())
+        return json.dumps(status, separators=(",", ":")).encode()
+
+    # -- the pump thread -----------------------------------------------------------------------
+    def _pump(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            self._handle_acks()
+            if self._stop.is_set():
+                break
+            if not self._connected.is_set() or time.monotonic() < self._paused_until:
+                continue
+            self._publish_pending()
+        self._handle_acks()
+
+    def _handle_acks(self) -> None:
+        while True:
+            try:
+                mid, refused, reason = self._acks.get_nowait()
+            except queue.Empty:
+                return
+            ids = self._inflight.pop(mid, None)
+            if ids is None:
+                continue
+            if refused:
+                # The broker refused the message (MQTT 5 reason code, e.g. not authorized): keep
+                # the scans and try again later, loudly, instead of deleting what was not stored.
+                self.stats.refused_messages += 1
+                self.stats.last_error = f"broker refused a publish on {self.topic}: {reason}"
+                log.error("device %s: broker refused publish on %s: %s; retrying in %.0f s",
+                          self.device, self.topic, reason, REFUSED_RETRY_S)
+                self._paused_until = time.monotonic() + REFUSED_RETRY_S
+                self._cursor = min(self._cursor, min(ids) - 1)
+                continue
+            self.outbox.delete(ids)
+            self.stats.acked_scans += len(ids)
+
+    def _publish_pending(self) -> None:
+        while len(self._inflight) < self.max_inflight and self._connected.is_set():
+            rows = self.outbox.pending(self.device, self._cursor, self.max_scans_per_message)
+            if not rows:
+                return
+            info = self.client.publish(self.topic, message_payload(rows), qos=1)
+            if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                return
+            # paho keeps the message (and sends it on reconnect) for any other return code.
+            self._inflight[info.mid] = [r.id for r in rows]
+            self._cursor = rows[-1].id
+            self.stats.published_messages += 1

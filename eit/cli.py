@@ -1,0 +1,142 @@
+"""The `eit` command line. Subcommands import what they need when they run, so the agent's
+commands work where only ``eit-monitor[edge]`` is installed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from eit import __version__
+from eit.errors import ConfigError
+from eit.logsetup import setup_logging
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from eit.config import load_serve_config
+    from eit.serve import run_serve
+
+    return run_serve(load_serve_config(args.config))
+
+
+def _edge_run(args: argparse.Namespace) -> int:
+    from edge.config import load_edge_config
+    from edge.run import run_agent
+
+    return run_agent(load_edge_config(args.config))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from eit.demo import run_demo
+
+    return run_demo(args.duration, Path(args.data_dir), Path(args.site) if args.site else None, args.http_port)
+
+
+def _registry_check(args: argparse.Namespace) -> int:
+    from eit.registry import load_registry
+
+    reg = load_registry(args.file)
+    channels = sum(len(d.channels) for f in reg.factories.values() for d in f.devices.values())
+    print(f"{args.file}: ok: town {reg.town_id}, {len(reg.factories)} factories, "
+          f"{reg.device_count} devices, {channels} channels, {len(reg.officers)} officers")
+    return 0
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    from eit.config import load_serve_config
+    from ingest.deadletters import DeadLetterStore
+    from eit.timeutil import ns_to_iso
+
+    config = load_serve_config(args.config)
+    store = DeadLetterStore(config.state_path)
+    letters = store.recent(args.limit, args.reason)
+    if args.json:
+        print(json.dumps([{**d.__dict__} | {"received_at": ns_to_iso(d.received_ns)} for d in letters],
+                         ensure_ascii=False, indent=2, default=str))
+    else:
+        for d in letters:
+            where = f" at {d.location}" if d.location else ""
+            print(f"#{d.id} {ns_to_iso(d.received_ns)} {d.topic} {d.reason}{where}: {d.detail}")
+            print(f"    {d.payload[:200]}")
+        print(f"{len(letters)} dead letter(s) shown; by reason: {store.counts()}")
+    return 0
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    from alerts.state import AlertStore
+    from eit.config import load_serve_config
+
+    config = load_serve_config(args.config)
+    alerts = AlertStore(config.state_path).list(state=args.state, factory=args.factory, limit=args.limit)
+    if args.json:
+        print(json.dumps([a.to_json() for a in alerts], ensure_ascii=False, indent=2))
+    else:
+        for a in alerts:
+            print(f"#{a.id} {a.state:8} {a.severity:8} {a.factory}/{a.device} {a.parameter} [{a.rule}] {a.message}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eit", description="EIT Monitor: pollution monitoring for eco-industrial towns")
+    parser.add_argument("--version", action="version", version=f"eit-monitor {__version__}")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
+    parser.add_argument("--log-format", choices=("text", "json"), default=None, help="log lines as text or JSON")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run ingest and rules (with /healthz and /metrics)")
+    p.add_argument("--config", required=True, help="server configuration file (YAML)")
+    p.set_defaults(func=_serve)
+
+    edge = sub.add_parser("edge", help="the edge agent at a factory")
+    edge_sub = edge.add_subparsers(dest="edge_command", required=True, metavar="COMMAND")
+    p = edge_sub.add_parser("run", help="read the meters and publish scans")
+    p.add_argument("--config", required=True, help="agent configuration file (YAML)")
+    p.set_defaults(func=_edge_run)
+
+    p = sub.add_parser("demo", help="run the example town on one machine, nothing else needed")
+    p.add_argument("--duration", type=float, default=None, help="stop after SECONDS (default: until Ctrl-C)")
+    p.add_argument("--data-dir", default="demo-data", help="where the store and alert state go (default: ./demo-data)")
+    p.add_argument("--site", default=None, help="folder with site.yaml and edge/*.yaml (default: examples/town)")
+    p.add_argument("--http-port", type=int, default=8080, help="HTTP port (another one when taken)")
+    p.set_defaults(func=_demo)
+
+    reg = sub.add_parser("registry", help="site registry tools")
+    reg_sub = reg.add_subparsers(dest="registry_command", required=True, metavar="COMMAND")
+    p = reg_sub.add_parser("check", help="check a site registry file")
+    p.add_argument("file")
+    p.set_defaults(func=_registry_check)
+
+    p = sub.add_parser("dead-letters", help="list rejected messages with their reasons")
+    p.add_argument("--config", required=True)
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--reason", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_dead_letters)
+
+    p = sub.add_parser("alerts", help="list alerts")
+    p.add_argument("--config", required=True)
+    p.add_argument("--state", choices=("open", "resolved"), default=None)
+    p.add_argument("--factory", default=None)
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_alerts)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # The demo prints what happens itself; its log shows only warnings unless asked.
+    default_level = "WARNING" if args.command == "demo" else None
+    setup_logging(args.log_level or default_level, args.log_format)
+    try:
+        result: int = args.func(args)
+        return result
+    except ConfigError as exc:
+        print(f"eit: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""`eit demo`: the whole platform on one machine with nothing else installed.
+
+An embedded MQTT broker (amqtt; on another port when 1883 is taken), the embedded SQLite store,
+the example town's simulated factories (edge agents) and `eit serve`'s ingest and rules, all in
+one process. Readings and alerts are printed as they happen; the data stays in the data dir.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from eit.confread import load_yaml
+from eit.config import parse_serve_config
+from eit.embedded_broker import EmbeddedBroker, choose_port, free_port, port_is_free
+from eit.model import Reading
+from eit.registry import Registry, load_registry
+from eit.timeutil import ns_to_datetime
+
+REPO_EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "town"
+
+_COLOURS = {"opened": "\033[1;31m", "resolved": "\033[1;32m", "dim": "\033[2m", "reset": "\033[0m"}
+
+
+class ConsoleSink:
+    """Prints each stored scan as one line, and alert events as they happen."""
+
+    def __init__(self, registry: Registry, out: TextIO, colour: bool) -> None:
+        self.registry = registry
+        self.out = out
+        self.colour = colour
+        self._lock = threading.Lock()
+
+    def _c(self, name: str) -> str:
+        return _COLOURS[name] if self.colour else ""
+
+    def on_readings(self, readings: Sequence[Reading], now_ns: int) -> None:
+        scans: dict[tuple[str, str, int], list[Reading]] = defaultdict(list)
+        for r in readings:
+            scans[(r.factory, r.device, r.ts_ns)].append(r)
+        lines = []
+        for (factory, device, ts_ns), group in sorted(scans.items(), key=lambda kv: kv[0][2]):
+            when = ns_to_datetime(ts_ns).astimezone().strftime("%H:%M:%S")
+            parts = []
+            for r in group:
+                ch = self.registry.channel(r.factory, r.device, r.channel)
+                unit = f" {ch.unit}" if ch else ""
+                flag = "" if r.flag == "N" else f"[{r.flag}]"
+                parts.append(f"{r.channel}={r.value:.4g}{unit}{flag}")
+            lines.append(f"{self._c('dim')}{when}{self._c('reset')} {factory}/{device}  " + "  ".join(parts))
+        with self._lock:
+            for line in lines:
+                print(line, file=self.out)
+            self.out.flush()
+
+    def on_status(self, factory: str, device: str, state: str, now_ns: int) -> None:
+        with self._lock:
+            print(f"{factory}/{device} is {state}", file=self.out)
+
+    def on_alert(self, event: Any) -> None:
+        a = event.alert
+        with self._lock:
+            print(
+                f"{self._c(event.kind)}ALERT {event.kind.upper()} #{a.id} {a.factory}/{a.device}"
+                f" {a.parameter} [{a.rule}] {a.message}{self._c('reset')}",
+                file=self.out,
+            )
+            self.out.flush()
+
+
+def run_demo(
+    duration_s: float | None,
+    data_dir: Path,
+    site_dir: Path | None = None,
+    http_port: int = 8080,
+    out: TextIO = sys.stdout,
+) -> int:
+    from edge.agent import Agent
+    from edge.config import parse_edge_config
+    from eit.serve import Server, wait_for_signal
+
+    site_dir = (site_dir or REPO_EXAMPLES).resolve()
+    site_file = site_dir / "site.yaml"
+    if not site_file.is_file():
+        print(f"eit demo: no example town at {site_dir} (give --site DIR with site.yaml and edge/)", file=sys.stderr)
+        return 2
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    registry = load_registry(site_file)
+    colour = out.isatty()
+    console = ConsoleSink(registry, out, colour)
+
+    host = "127.0.0.1"
+    port = choose_port(host, 1883)
+    broker = EmbeddedBroker(host, port)
+    broker.start()
+    note = "" if port == 1883 else " (1883 is taken)"
+    mqtt = {"host": host, "port": port, "protocol": "3.1.1"}
+
+    http_port = http_port if port_is_free(host, http_port) else free_port(host)
+    serve_config = parse_serve_config(
+        {
+            "site": str(site_file),
+            "data_dir": str(data_dir),
+            "mqtt": {**mqtt, "client_id": "eit-demo-ingest"},
+            "store": {"kind": "sqlite"},
+            "rules": {"stale_after_s": 30, "check_interval_s": 2},
+            "http": {"host": host, "port": http_port},
+            "ingest": {"flush_interval_s": 0.2},
+            "notifiers": [{"kind": "log"}],
+        },
+        "eit demo",
+        data_dir,
+    )
+    server = Server(serve_config, extra_sinks=[console], on_alert=console.on_alert, registry=registry)
+    agents = []
+    for edge_file in sorted((site_dir / "edge").glob("*.yaml")):
+        data = load_yaml(edge_file)
+        data["mqtt"] = dict(mqtt)
+        data["outbox"] = {"path": str(data_dir / f"outbox-{data['factory']}.db")}
+        agents.append(Agent(parse_edge_config(data, str(edge_file), edge_file.parent)))
+
+    # Alert log lines would repeat what the console prints.
+    logging.getLogger("eit.alerts").setLevel(logging.ERROR)
+    server.start()
+    print(
+        f"EIT Monitor demo: {registry.town_name}\n"
+        f"  {len(registry.factories)} factories, {registry.device_count} devices, {len(agents)} edge agents (simulated)\n"
+        f"  broker   embedded MQTT on {host}:{port}{note}\n"
+        f"  store    embedded SQLite {serve_config.store.path}\n"
+        f"  alerts   {serve_config.state_path}\n"
+        f"  http     http://{host}:{server.http_port}/healthz  /metrics  /api/v1/alerts  /api/v1/latest\n"
+        f"  {'stops after ' + format(duration_s, 'g') + ' s' if duration_s else 'Ctrl-C stops it'};"
+        f" the data stays in {data_dir}\n",
+        file=out,
+        flush=True,
+    )
+    for agent in agents:
+        agent.start()
+    try:
+        if duration_s is not None:
+            deadline = time.monotonic() + duration_s
+            while time.monotonic() < deadline:
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        else:
+            wait_for_signal()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # The server stops first: scans the agents take meanwhile stay in their outboxes on
+        # disk and are sent on the next run.
+        print("stopping: ingest, edge agents, broker ...", file=out, flush=True)
+        server.stop()
+        for agent in agents:
+            agent.stop()
+        broker.stop()
+    stored = _count(serve_config.store.path)
+    print(f"stopped. {stored} readings in {serve_config.store.path}", file=out, flush=True)
+    return 0
+
+
+def _count(path: Path | None) -> int:
+    import sqlite3
+
+    if path is None or not path.exists():
+        return 0
+    with sqlite3.connect(str(path)) as db:
+        return int(db.execute("SELECT count(*) FROM readings").fetchone()[0])

@@ -1,0 +1,323 @@
+"""The site registry: the town, its factories, their devices and channels, and the limits each
+channel is held to. A YAML file the operator keeps in version control.
+
+Every error names the file, the key path and the problem, e.g.
+``site.yaml: factories[0].devices[1].channels[2].unit: 'mg/Nm3' is not a unit of so2 (ppm, mg/m3)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from eit.confread import Section, load_yaml
+from eit.errors import ConfigError
+from eit.model import ID_HINT, ID_PATTERN
+from eit.standards import Limit, Standards, load_standards, read_limit
+from eit.units import UnitError, conversion_factor
+
+DEVICE_KINDS = ("stack", "effluent", "ambient", "energy")
+ROLES = ("officer", "supervisor", "admin")
+LANGUAGES = ("th", "en")
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    id: str
+    parameter: str
+    unit: str
+    range_min: float
+    range_max: float
+    preset: str | None
+    preset_limits: tuple[Limit, ...]
+    permit_limits: tuple[Limit, ...]
+    o2_reference_percent: float | None = None
+
+    def limits_on(self, day: date) -> list[Limit]:
+        """The limits in force on ``day``: permits first; presets for averaging periods no
+        permit in force covers."""
+        permits = [lim for lim in self.permit_limits if lim.in_force(day)]
+        covered = {lim.averaging for lim in permits}
+        presets = [
+            lim for lim in self.preset_limits if lim.in_force(day) and lim.averaging not in covered
+        ]
+        return permits + presets
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: str
+    kind: str
+    name: str
+    channels: dict[str, Channel]
+    stale_after_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Factory:
+    id: str
+    name: str
+    name_th: str
+    diw_registration: str
+    lat: float
+    lon: float
+    district: str
+    estate: str
+    devices: dict[str, Device]
+    public: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Officer:
+    id: str
+    name: str
+    email: str
+    role: str
+    language: str
+    factories: tuple[str, ...]
+    districts: tuple[str, ...]
+    escalate_to: str | None = None
+
+    def covers(self, factory: Factory) -> bool:
+        if "*" in self.factories:
+            return True
+        return factory.id in self.factories or factory.district in self.districts
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    town_id: str
+    town_name: str
+    timezone: str
+    factories: dict[str, Factory]
+    officers: dict[str, Officer]
+    standards: Standards
+    source: str = ""
+    device_count: int = field(default=0)
+
+    def channel(self, factory: str, device: str, channel: str) -> Channel | None:
+        f = self.factories.get(factory)
+        if f is None:
+            return None
+        d = f.devices.get(device)
+        if d is None:
+            return None
+        return d.channels.get(channel)
+
+    def device(self, factory: str, device: str) -> Device | None:
+        f = self.factories.get(factory)
+        return f.devices.get(device) if f else None
+
+    def officers_for(self, factory: str) -> list[Officer]:
+        f = self.factories.get(factory)
+        if f is None:
+            return []
+        return [o for o in self.officers.values() if o.covers(f)]
+
+
+def load_registry(path: Path | str) -> Registry:
+    """Load and check a site registry file."""
+    path = Path(path)
+    source = str(path)
+    root = Section(load_yaml(path), source)
+    standards = load_standards(tuple(_extra_standards(root, path.parent)))
+    town = root.section("town", required=True)
+    town_id = town.str("id", pattern=ID_PATTERN, hint=ID_HINT)
+    town_name = town.str("name")
+    timezone = town.str("timezone", "Asia/Bangkok")
+    town.finish()
+
+    factories: dict[str, Factory] = {}
+    device_count = 0
+    for fsec in root.sections("factories", required=True):
+        factory = _read_factory(fsec, standards)
+        if factory.id in factories:
+            fsec.fail("id", f"factory '{factory.id}' is defined twice")
+        factories[factory.id] = factory
+        device_count += len(factory.devices)
+    if not factories:
+        root.fail("factories", "the registry lists no factories")
+
+    officers: dict[str, Officer] = {}
+    for osec in root.sections("officers"):
+        officer = _read_officer(osec, factories)
+        if officer.id in officers:
+            osec.fail("id", f"officer '{officer.id}' is defined twice")
+        officers[officer.id] = officer
+    for oid, officer in officers.items():
+        if officer.escalate_to is not None and officer.escalate_to not in officers:
+            raise ConfigError(
+                source, f"officers.{oid}.escalate_to", f"no officer '{officer.escalate_to}'"
+            )
+    root.finish()
+    return Registry(
+        town_id, town_name, timezone, factories, officers, standards, source, device_count
+    )
+
+
+def _extra_standards(root: Section, base: Path) -> list[Path]:
+    files = root.str_list("standards_files", [])
+    paths = []
+    for index, name in enumerate(files):
+        p = Path(name)
+        p = p if p.is_absolute() else base / p
+        if not p.is_file():
+            root.fail("standards_files", f"item {index}: file {p} not found")
+        paths.append(p)
+    return paths
+
+
+def _read_factory(sec: Section, standards: Standards) -> Factory:
+    fid = sec.str("id", pattern=ID_PATTERN, hint=ID_HINT)
+    location = sec.section("location", required=True)
+    lat = location.number("lat", minimum=-90, maximum=90)
+    lon = location.number("lon", minimum=-180, maximum=180)
+    location.finish()
+    devices: dict[str, Device] = {}
+    for dsec in sec.sections("devices", required=True):
+        device = _read_device(dsec, standards)
+        if device.id in devices:
+            dsec.fail("id", f"device '{device.id}' is defined twice in factory '{fid}'")
+        devices[device.id] = device
+    factory = Factory(
+        id=fid,
+        name=sec.str("name"),
+        name_th=sec.str("name_th", ""),
+        diw_registration=sec.str("diw_registration", ""),
+        lat=lat,
+        lon=lon,
+        district=sec.str("district", ""),
+        estate=sec.str("estate", ""),
+        devices=devices,
+        public=sec.boolean("public", True),
+    )
+    sec.finish()
+    return factory
+
+
+def _read_device(sec: Section, standards: Standards) -> Device:
+    did = sec.str("id", pattern=ID_PATTERN, hint=ID_HINT)
+    kind = sec.str("kind", choices=DEVICE_KINDS)
+    device_preset = _preset_id(sec, standards, kind)
+    channels: dict[str, Channel] = {}
+    for csec in sec.sections("channels", required=True):
+        channel = _read_channel(csec, standards, device_preset, kind)
+        if channel.id in channels:
+            csec.fail("id", f"channel '{channel.id}' is defined twice in device '{did}'")
+        channels[channel.id] = channel
+    if not channels:
+        sec.fail("channels", "a device needs at least one channel")
+    device = Device(
+        id=did,
+        kind=kind,
+        name=sec.str("name", did),
+        channels=channels,
+        stale_after_s=sec.number("stale_after_s", None, exclusive_minimum=0),
+    )
+    sec.finish()
+    return device
+
+
+def _preset_id(sec: Section, standards: Standards, kind: str) -> str | None:
+    preset = sec.str("standard", None)
+    if preset is None:
+        return None
+    if preset not in standards.presets:
+        close = [p for p in standards.presets if p.startswith(preset.rsplit(".", 1)[0])]
+        hint = f" (did you mean {', '.join(sorted(close))}?)" if close else ""
+        sec.fail("standard", f"unknown preset '{preset}'{hint}")
+    if standards.presets[preset].kind != kind:
+        sec.fail("standard", f"preset '{preset}' is for {standards.presets[preset].kind} devices, not {kind}")
+    return str(preset)
+
+
+def _read_channel(
+    sec: Section, standards: Standards, device_preset: str | None, kind: str
+) -> Channel:
+    cid = sec.str("id", pattern=ID_PATTERN, hint=ID_HINT)
+    parameter = sec.str("parameter", cid)
+    param = standards.parameters.get(parameter)
+    if param is None:
+        sec.fail("parameter" if sec.has("parameter") else "id",
+                 f"unknown parameter '{parameter}' (known: {', '.join(sorted(standards.parameters))})")
+    unit = sec.str("unit")
+    if unit not in param.units:
+        sec.fail("unit", f"'{unit}' is not a unit of {parameter} ({', '.join(param.units)})")
+    rng = sec.raw("range")
+    if (
+        not isinstance(rng, list)
+        or len(rng) != 2
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in rng)
+    ):
+        sec.fail("range", "the measuring range must be [min, max], e.g. [0, 500]")
+    if rng[0] >= rng[1]:
+        sec.fail("range", f"min {rng[0]} must be below max {rng[1]}")
+    preset = _preset_id(sec, standards, kind) if sec.has("standard") else device_preset
+    preset_limits: tuple[Limit, ...] = ()
+    o2_ref = None
+    if preset is not None:
+        p = standards.presets[preset]
+        preset_limits = tuple(lim for lim in p.limits if lim.parameter == parameter)
+        o2_ref = p.reference_o2_percent
+        for lim in preset_limits:
+            _check_convertible(sec, "standard", lim, unit, standards)
+    permits = []
+    for psec in sec.sections("permit"):
+        permit_id = psec.str("permit_id", "permit")
+        psec.data.setdefault("parameter", parameter)
+        limit = read_limit(_without(psec, "permit_id"), "", f"permit {permit_id}", "permit")
+        if limit.parameter != parameter:
+            psec.fail("parameter", f"a permit on channel '{cid}' must be for {parameter}")
+        _check_convertible(psec, "unit", limit, unit, standards)
+        permits.append(limit)
+    sec.finish()
+    return Channel(
+        id=cid,
+        parameter=parameter,
+        unit=unit,
+        range_min=float(rng[0]),
+        range_max=float(rng[1]),
+        preset=preset,
+        preset_limits=preset_limits,
+        permit_limits=tuple(permits),
+        o2_reference_percent=o2_ref,
+    )
+
+
+def _without(sec: Section, key: str) -> Section:
+    """The same section with ``key`` taken out (already read by the caller)."""
+    data = {k: v for k, v in sec.data.items() if k != key}
+    return Section(data, sec.source, sec.path, sec.origins)
+
+
+def _check_convertible(sec: Section, key: str, lim: Limit, unit: str, standards: Standards) -> None:
+    try:
+        conversion_factor(lim.parameter, lim.unit, unit, standards)
+    except UnitError as exc:
+        sec.fail(key, f"limit from {lim.origin} is in {lim.unit}, channel is in {unit}: {exc}")
+
+
+def _read_officer(sec: Section, factories: dict[str, Factory]) -> Officer:
+    oid = sec.str("id", pattern=ID_PATTERN, hint=ID_HINT)
+    fact = tuple(sec.str_list("factories", []))
+    for f in fact:
+        if f != "*" and f not in factories:
+            sec.fail("factories", f"no factory '{f}' in the registry")
+    districts = tuple(sec.str_list("districts", []))
+    known_districts = {f.district for f in factories.values()}
+    for d in districts:
+        if d not in known_districts:
+            sec.fail("districts", f"no factory is in district '{d}'")
+    officer = Officer(
+        id=oid,
+        name=sec.str("name"),
+        email=sec.str("email", ""),
+        role=sec.str("role", "officer", choices=ROLES),
+        language=sec.str("language", "th", choices=LANGUAGES),
+        factories=fact,
+        districts=districts,
+        escalate_to=sec.str("escalate_to", None),
+    )
+    sec.finish()
+    return officer

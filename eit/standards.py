@@ -1,0 +1,218 @@
+"""Loading the standards data shipped in eit/standards/: parameters and limit presets."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from eit.confread import Section, load_yaml
+from eit.errors import ConfigError
+
+AVERAGING_PERIODS: dict[str, int] = {
+    "instant": 0,
+    "1h": 3600,
+    "8h": 8 * 3600,
+    "24h": 24 * 3600,
+    "1mo": 31 * 24 * 3600,
+    "1y": 365 * 24 * 3600,
+}
+PRESET_ID = re.compile(r"[a-z0-9]+(\.[a-z0-9_]+)+")
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    id: str
+    name_en: str
+    name_th: str
+    units: tuple[str, ...]
+    molecular_weight: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A limit on one parameter: a maximum, a minimum, or both (a range such as pH)."""
+
+    parameter: str
+    unit: str
+    averaging: str
+    max: float | None = None
+    min: float | None = None
+    source: str = ""
+    confirmed: bool = True
+    averaging_confirmed: bool = True
+    effective_from: date | None = None
+    effective_to: date | None = None
+    origin: str = ""  # "preset th.stack.boiler.biomass" or "permit EIA-2019-044"
+    kind: str = "standard"  # "standard" or "permit" (as POMS reports the threshold type)
+    note: str = ""
+
+    def in_force(self, day: date) -> bool:
+        if self.effective_from is not None and day < self.effective_from:
+            return False
+        return not (self.effective_to is not None and day > self.effective_to)
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    id: str
+    title_en: str
+    title_th: str
+    kind: str
+    source: str
+    limits: tuple[Limit, ...]
+    reference_o2_percent: float | None = None
+    screening: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Standards:
+    parameters: dict[str, Parameter]
+    presets: dict[str, Preset]
+    molar_volume_l_per_mol: float
+    files: tuple[str, ...] = field(default_factory=tuple)
+
+
+def read_limit(sec: Section, default_source: str, origin: str, kind: str) -> Limit:
+    """Read one limit entry (shared by presets and the site registry's permits)."""
+    parameter = sec.str("parameter")
+    unit = sec.str("unit")
+    averaging = sec.str("averaging", "1h", choices=tuple(AVERAGING_PERIODS))
+    max_value = sec.number("max", None)
+    min_value = sec.number("min", None)
+    if max_value is None and min_value is None:
+        sec.fail("max", "a limit needs max, min or both")
+    if max_value is not None and min_value is not None and min_value > max_value:
+        sec.fail("min", f"min {min_value:g} is above max {max_value:g}")
+    source = sec.str("source", default_source)
+    if not source:
+        sec.fail("source", "every limit needs its source")
+    eff_from = _date(sec, "effective_from")
+    eff_to = _date(sec, "effective_to")
+    if eff_from and eff_to and eff_to < eff_from:
+        sec.fail("effective_to", "ends before it starts")
+    limit = Limit(
+        parameter=parameter,
+        unit=unit,
+        averaging=averaging,
+        max=max_value,
+        min=min_value,
+        source=source,
+        confirmed=sec.boolean("confirmed", True),
+        averaging_confirmed=sec.boolean("averaging_confirmed", True),
+        effective_from=eff_from,
+        effective_to=eff_to,
+        origin=origin,
+        kind=kind,
+        note=sec.str("note", ""),
+    )
+    sec.finish()
+    return limit
+
+
+def _date(sec: Section, key: str) -> date | None:
+    value = sec.raw(key, None)
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    sec.fail(key, f"expected a date like 2026-01-31, got {value!r}")
+
+
+def _load_parameters(path: Path | None) -> tuple[dict[str, Parameter], float, str]:
+    if path is None:
+        ref = resources.files("eit").joinpath("standards/parameters.yaml")
+        source = "eit/standards/parameters.yaml"
+        with resources.as_file(ref) as real:
+            data = load_yaml(real)
+    else:
+        source = str(path)
+        data = load_yaml(path)
+    root = Section(data, source)
+    mv = root.section("molar_volume", required=True)
+    molar_volume = mv.number("l_per_mol", exclusive_minimum=0)
+    mv.str("source")
+    mv.finish()
+    params: dict[str, Parameter] = {}
+    for pid, sec in root.mapping_sections("parameters", required=True):
+        params[pid] = Parameter(
+            id=pid,
+            name_en=sec.str("en"),
+            name_th=sec.str("th"),
+            units=tuple(str(u) for u in sec.str_list("units")),
+            molecular_weight=sec.number("mw", None, exclusive_minimum=0),
+        )
+        sec.finish()
+    root.finish()
+    return params, molar_volume, source
+
+
+def load_standards(extra_files: tuple[Path, ...] = ()) -> Standards:
+    """Parameters plus presets: the shipped Thai presets and any extra preset files."""
+    params, molar_volume, params_source = _load_parameters(None)
+    presets: dict[str, Preset] = {}
+    files = [params_source]
+    shipped = resources.files("eit").joinpath("standards/th.yaml")
+    with resources.as_file(shipped) as real:
+        _load_presets(real, "eit/standards/th.yaml", params, presets)
+    files.append("eit/standards/th.yaml")
+    for path in extra_files:
+        _load_presets(path, str(path), params, presets)
+        files.append(str(path))
+    return Standards(params, presets, molar_volume, tuple(files))
+
+
+@cache
+def default_standards() -> Standards:
+    return load_standards()
+
+
+def _load_presets(
+    path: Path, source: str, params: dict[str, Parameter], presets: dict[str, Preset]
+) -> None:
+    root = Section(load_yaml(path), source)
+    root.raw("sources", None)  # YAML anchors for sources; values are read through the limits
+    for pid, sec in root.mapping_sections("presets", required=True):
+        if not PRESET_ID.fullmatch(pid):
+            sec.fail("", "preset ids are dotted lower-case names, e.g. th.stack.boiler.biomass")
+        if pid in presets:
+            raise ConfigError(source, f"presets.{pid}", "defined twice")
+        title = sec.section("title", required=True)
+        title_en = title.str("en")
+        title_th = title.str("th")
+        title.finish()
+        kind = sec.str("kind", choices=("stack", "effluent", "ambient", "energy"))
+        preset_source = sec.str("source")
+        ref = sec.section("reference")
+        o2_ref = ref.number("o2_percent", None, minimum=0, maximum=20.9)
+        ref.number("temperature_c", None)
+        ref.number("pressure_atm", None)
+        ref.str("basis", None, choices=("dry", "wet"))
+        ref.finish()
+        screening = sec.boolean("screening", False)
+        limits = []
+        for lsec in sec.sections("limits", required=True):
+            limit = read_limit(lsec, preset_source, f"preset {pid}", "standard")
+            _check_limit_parameter(lsec, limit, params)
+            limits.append(limit)
+        sec.finish()
+        presets[pid] = Preset(
+            pid, title_en, title_th, kind, preset_source, tuple(limits), o2_ref, screening
+        )
+    root.finish()
+
+
+def _check_limit_parameter(sec: Section, limit: Limit, params: dict[str, Parameter]) -> None:
+    param = params.get(limit.parameter)
+    if param is None:
+        sec.fail("parameter", f"unknown parameter '{limit.parameter}'")
+    if limit.unit not in param.units:
+        sec.fail("unit", f"'{limit.unit}' is not a unit of {limit.parameter} ({', '.join(param.units)})")

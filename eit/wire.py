@@ -1,0 +1,274 @@
+"""Wire format v1: topics and the JSON payload of readings (schema: eit/schema/payload-v1.json).
+
+``decode`` turns a payload into scans and a list of the parts it had to reject, each with a
+reason code and a sentence naming where the problem is. A bad value never takes the rest of its
+scan down with it, and a bad scan never takes its message down: only the broken part is rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from eit.errors import DecodeError
+from eit.model import FLAGS, ID_PATTERN
+from eit.timeutil import ns_to_iso, parse_iso_ns
+
+VERSION = 1
+TOPIC_ROOT = "eit"
+DATA_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/data"
+STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/status"
+STATUS_ONLINE = "online"
+STATUS_OFFLINE = "offline"
+_MAX_EPOCH_S = 32503680000  # year 3000: anything larger is most likely milliseconds
+_SCAN_KEYS = frozenset({"seq", "ts", "values", "flags"})
+_ENVELOPE_KEYS = frozenset({"v", "scans", "factory", "device"})
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the payload, as shipped with the package."""
+    text = resources.files("eit").joinpath("schema/payload-v1.json").read_text(encoding="utf-8")
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def data_topic(factory: str, device: str) -> str:
+    return f"{TOPIC_ROOT}/{factory}/{device}/data"
+
+
+def status_topic(factory: str, device: str) -> str:
+    return f"{TOPIC_ROOT}/{factory}/{device}/status"
+
+
+def alerts_topic(factory: str) -> str:
+    return f"{TOPIC_ROOT}/alerts/{factory}"
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    factory: str
+    device: str
+    kind: str  # "data" or "status"
+
+
+def parse_topic(topic: str) -> Topic:
+    """Split ``eit/<factory>/<device>/<kind>``; raises DecodeError naming the bad part."""
+    parts = topic.split("/")
+    if len(parts) != 4 or parts[0] != TOPIC_ROOT:
+        raise DecodeError("bad_topic", f"topic '{topic}' is not eit/<factory>/<device>/<data|status>")
+    _, factory, device, kind = parts
+    if kind not in ("data", "status"):
+        raise DecodeError("bad_topic", f"topic '{topic}' ends in '{kind}', expected data or status")
+    for label, value in (("factory", factory), ("device", device)):
+        if not ID_PATTERN.fullmatch(value):
+            raise DecodeError("bad_topic", f"topic '{topic}': '{value}' is not a valid {label} id")
+    return Topic(factory, device, kind)
+
+
+@dataclass(slots=True)
+class Scan:
+    """One reading cycle of one device: values by channel, flags where not N."""
+
+    ts_ns: int
+    values: dict[str, float]
+    flags: dict[str, str] = field(default_factory=dict)
+    seq: int | None = None
+
+
+@dataclass(slots=True)
+class Rejected:
+    """A part of a payload that could not be used, kept whole for the dead-letter store."""
+
+    reason: str
+    detail: str
+    where: str
+    fragment: Any
+
+
+@dataclass(slots=True)
+class Decoded:
+    scans: list[Scan]
+    rejected: list[Rejected]
+    factory: str | None = None
+    device: str | None = None
+
+
+def decode(payload: bytes | str) -> Decoded:
+    """Decode a v1 payload.
+
+    Raises DecodeError when the message as a whole is unusable (not JSON, wrong version, no
+    scans). Otherwise returns the usable scans and the rejected parts.
+    """
+    try:
+        doc = json.loads(payload)
+    except UnicodeDecodeError as exc:
+        raise DecodeError("not_utf8", f"payload is not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise DecodeError(
+            "not_json", f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise DecodeError("not_json", "payload is nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise DecodeError("bad_envelope", f"payload must be a JSON object, got {_kind(doc)}")
+    if "v" not in doc:
+        raise DecodeError("bad_envelope", "missing 'v' (the wire format version, 1)", "v")
+    if doc["v"] != VERSION or isinstance(doc["v"], bool):
+        raise DecodeError(
+            "unsupported_version", f"version {doc['v']!r} is not supported (this server reads 1)", "v"
+        )
+    unknown = sorted(set(doc) - _ENVELOPE_KEYS)
+    if unknown:
+        raise DecodeError("bad_envelope", f"unknown key '{unknown[0]}'", unknown[0])
+    factory = _optional_id(doc, "factory")
+    device = _optional_id(doc, "device")
+    raw_scans = doc.get("scans")
+    if not isinstance(raw_scans, list) or not raw_scans:
+        raise DecodeError("bad_envelope", "'scans' must be a non-empty list of scans", "scans")
+    scans: list[Scan] = []
+    rejected: list[Rejected] = []
+    for index, raw in enumerate(raw_scans):
+        scan = _decode_scan(raw, f"scans[{index}]", rejected)
+        if scan is not None:
+            scans.append(scan)
+    return Decoded(scans, rejected, factory, device)
+
+
+def _optional_id(doc: dict[str, Any], key: str) -> str | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise DecodeError("bad_envelope", f"'{key}' must be an id string, got {value!r}", key)
+    return value
+
+
+def _decode_scan(raw: Any, where: str, rejected: list[Rejected]) -> Scan | None:
+    def reject(reason: str, detail: str, at: str) -> None:
+        rejected.append(Rejected(reason, detail, at, raw))
+
+    if not isinstance(raw, dict):
+        reject("bad_scan", f"a scan must be a JSON object, got {_kind(raw)}", where)
+        return None
+    extra = sorted(set(raw) - _SCAN_KEYS)
+    if extra:
+        reject("bad_scan", f"unknown key '{extra[0]}' in scan", f"{where}.{extra[0]}")
+        return None
+    seq = raw.get("seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
+        reject("bad_scan", f"'seq' must be a whole number >= 0, got {seq!r}", f"{where}.seq")
+        return None
+    if "ts" not in raw:
+        reject("bad_timestamp", "missing 'ts'", f"{where}.ts")
+        return None
+    try:
+        ts_ns = _timestamp_ns(raw["ts"])
+    except ValueError as exc:
+        reject("bad_timestamp", str(exc), f"{where}.ts")
+        return None
+    values = raw.get("values")
+    if not isinstance(values, dict) or not values:
+        reject("bad_scan", "'values' must be a non-empty object of channel: number", f"{where}.values")
+        return None
+    flags_raw = raw.get("flags") or {}
+    if not isinstance(flags_raw, dict):
+        reject("bad_flag", f"'flags' must be an object, got {_kind(flags_raw)}", f"{where}.flags")
+        return None
+
+    good_values: dict[str, float] = {}
+    good_flags: dict[str, str] = {}
+    for channel, value in values.items():
+        at = f"{where}.values.{channel}"
+        problem = _value_problem(channel, value)
+        if problem is None:
+            flag = flags_raw.get(channel, "N")
+            if flag not in FLAGS:
+                problem = ("bad_flag", f"flag {flag!r} for '{channel}' is not one of {''.join(FLAGS)}")
+        if problem is not None:
+            fragment = {"ts": raw["ts"], "values": {channel: value}}
+            if channel in flags_raw:
+                fragment["flags"] = {channel: flags_raw[channel]}
+            if seq is not None:
+                fragment["seq"] = seq
+            rejected.append(Rejected(problem[0], f"'{channel}': {problem[1]}", at, fragment))
+            continue
+        good_values[channel] = float(value)
+        flag = flags_raw.get(channel, "N")
+        if flag != "N":
+            good_flags[channel] = flag
+    for channel in flags_raw:
+        if channel not in values:
+            rejected.append(
+                Rejected(
+                    "bad_flag",
+                    f"flag for '{channel}' but no value for it",
+                    f"{where}.flags.{channel}",
+                    {"ts": raw["ts"], "flags": {channel: flags_raw[channel]}},
+                )
+            )
+    if not good_values:
+        return None
+    return Scan(ts_ns, good_values, good_flags, seq)
+
+
+def _value_problem(channel: str, value: Any) -> tuple[str, str] | None:
+    if not ID_PATTERN.fullmatch(channel):
+        return ("bad_channel_name", "channel names are lower-case letters, digits, '-' or '_'")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ("bad_value", f"expected a number, got {_kind(value)}")
+    if not math.isfinite(value):
+        return ("non_finite_value", f"{value} is not a measurement (NaN and infinity are rejected)")
+    return None
+
+
+def _timestamp_ns(ts: Any) -> int:
+    if isinstance(ts, str):
+        try:
+            return parse_iso_ns(ts)
+        except ValueError as exc:
+            msg = str(exc)
+            if "no time zone" in msg:
+                raise ValueError(f"'{ts}' has {msg}") from None
+            raise ValueError(f"'{ts}' is not an ISO 8601 timestamp") from None
+    if isinstance(ts, bool) or not isinstance(ts, int | float):
+        raise ValueError(f"expected an ISO 8601 string or epoch seconds, got {_kind(ts)}")
+    if not math.isfinite(ts) or ts < 0:
+        raise ValueError(f"{ts} is not a time")
+    if ts > _MAX_EPOCH_S:
+        raise ValueError(f"{ts} is after the year 3000: epoch milliseconds? send seconds")
+    return int(round(ts * 1_000_000)) * 1000
+
+
+def encode(scans: Iterable[Scan]) -> bytes:
+    """Encode scans as a v1 payload (timestamps as ISO 8601 UTC)."""
+    out = []
+    for scan in scans:
+        item: dict[str, Any] = {}
+        if scan.seq is not None:
+            item["seq"] = scan.seq
+        item["ts"] = ns_to_iso(scan.ts_ns)
+        item["values"] = scan.values
+        if scan.flags:
+            item["flags"] = scan.flags
+        out.append(item)
+    return json.dumps({"v": VERSION, "scans": out}, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"text ({value[:40]!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

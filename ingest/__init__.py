@@ -1,0 +1,1 @@
+"""Ingest: broker subscription, decoding, validation, dead letters, stores, batching, acks."""

@@ -1,0 +1,296 @@
+"""The ingest service: subscribe, decode, validate, store (batched), hand to the rules, ack.
+
+The MQTT session is persistent and acknowledgements are manual: a message is acknowledged only
+after its readings and its dead letters are durable. If the process dies before that, the broker
+delivers the message again; the store's idempotent writes keep it from being counted twice.
+While the store is down the batch is retried with backoff and nothing is acknowledged, so the
+broker's flow control (receive maximum) holds the rest back: nothing is lost, memory is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+
+from eit import wire
+from eit.config import IngestSettings
+from eit.errors import DecodeError
+from eit.model import Reading
+from eit.mqttclient import connect_async, make_client
+from eit.mqttconf import MqttSettings
+from eit.registry import Registry
+from eit.timeutil import now_ns
+from ingest.deadletters import DeadLetter, DeadLetterStore, payload_text
+from ingest.metrics import IngestMetrics
+from ingest.store.base import Store, StoreError, StoreUnavailable
+from ingest.validate import Validator
+
+log = logging.getLogger("eit.ingest")
+
+RECEIVE_MAXIMUM = 10000  # MQTT 5 flow control: unacknowledged messages the broker may send us
+
+
+class ReadingSink(Protocol):
+    """What runs after a batch is stored (the rule engine, the demo's console)."""
+
+    def on_readings(self, readings: Sequence[Reading], now_ns: int) -> None: ...
+
+    def on_status(self, factory: str, device: str, state: str, now_ns: int) -> None: ...
+
+
+@dataclass(slots=True)
+class Incoming:
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+@dataclass(slots=True)
+class BatchResult:
+    readings: list[Reading] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    statuses: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+class Ingest:
+    """Turns raw MQTT messages into stored readings and dead letters (no networking here)."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: Store,
+        deadletters: DeadLetterStore,
+        metrics: IngestMetrics,
+        sinks: Sequence[ReadingSink] = (),
+        settings: IngestSettings | None = None,
+    ) -> None:
+        self.settings = settings or IngestSettings()
+        self.registry = registry
+        self.store = store
+        self.deadletters = deadletters
+        self.metrics = metrics
+        self.sinks = list(sinks)
+        self.validator = Validator(registry, self.settings.max_future_s)
+        self._stopping = threading.Event()
+
+    def decode_batch(self, messages: Sequence[Incoming], received_ns: int) -> BatchResult:
+        result = BatchResult()
+        for msg in messages:
+            try:
+                topic = wire.parse_topic(msg.topic)
+            except DecodeError as exc:
+                self._dead(result, msg, exc.reason, exc.detail, exc.where, msg.payload, received_ns)
+                continue
+            if topic.kind == "status":
+                self.metrics.messages.labels("status").inc()
+                self._status(result, msg, topic, received_ns)
+                continue
+            self.metrics.messages.labels("data").inc()
+            try:
+                decoded = wire.decode(msg.payload)
+                self.metrics.readings_received.inc(sum(len(s.values) for s in decoded.scans))
+                checked = self.validator.check(topic, decoded, received_ns)
+            except DecodeError as exc:
+                self._dead(result, msg, exc.reason, exc.detail, exc.where, msg.payload, received_ns)
+                continue
+            result.readings.extend(checked.readings)
+            for rej in checked.rejected:
+                self._dead(result, msg, rej.reason, rej.detail, rej.where, rej.fragment, received_ns)
+        return result
+
+    def _status(self, result: BatchResult, msg: Incoming, topic: wire.Topic, received_ns: int) -> None:
+        text = msg.payload.decode("utf-8", errors="replace").strip()
+        state = text
+        if text.startswith("{"):
+            try:
+                state = str(json.loads(text).get("state", ""))
+            except (json.JSONDecodeError, AttributeError):
+                state = ""
+        if state not in (wire.STATUS_ONLINE, wire.STATUS_OFFLINE):
+            self._dead(result, msg, "bad_status",
+                       f"status must be 'online', 'offline' or JSON with a state, got {text[:60]!r}",
+                       "", msg.payload, received_ns)
+            return
+        if self.registry.device(topic.factory, topic.device) is None:
+            self._dead(result, msg, "unknown_device",
+                       f"status for {topic.factory}/{topic.device}, which is not in the site registry",
+                       "", msg.payload, received_ns)
+            return
+        result.statuses.append((topic.factory, topic.device, state))
+
+    def _dead(
+        self,
+        result: BatchResult,
+        msg: Incoming,
+        reason: str,
+        detail: str,
+        where: str,
+        payload: Any,
+        received_ns: int,
+    ) -> None:
+        self.metrics.dead_letters.labels(reason).inc()
+        log.warning("dead letter on %s: %s: %s", msg.topic, reason, f"{where}: {detail}" if where else detail)
+        result.dead.append(
+            DeadLetter(received_ns, msg.topic, reason, detail, where, payload_text(payload))
+        )
+
+    def store_batch(self, result: BatchResult) -> None:
+        """Make the batch durable, retrying while the store is unavailable."""
+        delay = 0.5
+        while True:
+            try:
+                started = time.perf_counter()
+                self._write(result)
+                self.metrics.store_write_seconds.observe(time.perf_counter() - started)
+                break
+            except StoreUnavailable as exc:
+                self.metrics.store_errors.labels("unavailable").inc()
+                log.error("store unavailable, retrying in %.1f s (nothing acknowledged): %s", delay, exc)
+                if self._stopping.wait(delay):
+                    raise
+                delay = min(delay * 2, self.settings.retry_max_s)
+        self.deadletters.add(result.dead)
+        self.metrics.readings_stored.inc(len(result.readings))
+        self.metrics.batch_readings.observe(len(result.readings))
+
+    def _write(self, result: BatchResult) -> None:
+        try:
+            self.store.write(result.readings)
+        except StoreError as exc:
+            # The store refused the batch itself: find the readings it refuses, one by one, and
+            # dead-letter only those.
+            self.metrics.store_errors.labels("refused").inc()
+            log.error("store refused a batch of %d readings: %s", len(result.readings), exc)
+            good: list[Reading] = []
+            for reading in result.readings:
+                try:
+                    self.store.write([reading])
+                    good.append(reading)
+                except StoreError as one:
+                    self.metrics.dead_letters.labels("store_refused").inc()
+                    result.dead.append(
+                        DeadLetter(now_ns(), wire.data_topic(reading.factory, reading.device),
+                                   "store_refused", str(one), reading.channel,
+                                   payload_text({"ts_ns": reading.ts_ns, "channel": reading.channel,
+                                                 "value": reading.value, "flag": reading.flag}))
+                    )
+            result.readings = good
+
+    def deliver(self, result: BatchResult, now: int) -> None:
+        for sink in self.sinks:
+            try:
+                if result.readings:
+                    sink.on_readings(result.readings, now)
+                for factory, device, state in result.statuses:
+                    sink.on_status(factory, device, state, now)
+            except Exception:
+                log.exception("sink %s failed on a batch", type(sink).__name__)
+
+    def process(self, messages: Sequence[Incoming]) -> BatchResult:
+        received = now_ns()
+        result = self.decode_batch(messages, received)
+        self.store_batch(result)
+        self.deliver(result, now_ns())
+        return result
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+class MqttIngest:
+    """Connects :class:`Ingest` to the broker: persistent session, manual acks, batching."""
+
+    def __init__(self, ingest: Ingest, mqtt_settings: MqttSettings) -> None:
+        self.ingest = ingest
+        self.settings = mqtt_settings
+        self.metrics = ingest.metrics
+        self._queue: queue.Queue[Incoming] = queue.Queue()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self.client = make_client(mqtt_settings, persistent=True, manual_ack=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        # MQTT 3.1.1 has no receive maximum; keep paho from holding more than this in flight.
+        self.client.max_queued_messages_set(0)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        connect_async(self.client, self.settings, persistent=True, receive_maximum=RECEIVE_MAXIMUM)
+        self.client.loop_start()
+        self._thread.start()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.ingest.stop()
+        self._thread.join(30.0)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            log.error("broker %s:%s refused the connection: %s", self.settings.host, self.settings.port, reason)
+            return
+        client.subscribe([(wire.DATA_SUBSCRIPTION, 1), (wire.STATUS_SUBSCRIPTION, 1)])
+        self._connected.set()
+        self.metrics.broker_connected.set(1)
+        log.info("connected to broker %s:%s (session present: %s)", self.settings.host,
+                 self.settings.port, getattr(flags, "session_present", "?"))
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        self._connected.clear()
+        self.metrics.broker_connected.set(0)
+        if not self._stop.is_set():
+            log.warning("disconnected from broker: %s (reconnecting)", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._queue.put(Incoming(message.mid, message.qos, message.topic, message.payload, message.retain))
+        self.metrics.queue_depth.inc()
+
+    def _run(self) -> None:
+        settings = self.ingest.settings
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            size = len(first.payload)
+            deadline = time.monotonic() + settings.flush_interval_s
+            # Roughly 30 bytes of JSON per value: cap a batch near batch_max_readings values.
+            budget = settings.batch_max_readings * 30
+            while size < budget:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+                batch.append(item)
+                size += len(item.payload)
+            try:
+                self.ingest.process(batch)
+            except StoreUnavailable:
+                return  # stopping while the store is down: leave the batch unacknowledged
+            for item in batch:
+                if item.qos > 0:
+                    self.client.ack(item.mid, item.qos)
+            self.metrics.queue_depth.dec(len(batch))

@@ -1,0 +1,34 @@
+"""Time-series stores behind one interface (:class:`ingest.store.base.Store`).
+
+``sqlite`` (the embedded default) and ``influxdb`` (v1 HTTP API, also served by InfluxDB 2.x and
+3.x for compatibility) pass the same test suite.
+"""
+
+from __future__ import annotations
+
+from eit.config import StoreSettings
+from ingest.store.base import Store, StoreError, StoreUnavailable
+
+
+def open_store(settings: StoreSettings) -> Store:
+    """Open the store ``settings.kind`` names."""
+    if settings.kind == "sqlite":
+        from ingest.store.sqlite import SqliteStore
+
+        assert settings.path is not None
+        return SqliteStore(settings.path)
+    if settings.kind == "influxdb":
+        from ingest.store.influx import InfluxStore
+
+        return InfluxStore(
+            settings.url,
+            settings.database,
+            username=settings.username,
+            password=settings.password,
+            retention_policy=settings.retention_policy,
+            timeout_s=settings.timeout_s,
+        )
+    raise ValueError(f"unknown store kind {settings.kind!r}")
+
+
+__all__ = ["Store", "StoreError", "StoreUnavailable", "open_store"]

@@ -1,0 +1,244 @@
+"""InfluxDB over its v1 HTTP API: ``/write`` (line protocol) and ``/query`` (InfluxQL).
+
+InfluxDB 1.x serves this API natively; InfluxDB 2.x and 3.x serve it for compatibility (with a
+database/retention-policy mapping onto a bucket), so one store speaks to all three.
+
+Schema: measurement ``readings``; tags ``factory``, ``device``, ``channel``; fields ``value``
+(float), ``flag`` (string) and ``seq`` (integer). InfluxDB keys a point by measurement, tag set
+and timestamp, so writing the same reading twice overwrites it: writes are idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import requests
+
+from eit.model import Reading
+from ingest.store.base import Bucket, StoreError, StoreUnavailable, check_aggregate
+
+MEASUREMENT = "readings"
+WRITE_CHUNK_LINES = 5000
+
+_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+
+
+def _tag(value: str) -> str:
+    return value.translate(_TAG_ESCAPES)
+
+
+def _quote_string_field(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def line_protocol(readings: Sequence[Reading]) -> Iterator[str]:
+    """One line per reading (timestamps in nanoseconds)."""
+    for r in readings:
+        fields = f"value={float(r.value)!r},flag={_quote_string_field(r.flag)}"
+        if r.seq is not None:
+            fields += f",seq={r.seq}i"
+        yield (
+            f"{MEASUREMENT},channel={_tag(r.channel)},device={_tag(r.device)},"
+            f"factory={_tag(r.factory)} {fields} {r.ts_ns}"
+        )
+
+
+def influxql_string(value: str) -> str:
+    """A single-quoted InfluxQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_INFLUX_AGG = {
+    "mean": "mean",
+    "min": "min",
+    "max": "max",
+    "count": "count",
+    "sum": "sum",
+    "first": "first",
+    "last": "last",
+}
+
+
+class InfluxStore:
+    kind = "influxdb"
+
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        retention_policy: str | None = None,
+        timeout_s: float = 10.0,
+        create_database: bool = True,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.database = database
+        self.retention_policy = retention_policy
+        self.timeout_s = timeout_s
+        self._session = requests.Session()
+        if username is not None:
+            self._session.auth = (username, password or "")
+        self._database_ready = not create_database
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def _post(self, path: str, params: dict[str, str], data: bytes | None = None) -> requests.Response:
+        try:
+            return self._session.post(
+                f"{self.url}{path}", params=params, data=data, timeout=self.timeout_s
+            )
+        except requests.RequestException as exc:
+            raise StoreUnavailable(f"InfluxDB at {self.url} cannot be reached: {exc}") from exc
+
+    def _ensure_database(self) -> None:
+        if self._database_ready:
+            return
+        # CREATE DATABASE is idempotent. On InfluxDB 2.x/3.x the database is a bucket mapping made
+        # by the operator; a refusal here is then not an error for writing.
+        resp = self._post("/query", {"q": f'CREATE DATABASE "{self.database}"'})
+        if resp.status_code >= 500:
+            raise StoreUnavailable(f"InfluxDB at {self.url}: {resp.status_code} {resp.text[:200]}")
+        self._database_ready = True
+
+    def query(self, q: str) -> list[dict[str, Any]]:
+        """Run InfluxQL; returns the series of the first statement."""
+        self._ensure_database()
+        resp = self._post("/query", {"db": self.database, "q": q, "epoch": "ns"})
+        if resp.status_code >= 500:
+            raise StoreUnavailable(f"InfluxDB query failed: {resp.status_code} {resp.text[:200]}")
+        if resp.status_code != 200:
+            raise StoreError(f"InfluxDB refused query {q!r}: {resp.status_code} {resp.text[:300]}")
+        body = resp.json()
+        results = body.get("results") or [{}]
+        first = results[0]
+        if "error" in first:
+            raise StoreError(f"InfluxDB query {q!r}: {first['error']}")
+        series: list[dict[str, Any]] = first.get("series", [])
+        return series
+
+    # -- Store interface -----------------------------------------------------------------------
+    def write(self, readings: Sequence[Reading]) -> None:
+        if not readings:
+            return
+        self._ensure_database()
+        params = {"db": self.database, "precision": "ns"}
+        if self.retention_policy:
+            params["rp"] = self.retention_policy
+        lines = list(line_protocol(readings))
+        for start in range(0, len(lines), WRITE_CHUNK_LINES):
+            body = "\n".join(lines[start : start + WRITE_CHUNK_LINES]).encode()
+            resp = self._post("/write", params, body)
+            if resp.status_code == 204:
+                continue
+            if resp.status_code >= 500 or resp.status_code in (404, 408, 429):
+                raise StoreUnavailable(
+                    f"InfluxDB write failed: {resp.status_code} {resp.text[:200]}"
+                )
+            raise StoreError(f"InfluxDB refused the write: {resp.status_code} {resp.text[:300]}")
+
+    def _where(
+        self,
+        factory: str | None,
+        device: str | None,
+        channel: str | None,
+        start_ns: int | None,
+        end_ns: int | None,
+    ) -> str:
+        clauses = []
+        for tag, value in (("factory", factory), ("device", device), ("channel", channel)):
+            if value is not None:
+                clauses.append(f'"{tag}"={influxql_string(value)}')
+        if start_ns is not None:
+            clauses.append(f"time >= {start_ns}")
+        if end_ns is not None:
+            clauses.append(f"time < {end_ns}")
+        return (" WHERE " + " AND ".join(clauses)) if clauses else ""
+
+    def readings(
+        self,
+        factory: str,
+        device: str,
+        channel: str,
+        start_ns: int,
+        end_ns: int,
+        limit: int | None = None,
+    ) -> list[Reading]:
+        q = (
+            f'SELECT "value", "flag", "seq" FROM "{MEASUREMENT}"'
+            f"{self._where(factory, device, channel, start_ns, end_ns)} ORDER BY time ASC"
+        )
+        if limit is not None:
+            q += f" LIMIT {int(limit)}"
+        out: list[Reading] = []
+        for series in self.query(q):
+            for ts, value, flag, seq in series["values"]:
+                out.append(Reading(factory, device, channel, int(ts), float(value), flag or "N", seq))
+        return out
+
+    def aggregate(
+        self,
+        factory: str,
+        device: str,
+        channel: str,
+        start_ns: int,
+        end_ns: int,
+        every_s: int,
+        fn: str = "mean",
+        valid_only: bool = False,
+    ) -> list[Bucket]:
+        check_aggregate(fn, every_s)
+        where = self._where(factory, device, channel, start_ns, end_ns)
+        if valid_only:
+            where += " AND (\"flag\"='N' OR \"flag\"='S')"
+        q = (
+            f'SELECT {_INFLUX_AGG[fn]}("value") FROM "{MEASUREMENT}"{where}'
+            f" GROUP BY time({int(every_s)}s) fill(none)"
+        )
+        out: list[Bucket] = []
+        for series in self.query(q):
+            for ts, value in series["values"]:
+                if value is not None:
+                    out.append(Bucket(int(ts), float(value)))
+        return out
+
+    def latest(self, factory: str | None = None, device: str | None = None) -> list[Reading]:
+        q = (
+            f'SELECT last("value") AS "value", "flag", "seq" FROM "{MEASUREMENT}"'
+            f'{self._where(factory, device, None, None, None)} GROUP BY "factory", "device", "channel"'
+        )
+        out: list[Reading] = []
+        for series in self.query(q):
+            tags = series.get("tags", {})
+            for ts, value, flag, seq in series["values"]:
+                out.append(
+                    Reading(tags["factory"], tags["device"], tags["channel"], int(ts), float(value), flag or "N", seq)
+                )
+        out.sort(key=lambda r: r.series)
+        return out
+
+    def count(
+        self,
+        factory: str | None = None,
+        device: str | None = None,
+        channel: str | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+    ) -> int:
+        q = f'SELECT count("value") FROM "{MEASUREMENT}"{self._where(factory, device, channel, start_ns, end_ns)}'
+        series = self.query(q)
+        if not series:
+            return 0
+        return int(series[0]["values"][0][1])
+
+    def ping(self) -> None:
+        try:
+            resp = self._session.get(f"{self.url}/ping", timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise StoreUnavailable(f"InfluxDB at {self.url} cannot be reached: {exc}") from exc
+        if resp.status_code != 204:
+            raise StoreUnavailable(f"InfluxDB ping answered {resp.status_code}")
+
+    def close(self) -> None:
+        self._session.close()

@@ -1,0 +1,185 @@
+"""The embedded store: SQLite, one file, nothing else to install.
+
+Readings are keyed by (factory, device, channel, ts_ns) in a WITHOUT ROWID table, so writing the
+same key twice overwrites (idempotent, like InfluxDB). WAL mode with synchronous=FULL: when
+``write`` returns the batch is on disk, and the ingest may acknowledge it to the broker.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from eit.model import Reading
+from ingest.store.base import Bucket, StoreUnavailable, check_aggregate
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS readings (
+    factory TEXT    NOT NULL,
+    device  TEXT    NOT NULL,
+    channel TEXT    NOT NULL,
+    ts_ns   INTEGER NOT NULL,
+    value   REAL    NOT NULL,
+    flag    TEXT    NOT NULL DEFAULT 'N',
+    seq     INTEGER,
+    PRIMARY KEY (factory, device, channel, ts_ns)
+) WITHOUT ROWID;
+"""
+
+_SQL_AGG = {
+    "mean": "avg(value)",
+    "min": "min(value)",
+    "max": "max(value)",
+    "count": "count(value)",
+    "sum": "sum(value)",
+}
+
+
+class SqliteStore:
+    kind = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._conn_lock = threading.Lock()
+        self._db().executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            self._local.db = db
+            with self._conn_lock:
+                self._connections.append(db)
+        return db
+
+    def write(self, readings: Sequence[Reading]) -> None:
+        if not readings:
+            return
+        rows = [(r.factory, r.device, r.channel, r.ts_ns, r.value, r.flag, r.seq) for r in readings]
+        db = self._db()
+        with self._write_lock:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+
+    def readings(
+        self,
+        factory: str,
+        device: str,
+        channel: str,
+        start_ns: int,
+        end_ns: int,
+        limit: int | None = None,
+    ) -> list[Reading]:
+        sql = (
+            "SELECT ts_ns, value, flag, seq FROM readings WHERE factory=? AND device=? AND channel=?"
+            " AND ts_ns>=? AND ts_ns<? ORDER BY ts_ns"
+        )
+        params: list[object] = [factory, device, channel, start_ns, end_ns]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = self._db().execute(sql, params).fetchall()
+        return [Reading(factory, device, channel, ts, val, flag, seq) for ts, val, flag, seq in rows]
+
+    def aggregate(
+        self,
+        factory: str,
+        device: str,
+        channel: str,
+        start_ns: int,
+        end_ns: int,
+        every_s: int,
+        fn: str = "mean",
+        valid_only: bool = False,
+    ) -> list[Bucket]:
+        check_aggregate(fn, every_s)
+        where = "factory=:f AND device=:d AND channel=:c AND ts_ns>=:start AND ts_ns<:end"
+        if valid_only:
+            where += " AND flag IN ('N', 'S')"
+        if fn in ("first", "last"):
+            # SQLite returns the other columns of the row that holds the min()/max().
+            select = f"value, {'min' if fn == 'first' else 'max'}(ts_ns)"
+        else:
+            select = _SQL_AGG[fn]
+        sql = (
+            f"SELECT (ts_ns / :every) * :every AS b, {select} FROM readings"
+            f" WHERE {where} GROUP BY b ORDER BY b"
+        )
+        params = {
+            "every": every_s * 1_000_000_000,
+            "f": factory,
+            "d": device,
+            "c": channel,
+            "start": start_ns,
+            "end": end_ns,
+        }
+        rows = self._db().execute(sql, params).fetchall()
+        return [Bucket(int(row[0]), float(row[1])) for row in rows]
+
+    def latest(self, factory: str | None = None, device: str | None = None) -> list[Reading]:
+        where, params = _filters(factory, device, None)
+        sql = (
+            "SELECT factory, device, channel, max(ts_ns), value, flag, seq FROM readings"
+            f"{where} GROUP BY factory, device, channel ORDER BY factory, device, channel"
+        )
+        rows = self._db().execute(sql, params).fetchall()
+        return [Reading(f, d, c, ts, v, flag, seq) for f, d, c, ts, v, flag, seq in rows]
+
+    def count(
+        self,
+        factory: str | None = None,
+        device: str | None = None,
+        channel: str | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+    ) -> int:
+        where, params = _filters(factory, device, channel)
+        clauses = [where[len(" WHERE "):]] if where else []
+        if start_ns is not None:
+            clauses.append("ts_ns>=?")
+            params.append(start_ns)
+        if end_ns is not None:
+            clauses.append("ts_ns<?")
+            params.append(end_ns)
+        sql = "SELECT count(*) FROM readings"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        row = self._db().execute(sql, params).fetchone()
+        return int(row[0])
+
+    def ping(self) -> None:
+        try:
+            self._db().execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._conn_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+def _filters(factory: str | None, device: str | None, channel: str | None) -> tuple[str, list[object]]:
+    clauses = []
+    params: list[object] = []
+    for column, value in (("factory", factory), ("device", device), ("channel", channel)):
+        if value is not None:
+            clauses.append(f"{column}=?")
+            params.append(value)
+    return ((" WHERE " + " AND ".join(clauses)) if clauses else ""), params
