@@ -17,7 +17,7 @@ from edge.drivers.base import DriverError
 from edge.outbox import Outbox
 from edge.publisher import DevicePublisher
 from eit import wire
-from eit.timeutil import NS_PER_S, now_ns
+from eit.timeutil import now_ns
 
 log = logging.getLogger("eit.edge.agent")
 
@@ -114,11 +114,23 @@ class Agent:
         for scanner in self.scanners.values():
             scanner.start()
 
-    def stop(self) -> None:
+    def stop(self, drain_s: float = 3.0) -> None:
+        """Stop scanning, give the broker ``drain_s`` to acknowledge what is waiting, then stop.
+        Whatever is still unacknowledged stays in the outbox for the next start."""
         for scanner in self.scanners.values():
             scanner.stop()
+        deadline = time.monotonic() + drain_s
+        for publisher in self.publishers.values():
+            publisher.wake()
+        while time.monotonic() < deadline and self.outbox.count() > 0:
+            if not any(p.stats.connected for p in self.publishers.values()):
+                break
+            time.sleep(0.05)
         for publisher in self.publishers.values():
             publisher.stop()
+        waiting = self.outbox.count()
+        if waiting:
+            log.info("stopped with %d scan(s) waiting in the outbox; they are sent on the next start", waiting)
         self.outbox.close()
 
     def scans_taken(self) -> int:
@@ -133,6 +145,3 @@ class Agent:
             time.sleep(0.1)
         return self.outbox.count() == 0
 
-
-def scan_interval_ns(device: DeviceConfig) -> int:
-    return int(device.scan_interval_s * NS_PER_S)

@@ -11,7 +11,6 @@ from edge.config import EdgeConfig
 
 
 def run_agent(config: EdgeConfig) -> int:
-    agent = Agent(config)
     stop = threading.Event()
 
     def handler(signum: int, frame: Any) -> None:
@@ -19,6 +18,7 @@ def run_agent(config: EdgeConfig) -> int:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    agent = Agent(config)
     agent.start()
     try:
         while not stop.wait(1.0):

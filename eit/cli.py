@@ -44,16 +44,18 @@ def _registry_check(args: argparse.Namespace) -> int:
 
 
 def _dead_letters(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from eit.config import load_serve_config
-    from ingest.deadletters import DeadLetterStore
     from eit.timeutil import ns_to_iso
+    from ingest.deadletters import DeadLetterStore
 
     config = load_serve_config(args.config)
     store = DeadLetterStore(config.state_path)
     letters = store.recent(args.limit, args.reason)
     if args.json:
-        print(json.dumps([{**d.__dict__} | {"received_at": ns_to_iso(d.received_ns)} for d in letters],
-                         ensure_ascii=False, indent=2, default=str))
+        rows = [asdict(d) | {"received_at": ns_to_iso(d.received_ns)} for d in letters]
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         for d in letters:
             where = f" at {d.location}" if d.location else ""

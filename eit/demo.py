@@ -83,8 +83,9 @@ def run_demo(
 ) -> int:
     from edge.agent import Agent
     from edge.config import parse_edge_config
-    from eit.serve import Server, wait_for_signal
+    from eit.serve import Server, stop_on_signals
 
+    stop = stop_on_signals()
     site_dir = (site_dir or REPO_EXAMPLES).resolve()
     site_file = site_dir / "site.yaml"
     if not site_file.is_file():
@@ -144,14 +145,7 @@ def run_demo(
     for agent in agents:
         agent.start()
     try:
-        if duration_s is not None:
-            deadline = time.monotonic() + duration_s
-            while time.monotonic() < deadline:
-                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-        else:
-            wait_for_signal()
-    except KeyboardInterrupt:
-        pass
+        stop.wait(duration_s)
     finally:
         # The server stops first: scans the agents take meanwhile stay in their outboxes on
         # disk and are sent on the next run.

@@ -92,11 +92,11 @@ class Server:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
+        if self.config.http.enabled:
+            self._start_http()
         self.dispatcher.start()
         self.mqtt.start()
         self.stale.start()
-        if self.config.http.enabled:
-            self._start_http()
         log.info(
             "serving town %s: %d factories, %d devices; store %s; broker %s:%s; http %s",
             self.registry.town_id, len(self.registry.factories), self.registry.device_count,
@@ -115,6 +115,7 @@ class Server:
         sock = socket.socket(socket.AF_INET6 if ":" in self.config.http.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.config.http.host, self.config.http.port))
+        sock.listen(128)  # accept connections into the backlog while uvicorn starts
         self.http_port = sock.getsockname()[1]
         cfg = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
         self._http = uvicorn.Server(cfg)
@@ -137,8 +138,9 @@ class Server:
         self.alert_store.close()
 
 
-def wait_for_signal() -> None:
-    """Block until SIGINT or SIGTERM."""
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM. Install it before starting anything, so a signal that
+    arrives during start-up still stops the process cleanly."""
     stop = threading.Event()
 
     def handler(signum: int, frame: Any) -> None:
@@ -146,15 +148,16 @@ def wait_for_signal() -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
-    while not stop.wait(1.0):
-        pass
+    return stop
 
 
 def run_serve(config: ServeConfig) -> int:
+    stop = stop_on_signals()
     server = Server(config)
     server.start()
     try:
-        wait_for_signal()
+        while not stop.wait(1.0):
+            pass
     finally:
         server.stop()
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -33,9 +34,21 @@ def ns_to_iso(ts_ns: int) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# RFC 3339 date-time, the form the wire schema documents: a zone (Z or an offset) is required.
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?"
+)
+
+
 def parse_iso_ns(text: str) -> int:
-    """Parse an ISO 8601 timestamp that carries a zone (``Z`` or an offset)."""
-    dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
+    """Parse an RFC 3339 timestamp that carries a zone (``Z`` or an offset)."""
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        raise ValueError("not an ISO 8601 timestamp such as 2026-11-27T04:00:00Z")
+    if m.group(3) is None:
         raise ValueError("no time zone: give UTC with a Z suffix, e.g. 2026-11-27T04:00:00Z")
-    return datetime_to_ns(dt)
+    frac = m.group(2) or ""
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    base = datetime.fromisoformat(m.group(1) + zone)
+    ns = int((frac[1:] + "000000000")[:9]) if frac else 0
+    return datetime_to_ns(base) + ns

@@ -230,10 +230,7 @@ def _timestamp_ns(ts: Any) -> int:
         try:
             return parse_iso_ns(ts)
         except ValueError as exc:
-            msg = str(exc)
-            if "no time zone" in msg:
-                raise ValueError(f"'{ts}' has {msg}") from None
-            raise ValueError(f"'{ts}' is not an ISO 8601 timestamp") from None
+            raise ValueError(f"'{ts[:40]}': {exc}") from None
     if isinstance(ts, bool) or not isinstance(ts, int | float):
         raise ValueError(f"expected an ISO 8601 string or epoch seconds, got {_kind(ts)}")
     if not math.isfinite(ts) or ts < 0:

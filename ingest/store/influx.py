@@ -132,6 +132,8 @@ class InfluxStore:
             resp = self._post("/write", params, body)
             if resp.status_code == 204:
                 continue
+            if resp.status_code == 404:
+                self._database_ready = False  # dropped database: create it again, then retry
             if resp.status_code >= 500 or resp.status_code in (404, 408, 429):
                 raise StoreUnavailable(
                     f"InfluxDB write failed: {resp.status_code} {resp.text[:200]}"

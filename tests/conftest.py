@@ -1,0 +1,38 @@
+"""Shared fixtures: real Mosquitto and InfluxDB, started once per test run on free ports."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services import REPO, InfluxDB, Mosquitto
+
+EXAMPLE_SITE = REPO / "examples" / "town" / "site.yaml"
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto")).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
+    server = InfluxDB(tmp_path_factory.mktemp("influxdb")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def influx_database() -> str:
+    """A database name of its own for each test."""
+    return "t_" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def example_site() -> Path:
+    return EXAMPLE_SITE

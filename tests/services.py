@@ -1,0 +1,256 @@
+"""Real services for the tests: Mosquitto and InfluxDB started on free ports in a temporary
+directory, and `eit` processes run as a user would run them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+EIT = [sys.executable, "-m", "eit.cli"]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval_s)
+    raise TimeoutError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _binary(name: str, *extra_dirs: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    for d in extra_dirs:
+        p = Path(d) / name
+        if p.exists():
+            return str(p)
+    raise RuntimeError(f"{name} is not installed: run `make test`, which installs it")
+
+
+class Mosquitto:
+    """A real Mosquitto broker with persistence, which a test may stop and start again."""
+
+    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "") -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.binary = _binary("mosquitto", "/usr/sbin")
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "data").mkdir(exist_ok=True)
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {workdir / 'data'}/\n"
+            # Keep the whole backlog of an offline persistent session (the ingest's) and let the
+            # MQTT 5 receive maximum of the client govern the in-flight window.
+            "max_queued_messages 0\n"
+            "max_inflight_messages 0\n"
+            f"log_dest file {workdir / 'mosquitto.log'}\n"
+            "log_type error\nlog_type warning\nlog_type notice\n"
+            + extra_conf
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Mosquitto:
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_for(lambda: port_open(self.port), 10, f"mosquitto on port {self.port}")
+        return self
+
+    def stop(self) -> None:
+        """A clean stop (SIGTERM): Mosquitto saves its persistence file."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+    def log(self) -> str:
+        p = self.workdir / "mosquitto.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+
+class InfluxDB:
+    """A real InfluxDB 1.x (Debian's influxdb package), serving the v1 HTTP API."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.rpc_port = free_port()
+        self.binary = _binary("influxd", "/usr/bin")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.conf = workdir / "influxdb.conf"
+        self.conf.write_text(
+            "reporting-disabled = true\n"
+            f'bind-address = "127.0.0.1:{self.rpc_port}"\n'
+            f'[meta]\n  dir = "{workdir}/meta"\n'
+            f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n'
+            "  query-log-enabled = false\n"
+            "[http]\n"
+            f'  bind-address = "127.0.0.1:{self.port}"\n'
+            "  log-enabled = false\n"
+            "[monitor]\n  store-enabled = false\n"
+            "[continuous_queries]\n  enabled = false\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _ping(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/ping", timeout=0.5).status_code == 204
+        except requests.RequestException:
+            return False
+
+    def start(self) -> InfluxDB:
+        log = open(self.workdir / "influxd.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen([self.binary, "-config", str(self.conf)], stdout=log, stderr=log)
+        wait_for(self._ping, 30, f"influxd on port {self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(20)
+        self.proc = None
+
+
+class EitProcess:
+    """An `eit` command run in its own process, with its output in a log file."""
+
+    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.log_path = log_path
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> EitProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen([*EIT, *self.args], stdout=log, stderr=subprocess.STDOUT,
+                                     env=self.env, cwd=REPO)
+        return self
+
+    def terminate(self, timeout_s: float = 20) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout_s)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def write_serve_config(
+    workdir: Path,
+    broker_port: int,
+    *,
+    store: str = "sqlite",
+    influx_url: str = "",
+    influx_database: str = "",
+    webhook_url: str | None = None,
+    client_id: str = "eit-ingest-test",
+    http_port: int | None = None,
+    stale_after_s: float = 120,
+) -> Path:
+    """A serve.yaml for the example town, as an operator would write it."""
+    import yaml
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    config: dict[str, object] = {
+        "site": str(REPO / "examples" / "town" / "site.yaml"),
+        "data_dir": str(workdir / "data"),
+        "mqtt": {"host": "127.0.0.1", "port": broker_port, "client_id": client_id},
+        "store": {"kind": "sqlite"} if store == "sqlite" else
+                 {"kind": "influxdb", "url": influx_url, "database": influx_database},
+        "rules": {"stale_after_s": stale_after_s, "check_interval_s": 1},
+        "http": {"host": "127.0.0.1", "port": http_port or free_port()},
+        "ingest": {"flush_interval_s": 0.05},
+        "notifiers": [{"kind": "log"}] + ([{"kind": "webhook", "url": webhook_url, "retries": 3}]
+                                          if webhook_url else []),
+    }
+    path = workdir / "serve.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def write_edge_config(
+    workdir: Path,
+    broker_port: int,
+    *,
+    factory: str = "kaeng-khoi-biomass",
+    scan_interval_s: float = 1.0,
+    profile: str | None = None,
+    ramp_s: float | None = None,
+) -> Path:
+    """The example town's agent config for ``factory``, pointed at the test broker."""
+    import yaml
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = yaml.safe_load((REPO / "examples" / "town" / "edge" / f"{factory}.yaml").read_text())
+    data["mqtt"] = {"host": "127.0.0.1", "port": broker_port}
+    data["outbox"] = {"path": str(workdir / f"outbox-{factory}.db")}
+    data["scan_interval_s"] = scan_interval_s
+    for device in data["devices"]:
+        if profile is not None and device["sim"]["profile"] != "normal":
+            device["sim"]["profile"] = profile
+        if ramp_s is not None:
+            device["sim"]["ramp_s"] = ramp_s
+    path = workdir / f"edge-{factory}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def outbox_state(path: Path) -> tuple[dict[str, int], int]:
+    """(last seq per device, scans still waiting) read from an agent's outbox file."""
+    import sqlite3
+
+    with sqlite3.connect(str(path), timeout=10) as db:
+        seqs = {d: int(s) for d, s in db.execute("SELECT device, last_seq FROM devices")}
+        waiting = int(db.execute("SELECT count(*) FROM scans").fetchone()[0])
+    return seqs, waiting

@@ -1,0 +1,139 @@
+"""The store contract, run against both stores: the embedded SQLite and a real InfluxDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eit.model import Reading
+from ingest.store.base import Bucket, Store, StoreError, StoreUnavailable
+from ingest.store.influx import InfluxStore, line_protocol
+from ingest.store.sqlite import SqliteStore
+from tests.services import InfluxDB, free_port
+
+S = 1_000_000_000
+T0 = 1795752000 * S  # 2026-11-27T04:00:00Z, on an hour boundary
+
+
+@pytest.fixture(params=["sqlite", "influxdb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s: Store = SqliteStore(tmp_path / "readings.db")
+    else:
+        influx: InfluxDB = request.getfixturevalue("influxdb")
+        s = InfluxStore(influx.url, request.getfixturevalue("influx_database"))
+    yield s
+    s.close()
+
+
+def r(channel: str, t_s: float, value: float, flag: str = "N", device: str = "d1", factory: str = "f1",
+      seq: int | None = None) -> Reading:
+    return Reading(factory, device, channel, T0 + int(t_s * S), value, flag, seq)
+
+
+def test_writes_are_idempotent_same_series_and_time_stored_once(store: Store) -> None:
+    batch = [r("so2", i, 10.0 + i, seq=i) for i in range(10)]
+    store.write(batch)
+    store.write(batch)  # a redelivered message
+    store.write(batch[3:5])
+    assert store.count() == 10
+    assert store.count(factory="f1", device="d1", channel="so2") == 10
+
+
+def test_rewriting_a_key_overwrites_value_and_flag(store: Store) -> None:
+    store.write([r("so2", 0, 10.0)])
+    store.write([r("so2", 0, 12.5, "C")])
+    got = store.readings("f1", "d1", "so2", T0, T0 + S)
+    assert [(x.value, x.flag) for x in got] == [(12.5, "C")]
+
+
+def test_range_query_is_half_open_and_in_time_order(store: Store) -> None:
+    store.write([r("so2", t, float(t), seq=t) for t in (5, 1, 3, 2, 4, 0)])
+    store.write([r("nox", 2, 99.0), r("so2", 2, 7.0, device="d2")])
+    got = store.readings("f1", "d1", "so2", T0 + 1 * S, T0 + 4 * S)
+    assert [(x.ts_ns - T0) // S for x in got] == [1, 2, 3]
+    assert [x.value for x in got] == [1.0, 2.0, 3.0]
+    assert [x.seq for x in got] == [1, 2, 3]
+    assert store.readings("f1", "d1", "so2", T0, T0 + 10 * S, limit=2)[-1].value == 1.0
+
+
+def test_aggregate_buckets_align_to_the_epoch_and_skip_empty_ones(store: Store) -> None:
+    # minute 0: 1, 2, 3; minute 1: empty; minute 2: 10 (and a calibration point of 1000)
+    store.write([r("so2", 0, 1.0), r("so2", 20, 2.0), r("so2", 59.5, 3.0),
+                 r("so2", 125, 10.0), r("so2", 130, 1000.0, "C")])
+    end = T0 + 3600 * S
+    assert store.aggregate("f1", "d1", "so2", T0, end, 60, "mean", valid_only=True) == [
+        Bucket(T0, 2.0), Bucket(T0 + 120 * S, 10.0)]
+    assert store.aggregate("f1", "d1", "so2", T0, end, 60, "mean") == [
+        Bucket(T0, 2.0), Bucket(T0 + 120 * S, 505.0)]
+    assert store.aggregate("f1", "d1", "so2", T0, end, 60, "max") == [
+        Bucket(T0, 3.0), Bucket(T0 + 120 * S, 1000.0)]
+    assert store.aggregate("f1", "d1", "so2", T0, end, 60, "count") == [
+        Bucket(T0, 3.0), Bucket(T0 + 120 * S, 2.0)]
+    assert store.aggregate("f1", "d1", "so2", T0, end, 60, "first") == [
+        Bucket(T0, 1.0), Bucket(T0 + 120 * S, 10.0)]
+    assert store.aggregate("f1", "d1", "so2", T0, end, 60, "last") == [
+        Bucket(T0, 3.0), Bucket(T0 + 120 * S, 1000.0)]
+    assert store.aggregate("f1", "d1", "so2", T0, end, 3600, "sum") == [Bucket(T0, 1016.0)]
+
+
+def test_aggregate_rejects_unknown_functions(store: Store) -> None:
+    with pytest.raises(ValueError, match="unknown aggregate"):
+        store.aggregate("f1", "d1", "so2", T0, T0 + S, 60, "median")
+
+
+def test_latest_gives_the_newest_point_of_every_channel(store: Store) -> None:
+    store.write([r("so2", 0, 1.0), r("so2", 9, 9.0, "M", seq=9), r("nox", 5, 5.0),
+                 r("pm25", 3, 3.0, device="amb", factory="f2")])
+    latest = store.latest()
+    assert [(x.factory, x.device, x.channel, x.value, x.flag) for x in latest] == [
+        ("f1", "d1", "nox", 5.0, "N"),
+        ("f1", "d1", "so2", 9.0, "M"),
+        ("f2", "amb", "pm25", 3.0, "N"),
+    ]
+    assert latest[1].ts_ns == T0 + 9 * S and latest[1].seq == 9
+    assert [x.channel for x in store.latest(factory="f2")] == ["pm25"]
+
+
+def test_count_filters_by_series_and_time(store: Store) -> None:
+    store.write([r("so2", t, 1.0) for t in range(5)] + [r("nox", 0, 1.0)])
+    assert store.count(channel="so2", start_ns=T0 + 2 * S) == 3
+    assert store.count(channel="so2", end_ns=T0 + 2 * S) == 2
+    assert store.count(factory="nobody") == 0
+
+
+def test_empty_store_answers_queries(store: Store) -> None:
+    assert store.count() == 0
+    assert store.latest() == []
+    assert store.readings("f1", "d1", "so2", T0, T0 + S) == []
+    assert store.aggregate("f1", "d1", "so2", T0, T0 + S, 60) == []
+
+
+def test_influx_line_protocol_escapes_and_types_fields() -> None:
+    lines = list(line_protocol([Reading("f 1", "d,1", "c=1", 5, 1.0, 'a"b', 3), Reading("f", "d", "c", 6, 2e-07)]))
+    assert lines == [
+        'readings,channel=c\\=1,device=d\\,1,factory=f\\ 1 value=1.0,flag="a\\"b",seq=3i 5',
+        'readings,channel=c,device=d,factory=f value=2e-07,flag="N" 6',
+    ]
+
+
+def test_influx_unreachable_raises_store_unavailable() -> None:
+    store = InfluxStore(f"http://127.0.0.1:{free_port()}", "eit", timeout_s=1)
+    with pytest.raises(StoreUnavailable, match="cannot be reached"):
+        store.write([r("so2", 0, 1.0)])
+    with pytest.raises(StoreUnavailable):
+        store.ping()
+
+
+def test_influx_refusing_a_point_raises_store_error(influxdb: InfluxDB, influx_database: str) -> None:
+    store = InfluxStore(influxdb.url, influx_database)
+    store._ensure_database()
+    # Another writer stored `value` as text in this measurement: InfluxDB now refuses floats
+    # there (a field type conflict), which is not something a retry can fix.
+    resp = store._post("/write", {"db": influx_database, "precision": "ns"},
+                       f'readings,channel=x,device=x,factory=x value="text" {T0}'.encode())
+    assert resp.status_code == 204
+    with pytest.raises(StoreError, match="refused the write"):
+        store.write([r("so2", 0, 1.0)])

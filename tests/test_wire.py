@@ -1,0 +1,159 @@
+"""The wire format: the decoder and the JSON Schema agree, and every bad part is named."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+
+from eit import wire
+from eit.errors import DecodeError
+from eit.timeutil import parse_iso_ns
+
+VALID_DOCS: list[dict[str, Any]] = [
+    {"v": 1, "scans": [{"seq": 1842, "ts": "2026-11-27T04:00:00Z",
+                        "values": {"so2": 123.4, "o2": 8.2, "flow": 51234.0}, "flags": {"so2": "C"}}]},
+    {"v": 1, "scans": [{"ts": 1795752000, "values": {"ph": 7}}]},
+    {"v": 1, "factory": "f1", "device": "d1",
+     "scans": [{"ts": "2026-11-27T11:00:00+07:00", "values": {"cod": 80.5}},
+               {"ts": "2026-11-27T04:00:01.250Z", "values": {"cod": 81}}]},
+]
+
+# Whole-message problems: (document or raw payload, reason).
+BAD_MESSAGES: list[tuple[Any, str]] = [
+    (b"\xff\xfe not text", "not_utf8"),
+    (b"{\"v\": 1, \"scans\": [", "not_json"),
+    ([1, 2, 3], "bad_envelope"),
+    ({"scans": [{"ts": 0, "values": {"a": 1}}]}, "bad_envelope"),
+    ({"v": 2, "scans": [{"ts": 0, "values": {"a": 1}}]}, "unsupported_version"),
+    ({"v": 1, "scans": []}, "bad_envelope"),
+    ({"v": 1, "scans": {"ts": 0}}, "bad_envelope"),
+    ({"v": 1, "scans": [{"ts": 0, "values": {"a": 1}}], "extra": 1}, "bad_envelope"),
+    ({"v": 1, "factory": "Bad Name", "scans": [{"ts": 0, "values": {"a": 1}}]}, "bad_envelope"),
+]
+
+# Problems inside one scan: (scan, reason).
+BAD_SCANS: list[tuple[Any, str]] = [
+    ("not a scan", "bad_scan"),
+    ({"values": {"so2": 1}}, "bad_timestamp"),
+    ({"ts": "yesterday", "values": {"so2": 1}}, "bad_timestamp"),
+    ({"ts": "2026-11-27T04:00:00", "values": {"so2": 1}}, "bad_timestamp"),
+    ({"ts": 1795752000000, "values": {"so2": 1}}, "bad_timestamp"),
+    ({"ts": -5, "values": {"so2": 1}}, "bad_timestamp"),
+    ({"ts": 0, "values": {}}, "bad_scan"),
+    ({"ts": 0, "values": {"so2": 1}, "unit": "ppm"}, "bad_scan"),
+    ({"ts": 0, "seq": -1, "values": {"so2": 1}}, "bad_scan"),
+    ({"ts": 0, "values": {"so2": "12.3"}}, "bad_value"),
+    ({"ts": 0, "values": {"so2": None}}, "bad_value"),
+    ({"ts": 0, "values": {"so2": True}}, "bad_value"),
+    ({"ts": 0, "values": {"SO2": 1.0}}, "bad_channel_name"),
+    ({"ts": 0, "values": {"so2": 1.0}, "flags": {"so2": "X"}}, "bad_flag"),
+]
+
+
+def _payload(doc: Any) -> bytes:
+    return doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+
+
+def _validator() -> jsonschema.protocols.Validator:
+    schema = wire.schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+@pytest.mark.parametrize("doc", VALID_DOCS)
+def test_documented_payloads_decode_and_match_the_schema(doc: dict[str, Any]) -> None:
+    _validator().validate(doc)
+    decoded = wire.decode(_payload(doc))
+    assert decoded.rejected == []
+    assert len(decoded.scans) == len(doc["scans"])
+    assert decoded.scans[0].values == {k: float(v) for k, v in doc["scans"][0]["values"].items()}
+
+
+def test_design_example_decodes_to_exact_values() -> None:
+    decoded = wire.decode(_payload(VALID_DOCS[0]))
+    scan = decoded.scans[0]
+    assert scan.seq == 1842
+    assert scan.ts_ns == parse_iso_ns("2026-11-27T04:00:00Z") == 1795752000 * 10**9
+    assert scan.flags == {"so2": "C"}
+
+
+def test_offsets_and_epoch_seconds_give_the_same_instant() -> None:
+    iso = wire.decode(_payload({"v": 1, "scans": [{"ts": "2026-11-27T11:00:00+07:00", "values": {"a": 1}}]}))
+    epoch = wire.decode(_payload({"v": 1, "scans": [{"ts": 1795752000.0, "values": {"a": 1}}]}))
+    assert iso.scans[0].ts_ns == epoch.scans[0].ts_ns
+
+
+@pytest.mark.parametrize(("doc", "reason"), BAD_MESSAGES)
+def test_unusable_messages_raise_a_specific_reason(doc: Any, reason: str) -> None:
+    with pytest.raises(DecodeError) as err:
+        wire.decode(_payload(doc))
+    assert err.value.reason == reason
+    assert err.value.detail  # a sentence for the operator
+    if not isinstance(doc, bytes):
+        assert not _validator().is_valid(doc)
+
+
+@pytest.mark.parametrize(("scan", "reason"), BAD_SCANS)
+def test_a_bad_scan_is_rejected_alone_and_the_good_one_kept(scan: Any, reason: str) -> None:
+    good = {"seq": 7, "ts": "2026-11-27T04:00:00Z", "values": {"so2": 40.0}}
+    doc = {"v": 1, "scans": [scan, good]}
+    decoded = wire.decode(_payload(doc))
+    assert [s.seq for s in decoded.scans] == [7]
+    assert [r.reason for r in decoded.rejected] == [reason]
+    assert decoded.rejected[0].where.startswith("scans[0]")
+    assert not _validator().is_valid(doc)
+
+
+def test_nan_and_infinity_are_rejected_per_value_naming_the_channel() -> None:
+    payload = b'{"v":1,"scans":[{"ts":0,"values":{"so2":NaN,"nox":Infinity,"o2":8.5}}]}'
+    decoded = wire.decode(payload)
+    assert decoded.scans[0].values == {"o2": 8.5}
+    reasons = {r.where: r.reason for r in decoded.rejected}
+    assert reasons == {"scans[0].values.so2": "non_finite_value", "scans[0].values.nox": "non_finite_value"}
+    assert "'so2'" in decoded.rejected[0].detail
+
+
+def test_a_flag_without_a_value_is_reported() -> None:
+    decoded = wire.decode(_payload({"v": 1, "scans": [{"ts": 0, "values": {"a": 1}, "flags": {"b": "C"}}]}))
+    assert decoded.scans[0].values == {"a": 1.0}
+    assert [(r.reason, r.where) for r in decoded.rejected] == [("bad_flag", "scans[0].flags.b")]
+
+
+def test_encode_round_trips_through_decode() -> None:
+    scans = [wire.Scan(1795752000_123_000_000, {"so2": 1.5}, {"so2": "M"}, 3),
+             wire.Scan(1795752001_000_000_000, {"so2": 2.0}, {}, 4)]
+    decoded = wire.decode(wire.encode(scans))
+    assert decoded.rejected == []
+    assert decoded.scans == scans
+    _validator().validate(json.loads(wire.encode(scans)))
+
+
+def test_microseconds_survive_the_round_trip() -> None:
+    scan = wire.Scan(1795752000_123_456_000, {"a": 1.0})
+    assert wire.decode(wire.encode([scan])).scans[0].ts_ns == scan.ts_ns
+
+
+@pytest.mark.parametrize(
+    ("topic", "ok"),
+    [
+        ("eit/f1/d1/data", True),
+        ("eit/f1/d1/status", True),
+        ("eit/f1/d1", False),
+        ("eit/f1/d1/other", False),
+        ("other/f1/d1/data", False),
+        ("eit/F1/d1/data", False),
+    ],
+)
+def test_topics_are_parsed_strictly(topic: str, ok: bool) -> None:
+    if ok:
+        parsed = wire.parse_topic(topic)
+        assert (parsed.factory, parsed.device) == ("f1", "d1")
+    else:
+        with pytest.raises(DecodeError) as err:
+            wire.parse_topic(topic)
+        assert err.value.reason == "bad_topic"
+        assert topic in err.value.detail

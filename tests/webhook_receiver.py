@@ -1,0 +1,58 @@
+"""A real HTTP server on a free port that records the JSON POSTed to it (a webhook endpoint)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.services import wait_for
+
+
+class WebhookReceiver:
+    def __init__(self, fail_first: int = 0) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.attempts = 0
+        self.fail_first = fail_first
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                receiver.attempts += 1
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if receiver.attempts <= receiver.fail_first:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                receiver.received.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait_for(self, predicate: Any, timeout_s: float, what: str) -> dict[str, Any]:
+        found: list[dict[str, Any]] = []
+
+        def check() -> bool:
+            for item in self.received:
+                if predicate(item):
+                    found.append(item)
+                    return True
+            return False
+
+        wait_for(check, timeout_s, what)
+        return found[0]
