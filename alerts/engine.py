@@ -25,7 +25,7 @@ from eit import wire
 from eit.model import Reading
 from eit.registry import Channel, Registry
 from eit.standards import AVERAGING_PERIODS, Limit
-from eit.timeutil import NS_PER_S, ns_to_datetime, now_ns
+from eit.timeutil import NS_PER_S, now_ns, ns_to_datetime
 from eit.units import conversion_factor
 
 log = logging.getLogger("eit.alerts.engine")

@@ -78,7 +78,8 @@ class AlertStore:
         """Resolve the open alert for ``key``; returns it, or None when none was open."""
         with self._lock:
             row = self._db.execute(
-                "SELECT id FROM alerts WHERE factory=? AND device=? AND parameter=? AND rule=? AND state='open'",
+                "SELECT id FROM alerts WHERE factory=? AND device=? AND parameter=? AND rule=?"
+                " AND state='open'",
                 key,
             ).fetchone()
             if row is None:
@@ -119,8 +120,22 @@ class AlertStore:
 
 
 def _alert(row: Any) -> Alert:
-    (aid, factory, device, parameter, rule, severity, state, opened, updated, message,
-     value, limit, unit, resolved) = row
+    (
+        aid,
+        factory,
+        device,
+        parameter,
+        rule,
+        severity,
+        state,
+        opened,
+        updated,
+        message,
+        value,
+        limit,
+        unit,
+        resolved,
+    ) = row
     return Alert(
         id=int(aid),
         factory=str(factory),

@@ -30,7 +30,9 @@ class DeviceCounters:
 
 
 class DeviceScanner:
-    def __init__(self, factory: str, device: DeviceConfig, outbox: Outbox, publisher: DevicePublisher) -> None:
+    def __init__(
+        self, factory: str, device: DeviceConfig, outbox: Outbox, publisher: DevicePublisher
+    ) -> None:
         self.factory = factory
         self.device = device
         self.outbox = outbox
@@ -106,8 +108,12 @@ class Agent:
     def start(self) -> None:
         log.info(
             "agent for factory %s: %d device(s), outbox %s (%d scan(s) waiting), broker %s:%s",
-            self.config.factory, len(self.config.devices), self.config.outbox_path,
-            self.outbox.count(), self.config.mqtt.host, self.config.mqtt.port,
+            self.config.factory,
+            len(self.config.devices),
+            self.config.outbox_path,
+            self.outbox.count(),
+            self.config.mqtt.host,
+            self.config.mqtt.port,
         )
         for publisher in self.publishers.values():
             publisher.start()
@@ -130,7 +136,9 @@ class Agent:
             publisher.stop()
         waiting = self.outbox.count()
         if waiting:
-            log.info("stopped with %d scan(s) waiting in the outbox; they are sent on the next start", waiting)
+            log.info(
+                "stopped with %d scan(s) waiting in the outbox; they are sent on the next start", waiting
+            )
         self.outbox.close()
 
     def scans_taken(self) -> int:
@@ -144,4 +152,3 @@ class Agent:
                 return True
             time.sleep(0.1)
         return self.outbox.count() == 0
-

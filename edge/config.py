@@ -1,13 +1,13 @@
 """The agent's configuration file (YAML), checked with errors that name the file and the key.
 
-    factory: kaeng-khoi-biomass
-    mqtt: {host: broker.example, port: 8883, username: kaeng-khoi-biomass, password_file: ...}
-    outbox: {path: /var/lib/eit-edge/outbox.db}
-    scan_interval_s: 1
-    devices:
-      - id: boiler-1
-        driver: sim
-        sim: {profile: normal, channels: {so2: {mean: 30, sd: 3}}}
+factory: kaeng-khoi-biomass
+mqtt: {host: broker.example, port: 8883, username: kaeng-khoi-biomass, password_file: ...}
+outbox: {path: /var/lib/eit-edge/outbox.db}
+scan_interval_s: 1
+devices:
+  - id: boiler-1
+    driver: sim
+    sim: {profile: normal, channels: {so2: {mean: 30, sd: 3}}}
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def parse_edge_config(
     data: dict[str, Any], source: str, base_dir: Path, origins: dict[str, str] | None = None
 ) -> EdgeConfig:
     root = Section(data, source, "", origins)
-    factory = root.str("factory", pattern=ID_PATTERN, hint=ID_HINT)
+    factory = root.text("factory", pattern=ID_PATTERN, hint=ID_HINT)
     mqtt = read_mqtt(root.section("mqtt"), base_dir, f"eit-edge-{factory}")
     osec = root.section("outbox")
     outbox_path = osec.path_value("path", base_dir, base_dir / f"outbox-{factory}.db")
@@ -66,11 +66,11 @@ def parse_edge_config(
     devices: list[DeviceConfig] = []
     seen: set[str] = set()
     for dsec in root.sections("devices", required=True):
-        did = dsec.str("id", pattern=ID_PATTERN, hint=ID_HINT)
+        did = dsec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
         if did in seen:
             dsec.fail("id", f"device '{did}' is listed twice")
         seen.add(did)
-        name = dsec.str("driver", choices=driver_names())
+        name = dsec.text("driver", choices=driver_names())
         driver = build_driver(name, dsec.section(name, required=True), base_dir, did)
         devices.append(
             DeviceConfig(

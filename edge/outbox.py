@@ -56,9 +56,7 @@ class Outbox:
         with self._lock:
             self._db.close()
 
-    def append(
-        self, device: str, ts_ns: int, values: dict[str, float], flags: dict[str, str]
-    ) -> int:
+    def append(self, device: str, ts_ns: int, values: dict[str, float], flags: dict[str, str]) -> int:
         """Store a scan durably; returns its sequence number."""
         with self._lock:
             cur = self._db.cursor()

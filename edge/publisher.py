@@ -13,6 +13,7 @@ idempotent (same series and timestamp), so it is stored once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -28,7 +29,7 @@ from edge.outbox import Outbox, message_payload
 from eit import wire
 from eit.mqttclient import Will, connect_async, make_client
 from eit.mqttconf import MqttSettings
-from eit.timeutil import ns_to_iso, now_ns
+from eit.timeutil import now_ns, ns_to_iso
 
 log = logging.getLogger("eit.edge.publisher")
 
@@ -90,9 +91,7 @@ class DevicePublisher:
     def start(self) -> None:
         connect_async(self.client, self.settings)
         self.client.loop_start()
-        self._thread = threading.Thread(
-            target=self._pump, name=f"publish-{self.device}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._pump, name=f"publish-{self.device}", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -102,13 +101,9 @@ class DevicePublisher:
         if self._thread is not None:
             self._thread.join(timeout_s)
         if self._connected.is_set():
-            info = self.client.publish(
-                self.status_topic, wire.STATUS_OFFLINE.encode(), qos=1, retain=True
-            )
-            try:
+            info = self.client.publish(self.status_topic, wire.STATUS_OFFLINE.encode(), qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=2.0)
-            except (RuntimeError, ValueError):
-                pass
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -128,7 +123,10 @@ class DevicePublisher:
             self.stats.last_error = f"broker refused the connection: {reason}"
             log.error(
                 "device %s: broker %s:%s refused the connection: %s",
-                self.device, self.settings.host, self.settings.port, reason,
+                self.device,
+                self.settings.host,
+                self.settings.port,
+                reason,
             )
             return
         self.stats.connects += 1
@@ -145,11 +143,11 @@ class DevicePublisher:
         self._connected.clear()
         if not self._stop.is_set():
             self.stats.last_error = f"disconnected: {reason}"
-            log.warning("device %s: disconnected from broker (%s); scans wait in the outbox", self.device, reason)
+            log.warning(
+                "device %s: disconnected from broker (%s); scans wait in the outbox", self.device, reason
+            )
 
-    def _on_publish(
-        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any
-    ) -> None:
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         refused = bool(getattr(reason, "is_failure", False))
         self._acks.put((mid, refused, str(reason)))
         self._wake.set()
@@ -188,8 +186,13 @@ class DevicePublisher:
                 # the scans and try again later, loudly, instead of deleting what was not stored.
                 self.stats.refused_messages += 1
                 self.stats.last_error = f"broker refused a publish on {self.topic}: {reason}"
-                log.error("device %s: broker refused publish on %s: %s; retrying in %.0f s",
-                          self.device, self.topic, reason, REFUSED_RETRY_S)
+                log.error(
+                    "device %s: broker refused publish on %s: %s; retrying in %.0f s",
+                    self.device,
+                    self.topic,
+                    reason,
+                    REFUSED_RETRY_S,
+                )
                 self._paused_until = time.monotonic() + REFUSED_RETRY_S
                 self._cursor = min(self._cursor, min(ids) - 1)
                 continue

@@ -30,7 +30,9 @@ def _edge_run(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from eit.demo import run_demo
 
-    return run_demo(args.duration, Path(args.data_dir), Path(args.site) if args.site else None, args.http_port)
+    return run_demo(
+        args.duration, Path(args.data_dir), Path(args.site) if args.site else None, args.http_port
+    )
 
 
 def _registry_check(args: argparse.Namespace) -> int:
@@ -38,8 +40,10 @@ def _registry_check(args: argparse.Namespace) -> int:
 
     reg = load_registry(args.file)
     channels = sum(len(d.channels) for f in reg.factories.values() for d in f.devices.values())
-    print(f"{args.file}: ok: town {reg.town_id}, {len(reg.factories)} factories, "
-          f"{reg.device_count} devices, {channels} channels, {len(reg.officers)} officers")
+    print(
+        f"{args.file}: ok: town {reg.town_id}, {len(reg.factories)} factories, "
+        f"{reg.device_count} devices, {channels} channels, {len(reg.officers)} officers"
+    )
     return 0
 
 
@@ -75,15 +79,22 @@ def _alerts(args: argparse.Namespace) -> int:
         print(json.dumps([a.to_json() for a in alerts], ensure_ascii=False, indent=2))
     else:
         for a in alerts:
-            print(f"#{a.id} {a.state:8} {a.severity:8} {a.factory}/{a.device} {a.parameter} [{a.rule}] {a.message}")
+            print(
+                f"#{a.id} {a.state:8} {a.severity:8} {a.factory}/{a.device} {a.parameter}"
+                f" [{a.rule}] {a.message}"
+            )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="eit", description="EIT Monitor: pollution monitoring for eco-industrial towns")
+    parser = argparse.ArgumentParser(
+        prog="eit", description="EIT Monitor: pollution monitoring for eco-industrial towns"
+    )
     parser.add_argument("--version", action="version", version=f"eit-monitor {__version__}")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
-    parser.add_argument("--log-format", choices=("text", "json"), default=None, help="log lines as text or JSON")
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default=None, help="log lines as text or JSON"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run ingest and rules (with /healthz and /metrics)")
@@ -98,8 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the example town on one machine, nothing else needed")
     p.add_argument("--duration", type=float, default=None, help="stop after SECONDS (default: until Ctrl-C)")
-    p.add_argument("--data-dir", default="demo-data", help="where the store and alert state go (default: ./demo-data)")
-    p.add_argument("--site", default=None, help="folder with site.yaml and edge/*.yaml (default: examples/town)")
+    p.add_argument(
+        "--data-dir", default="demo-data", help="where the store and alert state go (default: ./demo-data)"
+    )
+    p.add_argument(
+        "--site", default=None, help="folder with site.yaml and edge/*.yaml (default: examples/town)"
+    )
     p.add_argument("--http-port", type=int, default=8080, help="HTTP port (another one when taken)")
     p.set_defaults(func=_demo)
 

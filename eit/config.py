@@ -30,7 +30,10 @@ class StoreSettings:
     timeout_s: float = 10.0
 
     def __repr__(self) -> str:
-        return f"StoreSettings(kind={self.kind!r}, path={self.path}, url={self.url!r}, database={self.database!r})"
+        return (
+            f"StoreSettings(kind={self.kind!r}, path={self.path}, url={self.url!r},"
+            f" database={self.database!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,15 +100,15 @@ def parse_serve_config(
     mqtt = read_mqtt(root.section("mqtt"), base_dir, "eit-ingest")
 
     ssec = root.section("store")
-    kind = ssec.str("kind", "sqlite", choices=STORE_KINDS)
+    kind = ssec.text("kind", "sqlite", choices=STORE_KINDS)
     store = StoreSettings(
         kind=kind,
         path=ssec.path_value("path", base_dir, data_dir / "readings.db"),
-        url=ssec.str("url", "http://localhost:8086").rstrip("/"),
-        database=ssec.str("database", "eit"),
-        username=ssec.str("username", None),
+        url=ssec.text("url", "http://localhost:8086").rstrip("/"),
+        database=ssec.text("database", "eit"),
+        username=ssec.text("username", None),
         password=ssec.secret("password", base_dir),
-        retention_policy=ssec.str("retention_policy", None),
+        retention_policy=ssec.text("retention_policy", None),
         timeout_s=ssec.number("timeout_s", 10.0, exclusive_minimum=0),
     )
     ssec.finish()
@@ -133,17 +136,17 @@ def parse_serve_config(
     hsec = root.section("http")
     http = HttpSettings(
         enabled=hsec.boolean("enabled", True),
-        host=hsec.str("host", "127.0.0.1"),
+        host=hsec.text("host", "127.0.0.1"),
         port=hsec.integer("port", 8080, minimum=0, maximum=65535),
     )
     hsec.finish()
 
     notifiers = []
     for nsec in root.sections("notifiers"):
-        nkind = nsec.str("kind", choices=NOTIFIER_KINDS)
+        nkind = nsec.text("kind", choices=NOTIFIER_KINDS)
         options: dict[str, Any] = {}
         if nkind == "webhook":
-            url = nsec.str("url")
+            url = nsec.text("url")
             if not url.startswith(("http://", "https://")):
                 nsec.fail("url", f"'{url}' is not an http(s) URL")
             options["url"] = url

@@ -51,9 +51,7 @@ def load_yaml(path: Path) -> Any:
         raise ConfigError(str(path), "", f"invalid YAML: {exc}") from None
 
 
-def apply_env_overrides(
-    data: dict[str, Any], environ: Mapping[str, str] | None = None
-) -> dict[str, str]:
+def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Overlay ``EIT_SECTION__KEY=value`` variables onto ``data`` (``__`` separates levels).
 
     Values are parsed as YAML scalars, so ``EIT_MQTT__PORT=1884`` gives an integer. Returns the
@@ -140,7 +138,7 @@ class Section:
             return default
         return self.data[key]
 
-    def str(
+    def text(
         self,
         key: str,
         default: Any = MISSING,
@@ -251,7 +249,7 @@ class Section:
 
     def path_value(self, key: str, base_dir: Path, default: Any = MISSING) -> Any:
         """A file path; relative paths are taken from the configuration file's folder."""
-        value = self.str(key, default)
+        value = self.text(key, default)
         if value is default and default is not MISSING:
             return value
         p = Path(os.path.expanduser(value))
@@ -265,7 +263,11 @@ class Section:
         inline = self.raw(key, None)
         file_value = self.raw(f"{key}_file", None)
         env_value = self.raw(f"{key}_env", None)
-        given = [k for k, v in ((key, inline), (f"{key}_file", file_value), (f"{key}_env", env_value)) if v is not None]
+        given = [
+            k
+            for k, v in ((key, inline), (f"{key}_file", file_value), (f"{key}_env", env_value))
+            if v is not None
+        ]
         if len(given) > 1:
             self.fail(given[1], f"give only one of {', '.join(given)}")
         if inline is not None:
@@ -279,7 +281,7 @@ class Section:
             except OSError as exc:
                 self.fail(f"{key}_file", f"cannot read {path}: {exc.strerror}")
         if env_value is not None:
-            name = self.str(f"{key}_env")
+            name = self.text(f"{key}_env")
             if name not in os.environ:
                 self.fail(f"{key}_env", f"environment variable {name} is not set")
             return os.environ[name]

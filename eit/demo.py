@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from eit.confread import load_yaml
 from eit.config import parse_serve_config
+from eit.confread import load_yaml
 from eit.embedded_broker import EmbeddedBroker, choose_port, free_port, port_is_free
 from eit.model import Reading
 from eit.registry import Registry, load_registry
@@ -89,7 +88,10 @@ def run_demo(
     site_dir = (site_dir or REPO_EXAMPLES).resolve()
     site_file = site_dir / "site.yaml"
     if not site_file.is_file():
-        print(f"eit demo: no example town at {site_dir} (give --site DIR with site.yaml and edge/)", file=sys.stderr)
+        print(
+            f"eit demo: no example town at {site_dir} (give --site DIR with site.yaml and edge/)",
+            file=sys.stderr,
+        )
         return 2
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +134,8 @@ def run_demo(
     server.start()
     print(
         f"EIT Monitor demo: {registry.town_name}\n"
-        f"  {len(registry.factories)} factories, {registry.device_count} devices, {len(agents)} edge agents (simulated)\n"
+        f"  {len(registry.factories)} factories, {registry.device_count} devices,"
+        f" {len(agents)} edge agents (simulated)\n"
         f"  broker   embedded MQTT on {host}:{port}{note}\n"
         f"  store    embedded SQLite {serve_config.store.path}\n"
         f"  alerts   {serve_config.state_path}\n"

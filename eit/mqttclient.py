@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.properties import Properties
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from eit.mqttconf import MqttSettings
 
@@ -34,7 +35,7 @@ def make_client(
     """A paho client configured from settings; the caller connects it with :func:`connect_async`."""
     v5 = settings.protocol == "5"
     client = mqtt.Client(
-        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+        callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id or settings.client_id,
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         clean_session=None if v5 else not persistent,
@@ -59,7 +60,7 @@ def connect_async(
 ) -> None:
     """Start connecting in the background; paho's loop thread retries until the broker answers."""
     if settings.protocol == "5":
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         if persistent:
             props.SessionExpiryInterval = SESSION_EXPIRY_S
         if receive_maximum is not None:

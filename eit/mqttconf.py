@@ -58,11 +58,11 @@ def read_mqtt(sec: Section, base_dir: Path, default_client_id: str) -> MqttSetti
         )
         tsec.finish()
     settings = MqttSettings(
-        host=sec.str("host", "localhost"),
+        host=sec.text("host", "localhost"),
         port=sec.integer("port", 8883 if tls else 1883, minimum=1, maximum=65535),
-        client_id=sec.str("client_id", default_client_id),
-        protocol=str(sec.str("protocol", "5", choices=PROTOCOLS)),
-        username=sec.str("username", None),
+        client_id=sec.text("client_id", default_client_id),
+        protocol=str(sec.text("protocol", "5", choices=PROTOCOLS)),
+        username=sec.text("username", None),
         password=sec.secret("password", base_dir),
         tls=tls,
         keepalive_s=sec.integer("keepalive_s", 30, minimum=5, maximum=3600),

@@ -39,9 +39,7 @@ class Channel:
         permit in force covers."""
         permits = [lim for lim in self.permit_limits if lim.in_force(day)]
         covered = {lim.averaging for lim in permits}
-        presets = [
-            lim for lim in self.preset_limits if lim.in_force(day) and lim.averaging not in covered
-        ]
+        presets = [lim for lim in self.preset_limits if lim.in_force(day) and lim.averaging not in covered]
         return permits + presets
 
 
@@ -123,9 +121,9 @@ def load_registry(path: Path | str) -> Registry:
     root = Section(load_yaml(path), source)
     standards = load_standards(tuple(_extra_standards(root, path.parent)))
     town = root.section("town", required=True)
-    town_id = town.str("id", pattern=ID_PATTERN, hint=ID_HINT)
-    town_name = town.str("name")
-    timezone = town.str("timezone", "Asia/Bangkok")
+    town_id = town.text("id", pattern=ID_PATTERN, hint=ID_HINT)
+    town_name = town.text("name")
+    timezone = town.text("timezone", "Asia/Bangkok")
     town.finish()
 
     factories: dict[str, Factory] = {}
@@ -147,13 +145,9 @@ def load_registry(path: Path | str) -> Registry:
         officers[officer.id] = officer
     for oid, officer in officers.items():
         if officer.escalate_to is not None and officer.escalate_to not in officers:
-            raise ConfigError(
-                source, f"officers.{oid}.escalate_to", f"no officer '{officer.escalate_to}'"
-            )
+            raise ConfigError(source, f"officers.{oid}.escalate_to", f"no officer '{officer.escalate_to}'")
     root.finish()
-    return Registry(
-        town_id, town_name, timezone, factories, officers, standards, source, device_count
-    )
+    return Registry(town_id, town_name, timezone, factories, officers, standards, source, device_count)
 
 
 def _extra_standards(root: Section, base: Path) -> list[Path]:
@@ -169,7 +163,7 @@ def _extra_standards(root: Section, base: Path) -> list[Path]:
 
 
 def _read_factory(sec: Section, standards: Standards) -> Factory:
-    fid = sec.str("id", pattern=ID_PATTERN, hint=ID_HINT)
+    fid = sec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
     location = sec.section("location", required=True)
     lat = location.number("lat", minimum=-90, maximum=90)
     lon = location.number("lon", minimum=-180, maximum=180)
@@ -182,13 +176,13 @@ def _read_factory(sec: Section, standards: Standards) -> Factory:
         devices[device.id] = device
     factory = Factory(
         id=fid,
-        name=sec.str("name"),
-        name_th=sec.str("name_th", ""),
-        diw_registration=sec.str("diw_registration", ""),
+        name=sec.text("name"),
+        name_th=sec.text("name_th", ""),
+        diw_registration=sec.text("diw_registration", ""),
         lat=lat,
         lon=lon,
-        district=sec.str("district", ""),
-        estate=sec.str("estate", ""),
+        district=sec.text("district", ""),
+        estate=sec.text("estate", ""),
         devices=devices,
         public=sec.boolean("public", True),
     )
@@ -197,8 +191,8 @@ def _read_factory(sec: Section, standards: Standards) -> Factory:
 
 
 def _read_device(sec: Section, standards: Standards) -> Device:
-    did = sec.str("id", pattern=ID_PATTERN, hint=ID_HINT)
-    kind = sec.str("kind", choices=DEVICE_KINDS)
+    did = sec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
+    kind = sec.text("kind", choices=DEVICE_KINDS)
     device_preset = _preset_id(sec, standards, kind)
     channels: dict[str, Channel] = {}
     for csec in sec.sections("channels", required=True):
@@ -211,7 +205,7 @@ def _read_device(sec: Section, standards: Standards) -> Device:
     device = Device(
         id=did,
         kind=kind,
-        name=sec.str("name", did),
+        name=sec.text("name", did),
         channels=channels,
         stale_after_s=sec.number("stale_after_s", None, exclusive_minimum=0),
     )
@@ -220,7 +214,7 @@ def _read_device(sec: Section, standards: Standards) -> Device:
 
 
 def _preset_id(sec: Section, standards: Standards, kind: str) -> str | None:
-    preset = sec.str("standard", None)
+    preset = sec.text("standard", None)
     if preset is None:
         return None
     if preset not in standards.presets:
@@ -232,16 +226,16 @@ def _preset_id(sec: Section, standards: Standards, kind: str) -> str | None:
     return str(preset)
 
 
-def _read_channel(
-    sec: Section, standards: Standards, device_preset: str | None, kind: str
-) -> Channel:
-    cid = sec.str("id", pattern=ID_PATTERN, hint=ID_HINT)
-    parameter = sec.str("parameter", cid)
+def _read_channel(sec: Section, standards: Standards, device_preset: str | None, kind: str) -> Channel:
+    cid = sec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
+    parameter = sec.text("parameter", cid)
     param = standards.parameters.get(parameter)
     if param is None:
-        sec.fail("parameter" if sec.has("parameter") else "id",
-                 f"unknown parameter '{parameter}' (known: {', '.join(sorted(standards.parameters))})")
-    unit = sec.str("unit")
+        sec.fail(
+            "parameter" if sec.has("parameter") else "id",
+            f"unknown parameter '{parameter}' (known: {', '.join(sorted(standards.parameters))})",
+        )
+    unit = sec.text("unit")
     if unit not in param.units:
         sec.fail("unit", f"'{unit}' is not a unit of {parameter} ({', '.join(param.units)})")
     rng = sec.raw("range")
@@ -264,7 +258,7 @@ def _read_channel(
             _check_convertible(sec, "standard", lim, unit, standards)
     permits = []
     for psec in sec.sections("permit"):
-        permit_id = psec.str("permit_id", "permit")
+        permit_id = psec.text("permit_id", "permit")
         psec.data.setdefault("parameter", parameter)
         limit = read_limit(_without(psec, "permit_id"), "", f"permit {permit_id}", "permit")
         if limit.parameter != parameter:
@@ -299,7 +293,7 @@ def _check_convertible(sec: Section, key: str, lim: Limit, unit: str, standards:
 
 
 def _read_officer(sec: Section, factories: dict[str, Factory]) -> Officer:
-    oid = sec.str("id", pattern=ID_PATTERN, hint=ID_HINT)
+    oid = sec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
     fact = tuple(sec.str_list("factories", []))
     for f in fact:
         if f != "*" and f not in factories:
@@ -311,13 +305,13 @@ def _read_officer(sec: Section, factories: dict[str, Factory]) -> Officer:
             sec.fail("districts", f"no factory is in district '{d}'")
     officer = Officer(
         id=oid,
-        name=sec.str("name"),
-        email=sec.str("email", ""),
-        role=sec.str("role", "officer", choices=ROLES),
-        language=sec.str("language", "th", choices=LANGUAGES),
+        name=sec.text("name"),
+        email=sec.text("email", ""),
+        role=sec.text("role", "officer", choices=ROLES),
+        language=sec.text("language", "th", choices=LANGUAGES),
         factories=fact,
         districts=districts,
-        escalate_to=sec.str("escalate_to", None),
+        escalate_to=sec.text("escalate_to", None),
     )
     sec.finish()
     return officer

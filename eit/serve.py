@@ -99,8 +99,12 @@ class Server:
         self.stale.start()
         log.info(
             "serving town %s: %d factories, %d devices; store %s; broker %s:%s; http %s",
-            self.registry.town_id, len(self.registry.factories), self.registry.device_count,
-            self.store.kind, self.config.mqtt.host, self.config.mqtt.port,
+            self.registry.town_id,
+            len(self.registry.factories),
+            self.registry.device_count,
+            self.store.kind,
+            self.config.mqtt.host,
+            self.config.mqtt.port,
             f"{self.config.http.host}:{self.http_port}" if self.http_port else "off",
         )
 

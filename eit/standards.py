@@ -78,16 +78,16 @@ class Standards:
 
 def read_limit(sec: Section, default_source: str, origin: str, kind: str) -> Limit:
     """Read one limit entry (shared by presets and the site registry's permits)."""
-    parameter = sec.str("parameter")
-    unit = sec.str("unit")
-    averaging = sec.str("averaging", "1h", choices=tuple(AVERAGING_PERIODS))
+    parameter = sec.text("parameter")
+    unit = sec.text("unit")
+    averaging = sec.text("averaging", "1h", choices=tuple(AVERAGING_PERIODS))
     max_value = sec.number("max", None)
     min_value = sec.number("min", None)
     if max_value is None and min_value is None:
         sec.fail("max", "a limit needs max, min or both")
     if max_value is not None and min_value is not None and min_value > max_value:
         sec.fail("min", f"min {min_value:g} is above max {max_value:g}")
-    source = sec.str("source", default_source)
+    source = sec.text("source", default_source)
     if not source:
         sec.fail("source", "every limit needs its source")
     eff_from = _date(sec, "effective_from")
@@ -107,7 +107,7 @@ def read_limit(sec: Section, default_source: str, origin: str, kind: str) -> Lim
         effective_to=eff_to,
         origin=origin,
         kind=kind,
-        note=sec.str("note", ""),
+        note=sec.text("note", ""),
     )
     sec.finish()
     return limit
@@ -139,14 +139,14 @@ def _load_parameters(path: Path | None) -> tuple[dict[str, Parameter], float, st
     root = Section(data, source)
     mv = root.section("molar_volume", required=True)
     molar_volume = mv.number("l_per_mol", exclusive_minimum=0)
-    mv.str("source")
+    mv.text("source")
     mv.finish()
     params: dict[str, Parameter] = {}
     for pid, sec in root.mapping_sections("parameters", required=True):
         params[pid] = Parameter(
             id=pid,
-            name_en=sec.str("en"),
-            name_th=sec.str("th"),
+            name_en=sec.text("en"),
+            name_th=sec.text("th"),
             units=tuple(str(u) for u in sec.str_list("units")),
             molecular_weight=sec.number("mw", None, exclusive_minimum=0),
         )
@@ -175,9 +175,7 @@ def default_standards() -> Standards:
     return load_standards()
 
 
-def _load_presets(
-    path: Path, source: str, params: dict[str, Parameter], presets: dict[str, Preset]
-) -> None:
+def _load_presets(path: Path, source: str, params: dict[str, Parameter], presets: dict[str, Preset]) -> None:
     root = Section(load_yaml(path), source)
     root.raw("sources", None)  # YAML anchors for sources; values are read through the limits
     for pid, sec in root.mapping_sections("presets", required=True):
@@ -186,16 +184,16 @@ def _load_presets(
         if pid in presets:
             raise ConfigError(source, f"presets.{pid}", "defined twice")
         title = sec.section("title", required=True)
-        title_en = title.str("en")
-        title_th = title.str("th")
+        title_en = title.text("en")
+        title_th = title.text("th")
         title.finish()
-        kind = sec.str("kind", choices=("stack", "effluent", "ambient", "energy"))
-        preset_source = sec.str("source")
+        kind = sec.text("kind", choices=("stack", "effluent", "ambient", "energy"))
+        preset_source = sec.text("source")
         ref = sec.section("reference")
         o2_ref = ref.number("o2_percent", None, minimum=0, maximum=20.9)
         ref.number("temperature_c", None)
         ref.number("pressure_atm", None)
-        ref.str("basis", None, choices=("dry", "wet"))
+        ref.text("basis", None, choices=("dry", "wet"))
         ref.finish()
         screening = sec.boolean("screening", False)
         limits = []
@@ -204,9 +202,7 @@ def _load_presets(
             _check_limit_parameter(lsec, limit, params)
             limits.append(limit)
         sec.finish()
-        presets[pid] = Preset(
-            pid, title_en, title_th, kind, preset_source, tuple(limits), o2_ref, screening
-        )
+        presets[pid] = Preset(pid, title_en, title_th, kind, preset_source, tuple(limits), o2_ref, screening)
     root.finish()
 
 

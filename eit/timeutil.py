@@ -35,9 +35,7 @@ def ns_to_iso(ts_ns: int) -> str:
 
 
 # RFC 3339 date-time, the form the wire schema documents: a zone (Z or an offset) is required.
-_RFC3339 = re.compile(
-    r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?"
-)
+_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?")
 
 
 def parse_iso_ns(text: str) -> int:

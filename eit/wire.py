@@ -237,7 +237,7 @@ def _timestamp_ns(ts: Any) -> int:
         raise ValueError(f"{ts} is not a time")
     if ts > _MAX_EPOCH_S:
         raise ValueError(f"{ts} is after the year 3000: epoch milliseconds? send seconds")
-    return int(round(ts * 1_000_000)) * 1000
+    return round(ts * 1_000_000) * 1000
 
 
 def encode(scans: Iterable[Scan]) -> bytes:

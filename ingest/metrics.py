@@ -9,9 +9,7 @@ class IngestMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.messages = Counter(
-            "eit_messages_received", "MQTT messages received", ["kind"], registry=r
-        )
+        self.messages = Counter("eit_messages_received", "MQTT messages received", ["kind"], registry=r)
         self.readings_received = Counter(
             "eit_readings_received", "Values received in decodable scans (before validation)", registry=r
         )
@@ -23,11 +21,15 @@ class IngestMetrics:
             "eit_store_errors", "Failed store writes (retried until they succeed)", ["kind"], registry=r
         )
         self.store_write_seconds = Histogram(
-            "eit_store_write_seconds", "Time to write one batch to the store", registry=r,
+            "eit_store_write_seconds",
+            "Time to write one batch to the store",
+            registry=r,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.batch_readings = Histogram(
-            "eit_batch_readings", "Readings per stored batch", registry=r,
+            "eit_batch_readings",
+            "Readings per stored batch",
+            registry=r,
             buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000),
         )
         self.queue_depth = Gauge("eit_ingest_queue_depth", "Messages received, not yet stored", registry=r)

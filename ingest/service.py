@@ -117,14 +117,26 @@ class Ingest:
             except (json.JSONDecodeError, AttributeError):
                 state = ""
         if state not in (wire.STATUS_ONLINE, wire.STATUS_OFFLINE):
-            self._dead(result, msg, "bad_status",
-                       f"status must be 'online', 'offline' or JSON with a state, got {text[:60]!r}",
-                       "", msg.payload, received_ns)
+            self._dead(
+                result,
+                msg,
+                "bad_status",
+                f"status must be 'online', 'offline' or JSON with a state, got {text[:60]!r}",
+                "",
+                msg.payload,
+                received_ns,
+            )
             return
         if self.registry.device(topic.factory, topic.device) is None:
-            self._dead(result, msg, "unknown_device",
-                       f"status for {topic.factory}/{topic.device}, which is not in the site registry",
-                       "", msg.payload, received_ns)
+            self._dead(
+                result,
+                msg,
+                "unknown_device",
+                f"status for {topic.factory}/{topic.device}, which is not in the site registry",
+                "",
+                msg.payload,
+                received_ns,
+            )
             return
         result.statuses.append((topic.factory, topic.device, state))
 
@@ -140,9 +152,7 @@ class Ingest:
     ) -> None:
         self.metrics.dead_letters.labels(reason).inc()
         log.warning("dead letter on %s: %s: %s", msg.topic, reason, f"{where}: {detail}" if where else detail)
-        result.dead.append(
-            DeadLetter(received_ns, msg.topic, reason, detail, where, payload_text(payload))
-        )
+        result.dead.append(DeadLetter(received_ns, msg.topic, reason, detail, where, payload_text(payload)))
 
     def store_batch(self, result: BatchResult) -> None:
         """Make the batch durable, retrying while the store is unavailable."""
@@ -179,10 +189,21 @@ class Ingest:
                 except StoreError as one:
                     self.metrics.dead_letters.labels("store_refused").inc()
                     result.dead.append(
-                        DeadLetter(now_ns(), wire.data_topic(reading.factory, reading.device),
-                                   "store_refused", str(one), reading.channel,
-                                   payload_text({"ts_ns": reading.ts_ns, "channel": reading.channel,
-                                                 "value": reading.value, "flag": reading.flag}))
+                        DeadLetter(
+                            now_ns(),
+                            wire.data_topic(reading.factory, reading.device),
+                            "store_refused",
+                            str(one),
+                            reading.channel,
+                            payload_text(
+                                {
+                                    "ts_ns": reading.ts_ns,
+                                    "channel": reading.channel,
+                                    "value": reading.value,
+                                    "flag": reading.flag,
+                                }
+                            ),
+                        )
                     )
             result.readings = good
 
@@ -244,24 +265,36 @@ class MqttIngest:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         if reason.is_failure:
-            log.error("broker %s:%s refused the connection: %s", self.settings.host, self.settings.port, reason)
+            log.error(
+                "broker %s:%s refused the connection: %s", self.settings.host, self.settings.port, reason
+            )
             return
         client.subscribe([(wire.DATA_SUBSCRIPTION, 1), (wire.STATUS_SUBSCRIPTION, 1)])
         self._connected.set()
         self.metrics.broker_connected.set(1)
-        log.info("connected to broker %s:%s (session present: %s)", self.settings.host,
-                 self.settings.port, getattr(flags, "session_present", "?"))
+        log.info(
+            "connected to broker %s:%s (session present: %s)",
+            self.settings.host,
+            self.settings.port,
+            getattr(flags, "session_present", "?"),
+        )
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         self._connected.clear()
         self.metrics.broker_connected.set(0)
         if not self._stop.is_set():
             log.warning("disconnected from broker: %s (reconnecting)", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._queue.put(Incoming(message.mid, message.qos, message.topic, message.payload, message.retain))
+        self._queue.put(
+            Incoming(message.mid, message.qos, message.topic, bytes(message.payload), message.retain)
+        )
         self.metrics.queue_depth.inc()
 
     def _run(self) -> None:

@@ -82,7 +82,5 @@ class Validator:
                 flag = scan.flags.get(name, "N")
                 if flag == "N" and (value > channel.range_max or value < channel.range_min):
                     flag = "T"
-                readings.append(
-                    Reading(topic.factory, topic.device, name, scan.ts_ns, value, flag, scan.seq)
-                )
+                readings.append(Reading(topic.factory, topic.device, name, scan.ts_ns, value, flag, scan.seq))
         return Checked(readings, rejected)

@@ -71,14 +71,14 @@ class Mosquitto:
             "max_queued_messages 0\n"
             "max_inflight_messages 0\n"
             f"log_dest file {workdir / 'mosquitto.log'}\n"
-            "log_type error\nlog_type warning\nlog_type notice\n"
-            + extra_conf
+            "log_type error\nlog_type warning\nlog_type notice\n" + extra_conf
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Mosquitto:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_for(lambda: port_open(self.port), 10, f"mosquitto on port {self.port}")
         return self
 
@@ -164,8 +164,9 @@ class EitProcess:
 
     def start(self) -> EitProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen([*EIT, *self.args], stdout=log, stderr=subprocess.STDOUT,
-                                     env=self.env, cwd=REPO)
+        self.proc = subprocess.Popen(
+            [*EIT, *self.args], stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO
+        )
         return self
 
     def terminate(self, timeout_s: float = 20) -> int:
@@ -206,13 +207,14 @@ def write_serve_config(
         "site": str(REPO / "examples" / "town" / "site.yaml"),
         "data_dir": str(workdir / "data"),
         "mqtt": {"host": "127.0.0.1", "port": broker_port, "client_id": client_id},
-        "store": {"kind": "sqlite"} if store == "sqlite" else
-                 {"kind": "influxdb", "url": influx_url, "database": influx_database},
+        "store": {"kind": "sqlite"}
+        if store == "sqlite"
+        else {"kind": "influxdb", "url": influx_url, "database": influx_database},
         "rules": {"stale_after_s": stale_after_s, "check_interval_s": 1},
         "http": {"host": "127.0.0.1", "port": http_port or free_port()},
         "ingest": {"flush_interval_s": 0.05},
-        "notifiers": [{"kind": "log"}] + ([{"kind": "webhook", "url": webhook_url, "retries": 3}]
-                                          if webhook_url else []),
+        "notifiers": [{"kind": "log"}]
+        + ([{"kind": "webhook", "url": webhook_url, "retries": 3}] if webhook_url else []),
     }
     path = workdir / "serve.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -35,8 +35,14 @@ def setup(tmp_path: Path) -> Iterator[tuple[AlertEngine, list[AlertEvent], Clock
     events: list[AlertEvent] = []
     clock = Clock()
     store = AlertStore(tmp_path / "state.db")
-    engine = AlertEngine(load_registry(EXAMPLE_SITE), store, Dispatcher([]), stale_after_s=60,
-                         clock=clock, on_event=events.append)
+    engine = AlertEngine(
+        load_registry(EXAMPLE_SITE),
+        store,
+        Dispatcher([]),
+        stale_after_s=60,
+        clock=clock,
+        on_event=events.append,
+    )
     yield engine, events, clock
     store.close()
 
@@ -45,7 +51,9 @@ def so2(t_s: int, value: float, flag: str = "N") -> Reading:
     return Reading(F, D, "so2", T0 + t_s * S, value, flag)
 
 
-def test_a_steady_exceedance_opens_one_alert_and_recovery_resolves_it(setup: tuple[AlertEngine, list[AlertEvent], Clock]) -> None:
+def test_a_steady_exceedance_opens_one_alert_and_recovery_resolves_it(
+    setup: tuple[AlertEngine, list[AlertEvent], Clock],
+) -> None:
     engine, events, _ = setup
     for t in range(30):
         engine.on_readings([so2(t, 75.0)], T0 + t * S)
@@ -59,26 +67,34 @@ def test_a_steady_exceedance_opens_one_alert_and_recovery_resolves_it(setup: tup
     assert engine.alerts.list(state="open") == []
 
 
-def test_calibration_and_fault_flagged_values_never_raise_an_exceedance(setup: tuple[AlertEngine, list[AlertEvent], Clock]) -> None:
+def test_calibration_and_fault_flagged_values_never_raise_an_exceedance(
+    setup: tuple[AlertEngine, list[AlertEvent], Clock],
+) -> None:
     engine, events, _ = setup
     engine.on_readings([so2(t, 450.0, flag) for t, flag in enumerate("CMDFTB")], T0)
     assert events == []
 
 
-def test_a_flagged_value_does_not_resolve_an_open_exceedance(setup: tuple[AlertEngine, list[AlertEvent], Clock]) -> None:
+def test_a_flagged_value_does_not_resolve_an_open_exceedance(
+    setup: tuple[AlertEngine, list[AlertEvent], Clock],
+) -> None:
     engine, events, _ = setup
     engine.on_readings([so2(0, 80.0), so2(1, 10.0, "C")], T0)
     assert [e.kind for e in events] == ["opened"]
 
 
-def test_ph_range_limit_catches_values_below_the_minimum(setup: tuple[AlertEngine, list[AlertEvent], Clock]) -> None:
+def test_ph_range_limit_catches_values_below_the_minimum(
+    setup: tuple[AlertEngine, list[AlertEvent], Clock],
+) -> None:
     engine, events, _ = setup
     engine.on_readings([Reading("siam-cassava-starch", "outfall-1", "ph", T0, 4.9)], T0)
     assert [(e.kind, e.alert.limit) for e in events] == [("opened", 5.5)]
     assert "below the standard limit 5.5 pH" in events[0].alert.message
 
 
-def test_annual_standards_are_not_applied_to_one_reading(setup: tuple[AlertEngine, list[AlertEvent], Clock]) -> None:
+def test_annual_standards_are_not_applied_to_one_reading(
+    setup: tuple[AlertEngine, list[AlertEvent], Clock],
+) -> None:
     engine, events, _ = setup
     # PM10: 120 ug/m3 over 24 h, 50 over a year; 60 is above the annual figure only.
     engine.on_readings([Reading("eastern-petrochem", "fenceline-1", "pm10", T0, 60.0)], T0)
@@ -87,7 +103,9 @@ def test_annual_standards_are_not_applied_to_one_reading(setup: tuple[AlertEngin
     assert [e.alert.limit for e in events] == [120.0]
 
 
-def test_a_silent_device_goes_stale_and_data_resolves_it(setup: tuple[AlertEngine, list[AlertEvent], Clock]) -> None:
+def test_a_silent_device_goes_stale_and_data_resolves_it(
+    setup: tuple[AlertEngine, list[AlertEvent], Clock],
+) -> None:
     engine, events, clock = setup
     for device in ("boiler-1", "meter-1"):
         engine.on_readings([Reading(F, device, "o2" if device == "boiler-1" else "power", T0, 9.0)], T0)
@@ -105,7 +123,9 @@ def test_a_silent_device_goes_stale_and_data_resolves_it(setup: tuple[AlertEngin
     assert [e.kind for e in events if e.alert.device == "boiler-1"] == ["opened", "resolved"]
 
 
-def test_offline_status_opens_a_stale_alert_at_once(setup: tuple[AlertEngine, list[AlertEvent], Clock]) -> None:
+def test_offline_status_opens_a_stale_alert_at_once(
+    setup: tuple[AlertEngine, list[AlertEvent], Clock],
+) -> None:
     engine, events, _ = setup
     engine.on_status(F, D, "offline", T0)
     engine.on_status(F, D, "offline", T0 + S)
@@ -137,7 +157,9 @@ def test_the_database_allows_one_open_alert_per_key(tmp_path: Path) -> None:
     store.close()
 
 
-def test_webhook_receives_the_alert_as_json_after_retries(setup: tuple[AlertEngine, list[AlertEvent], Clock]) -> None:
+def test_webhook_receives_the_alert_as_json_after_retries(
+    setup: tuple[AlertEngine, list[AlertEvent], Clock],
+) -> None:
     engine, _, _ = setup
     with WebhookReceiver(fail_first=2) as hook:
         dispatcher = Dispatcher([WebhookNotifier(hook.url, retries=3, backoff_s=0.05)])

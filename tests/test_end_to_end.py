@@ -59,8 +59,13 @@ def test_exceedance_flows_from_simulated_meter_to_store_and_webhook(
     with WebhookReceiver() as hook:
         http_port = free_port()
         serve_cfg = write_serve_config(
-            tmp_path / "serve", broker.port, store=store_kind, influx_url=influx.url if influx else "",
-            influx_database=database, webhook_url=hook.url, client_id=f"ingest-{uuid.uuid4().hex[:6]}",
+            tmp_path / "serve",
+            broker.port,
+            store=store_kind,
+            influx_url=influx.url if influx else "",
+            influx_database=database,
+            webhook_url=hook.url,
+            client_id=f"ingest-{uuid.uuid4().hex[:6]}",
             http_port=http_port,
         )
         edge_cfg = write_edge_config(tmp_path / "edge", broker.port, ramp_s=0)
@@ -71,7 +76,8 @@ def test_exceedance_flows_from_simulated_meter_to_store_and_webhook(
         agent = EitProcess(["edge", "run", "--config", str(edge_cfg)], tmp_path / "edge.log").start()
         try:
             body = hook.wait_for(
-                lambda b: b["event"] == "opened" and b["alert"]["parameter"] == "so2", 30,
+                lambda b: b["event"] == "opened" and b["alert"]["parameter"] == "so2",
+                30,
                 "the SO2 exceedance alert at the webhook",
             )
             assert body["alert"]["factory"] == F and body["alert"]["device"] == "boiler-1"
@@ -87,28 +93,54 @@ def test_exceedance_flows_from_simulated_meter_to_store_and_webhook(
         assert waiting == 0, "the agent stopped with unacknowledged scans"
         store = open_store(store_kind, tmp_path / "serve", influx, database)
         try:
-            wait_for(lambda: store.count(factory=F, device="boiler-1") == 6 * seqs["boiler-1"], 10,
-                     "every acknowledged scan in the store")
+            wait_for(
+                lambda: store.count(factory=F, device="boiler-1") == 6 * seqs["boiler-1"],
+                10,
+                "every acknowledged scan in the store",
+            )
             assert store.count(factory=F, device="meter-1") == 2 * seqs["meter-1"]
         finally:
             store.close()
             assert serve.terminate() == 0, serve.output()
-    print(f"\n[{store_kind}] scans taken: {seqs}; readings stored: {6 * seqs['boiler-1'] + 2 * seqs['meter-1']}")
+    print(
+        f"\n[{store_kind}] scans taken: {seqs}; readings stored: {6 * seqs['boiler-1'] + 2 * seqs['meter-1']}"
+    )
 
 
-def test_stock_mosquitto_pub_payload_is_stored_and_malformed_one_dead_lettered(tmp_path: Path, broker: Mosquitto) -> None:
-    serve_cfg = write_serve_config(tmp_path / "serve", broker.port, client_id=f"ingest-{uuid.uuid4().hex[:6]}")
+def test_stock_mosquitto_pub_payload_is_stored_and_malformed_one_dead_lettered(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    serve_cfg = write_serve_config(
+        tmp_path / "serve", broker.port, client_id=f"ingest-{uuid.uuid4().hex[:6]}"
+    )
     serve = EitProcess(["serve", "--config", str(serve_cfg)], tmp_path / "serve.log").start()
     try:
         store = SqliteStore(tmp_path / "serve" / "data" / "readings.db")
         topic = f"eit/{F}/boiler-1/data"
-        good = '{"v": 1, "scans": [{"seq": 1842, "ts": "2026-11-27T04:00:00Z", ' \
-               '"values": {"so2": 123.4, "o2": 8.2, "flow": 51234.0}, "flags": {"so2": "C"}}]}'
+        good = (
+            '{"v": 1, "scans": [{"seq": 1842, "ts": "2026-11-27T04:00:00Z", '
+            '"values": {"so2": 123.4, "o2": 8.2, "flow": 51234.0}, "flags": {"so2": "C"}}]}'
+        )
         bad = '{"v": 1, "scans": [{"seq": 1843, "ts": "2026-11-27T04:00:01Z", "values": {"so2": "high"}}]}'
 
         def pub(payload: str) -> None:
-            subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1",
-                            "-t", topic, "-m", payload], check=True, timeout=10)
+            subprocess.run(
+                [
+                    "mosquitto_pub",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(broker.port),
+                    "-q",
+                    "1",
+                    "-t",
+                    topic,
+                    "-m",
+                    payload,
+                ],
+                check=True,
+                timeout=10,
+            )
 
         wait_for(lambda: "connected to broker" in serve.output(), 20, "eit serve to connect")
         pub(good)
@@ -119,8 +151,14 @@ def test_stock_mosquitto_pub_payload_is_stored_and_malformed_one_dead_lettered(t
         store.close()
 
         def dead_letters() -> list[dict[str, object]]:
-            out = subprocess.run([*EIT, "dead-letters", "--config", str(serve_cfg), "--json"],
-                                 capture_output=True, text=True, check=True, cwd=REPO, timeout=30)
+            out = subprocess.run(
+                [*EIT, "dead-letters", "--config", str(serve_cfg), "--json"],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=REPO,
+                timeout=30,
+            )
             result: list[dict[str, object]] = json.loads(out.stdout)
             return result
 

@@ -41,8 +41,13 @@ def registry() -> Registry:
 @pytest.fixture
 def pipeline(tmp_path: Path, registry: Registry) -> Iterator[tuple[Ingest, Recorder]]:
     recorder = Recorder()
-    ingest = Ingest(registry, SqliteStore(tmp_path / "r.db"), DeadLetterStore(tmp_path / "s.db"),
-                    IngestMetrics(), [recorder])
+    ingest = Ingest(
+        registry,
+        SqliteStore(tmp_path / "r.db"),
+        DeadLetterStore(tmp_path / "s.db"),
+        IngestMetrics(),
+        [recorder],
+    )
     yield ingest, recorder
     ingest.store.close()
     ingest.deadletters.close()
@@ -64,7 +69,16 @@ def metric(ingest: Ingest, name: str, labels: dict[str, str] | None = None) -> f
 
 def test_valid_scans_are_stored_and_handed_to_the_rules(pipeline: tuple[Ingest, Recorder]) -> None:
     ingest, recorder = pipeline
-    ingest.process([msg({"v": 1, "scans": [scan({"so2": 41.5, "o2": 9.1}, 1), scan({"so2": 42.0}, 2, now_ns() - 10**9)]})])
+    ingest.process(
+        [
+            msg(
+                {
+                    "v": 1,
+                    "scans": [scan({"so2": 41.5, "o2": 9.1}, 1), scan({"so2": 42.0}, 2, now_ns() - 10**9)],
+                }
+            )
+        ]
+    )
     assert ingest.store.count() == 3
     assert len(recorder.readings) == 3
     assert metric(ingest, "eit_readings_stored_total") == 3
@@ -81,12 +95,24 @@ def test_value_outside_measuring_range_is_stored_flagged_t(pipeline: tuple[Inges
 @pytest.mark.parametrize(
     ("topic", "payload", "reason", "detail"),
     [
-        ("eit/unknown-works/boiler-1/data", {"v": 1, "scans": [{"ts": 0, "values": {"so2": 1}}]},
-         "unknown_factory", "factory 'unknown-works' is not in the site registry"),
-        ("eit/kaeng-khoi-biomass/boiler-9/data", {"v": 1, "scans": [{"ts": 0, "values": {"so2": 1}}]},
-         "unknown_device", "device 'boiler-9' is not registered for factory 'kaeng-khoi-biomass'"),
-        (TOPIC, {"v": 1, "factory": "siam-cassava-starch", "scans": [{"ts": 0, "values": {"so2": 1}}]},
-         "factory_mismatch", "payload says factory 'siam-cassava-starch' but was published under factory 'kaeng-khoi-biomass'"),
+        (
+            "eit/unknown-works/boiler-1/data",
+            {"v": 1, "scans": [{"ts": 0, "values": {"so2": 1}}]},
+            "unknown_factory",
+            "factory 'unknown-works' is not in the site registry",
+        ),
+        (
+            "eit/kaeng-khoi-biomass/boiler-9/data",
+            {"v": 1, "scans": [{"ts": 0, "values": {"so2": 1}}]},
+            "unknown_device",
+            "device 'boiler-9' is not registered for factory 'kaeng-khoi-biomass'",
+        ),
+        (
+            TOPIC,
+            {"v": 1, "factory": "siam-cassava-starch", "scans": [{"ts": 0, "values": {"so2": 1}}]},
+            "factory_mismatch",
+            "payload says factory 'siam-cassava-starch' but was published under factory 'kaeng-khoi-biomass'",
+        ),
         (TOPIC, b"so2=41", "not_json", "payload is not JSON"),
         ("eit/kaeng-khoi-biomass/data", b"{}", "bad_topic", "is not eit/<factory>/<device>/<data|status>"),
     ],
@@ -104,33 +130,55 @@ def test_unusable_messages_are_dead_lettered_whole_with_their_reason(
     assert metric(ingest, "eit_dead_letters_total", {"reason": reason}) == 1
 
 
-def test_bad_parts_are_dead_lettered_and_the_rest_of_the_message_stored(pipeline: tuple[Ingest, Recorder]) -> None:
+def test_bad_parts_are_dead_lettered_and_the_rest_of_the_message_stored(
+    pipeline: tuple[Ingest, Recorder],
+) -> None:
     ingest, _ = pipeline
     future = now_ns() + 3600 * 10**9
-    ingest.process([msg({"v": 1, "scans": [
-        scan({"so2": 40.0, "h2s": 3.0, "nox": "high"}, 1),
-        scan({"so2": 41.0}, 2, future),
-        scan({"so2": 42.0}, 3),
-    ]})])
-    stored = sorted((x.seq, x.channel) for x in ingest.store.readings("kaeng-khoi-biomass", "boiler-1", "so2", 0, future * 2))
+    ingest.process(
+        [
+            msg(
+                {
+                    "v": 1,
+                    "scans": [
+                        scan({"so2": 40.0, "h2s": 3.0, "nox": "high"}, 1),
+                        scan({"so2": 41.0}, 2, future),
+                        scan({"so2": 42.0}, 3),
+                    ],
+                }
+            )
+        ]
+    )
+    stored = sorted(
+        (x.seq, x.channel)
+        for x in ingest.store.readings("kaeng-khoi-biomass", "boiler-1", "so2", 0, future * 2)
+    )
     assert stored == [(1, "so2"), (3, "so2")]
     letters = {d.reason: d for d in ingest.deadletters.recent()}
     assert set(letters) == {"unknown_channel", "bad_value", "future_timestamp"}
-    assert "channel 'h2s' is not registered for kaeng-khoi-biomass/boiler-1" in letters["unknown_channel"].detail
+    assert (
+        "channel 'h2s' is not registered for kaeng-khoi-biomass/boiler-1" in letters["unknown_channel"].detail
+    )
     assert json.loads(letters["unknown_channel"].payload)["values"] == {"h2s": 3.0}
     assert letters["bad_value"].location == "scans[0].values.nox"
     assert "ahead of the server clock" in letters["future_timestamp"].detail
     assert letters["future_timestamp"].location == "scans[1].ts"
 
 
-def test_status_messages_reach_the_rules_and_bad_ones_are_dead_lettered(pipeline: tuple[Ingest, Recorder]) -> None:
+def test_status_messages_reach_the_rules_and_bad_ones_are_dead_lettered(
+    pipeline: tuple[Ingest, Recorder],
+) -> None:
     ingest, recorder = pipeline
-    ingest.process([
-        msg(b"offline", "eit/kaeng-khoi-biomass/boiler-1/status"),
-        msg(b'{"state":"online","outbox_pending":0}', "eit/kaeng-khoi-biomass/meter-1/status"),
-        msg(b"sleepy", "eit/kaeng-khoi-biomass/meter-1/status"),
-        msg(b"online", "eit/nobody/x/status"),
-    ])
-    assert recorder.statuses == [("kaeng-khoi-biomass", "boiler-1", "offline"),
-                                 ("kaeng-khoi-biomass", "meter-1", "online")]
+    ingest.process(
+        [
+            msg(b"offline", "eit/kaeng-khoi-biomass/boiler-1/status"),
+            msg(b'{"state":"online","outbox_pending":0}', "eit/kaeng-khoi-biomass/meter-1/status"),
+            msg(b"sleepy", "eit/kaeng-khoi-biomass/meter-1/status"),
+            msg(b"online", "eit/nobody/x/status"),
+        ]
+    )
+    assert recorder.statuses == [
+        ("kaeng-khoi-biomass", "boiler-1", "offline"),
+        ("kaeng-khoi-biomass", "meter-1", "online"),
+    ]
     assert sorted(ingest.deadletters.counts()) == ["bad_status", "unknown_device"]

@@ -51,8 +51,12 @@ class Rig:
         self.influx = influx
         self.database = f"outage_{uuid.uuid4().hex[:8]}"
         self.serve_cfg = write_serve_config(
-            tmp_path / "serve", broker.port, store=store_kind, influx_url=influx.url if influx else "",
-            influx_database=self.database, client_id=f"ingest-{uuid.uuid4().hex[:6]}",
+            tmp_path / "serve",
+            broker.port,
+            store=store_kind,
+            influx_url=influx.url if influx else "",
+            influx_database=self.database,
+            client_id=f"ingest-{uuid.uuid4().hex[:6]}",
         )
         self.edge_cfg = write_edge_config(tmp_path / "edge", broker.port, scan_interval_s=0.1)
         self.outbox = tmp_path / "edge" / f"outbox-{F}.db"
@@ -62,7 +66,9 @@ class Rig:
 
     def start_serve(self) -> EitProcess:
         self.serve_runs += 1
-        proc = EitProcess(["serve", "--config", str(self.serve_cfg)], self.tmp / f"serve-{self.serve_runs}.log").start()
+        proc = EitProcess(
+            ["serve", "--config", str(self.serve_cfg)], self.tmp / f"serve-{self.serve_runs}.log"
+        ).start()
         wait_for(lambda: "connected to broker" in proc.output(), 30, "eit serve to connect")
         return proc
 
@@ -87,13 +93,16 @@ class Rig:
         assert waiting == 0
         store = self.store()
         try:
+
             def all_stored() -> bool:
                 return all(store.count(factory=F, device=d) == n * taken[d] for d, (_, n) in DEVICES.items())
 
             wait_for(all_stored, 30, "every scan in the store")
             for device, (channel, n_channels) in DEVICES.items():
                 seqs = [r.seq for r in store.readings(F, device, channel, 0, FAR_FUTURE_NS)]
-                assert seqs == list(range(1, taken[device] + 1)), f"{device}: seqs not exactly 1..{taken[device]}"
+                assert seqs == list(range(1, taken[device] + 1)), (
+                    f"{device}: seqs not exactly 1..{taken[device]}"
+                )
                 assert store.count(factory=F, device=device) == n_channels * taken[device]
         finally:
             store.close()
@@ -123,8 +132,10 @@ def test_broker_down_20s_every_scan_arrives_once_after_restart(
     time.sleep(2)
     taken = rig.stop_agent_and_count()
     total = sum(taken.values())
-    print(f"\n[{store_kind}] broker down {outage_s:.1f} s; {waiting_during_outage} scans waited in the outbox; "
-          f"scans taken {taken} = {total}; stored exactly once each: {total}, lost 0, doubled 0")
+    print(
+        f"\n[{store_kind}] broker down {outage_s:.1f} s; {waiting_during_outage} scans waited in the outbox; "
+        f"scans taken {taken} = {total}; stored exactly once each: {total}, lost 0, doubled 0"
+    )
 
 
 @pytest.mark.parametrize("store_kind", ["sqlite", "influxdb"])
@@ -141,5 +152,7 @@ def test_ingest_sigkilled_mid_stream_loses_and_doubles_nothing(
     taken = rig.stop_agent_and_count()
     total = sum(taken.values())
     assert "session present: True" in rig.serve.output()
-    print(f"\n[{store_kind}] ingest SIGKILLed with {stored_at_kill} readings stored; restarted; "
-          f"scans taken {taken} = {total}; stored exactly once each: {total}, lost 0, doubled 0")
+    print(
+        f"\n[{store_kind}] ingest SIGKILLed with {stored_at_kill} readings stored; restarted; "
+        f"scans taken {taken} = {total}; stored exactly once each: {total}, lost 0, doubled 0"
+    )

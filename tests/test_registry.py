@@ -43,16 +43,26 @@ def test_pm25_standard_follows_its_effective_date() -> None:
     reg = load_registry(EXAMPLE_SITE)
     pm25 = reg.channel("eastern-petrochem", "fenceline-1", "pm25")
     assert pm25 is not None
-    daily = {d: [lim.max for lim in pm25.limits_on(d) if lim.averaging == "24h"]
-             for d in (date(2023, 5, 31), date(2023, 6, 1))}
+    daily = {
+        d: [lim.max for lim in pm25.limits_on(d) if lim.averaging == "24h"]
+        for d in (date(2023, 5, 31), date(2023, 6, 1))
+    }
     assert daily == {date(2023, 5, 31): [50.0], date(2023, 6, 1): [37.5]}
 
 
 def test_permit_limits_override_the_preset_from_their_effective_date(tmp_path: Path) -> None:
     def add_permit(data: dict[str, Any]) -> None:
         so2 = data["factories"][0]["devices"][0]["channels"][0]
-        so2["permit"] = [{"permit_id": "EIA-2019-044", "max": 40, "unit": "ppm", "averaging": "1h",
-                          "effective_from": "2026-01-01", "source": "EIA approval letter 2019/044"}]
+        so2["permit"] = [
+            {
+                "permit_id": "EIA-2019-044",
+                "max": 40,
+                "unit": "ppm",
+                "averaging": "1h",
+                "effective_from": "2026-01-01",
+                "source": "EIA approval letter 2019/044",
+            }
+        ]
 
     reg = load_registry(_site(tmp_path, add_permit))
     so2 = reg.channel("kaeng-khoi-biomass", "boiler-1", "so2")
@@ -66,33 +76,61 @@ def test_permit_limits_override_the_preset_from_their_effective_date(tmp_path: P
 @pytest.mark.parametrize(
     ("mutate", "key", "problem"),
     [
-        (lambda d: d["factories"][0]["devices"][0].update(kind="chimney"),
-         "factories[0].devices[0].kind", "'chimney' is not one of stack, effluent, ambient, energy"),
-        (lambda d: d["factories"][0]["devices"][0]["channels"][0].update(unit="mg/Nm3"),
-         "factories[0].devices[0].channels[0].unit", "'mg/Nm3' is not a unit of so2"),
-        (lambda d: d["factories"][0]["devices"][0].update(standard="th.stack.boiler.wood"),
-         "factories[0].devices[0].standard", "unknown preset 'th.stack.boiler.wood'"),
-        (lambda d: d["factories"][0]["devices"][0].update(standard="th.ambient"),
-         "factories[0].devices[0].standard", "is for ambient devices, not stack"),
-        (lambda d: d["factories"][1].update(id="Siam Cassava"),
-         "factories[1].id", "is not valid"),
-        (lambda d: d["factories"][0]["devices"][0]["channels"][1].update(range=[100, 0]),
-         "factories[0].devices[0].channels[1].range", "must be below max"),
-        (lambda d: d["factories"][0]["devices"][0]["channels"][1].update(range="0-100"),
-         "factories[0].devices[0].channels[1].range", "must be [min, max]"),
-        (lambda d: d["factories"][0]["location"].pop("lat"),
-         "factories[0].location.lat", "required key is missing"),
-        (lambda d: d["factories"][0].update(dsitrict="x"),
-         "factories[0].dsitrict", "unknown key"),
-        (lambda d: d["factories"][2].update(id="kaeng-khoi-biomass"),
-         "factories[2].id", "defined twice"),
-        (lambda d: d["officers"][0].update(factories=["nowhere"]),
-         "officers[0].factories", "no factory 'nowhere'"),
-        (lambda d: d["factories"][0]["devices"][0]["channels"].append({"id": "mystery", "unit": "x", "range": [0, 1]}),
-         "factories[0].devices[0].channels[6].id", "unknown parameter 'mystery'"),
+        (
+            lambda d: d["factories"][0]["devices"][0].update(kind="chimney"),
+            "factories[0].devices[0].kind",
+            "'chimney' is not one of stack, effluent, ambient, energy",
+        ),
+        (
+            lambda d: d["factories"][0]["devices"][0]["channels"][0].update(unit="mg/Nm3"),
+            "factories[0].devices[0].channels[0].unit",
+            "'mg/Nm3' is not a unit of so2",
+        ),
+        (
+            lambda d: d["factories"][0]["devices"][0].update(standard="th.stack.boiler.wood"),
+            "factories[0].devices[0].standard",
+            "unknown preset 'th.stack.boiler.wood'",
+        ),
+        (
+            lambda d: d["factories"][0]["devices"][0].update(standard="th.ambient"),
+            "factories[0].devices[0].standard",
+            "is for ambient devices, not stack",
+        ),
+        (lambda d: d["factories"][1].update(id="Siam Cassava"), "factories[1].id", "is not valid"),
+        (
+            lambda d: d["factories"][0]["devices"][0]["channels"][1].update(range=[100, 0]),
+            "factories[0].devices[0].channels[1].range",
+            "must be below max",
+        ),
+        (
+            lambda d: d["factories"][0]["devices"][0]["channels"][1].update(range="0-100"),
+            "factories[0].devices[0].channels[1].range",
+            "must be [min, max]",
+        ),
+        (
+            lambda d: d["factories"][0]["location"].pop("lat"),
+            "factories[0].location.lat",
+            "required key is missing",
+        ),
+        (lambda d: d["factories"][0].update(dsitrict="x"), "factories[0].dsitrict", "unknown key"),
+        (lambda d: d["factories"][2].update(id="kaeng-khoi-biomass"), "factories[2].id", "defined twice"),
+        (
+            lambda d: d["officers"][0].update(factories=["nowhere"]),
+            "officers[0].factories",
+            "no factory 'nowhere'",
+        ),
+        (
+            lambda d: d["factories"][0]["devices"][0]["channels"].append(
+                {"id": "mystery", "unit": "x", "range": [0, 1]}
+            ),
+            "factories[0].devices[0].channels[6].id",
+            "unknown parameter 'mystery'",
+        ),
     ],
 )
-def test_registry_errors_name_file_key_and_problem(tmp_path: Path, mutate: Any, key: str, problem: str) -> None:
+def test_registry_errors_name_file_key_and_problem(
+    tmp_path: Path, mutate: Any, key: str, problem: str
+) -> None:
     path = _site(tmp_path, mutate)
     with pytest.raises(ConfigError) as err:
         load_registry(path)
@@ -133,8 +171,14 @@ def test_serve_config_defaults_and_relative_paths(tmp_path: Path) -> None:
 
 def test_environment_overrides_file_keys(tmp_path: Path) -> None:
     path = _serve_file(tmp_path, "mqtt: {port: 1883}\n")
-    config = load_serve_config(path, environ={"EIT_MQTT__PORT": "1884", "EIT_STORE__KIND": "influxdb",
-                                              "EIT_STORE__URL": "http://db:8086/"})
+    config = load_serve_config(
+        path,
+        environ={
+            "EIT_MQTT__PORT": "1884",
+            "EIT_STORE__KIND": "influxdb",
+            "EIT_STORE__URL": "http://db:8086/",
+        },
+    )
     assert config.mqtt.port == 1884
     assert (config.store.kind, config.store.url) == ("influxdb", "http://db:8086")
 
@@ -159,7 +203,9 @@ def test_a_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
         ("mqtt: {password_env: EIT_TEST_UNSET_VARIABLE}\n", "mqtt.password_env", "is not set"),
     ],
 )
-def test_serve_config_errors_name_file_key_and_problem(tmp_path: Path, body: str, key: str, problem: str) -> None:
+def test_serve_config_errors_name_file_key_and_problem(
+    tmp_path: Path, body: str, key: str, problem: str
+) -> None:
     path = _serve_file(tmp_path, body)
     with pytest.raises(ConfigError) as err:
         load_serve_config(path, environ={})
@@ -169,6 +215,8 @@ def test_serve_config_errors_name_file_key_and_problem(tmp_path: Path, body: str
 
 def test_passwords_are_read_from_files_and_never_printed(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("s3cret-value\n")
-    config = load_serve_config(_serve_file(tmp_path, "mqtt: {username: u, password_file: secret}\n"), environ={})
+    config = load_serve_config(
+        _serve_file(tmp_path, "mqtt: {username: u, password_file: secret}\n"), environ={}
+    )
     assert config.mqtt.password == "s3cret-value"
     assert "s3cret" not in repr(config)

@@ -28,8 +28,15 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-def r(channel: str, t_s: float, value: float, flag: str = "N", device: str = "d1", factory: str = "f1",
-      seq: int | None = None) -> Reading:
+def r(
+    channel: str,
+    t_s: float,
+    value: float,
+    flag: str = "N",
+    device: str = "d1",
+    factory: str = "f1",
+    seq: int | None = None,
+) -> Reading:
     return Reading(factory, device, channel, T0 + int(t_s * S), value, flag, seq)
 
 
@@ -61,21 +68,40 @@ def test_range_query_is_half_open_and_in_time_order(store: Store) -> None:
 
 def test_aggregate_buckets_align_to_the_epoch_and_skip_empty_ones(store: Store) -> None:
     # minute 0: 1, 2, 3; minute 1: empty; minute 2: 10 (and a calibration point of 1000)
-    store.write([r("so2", 0, 1.0), r("so2", 20, 2.0), r("so2", 59.5, 3.0),
-                 r("so2", 125, 10.0), r("so2", 130, 1000.0, "C")])
+    store.write(
+        [
+            r("so2", 0, 1.0),
+            r("so2", 20, 2.0),
+            r("so2", 59.5, 3.0),
+            r("so2", 125, 10.0),
+            r("so2", 130, 1000.0, "C"),
+        ]
+    )
     end = T0 + 3600 * S
     assert store.aggregate("f1", "d1", "so2", T0, end, 60, "mean", valid_only=True) == [
-        Bucket(T0, 2.0), Bucket(T0 + 120 * S, 10.0)]
+        Bucket(T0, 2.0),
+        Bucket(T0 + 120 * S, 10.0),
+    ]
     assert store.aggregate("f1", "d1", "so2", T0, end, 60, "mean") == [
-        Bucket(T0, 2.0), Bucket(T0 + 120 * S, 505.0)]
+        Bucket(T0, 2.0),
+        Bucket(T0 + 120 * S, 505.0),
+    ]
     assert store.aggregate("f1", "d1", "so2", T0, end, 60, "max") == [
-        Bucket(T0, 3.0), Bucket(T0 + 120 * S, 1000.0)]
+        Bucket(T0, 3.0),
+        Bucket(T0 + 120 * S, 1000.0),
+    ]
     assert store.aggregate("f1", "d1", "so2", T0, end, 60, "count") == [
-        Bucket(T0, 3.0), Bucket(T0 + 120 * S, 2.0)]
+        Bucket(T0, 3.0),
+        Bucket(T0 + 120 * S, 2.0),
+    ]
     assert store.aggregate("f1", "d1", "so2", T0, end, 60, "first") == [
-        Bucket(T0, 1.0), Bucket(T0 + 120 * S, 10.0)]
+        Bucket(T0, 1.0),
+        Bucket(T0 + 120 * S, 10.0),
+    ]
     assert store.aggregate("f1", "d1", "so2", T0, end, 60, "last") == [
-        Bucket(T0, 3.0), Bucket(T0 + 120 * S, 1000.0)]
+        Bucket(T0, 3.0),
+        Bucket(T0 + 120 * S, 1000.0),
+    ]
     assert store.aggregate("f1", "d1", "so2", T0, end, 3600, "sum") == [Bucket(T0, 1016.0)]
 
 
@@ -85,8 +111,14 @@ def test_aggregate_rejects_unknown_functions(store: Store) -> None:
 
 
 def test_latest_gives_the_newest_point_of_every_channel(store: Store) -> None:
-    store.write([r("so2", 0, 1.0), r("so2", 9, 9.0, "M", seq=9), r("nox", 5, 5.0),
-                 r("pm25", 3, 3.0, device="amb", factory="f2")])
+    store.write(
+        [
+            r("so2", 0, 1.0),
+            r("so2", 9, 9.0, "M", seq=9),
+            r("nox", 5, 5.0),
+            r("pm25", 3, 3.0, device="amb", factory="f2"),
+        ]
+    )
     latest = store.latest()
     assert [(x.factory, x.device, x.channel, x.value, x.flag) for x in latest] == [
         ("f1", "d1", "nox", 5.0, "N"),
@@ -112,7 +144,9 @@ def test_empty_store_answers_queries(store: Store) -> None:
 
 
 def test_influx_line_protocol_escapes_and_types_fields() -> None:
-    lines = list(line_protocol([Reading("f 1", "d,1", "c=1", 5, 1.0, 'a"b', 3), Reading("f", "d", "c", 6, 2e-07)]))
+    lines = list(
+        line_protocol([Reading("f 1", "d,1", "c=1", 5, 1.0, 'a"b', 3), Reading("f", "d", "c", 6, 2e-07)])
+    )
     assert lines == [
         'readings,channel=c\\=1,device=d\\,1,factory=f\\ 1 value=1.0,flag="a\\"b",seq=3i 5',
         'readings,channel=c,device=d,factory=f value=2e-07,flag="N" 6',
@@ -132,8 +166,11 @@ def test_influx_refusing_a_point_raises_store_error(influxdb: InfluxDB, influx_d
     store._ensure_database()
     # Another writer stored `value` as text in this measurement: InfluxDB now refuses floats
     # there (a field type conflict), which is not something a retry can fix.
-    resp = store._post("/write", {"db": influx_database, "precision": "ns"},
-                       f'readings,channel=x,device=x,factory=x value="text" {T0}'.encode())
+    resp = store._post(
+        "/write",
+        {"db": influx_database, "precision": "ns"},
+        f'readings,channel=x,device=x,factory=x value="text" {T0}'.encode(),
+    )
     assert resp.status_code == 204
     with pytest.raises(StoreError, match="refused the write"):
         store.write([r("so2", 0, 1.0)])

@@ -13,18 +13,33 @@ from eit.errors import DecodeError
 from eit.timeutil import parse_iso_ns
 
 VALID_DOCS: list[dict[str, Any]] = [
-    {"v": 1, "scans": [{"seq": 1842, "ts": "2026-11-27T04:00:00Z",
-                        "values": {"so2": 123.4, "o2": 8.2, "flow": 51234.0}, "flags": {"so2": "C"}}]},
+    {
+        "v": 1,
+        "scans": [
+            {
+                "seq": 1842,
+                "ts": "2026-11-27T04:00:00Z",
+                "values": {"so2": 123.4, "o2": 8.2, "flow": 51234.0},
+                "flags": {"so2": "C"},
+            }
+        ],
+    },
     {"v": 1, "scans": [{"ts": 1795752000, "values": {"ph": 7}}]},
-    {"v": 1, "factory": "f1", "device": "d1",
-     "scans": [{"ts": "2026-11-27T11:00:00+07:00", "values": {"cod": 80.5}},
-               {"ts": "2026-11-27T04:00:01.250Z", "values": {"cod": 81}}]},
+    {
+        "v": 1,
+        "factory": "f1",
+        "device": "d1",
+        "scans": [
+            {"ts": "2026-11-27T11:00:00+07:00", "values": {"cod": 80.5}},
+            {"ts": "2026-11-27T04:00:01.250Z", "values": {"cod": 81}},
+        ],
+    },
 ]
 
 # Whole-message problems: (document or raw payload, reason).
 BAD_MESSAGES: list[tuple[Any, str]] = [
     (b"\xff\xfe not text", "not_utf8"),
-    (b"{\"v\": 1, \"scans\": [", "not_json"),
+    (b'{"v": 1, "scans": [', "not_json"),
     ([1, 2, 3], "bad_envelope"),
     ({"scans": [{"ts": 0, "values": {"a": 1}}]}, "bad_envelope"),
     ({"v": 2, "scans": [{"ts": 0, "values": {"a": 1}}]}, "unsupported_version"),
@@ -100,7 +115,7 @@ def test_unusable_messages_raise_a_specific_reason(doc: Any, reason: str) -> Non
 @pytest.mark.parametrize(("scan", "reason"), BAD_SCANS)
 def test_a_bad_scan_is_rejected_alone_and_the_good_one_kept(scan: Any, reason: str) -> None:
     good = {"seq": 7, "ts": "2026-11-27T04:00:00Z", "values": {"so2": 40.0}}
-    doc = {"v": 1, "scans": [scan, good]}
+    doc: dict[str, Any] = {"v": 1, "scans": [scan, good]}
     decoded = wire.decode(_payload(doc))
     assert [s.seq for s in decoded.scans] == [7]
     assert [r.reason for r in decoded.rejected] == [reason]
@@ -124,8 +139,10 @@ def test_a_flag_without_a_value_is_reported() -> None:
 
 
 def test_encode_round_trips_through_decode() -> None:
-    scans = [wire.Scan(1795752000_123_000_000, {"so2": 1.5}, {"so2": "M"}, 3),
-             wire.Scan(1795752001_000_000_000, {"so2": 2.0}, {}, 4)]
+    scans = [
+        wire.Scan(1795752000_123_000_000, {"so2": 1.5}, {"so2": "M"}, 3),
+        wire.Scan(1795752001_000_000_000, {"so2": 2.0}, {}, 4),
+    ]
     decoded = wire.decode(wire.encode(scans))
     assert decoded.rejected == []
     assert decoded.scans == scans

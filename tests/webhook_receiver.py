@@ -18,7 +18,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            def do_POST(self) -> None:
                 receiver.attempts += 1
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if receiver.attempts <= receiver.fail_first:

@@ -6,8 +6,8 @@ webhook never holds up the ingest.
 
 from __future__ import annotations
 
-from eit.config import NotifierSettings
 from alerts.notifiers.base import Notifier
+from eit.config import NotifierSettings
 
 
 def build_notifier(settings: NotifierSettings) -> Notifier:

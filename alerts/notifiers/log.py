@@ -14,5 +14,13 @@ class LogNotifier:
 
     def send(self, event: AlertEvent) -> None:
         a = event.alert
-        log.warning("ALERT %s #%d %s/%s %s [%s]: %s", event.kind.upper(), a.id, a.factory,
-                    a.device, a.parameter, a.rule, a.message)
+        log.warning(
+            "ALERT %s #%d %s/%s %s [%s]: %s",
+            event.kind.upper(),
+            a.id,
+            a.factory,
+            a.device,
+            a.parameter,
+            a.rule,
+            a.message,
+        )

@@ -84,7 +84,7 @@ class SimDriver:
 
 
 def from_config(sec: Section, base_dir: Path, device_id: str) -> SimDriver:
-    profile = sec.str("profile", "normal", choices=PROFILES)
+    profile = sec.text("profile", "normal", choices=PROFILES)
     channels: list[SimChannel] = []
     for cid, csec in sec.mapping_sections("channels", required=True):
         if not ID_PATTERN.fullmatch(cid):

@@ -86,9 +86,7 @@ class InfluxStore:
     # -- HTTP ----------------------------------------------------------------------------------
     def _post(self, path: str, params: dict[str, str], data: bytes | None = None) -> requests.Response:
         try:
-            return self._session.post(
-                f"{self.url}{path}", params=params, data=data, timeout=self.timeout_s
-            )
+            return self._session.post(f"{self.url}{path}", params=params, data=data, timeout=self.timeout_s)
         except requests.RequestException as exc:
             raise StoreUnavailable(f"InfluxDB at {self.url} cannot be reached: {exc}") from exc
 
@@ -135,9 +133,7 @@ class InfluxStore:
             if resp.status_code == 404:
                 self._database_ready = False  # dropped database: create it again, then retry
             if resp.status_code >= 500 or resp.status_code in (404, 408, 429):
-                raise StoreUnavailable(
-                    f"InfluxDB write failed: {resp.status_code} {resp.text[:200]}"
-                )
+                raise StoreUnavailable(f"InfluxDB write failed: {resp.status_code} {resp.text[:200]}")
             raise StoreError(f"InfluxDB refused the write: {resp.status_code} {resp.text[:300]}")
 
     def _where(
@@ -215,7 +211,15 @@ class InfluxStore:
             tags = series.get("tags", {})
             for ts, value, flag, seq in series["values"]:
                 out.append(
-                    Reading(tags["factory"], tags["device"], tags["channel"], int(ts), float(value), flag or "N", seq)
+                    Reading(
+                        tags["factory"],
+                        tags["device"],
+                        tags["channel"],
+                        int(ts),
+                        float(value),
+                        flag or "N",
+                        seq,
+                    )
                 )
         out.sort(key=lambda r: r.series)
         return out
@@ -228,7 +232,8 @@ class InfluxStore:
         start_ns: int | None = None,
         end_ns: int | None = None,
     ) -> int:
-        q = f'SELECT count("value") FROM "{MEASUREMENT}"{self._where(factory, device, channel, start_ns, end_ns)}'
+        where = self._where(factory, device, channel, start_ns, end_ns)
+        q = f'SELECT count("value") FROM "{MEASUREMENT}"{where}'
         series = self.query(q)
         if not series:
             return 0

@@ -148,7 +148,7 @@ class SqliteStore:
         end_ns: int | None = None,
     ) -> int:
         where, params = _filters(factory, device, channel)
-        clauses = [where[len(" WHERE "):]] if where else []
+        clauses = [where[len(" WHERE ") :]] if where else []
         if start_ns is not None:
             clauses.append("ts_ns>=?")
             params.append(start_ns)

@@ -1,0 +1,1 @@
+"""Performance and resilience harness (run with `eit bench`)."""
