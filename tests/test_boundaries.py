@@ -76,6 +76,8 @@ agent.outbox.close()
 loaded = sorted(m for m in sys.modules if m.split('.')[0] in {SERVER_ONLY!r})
 print('loaded:', loaded)
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "loaded: []"

@@ -21,7 +21,10 @@ def test_demo_shows_an_exceedance_alert_within_a_minute_and_stops_on_ctrl_c(tmp_
     data_dir = tmp_path / "demo-data"
     proc = subprocess.Popen(
         [*EIT, "demo", "--data-dir", str(data_dir), "--http-port", str(free_port())],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stdout is not None

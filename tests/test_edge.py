@@ -25,7 +25,10 @@ EDGE_EXAMPLE = REPO / "examples" / "town" / "edge" / "kaeng-khoi-biomass.yaml"
 
 def test_outbox_keeps_scans_in_order_with_increasing_seq_until_deleted(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.db")
-    seqs = [box.append("d1", 1_000_000_000 * i, {"so2": float(i)}, {"so2": "C"} if i == 2 else {}) for i in range(5)]
+    seqs = [
+        box.append("d1", 1_000_000_000 * i, {"so2": float(i)}, {"so2": "C"} if i == 2 else {})
+        for i in range(5)
+    ]
     box.append("d2", 0, {"x": 1.0}, {})
     assert seqs == [1, 2, 3, 4, 5]
     pending = box.pending("d1", limit=3)
@@ -49,14 +52,23 @@ def test_outbox_seq_continues_after_reopening(tmp_path: Path) -> None:
     box.close()
 
 
+OUTBOX_WRITER = """
+import sys
+from pathlib import Path
+from edge.outbox import Outbox
+box = Outbox(Path(sys.argv[1]))
+i = 0
+while True:
+    i += 1
+    box.append("d1", i, {"a": float(i)}, {})
+    print(i, flush=True)
+"""
+
+
 def test_outbox_scans_survive_sigkill_of_the_writing_process(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     writer = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys\nfrom edge.outbox import Outbox\nbox = Outbox(__import__('pathlib').Path(sys.argv[1]))\n"
-         "i = 0\nwhile True:\n    i += 1\n    box.append('d1', i, {'a': float(i)}, {})\n    print(i, flush=True)\n",
-         str(path)],
-        stdout=subprocess.PIPE, text=True, cwd=REPO,
+        [sys.executable, "-c", OUTBOX_WRITER, str(path)], stdout=subprocess.PIPE, text=True, cwd=REPO
     )
     assert writer.stdout is not None
     last_reported = 0
@@ -68,14 +80,19 @@ def test_outbox_scans_survive_sigkill_of_the_writing_process(tmp_path: Path) -> 
     box = Outbox(path)
     seqs = [p.seq for p in box.pending("d1", limit=100000)]
     # Every append that returned (and was reported) is on disk, in order, without gaps.
-    assert seqs[: last_reported] == list(range(1, last_reported + 1))
+    assert seqs[:last_reported] == list(range(1, last_reported + 1))
     assert seqs == list(range(1, len(seqs) + 1))
     box.close()
 
 
 def _sim(profile: str, **kw: Any) -> SimDriver:
-    d = SimDriver("d1", [SimChannel("so2", 40.0, 1.0, 0.0, 500.0, 90.0), SimChannel("o2", 9.0, 0.1, 0.0, 21.0, None)],
-                  profile=profile, seed=7, **kw)
+    d = SimDriver(
+        "d1",
+        [SimChannel("so2", 40.0, 1.0, 0.0, 500.0, 90.0), SimChannel("o2", 9.0, 0.1, 0.0, 21.0, None)],
+        profile=profile,
+        seed=7,
+        **kw,
+    )
     d.connect()
     return d
 
@@ -117,17 +134,25 @@ def test_example_agent_config_loads() -> None:
     ("mutate", "key", "problem"),
     [
         (lambda d: d["devices"][0].update(driver="opcua"), "devices[0].driver", "'opcua' is not one of sim"),
-        (lambda d: d["devices"][0]["sim"].update(profile="wobbly"), "devices[0].sim.profile",
-         "'wobbly' is not one of normal, exceeding, flatline, dropout"),
-        (lambda d: d["devices"][0]["sim"]["channels"]["so2"].pop("mean"), "devices[0].sim.channels.so2.mean",
-         "required key is missing"),
+        (
+            lambda d: d["devices"][0]["sim"].update(profile="wobbly"),
+            "devices[0].sim.profile",
+            "'wobbly' is not one of normal, exceeding, flatline, dropout",
+        ),
+        (
+            lambda d: d["devices"][0]["sim"]["channels"]["so2"].pop("mean"),
+            "devices[0].sim.channels.so2.mean",
+            "required key is missing",
+        ),
         (lambda d: d["devices"][1].update(id="boiler-1"), "devices[1].id", "listed twice"),
         (lambda d: d["mqtt"].update(port="mqtt"), "mqtt.port", "expected a whole number"),
         (lambda d: d.update(scan_interval_s=0), "scan_interval_s", "must be greater than 0"),
         (lambda d: d.pop("factory"), "factory", "required key is missing"),
     ],
 )
-def test_agent_config_errors_name_the_key_and_problem(tmp_path: Path, mutate: Any, key: str, problem: str) -> None:
+def test_agent_config_errors_name_the_key_and_problem(
+    tmp_path: Path, mutate: Any, key: str, problem: str
+) -> None:
     data = yaml.safe_load(EDGE_EXAMPLE.read_text())
     mutate(data)
     path = tmp_path / "edge.yaml"
@@ -143,8 +168,13 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path: Path) -> None:
     data["devices"][0]["driver"] = "opcua"
     path = tmp_path / "edge.yaml"
     path.write_text(json.dumps(data))
-    out = subprocess.run([sys.executable, "-m", "eit.cli", "edge", "run", "--config", str(path)],
-                         capture_output=True, text=True, cwd=REPO, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "eit.cli", "edge", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+    )
     assert out.returncode == 2
     assert out.stderr.strip() == (
         f"eit: configuration error: {path}: devices[0].driver: 'opcua' is not one of sim"
