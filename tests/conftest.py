@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +36,14 @@ def influx_database() -> str:
 @pytest.fixture
 def example_site() -> Path:
     return EXAMPLE_SITE
+
+
+@pytest.fixture
+def report(capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Print a measured figure to the terminal even when pytest captures output."""
+
+    def emit(line: str) -> None:
+        with capsys.disabled():
+            print(f"\n  {request.node.name}: {line}")
+
+    return emit

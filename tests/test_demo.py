@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ from tests.services import EIT, REPO, free_port
 pytestmark = pytest.mark.integration
 
 
-def test_demo_shows_an_exceedance_alert_within_a_minute_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def test_demo_shows_an_exceedance_alert_within_a_minute_and_stops_on_ctrl_c(
+    tmp_path: Path, report: Callable[[str], None]
+) -> None:
     data_dir = tmp_path / "demo-data"
     proc = subprocess.Popen(
         [*EIT, "demo", "--data-dir", str(data_dir), "--http-port", str(free_port())],
@@ -53,4 +56,4 @@ def test_demo_shows_an_exceedance_alert_within_a_minute_and_stops_on_ctrl_c(tmp_
     with sqlite3.connect(str(data_dir / "readings.db")) as db:
         stored = db.execute("SELECT count(*) FROM readings").fetchone()[0]
     assert stored > 0 and f"stopped. {stored} readings in" in output
-    print(f"\ndemo: exceedance alert after {alert_after_s:.1f} s; {stored} readings kept in {data_dir}")
+    report(f"demo: exceedance alert after {alert_after_s:.1f} s; {stored} readings kept in {data_dir}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,7 +52,11 @@ def open_store(kind: str, workdir: Path, influx: InfluxDB | None, database: str)
 
 @pytest.mark.parametrize("store_kind", ["sqlite", "influxdb"])
 def test_exceedance_flows_from_simulated_meter_to_store_and_webhook(
-    tmp_path: Path, broker: Mosquitto, store_kind: str, request: pytest.FixtureRequest
+    tmp_path: Path,
+    broker: Mosquitto,
+    store_kind: str,
+    request: pytest.FixtureRequest,
+    report: Callable[[str], None],
 ) -> None:
     influx: InfluxDB | None = request.getfixturevalue("influxdb") if store_kind == "influxdb" else None
     database = f"e2e_{uuid.uuid4().hex[:8]}"
@@ -102,8 +106,8 @@ def test_exceedance_flows_from_simulated_meter_to_store_and_webhook(
         finally:
             store.close()
             assert serve.terminate() == 0, serve.output()
-    print(
-        f"\n[{store_kind}] scans taken: {seqs}; readings stored: {6 * seqs['boiler-1'] + 2 * seqs['meter-1']}"
+    report(
+        f"[{store_kind}] scans taken: {seqs}; readings stored: {6 * seqs['boiler-1'] + 2 * seqs['meter-1']}"
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -116,7 +116,11 @@ def _influx(request: pytest.FixtureRequest, store_kind: str) -> InfluxDB | None:
 
 @pytest.mark.parametrize("store_kind", ["sqlite", "influxdb"])
 def test_broker_down_20s_every_scan_arrives_once_after_restart(
-    tmp_path: Path, broker: Mosquitto, store_kind: str, request: pytest.FixtureRequest
+    tmp_path: Path,
+    broker: Mosquitto,
+    store_kind: str,
+    request: pytest.FixtureRequest,
+    report: Callable[[str], None],
 ) -> None:
     rig = Rig(tmp_path, broker, store_kind, _influx(request, store_kind))
     rig.agent.start()
@@ -132,15 +136,19 @@ def test_broker_down_20s_every_scan_arrives_once_after_restart(
     time.sleep(2)
     taken = rig.stop_agent_and_count()
     total = sum(taken.values())
-    print(
-        f"\n[{store_kind}] broker down {outage_s:.1f} s; {waiting_during_outage} scans waited in the outbox; "
+    report(
+        f"[{store_kind}] broker down {outage_s:.1f} s; {waiting_during_outage} scans waited in the outbox; "
         f"scans taken {taken} = {total}; stored exactly once each: {total}, lost 0, doubled 0"
     )
 
 
 @pytest.mark.parametrize("store_kind", ["sqlite", "influxdb"])
 def test_ingest_sigkilled_mid_stream_loses_and_doubles_nothing(
-    tmp_path: Path, broker: Mosquitto, store_kind: str, request: pytest.FixtureRequest
+    tmp_path: Path,
+    broker: Mosquitto,
+    store_kind: str,
+    request: pytest.FixtureRequest,
+    report: Callable[[str], None],
 ) -> None:
     rig = Rig(tmp_path, broker, store_kind, _influx(request, store_kind))
     rig.agent.start()
@@ -152,7 +160,7 @@ def test_ingest_sigkilled_mid_stream_loses_and_doubles_nothing(
     taken = rig.stop_agent_and_count()
     total = sum(taken.values())
     assert "session present: True" in rig.serve.output()
-    print(
-        f"\n[{store_kind}] ingest SIGKILLed with {stored_at_kill} readings stored; restarted; "
+    report(
+        f"[{store_kind}] ingest SIGKILLed with {stored_at_kill} readings stored; restarted; "
         f"scans taken {taken} = {total}; stored exactly once each: {total}, lost 0, doubled 0"
     )
