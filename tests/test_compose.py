@@ -1,0 +1,467 @@
+"""docker-compose.yml: it conforms to the Compose Specification, everything it mounts or builds
+is in the repository, and the files it hands the platform parse with the platform's own loaders.
+
+No Docker engine runs on this machine, so the compose file is checked at its contract: against
+the specification's JSON Schema (vendored in tests/data, see its README), and for what Docker
+would only find out at `docker compose up`. The Mosquitto configuration is checked for real with
+the Mosquitto this test suite runs anyway.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import tomllib
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from jsonschema.protocols import Validator
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.config import load_edge_config
+from eit.config import parse_serve_config
+from eit.mqttclient import SESSION_EXPIRY_S
+from tests.services import REPO, _binary, free_port, port_open, wait_for
+
+COMPOSE_FILE = REPO / "docker-compose.yml"
+COMPOSE_DIR = COMPOSE_FILE.parent
+SCHEMA_FILE = Path(__file__).resolve().parent / "data" / "compose-spec.json"
+EXAMPLE_AGENT = REPO / "examples" / "town" / "edge" / "kaeng-khoi-biomass.yaml"
+MOSQUITTO_CONF_IN_CONTAINER = "/mosquitto/config/mosquitto.conf"
+GRAFANA_PROVISIONING_IN_CONTAINER = "/etc/grafana/provisioning"
+MOSQUITTO_DEFAULT_MAX_QUEUED = 1000  # mosquitto.conf(5), Mosquitto 2.0
+
+
+# -- reading the compose file ----------------------------------------------------------------
+
+
+def load_yaml_mapping(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"{path}: expected a mapping at the top level"
+    return data
+
+
+def compose() -> dict[str, Any]:
+    return load_yaml_mapping(COMPOSE_FILE)
+
+
+def services(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = doc["services"]
+    assert isinstance(found, dict)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    service: str
+    kind: str  # "bind", "volume", "tmpfs", ...
+    source: str | None  # host path of a bind, name of a volume, None for an anonymous volume
+    target: str
+
+
+def parse_mount(service: str, spec: str | dict[str, Any]) -> Mount:
+    """One entry of a service's `volumes`, in the short ("SRC:DST[:MODE]") or the long syntax."""
+    if isinstance(spec, dict):
+        source = spec.get("source")
+        return Mount(service, str(spec["type"]), None if source is None else str(source), str(spec["target"]))
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return Mount(service, "volume", None, parts[0])
+    source, target = parts[0], parts[1]
+    # A host path (a bind mount) is absolute, or relative starting with "." or ".."; anything else
+    # names a volume.
+    kind = "bind" if source.startswith((".", "/", "~")) else "volume"
+    return Mount(service, kind, source, target)
+
+
+def mounts(doc: dict[str, Any], service: str | None = None) -> list[Mount]:
+    return [
+        parse_mount(name, spec)
+        for name, svc in services(doc).items()
+        if service is None or name == service
+        for spec in svc.get("volumes", [])
+    ]
+
+
+def host_path(source: str, base: Path = COMPOSE_DIR) -> Path:
+    return (base / Path(source).expanduser()).resolve()
+
+
+def missing_bind_sources(doc: dict[str, Any], base: Path) -> list[str]:
+    return [
+        f"{m.service}: {m.source}"
+        for m in mounts(doc)
+        if m.kind == "bind" and (m.source is None or not host_path(m.source, base).exists())
+    ]
+
+
+def host_file_mounted_at(doc: dict[str, Any], service: str, container_path: str) -> Path:
+    """The host file that `service` sees at `container_path`, through a bind of it or of a
+    folder above it."""
+    wanted = PurePosixPath(container_path)
+    for m in mounts(doc, service):
+        target = PurePosixPath(m.target)
+        if m.kind == "bind" and m.source is not None and (wanted == target or target in wanted.parents):
+            return host_path(m.source) / wanted.relative_to(target)
+    pytest.fail(f"service {service} mounts nothing from the host on {container_path}")
+
+
+def on_named_volume(doc: dict[str, Any], service: str, container_path: str | Path) -> bool:
+    path = PurePosixPath(container_path)
+    return any(
+        m.kind == "volume"
+        and m.source is not None
+        and (path == PurePosixPath(m.target) or PurePosixPath(m.target) in path.parents)
+        for m in mounts(doc, service)
+    )
+
+
+def config_file_of(doc: dict[str, Any], service: str) -> tuple[Path, PurePosixPath]:
+    """The `--config FILE` of an eit service's command: (host file, path in the container)."""
+    command = services(doc)[service]["command"]
+    assert isinstance(command, list) and "--config" in command, f"{service}: {command!r}"
+    in_container = str(command[command.index("--config") + 1])
+    return host_file_mounted_at(doc, service, in_container), PurePosixPath(in_container)
+
+
+def published_container_ports(service: dict[str, Any]) -> set[int]:
+    ports: set[int] = set()
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):
+            ports.add(int(entry["target"]))
+        else:  # [[HOST_IP:]HOST_PORT:]CONTAINER_PORT[/PROTOCOL]
+            ports.add(int(str(entry).rsplit(":", 1)[-1].split("/")[0]))
+    return ports
+
+
+# -- the schema --------------------------------------------------------------------------------
+
+
+def compose_schema() -> dict[str, Any]:
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    assert isinstance(schema, dict)
+    return schema
+
+
+def declared_validator(schema: dict[str, Any]) -> type[Validator]:
+    """The validator of the draft that the schema names in `$schema`.
+
+    The Compose Specification names draft 7 as https://json-schema.org/draft-07/schema, which
+    jsonschema knows only in its canonical form, http://json-schema.org/draft-07/schema#; left
+    as it is, jsonschema would warn and fall back to its latest draft.
+    """
+    declared = str(schema["$schema"])
+    canonical = "http://" + re.sub(r"^https?://", "", declared).rstrip("#") + "#"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unknown draft is an error, not a silent fallback
+        return jsonschema.validators.validator_for({"$schema": canonical})
+
+
+def schema_errors(doc: dict[str, Any]) -> list[str]:
+    schema = compose_schema()
+    validator = declared_validator(schema)(schema)
+    return sorted(f"{e.json_path}: {e.message}" for e in validator.iter_errors(doc))
+
+
+def test_vendored_compose_spec_is_a_valid_draft_07_schema() -> None:
+    schema = compose_schema()
+    cls = declared_validator(schema)
+    assert cls is jsonschema.Draft7Validator
+    cls.check_schema(schema)
+    assert schema["title"] == "Compose Specification"
+
+
+def test_compose_file_conforms_to_the_compose_specification() -> None:
+    errors = schema_errors(compose())
+    assert not errors, "docker-compose.yml does not conform:\n" + "\n".join(errors)
+
+
+def _ports_not_a_list(doc: dict[str, Any]) -> None:
+    doc["services"]["eit-serve"]["ports"] = "notalist"
+
+
+def _unknown_top_level_key(doc: dict[str, Any]) -> None:
+    doc["servics"] = doc["services"]
+
+
+def _unknown_depends_on_condition(doc: dict[str, Any]) -> None:
+    doc["services"]["edge-sim"]["depends_on"]["eit-serve"]["condition"] = "service_ready"
+
+
+def _unknown_service_key(doc: dict[str, Any]) -> None:
+    doc["services"]["mosquitto"]["healthchek"] = doc["services"]["mosquitto"]["healthcheck"]
+
+
+@pytest.mark.parametrize(
+    ("breakage", "reported"),
+    [
+        (_ports_not_a_list, "$.services['eit-serve'].ports: 'notalist' is not of type 'array'"),
+        (_unknown_top_level_key, "$: 'servics' does not match any of the regexes"),
+        (_unknown_depends_on_condition, "$.services['edge-sim'].depends_on: "),
+        (_unknown_service_key, "$.services.mosquitto: 'healthchek' does not match any of the regexes"),
+    ],
+    ids=["ports-not-a-list", "unknown-top-level-key", "unknown-depends-on-condition", "misspelt-service-key"],
+)
+def test_schema_check_rejects_a_broken_compose_file(
+    breakage: Callable[[dict[str, Any]], None], reported: str
+) -> None:
+    broken = copy.deepcopy(compose())
+    breakage(broken)
+    errors = schema_errors(broken)
+    assert any(reported in e for e in errors), errors
+
+
+# -- what the schema cannot see ------------------------------------------------------------------
+
+
+def test_every_bind_mounted_host_path_exists() -> None:
+    doc = compose()
+    binds = [m for m in mounts(doc) if m.kind == "bind"]
+    assert binds, "expected the config files to be bind-mounted"
+    assert missing_bind_sources(doc, COMPOSE_DIR) == []
+
+
+def test_bind_mount_check_finds_missing_sources_in_both_syntaxes(tmp_path: Path) -> None:
+    (tmp_path / "present.conf").write_text("")
+    doc: dict[str, Any] = {
+        "services": {
+            "a": {
+                "image": "x",
+                "volumes": [
+                    "./present.conf:/etc/present.conf:ro",
+                    "./missing.conf:/etc/missing.conf:ro",
+                    "data:/var/lib/a",
+                    "/anonymous",
+                    {"type": "bind", "source": "./missing-dir", "target": "/srv"},
+                    {"type": "bind", "source": "./present.conf", "target": "/etc/again.conf"},
+                    {"type": "volume", "source": "data", "target": "/var/lib/b"},
+                    {"type": "tmpfs", "target": "/tmp"},
+                ],
+            }
+        },
+        "volumes": {"data": None},
+    }
+    assert missing_bind_sources(doc, tmp_path) == ["a: ./missing.conf", "a: ./missing-dir"]
+
+
+def test_named_volumes_are_declared_at_the_top_level() -> None:
+    doc = compose()
+    declared = set(doc.get("volumes") or {})
+    used = {m.source for m in mounts(doc) if m.kind == "volume" and m.source is not None}
+    assert used, "expected named volumes for the data"
+    assert used <= declared, f"used but not declared: {sorted(used - declared)}"
+
+
+def test_dependencies_exist_and_awaited_health_is_checked() -> None:
+    svcs = services(compose())
+    for name, svc in svcs.items():
+        depends = svc.get("depends_on", [])
+        if not isinstance(depends, dict):  # the short syntax: a list of services
+            depends = {d: {"condition": "service_started"} for d in depends}
+        for dependency, how in depends.items():
+            assert dependency in svcs, f"{name} depends on unknown service {dependency}"
+            if how["condition"] == "service_healthy":
+                assert "healthcheck" in svcs[dependency], f"{name} waits for {dependency} to be healthy"
+
+
+def test_every_built_service_has_its_dockerfile_and_the_extras_it_installs() -> None:
+    built = {name: svc["build"] for name, svc in services(compose()).items() if "build" in svc}
+    assert set(built) == {"eit-serve", "edge-sim"}
+    extras = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    for name, build in built.items():
+        if isinstance(build, str):
+            build = {"context": build}
+        dockerfile = host_path(build.get("context", ".")) / build.get("dockerfile", "Dockerfile")
+        assert dockerfile.is_file(), f"{name}: no {dockerfile}"
+        installs = re.findall(r"pip install \"?\.\[([^\]]*)\]", dockerfile.read_text())
+        assert installs, f"{dockerfile} does not install the project with extras"
+        for wanted in installs:
+            assert set(wanted.split(",")) <= extras, f"{dockerfile}: extras {wanted} vs {sorted(extras)}"
+
+
+# -- the files handed to the platform -----------------------------------------------------------
+
+
+def test_server_config_mounted_into_eit_serve_parses_and_names_compose_services() -> None:
+    doc = compose()
+    svcs = services(doc)
+    host_file, in_container = config_file_of(doc, "eit-serve")
+    data = load_yaml_mapping(host_file)
+    # The site registry is checked to exist as the file parses: give it the host file that the
+    # container sees at that path.
+    data["site"] = str(host_file_mounted_at(doc, "eit-serve", str(data["site"])))
+    config = parse_serve_config(data, str(host_file), Path(in_container.parent))
+
+    assert config.mqtt.host in svcs
+    assert config.store.kind == "influxdb"
+    assert urlsplit(config.store.url).hostname in svcs
+    assert config.store.database == svcs["influxdb"]["environment"]["INFLUXDB_DB"]
+    assert config.http.host == "0.0.0.0", "the API must listen beyond the container's loopback"
+    assert config.http.port in published_container_ports(svcs["eit-serve"])
+    assert on_named_volume(doc, "eit-serve", config.data_dir)
+    assert on_named_volume(doc, "eit-serve", config.state_path)
+
+
+def test_edge_config_mounted_into_edge_sim_parses_and_uses_the_compose_broker() -> None:
+    doc = compose()
+    host_file, _ = config_file_of(doc, "edge-sim")
+    config = load_edge_config(host_file, environ={})
+
+    assert config.mqtt.host in services(doc)
+    assert on_named_volume(doc, "edge-sim", config.outbox_path), "the outbox must survive a restart"
+    # It is the example town's agent, only pointed at the compose broker and outbox volume.
+    assert load_yaml_mapping(host_file)["devices"] == load_yaml_mapping(EXAMPLE_AGENT)["devices"]
+
+
+def test_grafana_datasource_queries_the_compose_influxdb_with_influxql() -> None:
+    doc = compose()
+    provisioning = host_file_mounted_at(doc, "grafana", GRAFANA_PROVISIONING_IN_CONTAINER)
+    sources = load_yaml_mapping(provisioning / "datasources" / "influxdb.yaml")["datasources"]
+    (influx,) = [s for s in sources if s["type"] == "influxdb"]
+    assert urlsplit(influx["url"]).hostname in services(doc)
+    assert influx["jsonData"]["version"] == "InfluxQL"
+    assert influx["jsonData"]["dbName"] == services(doc)["influxdb"]["environment"]["INFLUXDB_DB"]
+
+
+# -- Mosquitto -----------------------------------------------------------------------------------
+
+
+def mosquitto_options(text: str) -> dict[str, list[str]]:
+    options: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.strip().partition(" ")
+            options.setdefault(key, []).append(value)
+    return options
+
+
+def test_broker_queue_holds_the_agents_messages_for_the_ingest_session_lifetime() -> None:
+    doc = compose()
+    conf = host_file_mounted_at(doc, "mosquitto", MOSQUITTO_CONF_IN_CONTAINER)
+    options = mosquitto_options(conf.read_text())
+    assert options["persistence"] == ["true"]
+    max_queued = int(options["max_queued_messages"][-1])  # 0 is no limit
+    agent = load_edge_config(config_file_of(doc, "edge-sim")[0], environ={})
+    messages_per_s = sum(1 / d.scan_interval_s for d in agent.devices)  # one message a scan when live
+    assert max_queued == 0 or max_queued >= SESSION_EXPIRY_S * messages_per_s
+
+
+def local_broker_conf(text: str, port: int, data_dir: Path) -> str:
+    """The compose broker's configuration, listening on `port` of this machine's loopback and
+    keeping its data in `data_dir`; nothing else changed."""
+    local = {
+        "listener": f"listener {port} 127.0.0.1",
+        "persistence_location": f"persistence_location {data_dir}/",
+    }
+    lines: list[str] = []
+    for line in text.splitlines():
+        key = line.partition(" ")[0]
+        lines.append(local.pop(key) if key in local else line)
+    assert not local, f"the compose broker's configuration has no {sorted(local)}"
+    if os.geteuid() == 0:
+        # Mosquitto started as root drops to the mosquitto user, who cannot enter pytest's
+        # private temporary folders.
+        lines.append("user root")
+    return "\n".join(lines) + "\n"
+
+
+def start_broker(conf: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [_binary("mosquitto", "/usr/sbin"), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT
+        )
+    wait_for(lambda: port_open(port) or proc.poll() is not None, 10, f"mosquitto on port {port}")
+    assert proc.poll() is None, f"mosquitto refused the configuration:\n{log.read_text()}"
+    return proc
+
+
+def stop_broker(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)  # a clean stop, as `docker compose stop` makes
+    return proc.wait(10)
+
+
+def mqtt5_client(
+    client_id: str, port: int, session: bool, on_message: Callable[..., None] | None = None
+) -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    if on_message is not None:
+        client.on_message = on_message
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 3600 if session else 0
+    client.connect("127.0.0.1", port, clean_start=not session, properties=props)
+    client.loop_start()
+    wait_for(client.is_connected, 10, f"{client_id} connected")
+    return client
+
+
+def close(client: mqtt.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
+@pytest.mark.integration
+def test_compose_broker_keeps_an_offline_sessions_whole_backlog_across_a_restart(tmp_path: Path) -> None:
+    """A persistent session that is away while more than Mosquitto's default queue limit is
+    published gets every message when it comes back, even after the broker was restarted."""
+    doc = compose()
+    port, data_dir, log = free_port(), tmp_path / "data", tmp_path / "mosquitto.log"
+    data_dir.mkdir()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(
+        local_broker_conf(
+            host_file_mounted_at(doc, "mosquitto", MOSQUITTO_CONF_IN_CONTAINER).read_text(), port, data_dir
+        )
+    )
+    count = 3 * MOSQUITTO_DEFAULT_MAX_QUEUED
+    received: set[str] = set()
+    subscribed = threading.Event()
+
+    broker = start_broker(conf, port, log)
+    try:
+        ingest = mqtt5_client("compose-backlog-ingest", port, session=True)
+        ingest.on_subscribe = lambda *_: subscribed.set()
+        ingest.subscribe("eit/+/+/data", qos=1)
+        assert subscribed.wait(10)
+        close(ingest)
+
+        agent = mqtt5_client("compose-backlog-agent", port, session=False)
+        sent = [agent.publish("eit/f1/d1/data", str(i), qos=1) for i in range(count)]
+        for info in sent:
+            info.wait_for_publish(10)
+        close(agent)
+    finally:
+        assert stop_broker(broker) == 0
+
+    broker = start_broker(conf, port, log)
+    try:
+        ingest = mqtt5_client(
+            "compose-backlog-ingest",
+            port,
+            session=True,
+            on_message=lambda _c, _u, msg: received.add(msg.payload.decode()),
+        )
+        try:
+            wait_for(lambda: len(received) >= count, 30, f"{count} queued messages")
+        except TimeoutError:
+            pytest.fail(f"the returning session got {len(received)} of {count} messages")
+        finally:
+            close(ingest)
+    finally:
+        assert stop_broker(broker) == 0
+    assert received == {str(i) for i in range(count)}
+    assert "Error" not in log.read_text(), log.read_text()
