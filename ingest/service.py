@@ -243,8 +243,6 @@ class MqttIngest:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        # MQTT 3.1.1 has no receive maximum; keep paho from holding more than this in flight.
-        self.client.max_queued_messages_set(0)
 
     @property
     def connected(self) -> bool:
