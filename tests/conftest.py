@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import REPO, InfluxDB, Mosquitto
+from tests.services import REPO, InfluxDB, Mosquitto, kill_leftovers
 
 EXAMPLE_SITE = REPO / "examples" / "town" / "site.yaml"
 
@@ -47,3 +47,9 @@ def report(capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest) -
             print(f"\n  {request.node.name}: {line}")
 
     return emit
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    yield
+    kill_leftovers()

@@ -153,6 +153,18 @@ class InfluxDB:
         self.proc = None
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def kill_leftovers() -> None:
+    """Kill every process a test started and did not stop (a failed test must not leave any)."""
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 class EitProcess:
     """An `eit` command run in its own process, with its output in a log file."""
 
@@ -167,6 +179,7 @@ class EitProcess:
         self.proc = subprocess.Popen(
             [*EIT, *self.args], stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO
         )
+        _STARTED.append(self.proc)
         return self
 
     def terminate(self, timeout_s: float = 20) -> int:
