@@ -48,6 +48,7 @@ class IngestSettings:
     flush_interval_s: float = 0.1
     max_future_s: float = 300.0
     retry_max_s: float = 30.0
+    stats_interval_s: float = 10.0  # the `platform` measurement (ingest/selfstats.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,7 @@ def parse_serve_config(
         flush_interval_s=isec.number("flush_interval_s", 0.1, exclusive_minimum=0),
         max_future_s=isec.number("max_future_s", 300.0, minimum=0),
         retry_max_s=isec.number("retry_max_s", 30.0, exclusive_minimum=0),
+        stats_interval_s=isec.number("stats_interval_s", 10.0, exclusive_minimum=0),
     )
     isec.finish()
 
