@@ -161,7 +161,7 @@ def town_overview(registry: Registry) -> dash.Dashboard:
             InfluxQL(
                 "A",
                 'SELECT last("lat") AS "lat", last("lon") AS "lon", last("name") AS "name"'
-                ' FROM "sites" GROUP BY "factory"',
+                ' FROM "sites" WHERE "public" = true GROUP BY "factory"',
             ).table()
         )
         .with_target(

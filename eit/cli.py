@@ -124,8 +124,18 @@ def _dashboards_push(args: argparse.Namespace) -> int:
     password = os.environ.get(args.influx_password_env) if args.influx_password_env else None
     source = _influx_source(args, password)
     assert isinstance(source, InfluxSource)
+    import requests
+    from grafana_client.client import GrafanaException
+
     api = connect(args.url, token=token, user=args.user, password=os.environ.get("GRAFANA_PASSWORD"))
-    report = Pusher(api).push(build_dashboards(load_registry(args.site)), source)
+    try:
+        report = Pusher(api).push(build_dashboards(load_registry(args.site)), source)
+    except GrafanaException as exc:
+        print(f"eit: dashboards push: Grafana at {args.url} answered {exc.status_code}: {exc.message}", file=sys.stderr)
+        return 1
+    except requests.RequestException as exc:
+        print(f"eit: dashboards push: Grafana at {args.url} cannot be reached: {exc}", file=sys.stderr)
+        return 1
     for line in report.lines():
         print(line)
     print(f"{report.changes} change(s) made in Grafana at {args.url}")
