@@ -228,7 +228,7 @@ def town_overview(registry: Registry) -> dash.Dashboard:
             InfluxQL(
                 "A",
                 'SELECT last("value") AS "AQI", last("band") AS "band" FROM "aqi"'
-                " WHERE \"parameter\" = 'overall' AND $timeFilter GROUP BY \"factory\", \"device\"",
+                ' WHERE "parameter" = \'overall\' AND $timeFilter GROUP BY "factory", "device"',
             ),
         )
         .with_transformation(_hide_time())
@@ -366,7 +366,8 @@ def factory_detail(registry: Registry) -> dash.Dashboard:
         .with_target(
             InfluxQL(
                 "A",
-                f'SELECT "completeness" FROM "daily" WHERE {FACTORY_DEVICE} AND $timeFilter GROUP BY "channel"',
+                f'SELECT "completeness" FROM "daily" WHERE {FACTORY_DEVICE} AND $timeFilter'
+                ' GROUP BY "channel"',
             ).alias("$tag_channel")
         )
         .unit("percentunit")
@@ -483,7 +484,8 @@ def compliance(registry: Registry) -> dash.Dashboard:
             InfluxQL(
                 "A",
                 'SELECT count("completeness") AS "incomplete days", min("completeness") AS "lowest"'
-                ' FROM "daily" WHERE "complete" = false AND $timeFilter GROUP BY "factory", "device", "channel"',
+                ' FROM "daily" WHERE "complete" = false AND $timeFilter'
+                ' GROUP BY "factory", "device", "channel"',
             ),
         )
         .with_transformation(_hide_time())
@@ -578,9 +580,9 @@ def energy(registry: Registry) -> dash.Dashboard:
     hourly_kwh = _series(
         "Energy per hour (kWh)",
         "kwatth",
-        InfluxQL(
-            "A", 'SELECT "kwh" FROM "energy" WHERE $timeFilter GROUP BY "factory", "device"'
-        ).alias("$tag_factory/$tag_device"),
+        InfluxQL("A", 'SELECT "kwh" FROM "energy" WHERE $timeFilter GROUP BY "factory", "device"').alias(
+            "$tag_factory/$tag_device"
+        ),
     ).height(8)
     return (
         _dashboard(
@@ -671,11 +673,15 @@ def platform_health(registry: Registry) -> dash.Dashboard:
         )
         .time("now-6h", "now")
         .refresh("30s")
-        .with_panel(rate("Ingest rate (readings stored per second)", "readings_stored", "none").height(8).span(12))
+        .with_panel(
+            rate("Ingest rate (readings stored per second)", "readings_stored", "none").height(8).span(12)
+        )
         .with_panel(rate("MQTT messages per second", "messages", "none").height(8).span(12))
         .with_panel(dead_rate.height(8).span(16))
         .with_panel(dead_total)
-        .with_panel(gauge("Devices online and offline", "devices_online", "devices_offline").height(8).span(8))
+        .with_panel(
+            gauge("Devices online and offline", "devices_online", "devices_offline").height(8).span(8)
+        )
         .with_panel(gauge("Agents' outbox backlog (scans)", "outbox_pending").height(8).span(8))
         .with_panel(online_now)
         .with_panel(gauge("Open alerts", "alerts_open").height(8).span(24))

@@ -30,7 +30,12 @@ class InfluxSource:
             "access": "proxy",
             "url": self.url,
             "isDefault": True,
-            "jsonData": {"version": "InfluxQL", "dbName": self.database, "httpMode": "GET", "timeInterval": "10s"},
+            "jsonData": {
+                "version": "InfluxQL",
+                "dbName": self.database,
+                "httpMode": "GET",
+                "timeInterval": "10s",
+            },
         }
         if self.user is not None:
             data["user"] = self.user

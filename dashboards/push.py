@@ -27,13 +27,24 @@ from typing import Any
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError
 
-from dashboards.build import FOLDER_TITLES, OFFICERS_FOLDER_UID, PUBLIC_FOLDER_UID, TOWN_OVERVIEW_UID, DashboardSpec
+from dashboards.build import (
+    FOLDER_TITLES,
+    OFFICERS_FOLDER_UID,
+    PUBLIC_FOLDER_UID,
+    TOWN_OVERVIEW_UID,
+    DashboardSpec,
+)
 from dashboards.datasource import InfluxSource
 
 log = logging.getLogger("eit.dashboards")
 
 VIEW = 1  # Grafana's permission levels: 1 View, 2 Edit, 4 Admin
-PUBLIC_DASHBOARD = {"isEnabled": True, "share": "public", "timeSelectionEnabled": True, "annotationsEnabled": False}
+PUBLIC_DASHBOARD = {
+    "isEnabled": True,
+    "share": "public",
+    "timeSelectionEnabled": True,
+    "annotationsEnabled": False,
+}
 DASHBOARD_VOLATILE = ("id", "version")
 
 
@@ -56,7 +67,9 @@ class PushReport:
         return out
 
 
-def connect(url: str, token: str | None = None, user: str | None = None, password: str | None = None) -> GrafanaApi:
+def connect(
+    url: str, token: str | None = None, user: str | None = None, password: str | None = None
+) -> GrafanaApi:
     """A client for ``url`` with a service-account token, or a user and password."""
     credential: str | tuple[str, str] | None = token
     if token is None and user is not None:

@@ -173,7 +173,10 @@ class PlatformStats:
     def snapshot(self, ts_ns: int) -> list[str]:
         """The ``platform`` and ``platform_dead_letters`` points at ``ts_ns``."""
         tags = {"instance": self.instance}
-        dead = {dict(labels).get("reason", ""): n for labels, n in _counter_total(self.metrics, "eit_dead_letters").items()}
+        dead = {
+            dict(labels).get("reason", ""): n
+            for labels, n in _counter_total(self.metrics, "eit_dead_letters").items()
+        }
         online, offline, pending = self.watcher.counts() if self.watcher is not None else (0, 0, 0)
         alerts_open = self.metrics.registry.get_sample_value("eit_alerts_open")
         platform = point_line(

@@ -101,7 +101,9 @@ class FakeGrafana:
             return (user, password) == ("admin", self.admin_password)
         return False
 
-    def _save_dashboard(self, model: dict[str, Any], folder_uid: str, provisioned: bool = False) -> dict[str, Any]:
+    def _save_dashboard(
+        self, model: dict[str, Any], folder_uid: str, provisioned: bool = False
+    ) -> dict[str, Any]:
         st = self.state
         uid = model["uid"]
         old = st.dashboards.get(uid)
@@ -143,7 +145,11 @@ class FakeGrafana:
             if method == "PUT":
                 if uid not in st.folders:
                     return 404, {"message": "folder not found"}
-                st.folders[uid] = {**st.folders[uid], "title": body["title"], "version": st.folders[uid]["version"] + 1}
+                st.folders[uid] = {
+                    **st.folders[uid],
+                    "title": body["title"],
+                    "version": st.folders[uid]["version"] + 1,
+                }
                 return 200, st.folders[uid]
         if path == "/api/folders" and method == "POST":
             uid, title = body.get("uid"), body.get("title")
@@ -173,7 +179,9 @@ class FakeGrafana:
         if path == "/api/datasources" and method == "POST":
             if not body.get("name") or not body.get("type"):
                 return 400, {"message": "name and type are required"}
-            if body.get("uid") in st.datasources or any(d["name"] == body["name"] for d in st.datasources.values()):
+            if body.get("uid") in st.datasources or any(
+                d["name"] == body["name"] for d in st.datasources.values()
+            ):
                 return 409, {"message": "data source with the same name already exists"}
             secure = body.pop("secureJsonData", None)
             uid = body.get("uid") or uuid.uuid4().hex[:14]
@@ -204,13 +212,23 @@ class FakeGrafana:
                 }
                 return 200, st.public_dashboards[uid]
             if method == "PATCH" and current and public_uid == current["uid"]:
-                current.update({k: body[k] for k in ("isEnabled", "share", "timeSelectionEnabled", "annotationsEnabled") if k in body})
+                current.update(
+                    {
+                        k: body[k]
+                        for k in ("isEnabled", "share", "timeSelectionEnabled", "annotationsEnabled")
+                        if k in body
+                    }
+                )
                 return 200, current
             return 404, {"message": "public dashboard not found"}
         if m := re.fullmatch(r"/api/dashboards/uid/([^/]+)", path):
             uid = m.group(1)
             if method == "GET":
-                return (200, st.dashboards[uid]) if uid in st.dashboards else (404, {"message": "Dashboard not found"})
+                return (
+                    (200, st.dashboards[uid])
+                    if uid in st.dashboards
+                    else (404, {"message": "Dashboard not found"})
+                )
         if path == "/api/dashboards/db" and method == "POST":
             model, folder_uid = body.get("dashboard"), body.get("folderUid", "")
             if not isinstance(model, dict) or not model.get("title") or not model.get("uid"):
@@ -221,7 +239,10 @@ class FakeGrafana:
             if old and old["meta"]["provisioned"]:
                 return 400, {"message": "Cannot save provisioned dashboard"}
             if old and not body.get("overwrite"):
-                return 412, {"message": "A dashboard with the same uid already exists", "status": "name-exists"}
+                return 412, {
+                    "message": "A dashboard with the same uid already exists",
+                    "status": "name-exists",
+                }
             return 200, self._save_dashboard({k: v for k, v in model.items() if k != "id"}, folder_uid)
         return 404, {"message": f"no route {method} {path} in the fake"}
 

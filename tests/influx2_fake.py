@@ -70,9 +70,17 @@ class FakeInflux2:
             if call.params.get("bucket") != self.bucket:
                 return 404, b'{"code":"not found","message":"bucket not found"}', "application/json"
             if call.params.get("precision") != "ns":
-                return 400, b'{"code":"invalid","message":"this fake expects precision=ns"}', "application/json"
+                return (
+                    400,
+                    b'{"code":"invalid","message":"this fake expects precision=ns"}',
+                    "application/json",
+                )
             if self.fail_writes_with is not None:
-                return self.fail_writes_with, b'{"code":"internal error","message":"told to fail"}', "application/json"
+                return (
+                    self.fail_writes_with,
+                    b'{"code":"internal error","message":"told to fail"}',
+                    "application/json",
+                )
             resp = requests.post(
                 f"{self.engine_url}/write",
                 params={"db": self.bucket, "precision": "ns"},
@@ -80,7 +88,11 @@ class FakeInflux2:
                 timeout=10,
             )
             if resp.status_code != 204:
-                return 400, b'{"code":"invalid","message":"' + resp.text.encode()[:200].replace(b'"', b"'") + b'"}', "application/json"
+                return (
+                    400,
+                    b'{"code":"invalid","message":"' + resp.text.encode()[:200].replace(b'"', b"'") + b'"}',
+                    "application/json",
+                )
             return 204, b"", "text/plain"
         if call.path == "/query":
             if call.params.get("db") not in (None, self.bucket):
@@ -102,7 +114,9 @@ class FakeInflux2:
                 params = {k: v[-1] for k, v in parse_qs(url.query).items()}
                 if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
                     params.update({k: v[-1] for k, v in parse_qs(body.decode()).items()})
-                call = Call(self.command, url.path, params, {k.lower(): v for k, v in self.headers.items()}, body)
+                call = Call(
+                    self.command, url.path, params, {k.lower(): v for k, v in self.headers.items()}, body
+                )
                 fake.calls.append(call)
                 status, data, ctype = fake.answer(call)
                 self.send_response(status)

@@ -99,7 +99,9 @@ EXPECTED: dict[tuple[str, str, str], Expect] = {
     ("eit-energy", "Grid emission factor in use (kg CO2e/kWh)", "A"): Expect(WHOLE, ("kg CO2e/kWh",)),
     ("eit-energy", "Energy per day (kWh)", "A"): Expect(by_factory(K), ("sum",)),
     ("eit-energy", "CO2 per day (kg CO2e)", "A"): Expect(by_factory(K), ("sum",)),
-    ("eit-energy", "Energy per hour (kWh)", "A"): Expect(groups({"factory": K, "device": "meter-1"}), ("kwh",)),
+    ("eit-energy", "Energy per hour (kWh)", "A"): Expect(
+        groups({"factory": K, "device": "meter-1"}), ("kwh",)
+    ),
     ("eit-platform-health", "Ingest rate (readings stored per second)", "A"): Expect(
         groups({"instance": INSTANCE}), ("non_negative_derivative",)
     ),
@@ -139,7 +141,8 @@ def factory_detail_expected(registry: Registry, factory: str, device: str, chann
             ("hourly average", "hourly average at reference O2") + (("limit",) if has_hourly_limit else ()),
         ),
         "Hourly averages/A": Expect(
-            channels, ("value", "corrected", "points", "quadrants", "valid", "reason", "exceeded", "retroactive")
+            channels,
+            ("value", "corrected", "points", "quadrants", "valid", "reason", "exceeded", "retroactive"),
         ),
     }
 
@@ -180,9 +183,7 @@ def problems(series: list[dict[str, Any]], expect: Expect) -> list[str]:
         if any(column not in s["columns"] for s in series):
             out.append(f"no column {column!r}")
             continue
-        holding = [
-            any(row[s["columns"].index(column)] is not None for row in s["values"]) for s in series
-        ]
+        holding = [any(row[s["columns"].index(column)] is not None for row in s["values"]) for s in series]
         if not all(holding):
             out.append(f"column {column!r} holds no value in some series")
     return out
@@ -224,7 +225,9 @@ def test_every_panel_has_a_query_and_an_expectation() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("uid", "title", "ref", "query"), TOWN_TARGETS, ids=[f"{t[0]}:{t[1]}:{t[2]}" for t in TOWN_TARGETS])
+@pytest.mark.parametrize(
+    ("uid", "title", "ref", "query"), TOWN_TARGETS, ids=[f"{t[0]}:{t[1]}:{t[2]}" for t in TOWN_TARGETS]
+)
 def test_panel_query_returns_the_series_the_panel_expects(
     town_store: InfluxStore, uid: str, title: str, ref: str, query: str
 ) -> None:
@@ -238,7 +241,9 @@ DEVICE_CHANNELS = [
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("factory", "device", "channel"), DEVICE_CHANNELS, ids=["/".join(x) for x in DEVICE_CHANNELS])
+@pytest.mark.parametrize(
+    ("factory", "device", "channel"), DEVICE_CHANNELS, ids=["/".join(x) for x in DEVICE_CHANNELS]
+)
 def test_factory_detail_panels_return_their_series_for_every_channel_of_the_town(
     town_store: InfluxStore, factory: str, device: str, channel: str
 ) -> None:
@@ -254,7 +259,9 @@ def tag_values(store: InfluxStore, query: str) -> set[str]:
 
 
 @pytest.mark.integration
-def test_factory_detail_variables_list_the_towns_factories_devices_and_channels(town_store: InfluxStore) -> None:
+def test_factory_detail_variables_list_the_towns_factories_devices_and_channels(
+    town_store: InfluxStore,
+) -> None:
     variables = {v["name"]: v["query"] for v in SPECS["eit-factory-detail"].model["templating"]["list"]}
     assert variables == {
         "factory": FACTORY_VARIABLE_QUERY,
@@ -300,7 +307,9 @@ def test_public_folder_holds_the_town_views_and_officers_the_rest() -> None:
 
 def test_every_measurement_a_dashboard_reads_is_in_the_store_schema() -> None:
     schema = (REPO / "docs" / "store-schema.md").read_text()
-    documented = set(re.findall(r"^## `(\w+)`", schema, flags=re.M)) | set(re.findall(r"^`(\w+)` \(tag", schema, flags=re.M))
+    documented = set(re.findall(r"^## `(\w+)`", schema, flags=re.M)) | set(
+        re.findall(r"^`(\w+)` \(tag", schema, flags=re.M)
+    )
     used = {
         m
         for spec in SPECS.values()
@@ -320,7 +329,10 @@ def tree(root: Path) -> dict[str, str]:
 
 
 def test_committed_grafana_files_are_what_eit_dashboards_build_writes(tmp_path: Path) -> None:
-    assert main(["dashboards", "build", "--out", str(tmp_path), "--site", str(REPO / "examples/town/site.yaml")]) == 0
+    assert (
+        main(["dashboards", "build", "--out", str(tmp_path), "--site", str(REPO / "examples/town/site.yaml")])
+        == 0
+    )
     generated, committed = tree(tmp_path), tree(REPO / "deploy" / "grafana")
     stale = sorted(k for k in generated.keys() & committed.keys() if generated[k] != committed[k])
     assert set(generated) == set(committed), "run `eit dashboards build` and commit deploy/grafana"
@@ -339,7 +351,9 @@ def test_the_up_to_date_check_notices_a_hand_edit(tmp_path: Path) -> None:
 
 
 def test_provisioning_points_grafana_at_the_generated_dashboards() -> None:
-    providers = yaml.safe_load((REPO / "deploy/grafana/provisioning/dashboards/eit.yaml").read_text())["providers"]
+    providers = yaml.safe_load((REPO / "deploy/grafana/provisioning/dashboards/eit.yaml").read_text())[
+        "providers"
+    ]
     assert {p["folderUid"] for p in providers} == {PUBLIC_FOLDER_UID, OFFICERS_FOLDER_UID}
     for p in providers:
         folder = REPO / "deploy/grafana/dashboards" / p["folderUid"]

@@ -8,7 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from dashboards.build import FOLDER_TITLES, OFFICERS_FOLDER_UID, PUBLIC_FOLDER_UID, TOWN_OVERVIEW_UID, build_dashboards
+from dashboards.build import (
+    FOLDER_TITLES,
+    OFFICERS_FOLDER_UID,
+    PUBLIC_FOLDER_UID,
+    TOWN_OVERVIEW_UID,
+    build_dashboards,
+)
 from dashboards.datasource import InfluxSource
 from dashboards.push import Pusher, connect
 from eit.cli import main

@@ -38,7 +38,9 @@ def publish(port: int, messages: list[tuple[str, str, bool]]) -> None:
 
 
 def last_platform(store: InfluxStore, instance: str) -> dict[str, Any]:
-    series = store.query(f"SELECT * FROM \"platform\" WHERE \"instance\" = '{instance}' ORDER BY time DESC LIMIT 1")
+    series = store.query(
+        f'SELECT * FROM "platform" WHERE "instance" = \'{instance}\' ORDER BY time DESC LIMIT 1'
+    )
     if not series:
         return {}
     return dict(zip(series[0]["columns"], series[0]["values"][0], strict=True))
@@ -49,7 +51,11 @@ def test_serve_writes_platform_health_and_sites_into_influxdb(
     tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, influx_database: str
 ) -> None:
     path = write_serve_config(
-        tmp_path, mosquitto.port, store="influxdb", influx_url=influxdb.url, influx_database=influx_database,
+        tmp_path,
+        mosquitto.port,
+        store="influxdb",
+        influx_url=influxdb.url,
+        influx_database=influx_database,
         client_id="selfstats-ingest",
     )
     data = yaml.safe_load(path.read_text())
@@ -64,12 +70,18 @@ def test_serve_writes_platform_health_and_sites_into_influxdb(
         publish(
             mosquitto.port,
             [
-                ("eit/kaeng-khoi-biomass/boiler-1/status", json.dumps({"state": "online", "outbox_pending": 7}), True),
+                (
+                    "eit/kaeng-khoi-biomass/boiler-1/status",
+                    json.dumps({"state": "online", "outbox_pending": 7}),
+                    True,
+                ),
                 ("eit/kaeng-khoi-biomass/meter-1/status", "offline", True),
                 ("eit/no-such-factory/x/status", "online", True),  # not a device of the town
                 (
                     "eit/kaeng-khoi-biomass/boiler-1/data",
-                    json.dumps({"v": 1, "scans": [{"seq": 1, "ts": now, "values": {"so2": 41.0, "o2": 9.1}}]}),
+                    json.dumps(
+                        {"v": 1, "scans": [{"seq": 1, "ts": now, "values": {"so2": 41.0, "o2": 9.1}}]}
+                    ),
                     False,
                 ),
                 ("eit/kaeng-khoi-biomass/boiler-1/data", "{not json", False),
@@ -92,9 +104,14 @@ def test_serve_writes_platform_health_and_sites_into_influxdb(
         try:
             wait_for(caught_up, 20, "the platform point to show the published messages")
         except TimeoutError:
-            pytest.fail(f"last platform point: {last_platform(store, 'selfstats-ingest')}, expected {expected}")
+            pytest.fail(
+                f"last platform point: {last_platform(store, 'selfstats-ingest')}, expected {expected}"
+            )
         reasons = store.query('SELECT last("count") FROM "platform_dead_letters" GROUP BY "reason"')
-        assert {s["tags"]["reason"]: s["values"][0][1] for s in reasons} == {"not_json": 1, "unknown_device": 1}
+        assert {s["tags"]["reason"]: s["values"][0][1] for s in reasons} == {
+            "not_json": 1,
+            "unknown_device": 1,
+        }
         sites = store.query('SELECT last("lat"), last("name") FROM "sites" GROUP BY "factory"')
         registry = load_registry(EXAMPLE_SITE)
         assert {s["tags"]["factory"]: s["values"][0][1] for s in sites} == {
@@ -103,7 +120,13 @@ def test_serve_writes_platform_health_and_sites_into_influxdb(
     finally:
         server.stop()
         store.close()
-        publish(mosquitto.port, [(f"eit/{t}/status", "", True) for t in ("kaeng-khoi-biomass/boiler-1", "kaeng-khoi-biomass/meter-1", "no-such-factory/x")])
+        publish(
+            mosquitto.port,
+            [
+                (f"eit/{t}/status", "", True)
+                for t in ("kaeng-khoi-biomass/boiler-1", "kaeng-khoi-biomass/meter-1", "no-such-factory/x")
+            ],
+        )
 
 
 def test_with_the_sqlite_store_no_platform_points_are_written(tmp_path: Path) -> None:

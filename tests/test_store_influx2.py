@@ -88,7 +88,9 @@ def test_large_batches_are_written_in_chunks_and_all_arrive(fake: FakeInflux2, s
 
 
 @pytest.mark.integration
-def test_refusals_and_outages_raise_the_errors_the_ingest_acts_on(fake: FakeInflux2, influx_database: str) -> None:
+def test_refusals_and_outages_raise_the_errors_the_ingest_acts_on(
+    fake: FakeInflux2, influx_database: str
+) -> None:
     bad_token = Influx2Store(fake.url, ORG, influx_database, "not-the-token")
     with pytest.raises(StoreUnavailable, match="401"):  # kept and retried until the token is fixed
         bad_token.write(readings(1))
@@ -118,9 +120,25 @@ def config(store: dict[str, object], tmp_path: Path) -> dict[str, object]:
 
 def test_store_kind_influxdb2_reads_org_bucket_and_a_token_from_a_file(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("secret-token\n")
-    data = config({"kind": "influxdb2", "url": "http://influx:8086/", "org": ORG, "bucket": "eit", "token_file": "token"}, tmp_path)
+    data = config(
+        {
+            "kind": "influxdb2",
+            "url": "http://influx:8086/",
+            "org": ORG,
+            "bucket": "eit",
+            "token_file": "token",
+        },
+        tmp_path,
+    )
     settings = parse_serve_config(data, "serve.yaml", tmp_path).store
-    assert (settings.kind, settings.url, settings.org, settings.bucket, settings.token, settings.database) == (
+    assert (
+        settings.kind,
+        settings.url,
+        settings.org,
+        settings.bucket,
+        settings.token,
+        settings.database,
+    ) == (
         "influxdb2",
         "http://influx:8086",
         ORG,

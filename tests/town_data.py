@@ -145,7 +145,9 @@ def _above(value: float, limit: tuple[float | None, float | None, str]) -> bool:
     return (high is not None and value > high) or (low is not None and value < low)
 
 
-def _limit_fields(channel: Channel, averaging: str, value: float | None, valid: bool) -> dict[str, FieldValue]:
+def _limit_fields(
+    channel: Channel, averaging: str, value: float | None, valid: bool
+) -> dict[str, FieldValue]:
     limit = _limit(channel, averaging)
     if limit is None:
         return {"exceeded": False}
@@ -175,7 +177,13 @@ def derive_by_fixture(registry: Registry, readings: Sequence[Reading]) -> list[s
     for key, hour in list(hours.items()):
         ch = registry.channel(hour.factory, hour.device, hour.channel)
         o2 = hours.get((hour.factory, hour.device, "o2", hour.start_ns))
-        if ch is not None and ch.o2_reference_percent is not None and hour.value is not None and o2 and o2.value:
+        if (
+            ch is not None
+            and ch.o2_reference_percent is not None
+            and hour.value is not None
+            and o2
+            and o2.value
+        ):
             corrected = hour.value * (21 - ch.o2_reference_percent) / (21 - o2.value)
             hours[key] = replace(hour, corrected=corrected)
 
@@ -220,7 +228,9 @@ def _rolling(registry: Registry, hours: dict[tuple[str, str, str, int], Hour]) -
             for end in range(DAY_START_NS + HOUR, DAY_END_NS + 1, HOUR):
                 inside = [
                     h
-                    for h in (hours.get((factory, device, ch.id, end - k * HOUR)) for k in range(1, window + 1))
+                    for h in (
+                        hours.get((factory, device, ch.id, end - k * HOUR)) for k in range(1, window + 1)
+                    )
                     if h is not None and h.valid and h.value is not None
                 ]
                 if not inside:
@@ -244,7 +254,9 @@ def _daily(registry: Registry, hours: dict[tuple[str, str, str, int], Hour]) -> 
         for d in f.devices.values():
             for ch in d.channels:
                 valid_hours = sum(
-                    1 for h in hours.values() if (h.factory, h.device, h.channel) == (f.id, d.id, ch) and h.valid
+                    1
+                    for h in hours.values()
+                    if (h.factory, h.device, h.channel) == (f.id, d.id, ch) and h.valid
                 )
                 completeness = valid_hours / 24
                 fields: dict[str, FieldValue] = {
@@ -342,7 +354,9 @@ def platform_lines(registry: Registry, instance: str = "eit-ingest") -> list[str
         lines.append(point_line("platform", {"instance": instance}, fields, ts))
         for reason, count in dead.items():
             lines.append(
-                point_line("platform_dead_letters", {"instance": instance, "reason": reason}, {"count": count}, ts)
+                point_line(
+                    "platform_dead_letters", {"instance": instance, "reason": reason}, {"count": count}, ts
+                )
             )
     return lines
 

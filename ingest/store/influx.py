@@ -58,7 +58,9 @@ def _field(value: FieldValue) -> str:
     return _quote_string_field(value)
 
 
-def point_line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], ts_ns: int) -> str:
+def point_line(
+    measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], ts_ns: int
+) -> str:
     """One point of any measurement as line protocol: tags sorted, fields typed (bool, integer
     with ``i``, float, quoted string), time in nanoseconds."""
     if not fields:

@@ -52,13 +52,18 @@ class Influx2Store(InfluxStore):
             body = "\n".join(lines[start : start + WRITE_CHUNK_LINES])
             try:
                 self._write_api.write(
-                    bucket=self.bucket, org=self.org, record=body, write_precision=WritePrecision.NS  # type: ignore[arg-type]
+                    bucket=self.bucket,
+                    org=self.org,
+                    record=body,
+                    write_precision=WritePrecision.NS,  # type: ignore[arg-type]
                 )
             except ApiException as exc:
                 status = int(exc.status or 0)
                 detail = f"{status} {str(exc.body or exc.reason)[:300]}"
                 if status >= 500 or status in UNAVAILABLE_STATUS:
-                    raise StoreUnavailable(f"InfluxDB 2.x write to bucket {self.bucket} failed: {detail}") from exc
+                    raise StoreUnavailable(
+                        f"InfluxDB 2.x write to bucket {self.bucket} failed: {detail}"
+                    ) from exc
                 raise StoreError(f"InfluxDB 2.x refused the write to bucket {self.bucket}: {detail}") from exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise StoreUnavailable(f"InfluxDB at {self.url} cannot be reached: {exc}") from exc
