@@ -345,7 +345,7 @@ def factory_detail(registry: Registry) -> dash.Dashboard:
             ],
         )
         .height(9)
-        .span(12)
+        .span(24)  # Grafana shares the row among the repeats, max_per_row to a row
     )
     latest = (
         _table(

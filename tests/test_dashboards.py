@@ -298,6 +298,14 @@ def test_a_broken_or_empty_panel_query_is_caught(town_store: InfluxStore) -> Non
 # -- what the public sees, and the files Grafana reads ----------------------------------------------
 
 
+def test_every_panel_fits_grafanas_24_column_grid() -> None:
+    for spec in SPECS.values():
+        for panel in spec.model["panels"]:
+            grid = panel["gridPos"]
+            assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, f"{spec.uid}: {panel['title']}: {grid}"
+            assert grid["h"] > 0
+
+
 def test_public_folder_holds_the_town_views_and_officers_the_rest() -> None:
     public = {uid for uid, s in SPECS.items() if s.folder_uid == PUBLIC_FOLDER_UID}
     officers = {uid for uid, s in SPECS.items() if s.folder_uid == OFFICERS_FOLDER_UID}
