@@ -302,7 +302,7 @@ def test_every_panel_fits_grafanas_24_column_grid() -> None:
     for spec in SPECS.values():
         for panel in spec.model["panels"]:
             grid = panel["gridPos"]
-            assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, f"{spec.uid}: {panel['title']}: {grid}"
+            assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, f"{spec.uid}: {panel['title']}: {grid}"
             assert grid["h"] > 0
 
 
