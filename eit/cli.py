@@ -7,10 +7,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eit import __version__
 from eit.errors import ConfigError
 from eit.logsetup import setup_logging
+
+if TYPE_CHECKING:
+    from dashboards.datasource import InfluxSource
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -86,6 +90,64 @@ def _alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_SITE = "examples/town/site.yaml"
+
+
+def _influx_source(args: argparse.Namespace, password: str | None) -> InfluxSource:
+    from dashboards.datasource import InfluxSource
+
+    return InfluxSource(args.influx_url, args.database, args.influx_user, password)
+
+
+def _dashboards_build(args: argparse.Namespace) -> int:
+    from dashboards.build import build_dashboards
+    from dashboards.provisioning import provisioning_files, write_files
+    from eit.registry import load_registry
+
+    source = _influx_source(args, args.influx_password)
+    files = provisioning_files(build_dashboards(load_registry(args.site)), source)
+    written = write_files(Path(args.out), files)
+    print(f"{len(written)} file(s) written under {args.out}")
+    return 0
+
+
+def _dashboards_push(args: argparse.Namespace) -> int:
+    import os
+
+    from dashboards.build import build_dashboards
+    from dashboards.push import Pusher, connect
+    from eit.registry import load_registry
+
+    token = args.token or os.environ.get("GRAFANA_TOKEN")
+    if token is None and args.user is None:
+        print(
+            "eit: dashboards push: give --token (or GRAFANA_TOKEN), or --user with GRAFANA_PASSWORD",
+            file=sys.stderr,
+        )
+        return 2
+    password = os.environ.get(args.influx_password_env) if args.influx_password_env else None
+    source = _influx_source(args, password)
+    import requests
+    from grafana_client.client import GrafanaException
+
+    api = connect(args.url, token=token, user=args.user, password=os.environ.get("GRAFANA_PASSWORD"))
+    try:
+        report = Pusher(api).push(build_dashboards(load_registry(args.site)), source)
+    except GrafanaException as exc:
+        print(
+            f"eit: dashboards push: Grafana at {args.url} answered {exc.status_code}: {exc.message}",
+            file=sys.stderr,
+        )
+        return 1
+    except requests.RequestException as exc:
+        print(f"eit: dashboards push: Grafana at {args.url} cannot be reached: {exc}", file=sys.stderr)
+        return 1
+    for line in report.lines():
+        print(line)
+    print(f"{report.changes} change(s) made in Grafana at {args.url}")
+    return 1 if report.skipped else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eit", description="EIT Monitor: pollution monitoring for eco-industrial towns"
@@ -138,6 +200,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_alerts)
+
+    dash = sub.add_parser(
+        "dashboards", help="Grafana dashboards as code: provisioning files, push to Grafana"
+    )
+    dash_sub = dash.add_subparsers(dest="dashboards_command", required=True, metavar="COMMAND")
+
+    def influx_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--site", default=DEFAULT_SITE, help=f"site registry (default: {DEFAULT_SITE})")
+        p.add_argument(
+            "--influx-url", default="http://influxdb:8086", help="InfluxDB URL as Grafana reaches it"
+        )
+        p.add_argument("--database", default="eit", help="InfluxDB database (v1 API; on 2.x the DBRP name)")
+        p.add_argument("--influx-user", default="grafana", help="InfluxDB v1 user Grafana reads as")
+
+    p = dash_sub.add_parser("build", help="write the dashboards and provisioning files (deploy/grafana)")
+    influx_options(p)
+    p.add_argument("--out", default="deploy/grafana", help="folder to write (default: deploy/grafana)")
+    p.add_argument(
+        "--influx-password",
+        default="$EIT_INFLUX_GRAFANA_PASSWORD",
+        help="written into the data source file; Grafana expands $VARIABLES from its environment",
+    )
+    p.set_defaults(func=_dashboards_build)
+
+    p = dash_sub.add_parser("push", help="create or update folders, data source, dashboards, public access")
+    p.add_argument("--url", required=True, help="Grafana URL, e.g. http://localhost:3000")
+    p.add_argument("--token", default=None, help="service account token (default: $GRAFANA_TOKEN)")
+    p.add_argument("--user", default=None, help="or a Grafana admin user (password in $GRAFANA_PASSWORD)")
+    influx_options(p)
+    p.add_argument(
+        "--influx-password-env",
+        default=None,
+        metavar="VAR",
+        help="environment variable holding the InfluxDB password",
+    )
+    p.set_defaults(func=_dashboards_push)
     return parser
 
 

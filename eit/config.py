@@ -6,7 +6,7 @@ Environment variables override file keys, ``__`` separating levels: ``EIT_MQTT__
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from eit.confread import Section, apply_env_overrides, load_yaml
 from eit.errors import ConfigError
 from eit.mqttconf import MqttSettings, read_mqtt
 
-STORE_KINDS = ("sqlite", "influxdb")
+STORE_KINDS = ("sqlite", "influxdb", "influxdb2")
 NOTIFIER_KINDS = ("log", "webhook")
 
 
@@ -28,6 +28,9 @@ class StoreSettings:
     password: str | None = None
     retention_policy: str | None = None
     timeout_s: float = 10.0
+    org: str | None = None  # influxdb2: native writes (/api/v2/write) with a token
+    bucket: str | None = None
+    token: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -48,6 +51,7 @@ class IngestSettings:
     flush_interval_s: float = 0.1
     max_future_s: float = 300.0
     retry_max_s: float = 30.0
+    stats_interval_s: float = 10.0  # the `platform` measurement (ingest/selfstats.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +114,16 @@ def parse_serve_config(
         password=ssec.secret("password", base_dir),
         retention_policy=ssec.text("retention_policy", None),
         timeout_s=ssec.number("timeout_s", 10.0, exclusive_minimum=0),
+        org=ssec.text("org", None),
+        bucket=ssec.text("bucket", None),
+        token=ssec.secret("token", base_dir),
     )
+    if kind == "influxdb2":
+        for key in ("org", "bucket", "token"):
+            if getattr(store, key) is None:
+                ssec.fail(key, f"store kind influxdb2 needs {key} (token also as token_file or token_env)")
+        if not ssec.has("database"):  # v1-compatible reads: the bucket's own DBRP name
+            store = replace(store, database=str(store.bucket))
     ssec.finish()
 
     state_sec = root.section("state")
@@ -123,6 +136,7 @@ def parse_serve_config(
         flush_interval_s=isec.number("flush_interval_s", 0.1, exclusive_minimum=0),
         max_future_s=isec.number("max_future_s", 300.0, minimum=0),
         retry_max_s=isec.number("retry_max_s", 30.0, exclusive_minimum=0),
+        stats_interval_s=isec.number("stats_interval_s", 10.0, exclusive_minimum=0),
     )
     isec.finish()
 

@@ -65,6 +65,16 @@ class Server:
             config.ingest,
         )
         self.mqtt = MqttIngest(self.ingest, config.mqtt)
+        from ingest.selfstats import PlatformStats, StatusWatcher
+
+        self.selfstats = PlatformStats(
+            self.registry,
+            self.store,
+            self.metrics,
+            config.mqtt.client_id,
+            StatusWatcher(self.registry, config.mqtt),
+            config.ingest.stats_interval_s,
+        )
         self.stale = StaleChecker(self.engine, config.rules.check_interval_s)
         self.http_port: int | None = None
         self._http: Any = None
@@ -97,6 +107,7 @@ class Server:
         self.dispatcher.start()
         self.mqtt.start()
         self.stale.start()
+        self.selfstats.start()
         log.info(
             "serving town %s: %d factories, %d devices; store %s; broker %s:%s; http %s",
             self.registry.town_id,
@@ -133,6 +144,7 @@ class Server:
         if self._http is not None:
             self._http.should_exit = True
         self.stale.stop()
+        self.selfstats.stop()
         self.mqtt.stop()
         self.dispatcher.stop()
         if self._http_thread is not None:

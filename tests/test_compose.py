@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 import tomllib
 import warnings
 from collections.abc import Callable
@@ -281,7 +282,7 @@ def test_dependencies_exist_and_awaited_health_is_checked() -> None:
 
 def test_every_built_service_has_its_dockerfile_and_the_extras_it_installs() -> None:
     built = {name: svc["build"] for name, svc in services(compose()).items() if "build" in svc}
-    assert set(built) == {"eit-serve", "edge-sim"}
+    assert set(built) == {"eit-serve", "edge-sim", "grafana-setup"}
     extras = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
     for name, build in built.items():
         if isinstance(build, str):
@@ -297,8 +298,19 @@ def test_every_built_service_has_its_dockerfile_and_the_extras_it_installs() -> 
 # -- the files handed to the platform -----------------------------------------------------------
 
 
-def test_server_config_mounted_into_eit_serve_parses_and_names_compose_services() -> None:
+def compose_environment(doc: dict[str, Any], service: str) -> dict[str, str]:
+    """The variables the compose file passes to a service, with made-up values for its secrets
+    (as `docker compose up` would pass them from .env)."""
+    env = services(doc)[service].get("environment", {})
+    return {k: ("secret-" + k.lower() if "${" in str(v) else str(v)) for k, v in env.items()}
+
+
+def test_server_config_mounted_into_eit_serve_parses_and_names_compose_services(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     doc = compose()
+    for name, value in compose_environment(doc, "eit-serve").items():
+        monkeypatch.setenv(name, value)
     svcs = services(doc)
     host_file, in_container = config_file_of(doc, "eit-serve")
     data = load_yaml_mapping(host_file)
@@ -310,19 +322,37 @@ def test_server_config_mounted_into_eit_serve_parses_and_names_compose_services(
     assert config.mqtt.host in svcs
     assert config.store.kind == "influxdb"
     assert urlsplit(config.store.url).hostname in svcs
-    assert config.store.database == svcs["influxdb"]["environment"]["INFLUXDB_DB"]
+    influx_env = svcs["influxdb"]["environment"]
+    # The v1 database and login the InfluxDB init script makes (deploy/influxdb/init).
+    assert config.store.database == influx_env["EIT_INFLUX_DATABASE"]
+    assert config.store.username == influx_env["EIT_INFLUX_INGEST_USER"]
+    assert config.store.password == compose_environment(doc, "eit-serve")["EIT_INFLUX_INGEST_PASSWORD"]
+    assert (
+        svcs["eit-serve"]["environment"]["EIT_INFLUX_INGEST_PASSWORD"]
+        == influx_env["EIT_INFLUX_INGEST_PASSWORD"]
+    )
+    # The broker login the ACL gives the ingest's rights to.
+    assert config.mqtt.username == "eit-ingest"
+    assert config.mqtt.password == compose_environment(doc, "eit-serve")["EIT_MQTT_INGEST_PASSWORD"]
     assert config.http.host == "0.0.0.0", "the API must listen beyond the container's loopback"
     assert config.http.port in published_container_ports(svcs["eit-serve"])
     assert on_named_volume(doc, "eit-serve", config.data_dir)
     assert on_named_volume(doc, "eit-serve", config.state_path)
 
 
-def test_edge_config_mounted_into_edge_sim_parses_and_uses_the_compose_broker() -> None:
+def test_edge_config_mounted_into_edge_sim_parses_and_uses_the_compose_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     doc = compose()
+    for name, value in compose_environment(doc, "edge-sim").items():
+        monkeypatch.setenv(name, value)
     host_file, _ = config_file_of(doc, "edge-sim")
     config = load_edge_config(host_file, environ={})
 
     assert config.mqtt.host in services(doc)
+    assert config.mqtt.username == config.factory, "the ACL lets a factory's login publish under its id"
+    assert services(doc)["edge-sim"]["profiles"] == ["demo"]
+    assert [n for n, svc in services(doc).items() if "profiles" in svc] == ["edge-sim"]
     assert on_named_volume(doc, "edge-sim", config.outbox_path), "the outbox must survive a restart"
     # It is the example town's agent, only pointed at the compose broker and outbox volume.
     assert load_yaml_mapping(host_file)["devices"] == load_yaml_mapping(EXAMPLE_AGENT)["devices"]
@@ -333,9 +363,82 @@ def test_grafana_datasource_queries_the_compose_influxdb_with_influxql() -> None
     provisioning = host_file_mounted_at(doc, "grafana", GRAFANA_PROVISIONING_IN_CONTAINER)
     sources = load_yaml_mapping(provisioning / "datasources" / "influxdb.yaml")["datasources"]
     (influx,) = [s for s in sources if s["type"] == "influxdb"]
+    influx_env = services(doc)["influxdb"]["environment"]
     assert urlsplit(influx["url"]).hostname in services(doc)
     assert influx["jsonData"]["version"] == "InfluxQL"
-    assert influx["jsonData"]["dbName"] == services(doc)["influxdb"]["environment"]["INFLUXDB_DB"]
+    assert influx["jsonData"]["dbName"] == influx_env["EIT_INFLUX_DATABASE"]
+    # Grafana reads with the v1 login the init script makes; its password comes from Grafana's
+    # environment, which gets the same variable as InfluxDB.
+    assert influx["user"] == influx_env["EIT_INFLUX_GRAFANA_USER"]
+    variable = influx["secureJsonData"]["password"].lstrip("$").strip("{}")
+    grafana_env = services(doc)["grafana"]["environment"]
+    assert grafana_env[variable] == influx_env["EIT_INFLUX_GRAFANA_PASSWORD"]
+
+
+def test_grafana_gets_the_generated_dashboards_and_opens_only_the_public_folder_to_anonymous() -> None:
+    doc = compose()
+    grafana = services(doc)["grafana"]
+    providers = load_yaml_mapping(
+        host_file_mounted_at(doc, "grafana", GRAFANA_PROVISIONING_IN_CONTAINER) / "dashboards" / "eit.yaml"
+    )["providers"]
+    for provider in providers:
+        folder = host_file_mounted_at(doc, "grafana", provider["options"]["path"])
+        assert sorted(folder.glob("*.json")), f"no dashboards in {folder}"
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    # The Viewer role's folder permissions are set by `eit dashboards push` (tested against the
+    # contract in tests/test_dashboards_push.py), run by grafana-setup once Grafana is healthy.
+    setup = services(doc)["grafana-setup"]
+    assert setup["command"][:2] == ["dashboards", "push"]
+    assert "--url=http://grafana:3000" in setup["command"]
+    assert setup["depends_on"]["grafana"]["condition"] == "service_healthy"
+    site = next(a.split("=", 1)[1] for a in setup["command"] if a.startswith("--site="))
+    assert host_file_mounted_at(doc, "grafana-setup", site) == host_file_mounted_at(
+        doc, "eit-serve", "/etc/eit/site.yaml"
+    )
+
+
+def test_secrets_are_required_from_the_environment_never_defaulted() -> None:
+    text = COMPOSE_FILE.read_text()
+    for match in re.finditer(r"\$\{(\w*(?:PASSWORD|TOKEN)\w*)(:?[-?])?", text):
+        name, how = match.group(1), match.group(2)
+        if name == "EIT_DEMO_AGENT_PASSWORD":
+            assert how == ":-", "the demo agent's password may be empty (the broker then refuses it)"
+            continue
+        assert how == ":?", f"{name} must be required (${{{name}:?...}}), not defaulted"
+    example = REPO / "deploy" / "env.example"
+    named = set(re.findall(r"^(\w+)=", example.read_text(), flags=re.M))
+    used = set(re.findall(r"\$\{(\w+)", text))
+    assert used <= named, f"not in deploy/env.example: {sorted(used - named)}"
+
+
+def test_influxdb_init_script_maps_the_database_and_makes_the_v1_logins(tmp_path: Path) -> None:
+    """The script the influxdb:2 image runs after its setup, run here with a stand-in `influx`
+    that records its arguments (the InfluxDB 2.x CLI cannot run on this machine)."""
+    doc = compose()
+    script = host_file_mounted_at(doc, "influxdb", "/docker-entrypoint-initdb.d") / "10-eit-v1-compat.sh"
+    assert os.access(script, os.X_OK), "the image runs only executable *.sh files"
+    recorded = tmp_path / "calls"
+    stand_in = tmp_path / "bin" / "influx"
+    stand_in.parent.mkdir()
+    stand_in.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {recorded}\n')
+    stand_in.chmod(0o755)
+    env = compose_environment(doc, "influxdb")
+    env |= {"PATH": f"{stand_in.parent}:/usr/bin:/bin", "DOCKER_INFLUXDB_INIT_BUCKET_ID": "0123456789abcdef"}
+    subprocess.run(["bash", str(script)], env=env, check=True, timeout=30)
+    calls = recorded.read_text().splitlines()
+    org, bucket = env["DOCKER_INFLUXDB_INIT_ORG"], "0123456789abcdef"
+    assert calls == [
+        f"v1 dbrp create --org {org} --bucket-id {bucket} --db {env['EIT_INFLUX_DATABASE']}"
+        " --rp autogen --default",
+        f"v1 auth create --org {org} --username {env['EIT_INFLUX_INGEST_USER']}"
+        f" --password {env['EIT_INFLUX_INGEST_PASSWORD']} --read-bucket {bucket} --write-bucket {bucket}",
+        f"v1 auth create --org {org} --username {env['EIT_INFLUX_GRAFANA_USER']}"
+        f" --password {env['EIT_INFLUX_GRAFANA_PASSWORD']} --read-bucket {bucket}",
+    ]
+    missing = {k: v for k, v in env.items() if k != "EIT_INFLUX_GRAFANA_PASSWORD"}
+    failed = subprocess.run(["bash", str(script)], env=missing, capture_output=True, text=True, timeout=30)
+    assert failed.returncode != 0 and "EIT_INFLUX_GRAFANA_PASSWORD" in failed.stderr
 
 
 # -- Mosquitto -----------------------------------------------------------------------------------
@@ -350,8 +453,12 @@ def mosquitto_options(text: str) -> dict[str, list[str]]:
     return options
 
 
-def test_broker_queue_holds_the_agents_messages_for_the_ingest_session_lifetime() -> None:
+def test_broker_queue_holds_the_agents_messages_for_the_ingest_session_lifetime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     doc = compose()
+    for name, value in compose_environment(doc, "edge-sim").items():
+        monkeypatch.setenv(name, value)
     conf = host_file_mounted_at(doc, "mosquitto", MOSQUITTO_CONF_IN_CONTAINER)
     options = mosquitto_options(conf.read_text())
     assert options["persistence"] == ["true"]
@@ -361,18 +468,24 @@ def test_broker_queue_holds_the_agents_messages_for_the_ingest_session_lifetime(
     assert max_queued == 0 or max_queued >= SESSION_EXPIRY_S * messages_per_s
 
 
-def local_broker_conf(text: str, port: int, data_dir: Path) -> str:
-    """The compose broker's configuration, listening on `port` of this machine's loopback and
-    keeping its data in `data_dir`; nothing else changed."""
-    local = {
-        "listener": f"listener {port} 127.0.0.1",
-        "persistence_location": f"persistence_location {data_dir}/",
-    }
+def local_broker_conf(text: str, ports: dict[int, int], files: dict[str, Path], data_dir: Path) -> str:
+    """The compose broker's configuration on this machine: each listener's port mapped to a free
+    one on the loopback, the files it names inside the container mapped to host files, its data in
+    `data_dir`; nothing else changed."""
     lines: list[str] = []
+    seen_ports: set[int] = set()
     for line in text.splitlines():
-        key = line.partition(" ")[0]
-        lines.append(local.pop(key) if key in local else line)
-    assert not local, f"the compose broker's configuration has no {sorted(local)}"
+        key, _, value = line.partition(" ")
+        if key == "listener":
+            port = int(value.split()[0])
+            seen_ports.add(port)
+            line = f"listener {ports[port]} 127.0.0.1"
+        elif key == "persistence_location":
+            line = f"persistence_location {data_dir}/"
+        elif key in files:
+            line = f"{key} {files[key]}"
+        lines.append(line)
+    assert seen_ports == set(ports), f"the compose broker listens on {sorted(seen_ports)}"
     if os.geteuid() == 0:
         # Mosquitto started as root drops to the mosquitto user, who cannot enter pytest's
         # private temporary folders.
@@ -396,11 +509,17 @@ def stop_broker(proc: subprocess.Popen[bytes]) -> int:
 
 
 def mqtt5_client(
-    client_id: str, port: int, session: bool, on_message: Callable[..., None] | None = None
+    client_id: str,
+    port: int,
+    session: bool,
+    on_message: Callable[..., None] | None = None,
+    login: tuple[str, str] | None = None,
 ) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     if on_message is not None:
         client.on_message = on_message
+    if login is not None:
+        client.username_pw_set(*login)
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 3600 if session else 0
     client.connect("127.0.0.1", port, clean_start=not session, properties=props)
@@ -414,46 +533,153 @@ def close(client: mqtt.Client) -> None:
     client.loop_stop()
 
 
+INGEST_LOGIN = ("eit-ingest", "ingest-secret")
+FACTORY_LOGIN = ("f1", "f1-secret")  # a factory's agents log in with the factory id
+
+
+@dataclass
+class LocalBroker:
+    conf: Path
+    port: int
+    health_port: int
+    log: Path
+
+
+def local_compose_broker(tmp_path: Path) -> LocalBroker:
+    """The compose broker's configuration, ACL and password file (with two logins added as
+    `eit devices add` / mosquitto_passwd would add them), run on this machine's loopback."""
+    doc = compose()
+    port, health_port, data_dir = free_port(), free_port(), tmp_path / "data"
+    data_dir.mkdir()
+    passwd = tmp_path / "passwd"
+    passwd.write_text(host_file_mounted_at(doc, "mosquitto", "/mosquitto/config/passwd").read_text())
+    for user, password in (INGEST_LOGIN, FACTORY_LOGIN):
+        subprocess.run(
+            [_binary("mosquitto_passwd", "/usr/bin"), "-b", str(passwd), user, password], check=True
+        )
+    acl = host_file_mounted_at(doc, "mosquitto", "/mosquitto/config/acl")
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(
+        local_broker_conf(
+            host_file_mounted_at(doc, "mosquitto", MOSQUITTO_CONF_IN_CONTAINER).read_text(),
+            {1883: port, 1880: health_port},
+            {"password_file": passwd, "acl_file": acl},
+            data_dir,
+        )
+    )
+    return LocalBroker(conf, port, health_port, tmp_path / "mosquitto.log")
+
+
+def test_committed_broker_password_file_holds_no_login() -> None:
+    doc = compose()
+    passwd = host_file_mounted_at(doc, "mosquitto", "/mosquitto/config/passwd").read_text()
+    assert [line for line in passwd.splitlines() if line.strip() and not line.startswith("#")] == []
+
+
+def connack(port: int, login: tuple[str, str] | None) -> str:
+    """The broker's answer to a connection with that login (or none)."""
+    answers: list[str] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{free_port()}", protocol=mqtt.MQTTv5)
+    if login is not None:
+        client.username_pw_set(*login)
+    client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(str(reason))
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        wait_for(lambda: bool(answers), 10, "CONNACK")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return answers[0]
+
+
+@pytest.mark.integration
+def test_compose_broker_needs_a_login_and_keeps_each_factory_to_its_own_topics(tmp_path: Path) -> None:
+    broker = local_compose_broker(tmp_path)
+    proc = start_broker(broker.conf, broker.port, broker.log)
+    received: list[str] = []
+    subscribed = threading.Event()
+    try:
+        assert connack(broker.port, None) == "Not authorized"
+        assert connack(broker.port, ("f1", "wrong")) in ("Bad user name or password", "Not authorized")
+        assert connack(broker.port, FACTORY_LOGIN) == "Success"
+        # The health check's listener, inside the broker's container.
+        health = subprocess.run(
+            [
+                _binary("mosquitto_sub", "/usr/bin"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(broker.health_port),
+                "-t",
+                "$SYS/broker/uptime",
+                "-C",
+                "1",
+                "-W",
+                "5",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        assert health.returncode == 0 and "seconds" in health.stdout
+
+        ingest = mqtt5_client(
+            "acl-ingest",
+            broker.port,
+            session=False,
+            login=INGEST_LOGIN,
+            on_message=lambda _c, _u, msg: received.append(msg.topic),
+        )
+        ingest.on_subscribe = lambda *_: subscribed.set()
+        ingest.subscribe([("eit/+/+/data", 1), ("eit/+/+/status", 1)])
+        assert subscribed.wait(10)
+        agent = mqtt5_client("acl-agent", broker.port, session=False, login=FACTORY_LOGIN)
+        for topic in ("eit/f2/d1/data", "eit/f1/d1/data", "eit/f1/d1/status"):
+            agent.publish(topic, "x", qos=1).wait_for_publish(10)
+        wait_for(lambda: len(received) >= 2, 10, "the factory's own messages")
+        time.sleep(0.5)  # room for a wrongly delivered message to arrive
+        close(agent)
+        close(ingest)
+    finally:
+        assert stop_broker(proc) == 0
+    assert sorted(received) == ["eit/f1/d1/data", "eit/f1/d1/status"]
+
+
 @pytest.mark.integration
 def test_compose_broker_keeps_an_offline_sessions_whole_backlog_across_a_restart(tmp_path: Path) -> None:
     """A persistent session that is away while more than Mosquitto's default queue limit is
     published gets every message when it comes back, even after the broker was restarted."""
-    doc = compose()
-    port, data_dir, log = free_port(), tmp_path / "data", tmp_path / "mosquitto.log"
-    data_dir.mkdir()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(
-        local_broker_conf(
-            host_file_mounted_at(doc, "mosquitto", MOSQUITTO_CONF_IN_CONTAINER).read_text(), port, data_dir
-        )
-    )
+    broker = local_compose_broker(tmp_path)
+    port, conf, log = broker.port, broker.conf, broker.log
     count = 3 * MOSQUITTO_DEFAULT_MAX_QUEUED
     received: set[str] = set()
     subscribed = threading.Event()
 
-    broker = start_broker(conf, port, log)
+    proc = start_broker(conf, port, log)
     try:
-        ingest = mqtt5_client("compose-backlog-ingest", port, session=True)
+        ingest = mqtt5_client("compose-backlog-ingest", port, session=True, login=INGEST_LOGIN)
         ingest.on_subscribe = lambda *_: subscribed.set()
         ingest.subscribe("eit/+/+/data", qos=1)
         assert subscribed.wait(10)
         close(ingest)
 
-        agent = mqtt5_client("compose-backlog-agent", port, session=False)
+        agent = mqtt5_client("compose-backlog-agent", port, session=False, login=FACTORY_LOGIN)
         sent = [agent.publish("eit/f1/d1/data", str(i), qos=1) for i in range(count)]
         for info in sent:
             info.wait_for_publish(10)
         close(agent)
     finally:
-        assert stop_broker(broker) == 0
+        assert stop_broker(proc) == 0
 
-    broker = start_broker(conf, port, log)
+    proc = start_broker(conf, port, log)
     try:
         ingest = mqtt5_client(
             "compose-backlog-ingest",
             port,
             session=True,
             on_message=lambda _c, _u, msg: received.add(msg.payload.decode()),
+            login=INGEST_LOGIN,
         )
         try:
             wait_for(lambda: len(received) >= count, 30, f"{count} queued messages")
@@ -462,6 +688,6 @@ def test_compose_broker_keeps_an_offline_sessions_whole_backlog_across_a_restart
         finally:
             close(ingest)
     finally:
-        assert stop_broker(broker) == 0
+        assert stop_broker(proc) == 0
     assert received == {str(i) for i in range(count)}
     assert "Error" not in log.read_text(), log.read_text()

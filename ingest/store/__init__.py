@@ -1,7 +1,8 @@
 """Time-series stores behind one interface (:class:`ingest.store.base.Store`).
 
 ``sqlite`` (the embedded default) and ``influxdb`` (v1 HTTP API, also served by InfluxDB 2.x and
-3.x for compatibility) pass the same test suite.
+3.x for compatibility) pass the same test suite; ``influxdb2`` writes through InfluxDB 2.x's native
+API (token, org, bucket) and reads through its v1 compatibility API.
 """
 
 from __future__ import annotations
@@ -26,6 +27,18 @@ def open_store(settings: StoreSettings) -> Store:
             username=settings.username,
             password=settings.password,
             retention_policy=settings.retention_policy,
+            timeout_s=settings.timeout_s,
+        )
+    if settings.kind == "influxdb2":
+        from ingest.store.influx2 import Influx2Store
+
+        assert settings.org and settings.bucket and settings.token, "checked by eit.config"
+        return Influx2Store(
+            settings.url,
+            settings.org,
+            settings.bucket,
+            settings.token,
+            database=settings.database,
             timeout_s=settings.timeout_s,
         )
     raise ValueError(f"unknown store kind {settings.kind!r}")

@@ -10,7 +10,7 @@ and timestamp, so writing the same reading twice overwrites it: writes are idemp
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import requests
@@ -22,6 +22,7 @@ MEASUREMENT = "readings"
 WRITE_CHUNK_LINES = 5000
 
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
 
 
 def _tag(value: str) -> str:
@@ -42,6 +43,33 @@ def line_protocol(readings: Sequence[Reading]) -> Iterator[str]:
             f"{MEASUREMENT},channel={_tag(r.channel)},device={_tag(r.device)},"
             f"factory={_tag(r.factory)} {fields} {r.ts_ns}"
         )
+
+
+FieldValue = bool | int | float | str
+
+
+def _field(value: FieldValue) -> str:
+    if isinstance(value, bool):  # before int: a bool is an int
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    return _quote_string_field(value)
+
+
+def point_line(
+    measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], ts_ns: int
+) -> str:
+    """One point of any measurement as line protocol: tags sorted, fields typed (bool, integer
+    with ``i``, float, quoted string), time in nanoseconds."""
+    if not fields:
+        raise ValueError(f"a point of {measurement} needs at least one field")
+    head = measurement.translate(_MEASUREMENT_ESCAPES)
+    for key in sorted(tags):
+        head += f",{_tag(key)}={_tag(tags[key])}"
+    body = ",".join(f"{_tag(k)}={_field(v)}" for k, v in fields.items())
+    return f"{head} {body} {int(ts_ns)}"
 
 
 def influxql_string(value: str) -> str:
@@ -120,11 +148,17 @@ class InfluxStore:
     def write(self, readings: Sequence[Reading]) -> None:
         if not readings:
             return
+        self.write_lines(list(line_protocol(readings)))
+
+    def write_lines(self, lines: Sequence[str]) -> None:
+        """Write line protocol (nanosecond timestamps) as it is: the path of the derived and
+        platform measurements (docs/store-schema.md), with the same errors as :meth:`write`."""
+        if not lines:
+            return
         self._ensure_database()
         params = {"db": self.database, "precision": "ns"}
         if self.retention_policy:
             params["rp"] = self.retention_policy
-        lines = list(line_protocol(readings))
         for start in range(0, len(lines), WRITE_CHUNK_LINES):
             body = "\n".join(lines[start : start + WRITE_CHUNK_LINES]).encode()
             resp = self._post("/write", params, body)

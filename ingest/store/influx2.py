@@ -1,0 +1,73 @@
+"""InfluxDB 2.x with its native write API (``/api/v2/write``: token, organisation, bucket) through
+influxdb-client, as an option beside the v1 API of :mod:`ingest.store.influx`.
+
+The lines written are exactly the v1 store's (same measurement, tags, fields, nanosecond time), so
+both stores hold the same data and the same dashboards read it. Reads use the server's v1
+compatibility query API (``/query``, InfluxQL) with the same token, on the database that maps onto
+the bucket (DBRP; InfluxDB 2.x maps a bucket's own name by default).
+
+An unreachable server, 5xx, 408, 429 and a refused token (401/403) raise
+:class:`StoreUnavailable`: the ingest keeps the readings unacknowledged and retries, so nothing is
+lost while an operator fixes the token. A 400 (data refused) raises :class:`StoreError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import urllib3
+from influxdb_client.client.influxdb_client import InfluxDBClient
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.domain.write_precision import WritePrecision
+from influxdb_client.rest import ApiException
+
+from ingest.store.base import StoreError, StoreUnavailable
+from ingest.store.influx import WRITE_CHUNK_LINES, InfluxStore
+
+UNAVAILABLE_STATUS = frozenset({401, 403, 404, 408, 429})
+
+
+class Influx2Store(InfluxStore):
+    kind = "influxdb2"
+
+    def __init__(
+        self,
+        url: str,
+        org: str,
+        bucket: str,
+        token: str,
+        *,
+        database: str | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        super().__init__(url, database or bucket, timeout_s=timeout_s, create_database=False)
+        self.org = org
+        self.bucket = bucket
+        self._session.headers["Authorization"] = f"Token {token}"
+        self._client = InfluxDBClient(url=self.url, token=token, org=org, timeout=int(timeout_s * 1000))
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def write_lines(self, lines: Sequence[str]) -> None:
+        for start in range(0, len(lines), WRITE_CHUNK_LINES):
+            body = "\n".join(lines[start : start + WRITE_CHUNK_LINES])
+            try:
+                self._write_api.write(
+                    bucket=self.bucket,
+                    org=self.org,
+                    record=body,
+                    write_precision=WritePrecision.NS,  # type: ignore[arg-type]
+                )
+            except ApiException as exc:
+                status = int(exc.status or 0)
+                detail = f"{status} {str(exc.body or exc.reason)[:300]}"
+                if status >= 500 or status in UNAVAILABLE_STATUS:
+                    raise StoreUnavailable(
+                        f"InfluxDB 2.x write to bucket {self.bucket} failed: {detail}"
+                    ) from exc
+                raise StoreError(f"InfluxDB 2.x refused the write to bucket {self.bucket}: {detail}") from exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise StoreUnavailable(f"InfluxDB at {self.url} cannot be reached: {exc}") from exc
+
+    def close(self) -> None:
+        self._client.close()  # type: ignore[no-untyped-call]
+        super().close()

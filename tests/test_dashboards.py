@@ -1,0 +1,371 @@
+"""The dashboards as code: every panel's InfluxQL, with its variables filled in as Grafana fills
+them, runs against a real InfluxDB holding a day of the example town (tests/town_data.py) and
+returns the series the panel expects; the committed provisioning files are what
+`eit dashboards build` writes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dashboards.build import (
+    CHANNEL_VARIABLE_QUERY,
+    DEVICE_VARIABLE_QUERY,
+    FACTORY_VARIABLE_QUERY,
+    OFFICERS_FOLDER_UID,
+    PUBLIC_FOLDER_UID,
+    DashboardSpec,
+    build_dashboards,
+)
+from dashboards.influxql import DATASOURCE_UID
+from eit.cli import main
+from eit.registry import Registry, load_registry
+from ingest.store.base import StoreError
+from ingest.store.influx import InfluxStore
+from tests.services import REPO, InfluxDB
+from tests.town_data import DAY, DAY_END_NS, DAY_START_NS, DEAD_LETTER_REASONS, write_town_day
+
+REGISTRY = load_registry(REPO / "examples" / "town" / "site.yaml")
+SPECS = {s.uid: s for s in build_dashboards(REGISTRY)}
+MS = 1_000_000
+
+K, S, E = "kaeng-khoi-biomass", "siam-cassava-starch", "eastern-petrochem"
+ALL_FACTORIES = {K, S, E}
+INSTANCE = "eit-ingest"
+
+Group = frozenset[tuple[str, str]]
+
+
+def groups(*tag_sets: dict[str, str]) -> set[Group]:
+    return {frozenset(t.items()) for t in tag_sets}
+
+
+@dataclass(frozen=True)
+class Expect:
+    """The tag sets of the series a target must return, and the columns that must hold values."""
+
+    series: set[Group]
+    columns: tuple[str, ...]
+
+
+def by_factory(*factories: str) -> set[Group]:
+    return groups(*({"factory": f} for f in factories))
+
+
+WHOLE = groups({})  # one series, no GROUP BY tag
+
+# (dashboard uid, panel title, refId) -> what the panel is built to show, on the fixture day.
+EXPECTED: dict[tuple[str, str, str], Expect] = {
+    ("eit-town-overview", "Factories: hours above a limit in the time range", "A"): Expect(
+        by_factory(*ALL_FACTORIES), ("lat", "lon", "name")
+    ),
+    ("eit-town-overview", "Factories: hours above a limit in the time range", "B"): Expect(
+        by_factory(K), ("exceeded hours",)
+    ),
+    ("eit-town-overview", "Thai AQI now, by station", "A"): Expect(
+        groups({"factory": E, "device": "fenceline-1"}), ("AQI", "band")
+    ),
+    ("eit-town-overview", "Thai AQI (24-hour average, refreshed hourly)", "A"): Expect(
+        groups({"device": "fenceline-1"}), ("value",)
+    ),
+    ("eit-town-overview", "Compliance summary", "A"): Expect(by_factory(*ALL_FACTORIES), ("valid hours",)),
+    ("eit-town-overview", "Compliance summary", "B"): Expect(by_factory(K), ("hours above a limit",)),
+    ("eit-town-overview", "Compliance summary", "C"): Expect(
+        by_factory(*ALL_FACTORIES), ("data completeness %",)
+    ),
+    ("eit-compliance", "Hours above a limit, by factory and month", "A"): Expect(
+        by_factory(K), ("hours above a limit",)
+    ),
+    ("eit-compliance", "Hours above a limit per day", "A"): Expect(by_factory(K), ("count",)),
+    ("eit-compliance", "Clock hours above a limit", "A"): Expect(
+        groups({"factory": K, "device": "boiler-1", "channel": "so2"}),
+        ("value", "corrected", "limit", "limit_unit", "retroactive"),
+    ),
+    ("eit-compliance", "Rolling averages above a limit (ambient air)", "A"): Expect(
+        groups({"factory": E, "device": "fenceline-1", "channel": "o3", "window": "8h"}),
+        ("windows above the limit", "highest average", "limit", "unit"),
+    ),
+    ("eit-compliance", "Days below the data-completeness threshold", "A"): Expect(
+        groups({"factory": E, "device": "fenceline-1", "channel": "o3"}), ("incomplete days", "lowest")
+    ),
+    ("eit-energy", "Energy used", "A"): Expect(WHOLE, ("kWh",)),
+    ("eit-energy", "CO2 from grid electricity", "A"): Expect(by_factory(K), ("t CO2e",)),
+    ("eit-energy", "Grid emission factor in use (kg CO2e/kWh)", "A"): Expect(WHOLE, ("kg CO2e/kWh",)),
+    ("eit-energy", "Energy per day (kWh)", "A"): Expect(by_factory(K), ("sum",)),
+    ("eit-energy", "CO2 per day (kg CO2e)", "A"): Expect(by_factory(K), ("sum",)),
+    ("eit-energy", "Energy per hour (kWh)", "A"): Expect(
+        groups({"factory": K, "device": "meter-1"}), ("kwh",)
+    ),
+    ("eit-platform-health", "Ingest rate (readings stored per second)", "A"): Expect(
+        groups({"instance": INSTANCE}), ("non_negative_derivative",)
+    ),
+    ("eit-platform-health", "MQTT messages per second", "A"): Expect(
+        groups({"instance": INSTANCE}), ("non_negative_derivative",)
+    ),
+    ("eit-platform-health", "Dead letters by reason", "A"): Expect(
+        groups(*({"reason": r} for r in DEAD_LETTER_REASONS)), ("non_negative_difference",)
+    ),
+    ("eit-platform-health", "Dead letters since the server started, by reason", "A"): Expect(
+        groups(*({"instance": INSTANCE, "reason": r} for r in DEAD_LETTER_REASONS)), ("dead letters",)
+    ),
+    ("eit-platform-health", "Devices online and offline", "A"): Expect(
+        groups({"instance": INSTANCE}), ("devices_online", "devices_offline")
+    ),
+    ("eit-platform-health", "Agents' outbox backlog (scans)", "A"): Expect(
+        groups({"instance": INSTANCE}), ("outbox_pending",)
+    ),
+    ("eit-platform-health", "Devices online / offline now", "A"): Expect(
+        groups({"instance": INSTANCE}), ("online", "offline")
+    ),
+    ("eit-platform-health", "Open alerts", "A"): Expect(groups({"instance": INSTANCE}), ("alerts_open",)),
+}
+
+
+def factory_detail_expected(registry: Registry, factory: str, device: str, channel: str) -> dict[str, Expect]:
+    """The Factory detail dashboard's expectations for one choice of its variables."""
+    dev = registry.factories[factory].devices[device]
+    channels = groups(*({"channel": c} for c in dev.channels))
+    has_hourly_limit = any(lim.averaging == "1h" for lim in dev.channels[channel].limits_on(DAY.date()))
+    return {
+        "Latest readings/A": Expect(channels, ("value", "flag")),
+        "Data completeness per day (valid hours / expected hours)/A": Expect(channels, ("completeness",)),
+        "$channel: readings, hourly averages and the limit/A": Expect(WHOLE, ("reading",)),
+        "$channel: readings, hourly averages and the limit/B": Expect(
+            WHOLE,
+            ("hourly average", "hourly average at reference O2") + (("limit",) if has_hourly_limit else ()),
+        ),
+        "Hourly averages/A": Expect(
+            channels,
+            ("value", "corrected", "points", "quadrants", "valid", "reason", "exceeded", "retroactive"),
+        ),
+    }
+
+
+# -- filling in the variables as Grafana does ---------------------------------------------------
+
+
+def grafana_regex_value(value: str) -> str:
+    """A variable's value inside /^$var$/: Grafana escapes regex characters (lodash escapeRegExp)."""
+    return re.sub(r"[\\^$.*+?()[\]{}|/]", lambda m: "\\" + m.group(0), value)
+
+
+def render(query: str, variables: dict[str, str], start_ns: int, end_ns: int, interval: str = "1m") -> str:
+    q = query.replace("$timeFilter", f"time >= {start_ns // MS}ms and time <= {end_ns // MS}ms")
+    q = q.replace("$__interval", interval)
+    for name in sorted(variables, key=len, reverse=True):
+        q = q.replace(f"${name}", grafana_regex_value(variables[name]))
+    assert not re.search(r"\$\{?[A-Za-z_]", q), f"a variable is left in {q!r}"
+    return q
+
+
+def targets(spec: DashboardSpec) -> Iterator[tuple[str, str, str]]:
+    """(panel title, refId, query) of every target of every panel."""
+    for panel in spec.model["panels"]:
+        for target in panel.get("targets", []):
+            yield panel["title"], target["refId"], target.get("query", "")
+
+
+def problems(series: list[dict[str, Any]], expect: Expect) -> list[str]:
+    """What is wrong with a query's result for a panel (nothing: an empty list)."""
+    if not series:
+        return ["the query returned no series"]
+    found = {frozenset((s.get("tags") or {}).items()) for s in series}
+    out = []
+    if found != expect.series:
+        out.append(f"series {sorted(map(sorted, found))}, expected {sorted(map(sorted, expect.series))}")
+    for column in expect.columns:
+        if any(column not in s["columns"] for s in series):
+            out.append(f"no column {column!r}")
+            continue
+        holding = [any(row[s["columns"].index(column)] is not None for row in s["values"]) for s in series]
+        if not all(holding):
+            out.append(f"column {column!r} holds no value in some series")
+    return out
+
+
+# -- the store with the example town's day ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def town_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxStore]:
+    # A session-wide InfluxDB would do as well; this module fills one database once for its tests.
+    server = InfluxDB(tmp_path_factory.mktemp("influxdb-dashboards")).start()
+    store = InfluxStore(server.url, "t_town_day")
+    write_town_day(store, REGISTRY)
+    yield store
+    store.close()
+    server.stop()
+
+
+# -- the panels --------------------------------------------------------------------------------
+
+TOWN_TARGETS = [
+    (uid, title, ref, query)
+    for uid, spec in SPECS.items()
+    if uid != "eit-factory-detail"
+    for title, ref, query in targets(spec)
+]
+
+
+def test_every_panel_has_a_query_and_an_expectation() -> None:
+    for spec in SPECS.values():
+        for panel in spec.model["panels"]:
+            assert panel.get("targets"), f"{spec.uid}: panel {panel['title']!r} has no query"
+            assert panel["datasource"]["uid"] == DATASOURCE_UID
+    listed = {(uid, title, ref) for uid, title, ref, _ in TOWN_TARGETS}
+    assert listed == set(EXPECTED), f"panels without expectation: {listed - set(EXPECTED)}"
+    detail = {f"{title}/{ref}" for title, ref, _ in targets(SPECS["eit-factory-detail"])}
+    assert detail == set(factory_detail_expected(REGISTRY, K, "boiler-1", "so2"))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("uid", "title", "ref", "query"), TOWN_TARGETS, ids=[f"{t[0]}:{t[1]}:{t[2]}" for t in TOWN_TARGETS]
+)
+def test_panel_query_returns_the_series_the_panel_expects(
+    town_store: InfluxStore, uid: str, title: str, ref: str, query: str
+) -> None:
+    q = render(query, {}, DAY_START_NS, DAY_END_NS)
+    assert problems(town_store.query(q), EXPECTED[(uid, title, ref)]) == [], q
+
+
+DEVICE_CHANNELS = [
+    (f.id, d.id, c) for f in REGISTRY.factories.values() for d in f.devices.values() for c in d.channels
+]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("factory", "device", "channel"), DEVICE_CHANNELS, ids=["/".join(x) for x in DEVICE_CHANNELS]
+)
+def test_factory_detail_panels_return_their_series_for_every_channel_of_the_town(
+    town_store: InfluxStore, factory: str, device: str, channel: str
+) -> None:
+    expected = factory_detail_expected(REGISTRY, factory, device, channel)
+    variables = {"factory": factory, "device": device, "channel": channel}
+    for title, ref, query in targets(SPECS["eit-factory-detail"]):
+        q = render(query, variables, DAY_START_NS, DAY_END_NS)
+        assert problems(town_store.query(q), expected[f"{title}/{ref}"]) == [], q
+
+
+def tag_values(store: InfluxStore, query: str) -> set[str]:
+    return {row[1] for s in store.query(query) for row in s["values"]}
+
+
+@pytest.mark.integration
+def test_factory_detail_variables_list_the_towns_factories_devices_and_channels(
+    town_store: InfluxStore,
+) -> None:
+    variables = {v["name"]: v["query"] for v in SPECS["eit-factory-detail"].model["templating"]["list"]}
+    assert variables == {
+        "factory": FACTORY_VARIABLE_QUERY,
+        "device": DEVICE_VARIABLE_QUERY,
+        "channel": CHANNEL_VARIABLE_QUERY,
+    }
+    assert tag_values(town_store, render(variables["factory"], {}, 0, 0)) == ALL_FACTORIES
+    for factory in REGISTRY.factories.values():
+        devices = tag_values(town_store, render(variables["device"], {"factory": factory.id}, 0, 0))
+        assert devices == set(factory.devices)
+        for device in factory.devices.values():
+            chosen = {"factory": factory.id, "device": device.id}
+            assert tag_values(town_store, render(variables["channel"], chosen, 0, 0)) == set(device.channels)
+
+
+@pytest.mark.integration
+def test_a_broken_or_empty_panel_query_is_caught(town_store: InfluxStore) -> None:
+    key = ("eit-compliance", "Clock hours above a limit", "A")
+    (query,) = [q for uid, t, r, q in TOWN_TARGETS if (uid, t, r) == key]
+    good = render(query, {}, DAY_START_NS, DAY_END_NS)
+    assert problems(town_store.query(good), EXPECTED[key]) == []
+    misspelt_measurement = good.replace('FROM "hourly"', 'FROM "hourlies"')
+    assert problems(town_store.query(misspelt_measurement), EXPECTED[key]) == ["the query returned no series"]
+    misspelt_field = good.replace('"corrected",', '"corected" AS "corrected",')
+    assert problems(town_store.query(misspelt_field), EXPECTED[key]) == [
+        "column 'corrected' holds no value in some series"
+    ]
+    wrong_grouping = good.replace(', "channel"', "")
+    assert problems(town_store.query(wrong_grouping), EXPECTED[key])[0].startswith("series ")
+    with pytest.raises(StoreError, match="error parsing query"):
+        town_store.query(good.replace("SELECT", "SELEC"))
+
+
+# -- what the public sees, and the files Grafana reads ----------------------------------------------
+
+
+def test_every_panel_fits_grafanas_24_column_grid() -> None:
+    for spec in SPECS.values():
+        for panel in spec.model["panels"]:
+            grid = panel["gridPos"]
+            assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, f"{spec.uid}: {panel['title']}: {grid}"
+            assert grid["h"] > 0
+
+
+def test_public_folder_holds_the_town_views_and_officers_the_rest() -> None:
+    public = {uid for uid, s in SPECS.items() if s.folder_uid == PUBLIC_FOLDER_UID}
+    officers = {uid for uid, s in SPECS.items() if s.folder_uid == OFFICERS_FOLDER_UID}
+    assert public == {"eit-town-overview", "eit-compliance", "eit-energy"}
+    assert officers == {"eit-factory-detail", "eit-platform-health"}
+
+
+def test_every_measurement_a_dashboard_reads_is_in_the_store_schema() -> None:
+    schema = (REPO / "docs" / "store-schema.md").read_text()
+    documented = set(re.findall(r"^## `(\w+)`", schema, flags=re.M)) | set(
+        re.findall(r"^`(\w+)` \(tag", schema, flags=re.M)
+    )
+    used = {
+        m
+        for spec in SPECS.values()
+        for _, _, query in targets(spec)
+        for m in re.findall(r'FROM "(\w+)"', query)
+    }
+    assert used <= documented, f"not in docs/store-schema.md: {used - documented}"
+
+
+def tree(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): p.read_text(encoding="utf-8")
+        for sub in ("dashboards", "provisioning")
+        for p in sorted((root / sub).rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_committed_grafana_files_are_what_eit_dashboards_build_writes(tmp_path: Path) -> None:
+    assert (
+        main(["dashboards", "build", "--out", str(tmp_path), "--site", str(REPO / "examples/town/site.yaml")])
+        == 0
+    )
+    generated, committed = tree(tmp_path), tree(REPO / "deploy" / "grafana")
+    stale = sorted(k for k in generated.keys() & committed.keys() if generated[k] != committed[k])
+    assert set(generated) == set(committed), "run `eit dashboards build` and commit deploy/grafana"
+    assert stale == [], f"out of date (run `eit dashboards build`): {stale}"
+
+
+def test_the_up_to_date_check_notices_a_hand_edit(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["dashboards", "build", "--out", str(out)]) == 0
+    before = tree(out)
+    edited = out / "dashboards" / PUBLIC_FOLDER_UID / "eit-town-overview.json"
+    edited.write_text(edited.read_text().replace("Town overview", "Town overveiw"))
+    assert tree(out) != before
+    assert main(["dashboards", "build", "--out", str(out)]) == 0
+    assert tree(out) == before
+
+
+def test_provisioning_points_grafana_at_the_generated_dashboards() -> None:
+    providers = yaml.safe_load((REPO / "deploy/grafana/provisioning/dashboards/eit.yaml").read_text())[
+        "providers"
+    ]
+    assert {p["folderUid"] for p in providers} == {PUBLIC_FOLDER_UID, OFFICERS_FOLDER_UID}
+    for p in providers:
+        folder = REPO / "deploy/grafana/dashboards" / p["folderUid"]
+        assert p["options"]["path"].endswith(f"/dashboards/{p['folderUid']}")
+        assert {f.stem for f in folder.glob("*.json")} == {
+            s.uid for s in SPECS.values() if s.folder_uid == p["folderUid"]
+        }
