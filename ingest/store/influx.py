@@ -10,13 +10,21 @@ and timestamp, so writing the same reading twice overwrites it: writes are idemp
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import requests
 
 from eit.model import Reading
-from ingest.store.base import Bucket, StoreError, StoreUnavailable, check_aggregate
+from ingest.store.base import (
+    Bucket,
+    FieldValue,
+    Point,
+    StoreError,
+    StoreUnavailable,
+    check_aggregate,
+    check_points,
+)
 
 MEASUREMENT = "readings"
 WRITE_CHUNK_LINES = 5000
@@ -42,6 +50,24 @@ def line_protocol(readings: Sequence[Reading]) -> Iterator[str]:
             f"{MEASUREMENT},channel={_tag(r.channel)},device={_tag(r.device)},"
             f"factory={_tag(r.factory)} {fields} {r.ts_ns}"
         )
+
+
+def _field(value: FieldValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    return _quote_string_field(value)
+
+
+def point_lines(measurement: str, points: Sequence[Point]) -> Iterator[str]:
+    """Line protocol for derived points (tags sorted, typed fields)."""
+    for p in points:
+        tags = "".join(f",{k}={_tag(v)}" for k, v in sorted(p.tags.items()))
+        fields = ",".join(f"{k}={_field(v)}" for k, v in sorted(p.fields.items()))
+        yield f"{measurement}{tags} {fields} {p.ts_ns}"
 
 
 def influxql_string(value: str) -> str:
@@ -82,6 +108,7 @@ class InfluxStore:
         if username is not None:
             self._session.auth = (username, password or "")
         self._database_ready = not create_database
+        self._field_types: dict[str, dict[str, str]] = {}
 
     # -- HTTP ----------------------------------------------------------------------------------
     def _post(self, path: str, params: dict[str, str], data: bytes | None = None) -> requests.Response:
@@ -120,11 +147,57 @@ class InfluxStore:
     def write(self, readings: Sequence[Reading]) -> None:
         if not readings:
             return
+        self._write_lines(list(line_protocol(readings)))
+
+    def write_points(self, measurement: str, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        check_points(measurement, points)
+        self._write_lines(list(point_lines(measurement, points)))
+
+    def _types(self, measurement: str, refresh: bool = False) -> dict[str, str]:
+        types = self._field_types.get(measurement)
+        if types is None or refresh:
+            types = {}
+            for series in self.query(f'SHOW FIELD KEYS FROM "{measurement}"'):
+                for name, kind in series["values"]:
+                    types[str(name)] = str(kind)
+            self._field_types[measurement] = types
+        return types
+
+    def query_points(
+        self, measurement: str, tags: Mapping[str, str], start_ns: int, end_ns: int
+    ) -> list[Point]:
+        clauses = [f'"{k}"={influxql_string(v)}' for k, v in sorted(tags.items())]
+        clauses += [f"time >= {int(start_ns)}", f"time < {int(end_ns)}"]
+        q = f'SELECT * FROM "{measurement}" WHERE {" AND ".join(clauses)} GROUP BY *'
+        found = self.query(q)
+        if not found:
+            return []
+        types = self._types(measurement)
+        out: list[Point] = []
+        for series in found:
+            point_tags = {k: v for k, v in (series.get("tags") or {}).items() if v}
+            columns = series["columns"]
+            if any(c not in types for c in columns[1:]):
+                types = self._types(measurement, refresh=True)
+            for row in series["values"]:
+                fields: dict[str, FieldValue] = {}
+                for name, value in zip(columns[1:], row[1:], strict=True):
+                    if value is None:
+                        continue
+                    kind = types.get(name, "")
+                    # InfluxDB's JSON writes 60.0 as 60: give float fields back as floats.
+                    fields[name] = float(value) if kind == "float" else value
+                out.append(Point(measurement, point_tags, int(row[0]), fields))
+        out.sort(key=lambda p: (p.ts_ns, p.tag_key()))
+        return out
+
+    def _write_lines(self, lines: list[str]) -> None:
         self._ensure_database()
         params = {"db": self.database, "precision": "ns"}
         if self.retention_policy:
             params["rp"] = self.retention_policy
-        lines = list(line_protocol(readings))
         for start in range(0, len(lines), WRITE_CHUNK_LINES):
             body = "\n".join(lines[start : start + WRITE_CHUNK_LINES]).encode()
             resp = self._post("/write", params, body)
