@@ -64,7 +64,7 @@ def create_app(
 
         @app.get("/api/v1/alerts", summary="Alerts, newest first")
         def list_alerts(
-            state: str | None = Query(None, pattern="^(open|resolved)$"),
+            state: str | None = Query(None, pattern="^(open|acknowledged|resolved|closed|active)$"),
             factory: str | None = Query(None, max_length=63),
             limit: int = Query(100, ge=1, le=1000),
         ) -> list[dict[str, Any]]:

@@ -70,11 +70,12 @@ def _dead_letters(args: argparse.Namespace) -> int:
 
 
 def _alerts(args: argparse.Namespace) -> int:
-    from alerts.state import AlertStore
+    from alerts.state import open_alert_store
     from eit.config import load_serve_config
 
     config = load_serve_config(args.config)
-    alerts = AlertStore(config.state_path).list(state=args.state, factory=args.factory, limit=args.limit)
+    store = open_alert_store(config.state_url, config.state_path)
+    alerts = store.list(state=args.state, factory=args.factory, limit=args.limit)
     if args.json:
         print(json.dumps([a.to_json() for a in alerts], ensure_ascii=False, indent=2))
     else:
@@ -133,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("alerts", help="list alerts")
     p.add_argument("--config", required=True)
-    p.add_argument("--state", choices=("open", "resolved"), default=None)
+    p.add_argument(
+        "--state", choices=("open", "acknowledged", "resolved", "closed", "active"), default=None
+    )
     p.add_argument("--factory", default=None)
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
