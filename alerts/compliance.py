@@ -35,8 +35,8 @@ class Verdict:
     clear: bool  # within the limit by the hysteresis margin
 
     def fraction_of_max(self) -> float | None:
-        if self.limit.max is None or self.limit.max <= 0:
-            return None
+        if self.limit.max is None or self.limit.max <= 0 or self.limit.min is not None:
+            return None  # no early warning on a range (pH): a fraction of its top means nothing
         return self.compared / self.limit.max
 
 

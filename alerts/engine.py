@@ -300,6 +300,8 @@ class AlertEngine:
                     break
                 if h in st.closed:
                     continue
+                if (st.key, h) in self._dirty:
+                    continue  # it arrived after its hour had ended: recomputed as retroactive
                 if h < self.started_ns - self.started_ns % HOUR_NS + HOUR_NS and self.store is not None:
                     # The engine started inside (or after) this hour: the store has all of it.
                     acc = self._from_store(st, h) or st.hours[h]
