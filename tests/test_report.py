@@ -90,7 +90,7 @@ def test_import_then_report_lists_valid_hours_exceedances_and_invalid_hours(tmp_
                   "--from", "2026-11-28", "--to", "2026-11-28", "--format", "html", "--output", str(tmp_path / "r.html"))
     assert as_html.returncode == 0
     page = (tmp_path / "r.html").read_text()
-    assert "<td>20 / 24</td>" in page and "80 ppm" in page
+    assert "<td>20 / 24</td>" in page and "80.29 ppm" in page
 
 
 def test_report_refuses_a_reversed_period_and_an_unknown_factory(tmp_path: Path) -> None:
