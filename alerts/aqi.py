@@ -90,7 +90,7 @@ def sub_index(pollutant: str, concentration: float) -> tuple[float, str]:
 
 
 def band_of(aqi: float) -> str:
-    for band, lo, hi in aqi_table().bands:
+    for band, _, hi in aqi_table().bands:
         if hi is None or round(aqi) <= hi:
             return band
     return aqi_table().bands[-1][0]

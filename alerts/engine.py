@@ -408,7 +408,7 @@ class AlertEngine:
             for p in stored:
                 if p.ts_ns not in st.closed:
                     corrected = p.fields.get("corrected", 0.0)
-                    st.closed[p.ts_ns] = (float(corrected), p.fields.get("valid") is True)  # type: ignore[arg-type]
+                    st.closed[p.ts_ns] = (float(corrected), p.fields.get("valid") is True)
         return st.closed
 
     def _rolling(self, st: _Series, end: int, now: int, retroactive: bool) -> None:

@@ -62,15 +62,19 @@ def _parse_time(text: str) -> int:
             raise RowError("bad_timestamp", f"time {text!r}: {exc}") from None
     if not math.isfinite(seconds):
         raise RowError("bad_timestamp", f"time {text!r} is not a finite number")
-    return int(round(seconds * NS_PER_S))
+    return round(seconds * NS_PER_S)
 
 
-def read_rows(path: Path, registry: Registry, result: ImportResult, max_errors: int = 50) -> Iterator[Reading]:
+def read_rows(
+    path: Path, registry: Registry, result: ImportResult, max_errors: int = 50
+) -> Iterator[Reading]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in COLUMNS[:-1] if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{path}: line 1: missing column(s) {', '.join(missing)} (need {', '.join(COLUMNS)})")
+            raise ValueError(
+                f"{path}: line 1: missing column(s) {', '.join(missing)} (need {', '.join(COLUMNS)})"
+            )
         for row in reader:
             result.rows += 1
             line = reader.line_num
@@ -109,7 +113,9 @@ def _reading(row: dict[str, str], registry: Registry) -> Reading:
     return Reading(factory, device, channel, ts, value, flag)
 
 
-def import_csv(path: Path, registry: Registry, store: Store, settings: RuleSettings | None = None) -> ImportResult:
+def import_csv(
+    path: Path, registry: Registry, store: Store, settings: RuleSettings | None = None
+) -> ImportResult:
     result = ImportResult()
     readings = list(read_rows(path, registry, result))
     readings.sort(key=lambda r: r.ts_ns)
@@ -135,7 +141,9 @@ def recompute(registry: Registry, store: Store, readings: list[Reading], setting
         }
     )
     alerts = SqliteAlertStore(Path(":memory:"))  # alerts of a historical load are not kept
-    engine = AlertEngine(registry, alerts, Dispatcher([]), clock=lambda: clock[0], settings=quiet, store=store)
+    engine = AlertEngine(
+        registry, alerts, Dispatcher([]), clock=lambda: clock[0], settings=quiet, store=store
+    )
     delay = int(settings.close_delay_s * NS_PER_S)
     index = 0
     while index < len(readings):

@@ -62,13 +62,19 @@ def compliance_report(
                     h = start + k * HOUR_NS
                     p = hourly.get(h)
                     if p is None:
-                        invalid.append({"start": ns_to_iso(h), "end": ns_to_iso(h + HOUR_NS), "reason": "no data"})
+                        invalid.append(
+                            {"start": ns_to_iso(h), "end": ns_to_iso(h + HOUR_NS), "reason": "no data"}
+                        )
                         continue
                     if p.fields.get("valid") is True:
                         valid_hours += 1
                     else:
                         invalid.append(
-                            {"start": ns_to_iso(h), "end": ns_to_iso(h + HOUR_NS), "reason": str(p.fields.get("reason", ""))}
+                            {
+                                "start": ns_to_iso(h),
+                                "end": ns_to_iso(h + HOUR_NS),
+                                "reason": str(p.fields.get("reason", "")),
+                            }
                         )
                     if p.fields.get("exceeded") is True:
                         exceedances.append(
@@ -86,7 +92,9 @@ def compliance_report(
                         )
                 for window in ("8h", "24h"):
                     hours = 8 if window == "8h" else 24
-                    for p in store.query_points("rolling", {**tags, "window": window}, start + HOUR_NS, end + 1):
+                    for p in store.query_points(
+                        "rolling", {**tags, "window": window}, start + HOUR_NS, end + 1
+                    ):
                         if p.fields.get("exceeded") is True:
                             exceedances.append(
                                 {
@@ -198,7 +206,15 @@ def to_csv(report: dict[str, Any]) -> str:
                     }
                 )
             for i in ch["invalid_hours"]:
-                writer.writerow({**base, "row": "invalid_hour", "start": i["start"], "end": i["end"], "reason": i["reason"]})
+                writer.writerow(
+                    {
+                        **base,
+                        "row": "invalid_hour",
+                        "start": i["start"],
+                        "end": i["end"],
+                        "reason": i["reason"],
+                    }
+                )
     return out.getvalue()
 
 
@@ -231,11 +247,14 @@ def to_html(report: dict[str, Any]) -> str:
             if not ch["exceedances"]:
                 continue
             parts.append(f"<h3>Exceedances: {e(ch['device'])} {e(ch['channel'])}</h3><table>")
-            parts.append("<tr><th>averaging</th><th>from</th><th>to</th><th>average</th><th>limit</th><th>retroactive</th></tr>")
+            parts.append(
+                "<tr><th>averaging</th><th>from</th><th>to</th><th>average</th><th>limit</th><th>retroactive</th></tr>"
+            )
             for x in ch["exceedances"]:
                 parts.append(
                     f"<tr><td>{e(x['averaging'])}</td><td>{e(x['start'])}</td><td>{e(x['end'])}</td>"
-                    f"<td class='bad'>{x['average']:.4g} {e(x['unit'])}</td><td>{x['limit']:g} {e(x['unit'])}</td>"
+                    f"<td class='bad'>{x['average']:.4g} {e(x['unit'])}</td>"
+                    f"<td>{x['limit']:g} {e(x['unit'])}</td>"
                     f"<td>{'yes' if x['retroactive'] else 'no'}</td></tr>"
                 )
             parts.append("</table>")

@@ -13,6 +13,7 @@ differ), so one test suite runs against both:
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -160,9 +161,11 @@ class AlertStore(Protocol):
 
     def open_keys(self) -> set[AlertKey]: ...
 
-    def audit(self, alert_id: int) -> list[AuditEntry]: ...
+    def audit(self, alert_id: int) -> builtins.list[AuditEntry]: ...
 
-    def claim_notification(self, alert_id: int, step: int, notifier: str, recipient: str, now_ns: int) -> bool: ...
+    def claim_notification(
+        self, alert_id: int, step: int, notifier: str, recipient: str, now_ns: int
+    ) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -182,6 +185,9 @@ class _SqlAlertStore:
         raise NotImplementedError
         yield
 
+    def close(self) -> None:
+        raise NotImplementedError
+
     def _fetch_alert(self, cur: Any, alert_id: int) -> Alert:
         cur.execute(self._sql(f"SELECT {_COLUMNS} FROM alerts WHERE id=?"), (alert_id,))
         row = cur.fetchone()
@@ -191,7 +197,9 @@ class _SqlAlertStore:
 
     def _audit(self, cur: Any, alert_id: int, now_ns: int, actor: str, action: str, detail: str) -> None:
         cur.execute(
-            self._sql("INSERT INTO alert_audit (alert_id, ts_ns, actor, action, detail) VALUES (?, ?, ?, ?, ?)"),
+            self._sql(
+                "INSERT INTO alert_audit (alert_id, ts_ns, actor, action, detail) VALUES (?, ?, ?, ?, ?)"
+            ),
             (alert_id, now_ns, actor, action, detail),
         )
 
@@ -326,7 +334,9 @@ class _SqlAlertStore:
         with self._tx() as cur:
             alert = self._fetch_alert(cur, alert_id)
             if alert.state != OPEN:
-                raise LifecycleError(f"alert #{alert_id} is {alert.state}: only an open alert is acknowledged")
+                raise LifecycleError(
+                    f"alert #{alert_id} is {alert.state}: only an open alert is acknowledged"
+                )
             cur.execute(
                 self._sql(
                     "UPDATE alerts SET state=?, acknowledged_ns=?, acknowledged_by=?, updated_ns=?,"
@@ -343,7 +353,8 @@ class _SqlAlertStore:
             if alert.state == CLOSED:
                 raise LifecycleError(f"alert #{alert_id} is closed: it cannot be assigned")
             cur.execute(
-                self._sql("UPDATE alerts SET assignee=?, updated_ns=? WHERE id=?"), (assignee, now_ns, alert_id)
+                self._sql("UPDATE alerts SET assignee=?, updated_ns=? WHERE id=?"),
+                (assignee, now_ns, alert_id),
             )
             self._audit(cur, alert_id, now_ns, actor, "assigned", assignee)
             return self._fetch_alert(cur, alert_id)
@@ -422,16 +433,21 @@ class _SqlAlertStore:
     def open_keys(self) -> set[AlertKey]:
         return {a.key for a in self.list(state="active", limit=1_000_000)}
 
-    def audit(self, alert_id: int) -> list[AuditEntry]:
+    def audit(self, alert_id: int) -> builtins.list[AuditEntry]:
         with self._tx() as cur:
             cur.execute(
-                self._sql("SELECT alert_id, ts_ns, actor, action, detail FROM alert_audit WHERE alert_id=? ORDER BY seq"),
+                self._sql(
+                    "SELECT alert_id, ts_ns, actor, action, detail FROM alert_audit"
+                    " WHERE alert_id=? ORDER BY seq"
+                ),
                 (alert_id,),
             )
             rows = cur.fetchall()
         return [AuditEntry(int(a), int(t), str(who), str(what), str(d)) for a, t, who, what, d in rows]
 
-    def claim_notification(self, alert_id: int, step: int, notifier: str, recipient: str, now_ns: int) -> bool:
+    def claim_notification(
+        self, alert_id: int, step: int, notifier: str, recipient: str, now_ns: int
+    ) -> bool:
         """Record that (alert, step, notifier, recipient) is being notified; False when it was
         already (the caller then does not send it again)."""
         try:
@@ -447,7 +463,7 @@ class _SqlAlertStore:
             return False
         return True
 
-    def notifications(self, alert_id: int) -> list[tuple[int, str, str]]:
+    def notifications(self, alert_id: int) -> builtins.list[tuple[int, str, str]]:
         with self._tx() as cur:
             cur.execute(
                 self._sql(

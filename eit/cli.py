@@ -7,10 +7,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eit import __version__
 from eit.errors import ConfigError
 from eit.logsetup import setup_logging
+
+if TYPE_CHECKING:
+    from ingest.store.base import Store
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -87,7 +91,7 @@ def _alerts(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_for(args: argparse.Namespace) -> tuple[object, float]:
+def _store_for(args: argparse.Namespace) -> tuple[Store, float]:
     """The store of ``--config serve.yaml``, else the embedded store in ``--data-dir``; and the
     completeness threshold."""
     from eit.config import StoreSettings, load_serve_config
@@ -107,15 +111,17 @@ def _import(args: argparse.Namespace) -> int:
     registry = load_registry(args.site)
     store, _ = _store_for(args)
     try:
-        result = import_csv(Path(args.file), registry, store)  # type: ignore[arg-type]
+        result = import_csv(Path(args.file), registry, store)
     except (OSError, ValueError) as exc:
         print(f"eit import: {exc}", file=sys.stderr)
         return 2
     finally:
-        store.close()  # type: ignore[attr-defined]
+        store.close()
     for line in result.errors:
         print(line, file=sys.stderr)
-    span = f" from {ns_to_iso(result.first_ns)} to {ns_to_iso(result.last_ns)}" if result.first_ns else ""
+    span = ""
+    if result.first_ns is not None and result.last_ns is not None:
+        span = f" from {ns_to_iso(result.first_ns)} to {ns_to_iso(result.last_ns)}"
     rejected = sum(result.rejected.values())
     print(
         f"{args.file}: {result.imported} readings imported{span}, {rejected} rows rejected"
@@ -139,13 +145,18 @@ def _report(args: argparse.Namespace) -> int:
     store, completeness = _store_for(args)
     try:
         report = compliance_report(
-            registry, store, first, last, args.factory, args.completeness or completeness  # type: ignore[arg-type]
+            registry,
+            store,
+            first,
+            last,
+            args.factory,
+            args.completeness or completeness,
         )
     except ValueError as exc:
         print(f"eit report: {exc}", file=sys.stderr)
         return 2
     finally:
-        store.close()  # type: ignore[attr-defined]
+        store.close()
     text = render(report, args.format)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -168,7 +179,13 @@ def _alert_action(args: argparse.Namespace) -> int:
             if alert is None:
                 print(f"eit alert: no alert #{args.id}", file=sys.stderr)
                 return 1
-            print(json.dumps(alert.to_json() | {"audit": [e.to_json() for e in store.audit(args.id)]}, ensure_ascii=False, indent=2))
+            print(
+                json.dumps(
+                    alert.to_json() | {"audit": [e.to_json() for e in store.audit(args.id)]},
+                    ensure_ascii=False,
+                    indent=2,
+                )
+            )
             return 0
         if not args.by:
             print("eit alert: --by WHO is required (the audit trail names who did it)", file=sys.stderr)
@@ -243,9 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("alerts", help="list alerts")
     p.add_argument("--config", required=True)
-    p.add_argument(
-        "--state", choices=("open", "acknowledged", "resolved", "closed", "active"), default=None
-    )
+    p.add_argument("--state", choices=("open", "acknowledged", "resolved", "closed", "active"), default=None)
     p.add_argument("--factory", default=None)
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
@@ -263,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="load historical readings from CSV into the store")
     p.add_argument("--site", required=True, help="site registry (YAML)")
     p.add_argument("--config", default=None, help="serve.yaml naming the store (default: --data-dir)")
-    p.add_argument("--data-dir", default="data", help="embedded store folder when no --config (default: ./data)")
+    p.add_argument(
+        "--data-dir", default="data", help="embedded store folder when no --config (default: ./data)"
+    )
     p.add_argument("file", help="CSV with columns time, factory, device, channel, value, flag")
     p.set_defaults(func=_import)
 
@@ -271,14 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
     rep_sub = rep.add_subparsers(dest="report_command", required=True, metavar="COMMAND")
     p = rep_sub.add_parser("compliance", help="valid hours, completeness, exceedances, invalid hours")
     p.add_argument("--site", required=True, help="site registry (YAML)")
-    p.add_argument("--from", dest="date_from", required=True, help="first day (Asia/Bangkok), e.g. 2026-11-01")
+    p.add_argument(
+        "--from", dest="date_from", required=True, help="first day (Asia/Bangkok), e.g. 2026-11-01"
+    )
     p.add_argument("--to", dest="date_to", required=True, help="last day, inclusive")
     p.add_argument("--factory", default=None)
     p.add_argument("--format", choices=("json", "csv", "html"), default="json")
     p.add_argument("--output", default=None, help="write to this file instead of standard output")
     p.add_argument("--completeness", type=float, default=None, help="threshold (default 0.8 or the config's)")
     p.add_argument("--config", default=None, help="serve.yaml naming the store (default: --data-dir)")
-    p.add_argument("--data-dir", default="data", help="embedded store folder when no --config (default: ./data)")
+    p.add_argument(
+        "--data-dir", default="data", help="embedded store folder when no --config (default: ./data)"
+    )
     p.set_defaults(func=_report)
     return parser
 

@@ -302,20 +302,28 @@ class PostgreSQL:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def _as_owner(self) -> dict[str, object]:
-        if self.user is None:
-            return {}
-        return {"user": self.user, "group": self.group, "extra_groups": []}
-
     def start(self) -> PostgreSQL:
         subprocess.run(
-            [_postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+            [
+                _postgres_bin("initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             cwd=self.workdir,
             timeout=120,
-            **self._as_owner(),  # type: ignore[arg-type]
+            user=self.user,
+            group=self.group,
+            extra_groups=[] if self.user is not None else None,
         )
         log = open(self.workdir / "postgres.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
@@ -335,7 +343,9 @@ class PostgreSQL:
             stdout=log,
             stderr=log,
             cwd=self.workdir,
-            **self._as_owner(),  # type: ignore[arg-type]
+            user=self.user,
+            group=self.group,
+            extra_groups=[] if self.user is not None else None,
         )
         wait_for(self._ready, 30, f"PostgreSQL on port {self.port}")
         return self

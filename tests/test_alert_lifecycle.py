@@ -40,20 +40,29 @@ def test_the_database_allows_one_active_alert_per_key(store: _SqlAlertStore) -> 
     assert store.open_keys() == {KEY}
 
 
-def test_lifecycle_open_acknowledge_resolve_close_is_audited_with_who_when_what(store: _SqlAlertStore) -> None:
-    alert = store.open_alert(KEY, "critical", "so2 75 ppm above the standard limit 60 ppm", T0, 75.0, 60.0, "ppm")
+def test_lifecycle_open_acknowledge_resolve_close_is_audited_with_who_when_what(
+    store: _SqlAlertStore,
+) -> None:
+    alert = store.open_alert(
+        KEY, "critical", "so2 75 ppm above the standard limit 60 ppm", T0, 75.0, 60.0, "ppm"
+    )
     assert alert is not None
     store.assign(alert.id, "supervisor-rayong", "duty-rayong", T0 + 10 * S)
     acked = store.acknowledge(alert.id, "duty-rayong", T0 + 20 * S, "calling the plant")
-    assert (acked.state, acked.acknowledged_by, acked.assignee) == (ACKNOWLEDGED, "duty-rayong", "duty-rayong")
+    assert (acked.state, acked.acknowledged_by, acked.assignee) == (
+        ACKNOWLEDGED,
+        "duty-rayong",
+        "duty-rayong",
+    )
     store.add_note(alert.id, "duty-rayong", "plant says scrubber pump tripped", T0 + 30 * S)
     resolved = store.resolve_id(alert.id, "duty-rayong", T0 + 40 * S, "pump restarted")
     assert resolved.state == RESOLVED and resolved.resolved_ns == T0 + 40 * S
     closed = store.close_alert(alert.id, "supervisor-rayong", T0 + 50 * S, "reviewed")
     assert closed.state == CLOSED and closed.closed_ns == T0 + 50 * S
-    trail = [(e.ts_ns - T0) // S for e in store.audit(alert.id)], [
-        (e.actor, e.action, e.detail) for e in store.audit(alert.id)
-    ]
+    trail = (
+        [(e.ts_ns - T0) // S for e in store.audit(alert.id)],
+        [(e.actor, e.action, e.detail) for e in store.audit(alert.id)],
+    )
     assert trail == (
         [0, 10, 20, 30, 40, 50],
         [
@@ -92,9 +101,13 @@ def test_a_resolved_alert_reopens_as_the_same_alert_and_counts_the_flap(store: _
 
 
 def test_engine_updates_and_escalation_steps_are_recorded(store: _SqlAlertStore) -> None:
-    alert = store.open_alert(KEY, "warning", "provisional", T0, 70.0, 60.0, "ppm", provisional=True, params={"a": "1"})
+    alert = store.open_alert(
+        KEY, "warning", "provisional", T0, 70.0, 60.0, "ppm", provisional=True, params={"a": "1"}
+    )
     assert alert is not None and alert.provisional and alert.params == {"a": "1"}
-    confirmed = store.update(alert.id, T0 + S, "confirmed", "hour valid", provisional=False, value=72.5, severity="critical")
+    confirmed = store.update(
+        alert.id, T0 + S, "confirmed", "hour valid", provisional=False, value=72.5, severity="critical"
+    )
     assert (confirmed.provisional, confirmed.value, confirmed.severity) == (False, 72.5, "critical")
     escalated = store.escalate(alert.id, 1, T0 + 2 * S)
     assert escalated is not None and escalated.escalation_step == 1
@@ -148,8 +161,10 @@ def test_a_first_release_state_file_is_upgraded_in_place(tmp_path: Path) -> None
               state TEXT NOT NULL, opened_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL,
               message TEXT NOT NULL, value REAL, limit_value REAL, unit TEXT NOT NULL DEFAULT '',
               resolved_ns INTEGER);
-            CREATE UNIQUE INDEX alerts_one_open ON alerts (factory, device, parameter, rule) WHERE state = 'open';
-            INSERT INTO alerts (factory, device, parameter, rule, severity, state, opened_ns, updated_ns, message)
+            CREATE UNIQUE INDEX alerts_one_open ON alerts (factory, device, parameter, rule)
+              WHERE state = 'open';
+            INSERT INTO alerts
+              (factory, device, parameter, rule, severity, state, opened_ns, updated_ns, message)
               VALUES ('kaeng-khoi-biomass', 'boiler-1', 'so2', 'limit', 'critical', 'open', 1, 1, 'old');
             """
         )

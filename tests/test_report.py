@@ -46,16 +46,36 @@ def test_import_then_report_lists_valid_hours_exceedances_and_invalid_hours(tmp_
     data = tmp_path / "data"
     imported = run("import", "--site", str(SITE), "--data-dir", str(data), str(csv_path))
     assert imported.returncode == 0, imported.stderr
-    assert "2 rows rejected" in imported.stdout and "{'unknown_channel': 1, 'bad_value': 1}" in imported.stdout
+    assert (
+        "2 rows rejected" in imported.stdout and "{'unknown_channel': 1, 'bad_value': 1}" in imported.stdout
+    )
     assert "line 2522: channel 'co2' is not registered for biomass/boiler" in imported.stderr
     assert "line 2523: value 'high' is not a number" in imported.stderr
     assert f"{21 * 60 * 2} readings imported" in imported.stdout
 
-    report = run("report", "compliance", "--site", str(SITE), "--data-dir", str(data),
-                 "--from", "2026-11-28", "--to", "2026-11-28", "--factory", "biomass", "--format", "json")
+    report = run(
+        "report",
+        "compliance",
+        "--site",
+        str(SITE),
+        "--data-dir",
+        str(data),
+        "--from",
+        "2026-11-28",
+        "--to",
+        "2026-11-28",
+        "--factory",
+        "biomass",
+        "--format",
+        "json",
+    )
     assert report.returncode == 0, report.stderr
     body = json.loads(report.stdout)
-    assert (body["from"], body["to"], body["period_start"]) == ("2026-11-28", "2026-11-28", "2026-11-27T17:00:00Z")
+    assert (body["from"], body["to"], body["period_start"]) == (
+        "2026-11-28",
+        "2026-11-28",
+        "2026-11-27T17:00:00Z",
+    )
     [factory] = body["factories"]
     so2 = next(c for c in factory["channels"] if c["channel"] == "so2")
     assert so2["expected_hours"] == 24 and so2["valid_hours"] == 20
@@ -79,26 +99,79 @@ def test_import_then_report_lists_valid_hours_exceedances_and_invalid_hours(tmp_
     o2 = next(c for c in factory["channels"] if c["channel"] == "o2")
     assert o2["valid_hours"] == 21 and o2["exceedances"] == []
 
-    as_csv = run("report", "compliance", "--site", str(SITE), "--data-dir", str(data),
-                 "--from", "2026-11-28", "--to", "2026-11-28", "--format", "csv")
+    as_csv = run(
+        "report",
+        "compliance",
+        "--site",
+        str(SITE),
+        "--data-dir",
+        str(data),
+        "--from",
+        "2026-11-28",
+        "--to",
+        "2026-11-28",
+        "--format",
+        "csv",
+    )
     rows = list(csv.DictReader(as_csv.stdout.splitlines()))
     [row] = [r for r in rows if r["row"] == "exceedance"]
     assert (row["factory"], row["channel"], row["average"], row["limit"], row["retroactive"]) == (
-        "biomass", "so2", row["average"], "60.0", "no")
+        "biomass",
+        "so2",
+        row["average"],
+        "60.0",
+        "no",
+    )
     assert float(row["average"]) > 80.0
-    as_html = run("report", "compliance", "--site", str(SITE), "--data-dir", str(data),
-                  "--from", "2026-11-28", "--to", "2026-11-28", "--format", "html", "--output", str(tmp_path / "r.html"))
+    as_html = run(
+        "report",
+        "compliance",
+        "--site",
+        str(SITE),
+        "--data-dir",
+        str(data),
+        "--from",
+        "2026-11-28",
+        "--to",
+        "2026-11-28",
+        "--format",
+        "html",
+        "--output",
+        str(tmp_path / "r.html"),
+    )
     assert as_html.returncode == 0
     page = (tmp_path / "r.html").read_text()
     assert "<td>20 / 24</td>" in page and "80.29 ppm" in page
 
 
 def test_report_refuses_a_reversed_period_and_an_unknown_factory(tmp_path: Path) -> None:
-    reversed_ = run("report", "compliance", "--site", str(SITE), "--data-dir", str(tmp_path),
-                    "--from", "2026-11-30", "--to", "2026-11-01")
+    reversed_ = run(
+        "report",
+        "compliance",
+        "--site",
+        str(SITE),
+        "--data-dir",
+        str(tmp_path),
+        "--from",
+        "2026-11-30",
+        "--to",
+        "2026-11-01",
+    )
     assert reversed_.returncode == 2 and "--to 2026-11-01 is before --from 2026-11-30" in reversed_.stderr
-    unknown = run("report", "compliance", "--site", str(SITE), "--data-dir", str(tmp_path),
-                  "--from", "2026-11-01", "--to", "2026-11-01", "--factory", "nobody")
+    unknown = run(
+        "report",
+        "compliance",
+        "--site",
+        str(SITE),
+        "--data-dir",
+        str(tmp_path),
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-01",
+        "--factory",
+        "nobody",
+    )
     assert unknown.returncode == 2 and "factory 'nobody' is not in the site registry" in unknown.stderr
 
 

@@ -82,7 +82,13 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 
 
 def stack_hour(
-    start: int, so2: float, o2: float, every_s: int = 60, flag: str = "N", channel: str = "so2", minutes: range = range(60)
+    start: int,
+    so2: float,
+    o2: float,
+    every_s: int = 60,
+    flag: str = "N",
+    channel: str = "so2",
+    minutes: range = range(60),
 ) -> list[Reading]:
     out = []
     for m in minutes:
@@ -105,7 +111,10 @@ def test_so2_is_corrected_to_7_percent_o2_before_the_60_ppm_biomass_limit(rig: R
     assert limit_events == [("opened", "limit"), ("confirmed", "limit")]  # provisional, then the legal hour
     alert = rig.alerts.active(("biomass", "boiler", "so2", "limit"))
     assert alert is not None and not alert.provisional and alert.value == pytest.approx(70.0)
-    assert "so2 70 ppm above the standard limit 60 ppm (clock-hour average 2026-11-27 11:00-11:59" in alert.message
+    assert (
+        "so2 70 ppm above the standard limit 60 ppm (clock-hour average 2026-11-27 11:00-11:59"
+        in alert.message
+    )
 
 
 def test_the_same_so2_at_the_reference_o2_stays_within_the_limit(rig: Rig) -> None:
@@ -194,7 +203,7 @@ def test_a_permit_overrides_the_preset_from_its_effective_date(tmp_path: Path) -
         rig.tick(start + H + 150 * S)
         [hour] = rig.hourly("pm")
         assert hour.fields["limit"] == expected
-        assert hour.fields["exceeded"] is (200.0 > expected)
+        assert hour.fields["exceeded"] is (expected < 200.0)
         rig.close()
 
 
@@ -205,7 +214,10 @@ def test_a_provisional_exceedance_is_withdrawn_when_the_hour_average_is_within_t
     rig.feed(stack_hour(T0, 90.0, 7.0, minutes=range(15)), T0 + 15 * 60 * S)
     assert rig.kinds("limit") == [("opened", "limit")]
     opened = rig.first("limit").alert
-    assert opened.provisional and "provisional: running average of 2026-11-27 11:00-11:59 so far" in opened.message
+    assert (
+        opened.provisional
+        and "provisional: running average of 2026-11-27 11:00-11:59 so far" in opened.message
+    )
     rig.feed(stack_hour(T0, 40.0, 7.0, minutes=range(15, 60)))
     rig.tick(T0 + H + 150 * S)
     assert rig.kinds("limit") == [("opened", "limit"), ("withdrawn", "limit")]
@@ -282,7 +294,9 @@ def effluent_hour(start: int, ph: float) -> list[Reading]:
 
 
 @pytest.mark.parametrize(("ph", "side", "bound"), [(4.9, "below", 5.5), (9.4, "above", 9.0)])
-def test_effluent_ph_outside_5_5_to_9_is_an_exceedance_of_the_range(rig: Rig, ph: float, side: str, bound: float) -> None:
+def test_effluent_ph_outside_5_5_to_9_is_an_exceedance_of_the_range(
+    rig: Rig, ph: float, side: str, bound: float
+) -> None:
     rig.feed(effluent_hour(T0, ph))
     rig.tick(T0 + H + 150 * S)
     alert = rig.alerts.active(("starch", "outfall", "ph", "limit"))
@@ -309,7 +323,9 @@ def test_early_warning_at_80_percent_of_the_limit(rig: Rig) -> None:
 
 
 # -- ambient: rolling averages, completeness, AQI -------------------------------------------------
-def ambient_hours(start: int, hours: int, channel: str, value: float, skip: set[int] | None = None) -> list[Reading]:
+def ambient_hours(
+    start: int, hours: int, channel: str, value: float, skip: set[int] | None = None
+) -> list[Reading]:
     out = []
     for k in range(hours):
         if skip and k in skip:
@@ -331,13 +347,16 @@ def test_pm25_over_37_5_as_a_24_hour_rolling_average_is_an_exceedance(rig: Rig) 
     rolling = rig.store.query_points(
         "rolling", {"factory": "petro", "channel": "pm25", "window": "24h"}, T0 + 24 * H, T0 + 24 * H + 1
     )
-    assert [(p.fields["value"], p.fields["hours"], p.fields["valid"], p.fields["exceeded"]) for p in rolling] == [
-        (40.0, 24, True, True)
-    ]
+    assert [
+        (p.fields["value"], p.fields["hours"], p.fields["valid"], p.fields["exceeded"]) for p in rolling
+    ] == [(40.0, 24, True, True)]
     # The 24-h window is valid from its 20th hour (80 %): opened then, updated each hour after.
     assert [k for k, _ in rig.kinds("limit_24h")] == ["opened"] + ["updated"] * 4
     message = rig.first("limit_24h").alert.message
-    assert message.startswith("pm25 40 ug/m3 above the standard limit 37.5 ug/m3 (24h rolling average ending 2026-11-28 07:00, 20 valid hours")
+    assert message.startswith(
+        "pm25 40 ug/m3 above the standard limit 37.5 ug/m3"
+        " (24h rolling average ending 2026-11-28 07:00, 20 valid hours"
+    )
 
 
 def test_a_24_hour_window_below_80_percent_complete_is_not_judged(rig: Rig) -> None:
@@ -350,7 +369,9 @@ def test_a_24_hour_window_below_80_percent_complete_is_not_judged(rig: Rig) -> N
     assert rig.kinds("limit_24h") == []
 
 
-def test_o3_over_0_07_ppm_as_an_8_hour_average_is_an_exceedance_while_each_hour_is_within_0_1(rig: Rig) -> None:
+def test_o3_over_0_07_ppm_as_an_8_hour_average_is_an_exceedance_while_each_hour_is_within_0_1(
+    rig: Rig,
+) -> None:
     live(rig, ambient_hours(T0, 8, "o3", 0.08))
     assert rig.kinds("limit") == []  # 0.08 is within the 1-hour standard of 0.10 ppm
     assert ("opened", "limit_8h") in rig.kinds("limit_8h")
@@ -371,7 +392,12 @@ def test_daily_completeness_follows_the_bangkok_day(rig: Rig) -> None:
     live(rig, ambient_hours(day_start, 24, "pm10", 30.0, skip={0, 1, 2, 3}))
     [daily] = rig.store.query_points("daily", {"factory": "petro", "channel": "pm10"}, 0, 2**62)
     assert daily.ts_ns == day_start
-    assert daily.fields == {"valid_hours": 20, "expected_hours": 24, "completeness": pytest.approx(20 / 24), "complete": True}
+    assert daily.fields == {
+        "valid_hours": 20,
+        "expected_hours": 24,
+        "completeness": pytest.approx(20 / 24),
+        "complete": True,
+    }
 
 
 def test_energy_co2_is_kwh_times_the_grid_factor_in_force(rig: Rig) -> None:
@@ -394,7 +420,10 @@ def test_a_silent_device_goes_stale_and_the_offline_status_opens_it_at_once(tmp_
     boiler = [e for e in rig.events if e.alert.device == "boiler" and e.alert.rule == "stale"]
     assert "no data from biomass/boiler for 61 s (limit 60 s)" in boiler[0].alert.message
     rig.feed([Reading(*B, "o2", T0 + 71 * S, 9.0)], T0 + 71 * S)
-    assert [e.kind for e in rig.events if e.alert.device == "boiler" and e.alert.rule == "stale"] == ["opened", "resolved"]
+    assert [e.kind for e in rig.events if e.alert.device == "boiler" and e.alert.rule == "stale"] == [
+        "opened",
+        "resolved",
+    ]
     rig.engine.on_status("starch", "outfall", "offline", T0 + 72 * S)  # already stale: no second alert
     rig.engine.on_status("biomass", "boiler", "offline", T0 + 73 * S)
     assert [e.kind for e in rig.events if e.alert.device == "boiler" and e.alert.rule == "stale"] == [
@@ -431,7 +460,10 @@ def test_a_value_stuck_at_the_end_of_the_measuring_range_is_a_fault(tmp_path: Pa
     rig = Rig(tmp_path, RuleSettings(stale_after_s=1e9, stuck_s=300))
     rig.feed([Reading(*B, "so2", T0 + k * 10 * S, 500.0, "T") for k in range(40)])
     assert rig.kinds("stuck") == [("opened", "stuck")]
-    assert "so2 has stayed at the end of its measuring range (500 ppm) for 300 s" in rig.first("stuck").alert.message
+    assert (
+        "so2 has stayed at the end of its measuring range (500 ppm) for 300 s"
+        in rig.first("stuck").alert.message
+    )
     assert rig.kinds("limit") == []  # over range is not a measured exceedance
     rig.close()
 
@@ -451,7 +483,12 @@ def test_open_alerts_survive_a_restart_without_a_second_notification(tmp_path: P
     rig.feed(stack_hour(T0, 80.0, 7.0, minutes=range(20)))
     assert rig.kinds("limit") == [("opened", "limit")]
     again = AlertEngine(
-        rig.registry, rig.alerts, Dispatcher([]), clock=lambda: rig.now, on_event=rig.events.append, store=rig.store
+        rig.registry,
+        rig.alerts,
+        Dispatcher([]),
+        clock=lambda: rig.now,
+        on_event=rig.events.append,
+        store=rig.store,
     )
     again.on_readings(stack_hour(T0, 80.0, 7.0, minutes=range(20, 30)), T0 + 30 * 60 * S)
     assert rig.kinds("limit") == [("opened", "limit")]

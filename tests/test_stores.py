@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from eit.model import Reading
-from ingest.store.base import Bucket, Point, Store, StoreError, StoreUnavailable
+from ingest.store.base import Bucket, FieldValue, Point, Store, StoreError, StoreUnavailable
 from ingest.store.influx import InfluxStore, line_protocol
 from ingest.store.sqlite import SqliteStore
 from tests.services import InfluxDB, free_port
@@ -143,8 +143,8 @@ def test_empty_store_answers_queries(store: Store) -> None:
     assert store.aggregate("f1", "d1", "so2", T0, T0 + S, 60) == []
 
 
-def hourly(t_h: int, value: float, channel: str = "so2", device: str = "d1", **extra: object) -> Point:
-    fields: dict[str, object] = {
+def hourly(t_h: int, value: float, channel: str = "so2", device: str = "d1", **extra: FieldValue) -> Point:
+    fields: dict[str, FieldValue] = {
         "value": value,
         "points": 60,
         "valid": True,
@@ -154,7 +154,7 @@ def hourly(t_h: int, value: float, channel: str = "so2", device: str = "d1", **e
     }
     return Point(
         "hourly", {"factory": "f1", "device": device, "channel": channel}, T0 + t_h * 3600 * S, fields
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_derived_points_keep_their_field_types_and_come_back_in_time_order(store: Store) -> None:
@@ -176,7 +176,7 @@ def test_derived_points_are_idempotent_and_filtered_by_tags_and_half_open_time(s
     so2 = store.query_points("hourly", {"factory": "f1", "device": "d1", "channel": "so2"}, T0, T0 + 3600 * S)
     assert [p.fields["value"] for p in so2] == [1.5]
     every = store.query_points("hourly", {}, T0, T0 + 3600 * S)
-    assert sorted(p.fields["value"] for p in every) == [1.5, 2.0, 3.0]  # type: ignore[type-var]
+    assert sorted(float(p.fields["value"]) for p in every) == [1.5, 2.0, 3.0]
     assert store.query_points("hourly", {"factory": "nobody"}, T0, T0 + 7200 * S) == []
     assert store.query_points("rolling", {}, T0, T0 + 7200 * S) == []
 

@@ -47,4 +47,6 @@ class AppriseNotifier:
 
     def send_to(self, event: AlertEvent, officer: Officer) -> None:
         lang = officer.language
-        self._officers[officer.id].notify(headline(event, lang), _body(event, lang), f"alert #{event.alert.id} to {officer.id}")
+        self._officers[officer.id].notify(
+            headline(event, lang), _body(event, lang), f"alert #{event.alert.id} to {officer.id}"
+        )

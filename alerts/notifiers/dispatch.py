@@ -29,7 +29,9 @@ UNCLAIMED_EVENTS = frozenset({"updated"})
 
 
 class Claims(Protocol):
-    def claim_notification(self, alert_id: int, step: int, notifier: str, recipient: str, now_ns: int) -> bool: ...
+    def claim_notification(
+        self, alert_id: int, step: int, notifier: str, recipient: str, now_ns: int
+    ) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,9 @@ class Dispatcher:
             return True
         if event.kind == "reopened":
             recipient = f"{recipient}#{event.alert.flaps}"
-        ok = self.claims.claim_notification(event.alert.id, event.step, f"{notifier}:{event.kind}", recipient, now_ns())
+        ok = self.claims.claim_notification(
+            event.alert.id, event.step, f"{notifier}:{event.kind}", recipient, now_ns()
+        )
         if not ok:
             self.skipped += 1
         return ok

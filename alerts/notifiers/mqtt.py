@@ -33,7 +33,9 @@ class MqttNotifier:
         connect_async(self.client, settings, persistent=False)
         self.client.loop_start()
 
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
+    ) -> None:
         if not getattr(reason, "is_failure", False):
             self._connected.set()
 

@@ -73,8 +73,8 @@ def check_points(measurement: str, points: Sequence[Point]) -> None:
         for name in (*p.tags, *p.fields):
             if not TAG_NAME.fullmatch(name) or name == "time":
                 raise StoreError(f"{where}: {name!r} is not a valid tag or field name")
-        for tag, value in p.tags.items():
-            if not isinstance(value, str) or not value:
+        for tag, text in p.tags.items():
+            if not isinstance(text, str) or not text:
                 raise StoreError(f"{where}: tag {tag!r} must be non-empty text")
         for name, value in p.fields.items():
             if not isinstance(value, bool | int | float | str):
