@@ -249,9 +249,10 @@ class AlertEngine:
             self._close_hours(now)
             self._recompute_dirty(now)
             self._close_days(now)
-            self._flush_points()
+            pending, self._pending_points = self._pending_points, {}
             self._check_stale(now)
             self._clear_quiet_faults(now)
+        self._flush_points(pending)  # outside the lock: a slow store must not hold up the ingest
         self._escalate(now)
 
     def _refresh_active(self) -> None:
@@ -317,11 +318,12 @@ class AlertEngine:
         if not self._dirty:
             return
         dirty, self._dirty = sorted(self._dirty, key=lambda item: item[1]), set()
-        start_hour = self.started_ns - self.started_ns % HOUR_NS
         for key, h in dirty:
             st = self._series[key]
             acc = st.hours.get(h)
-            if (acc is None or h <= start_hour) and self.store is not None:
+            if self.store is not None:
+                # The store holds every reading of the hour (the ingest stores before the rules
+                # run); memory may hold only part of it (an hour older than the engine).
                 acc = self._from_store(st, h) or acc
             if acc is None:
                 continue
@@ -376,11 +378,9 @@ class AlertEngine:
         if point is not None:
             self._pending_points.setdefault(point.measurement, []).append(point)
 
-    def _flush_points(self) -> None:
+    def _flush_points(self, pending: dict[str, list[Point]]) -> None:
         if self.store is None:
-            self._pending_points.clear()
             return
-        pending, self._pending_points = self._pending_points, {}
         for measurement, points in pending.items():
             try:
                 self.store.write_points(measurement, points)
@@ -388,7 +388,8 @@ class AlertEngine:
                 self.counters["store_errors"] += 1
                 log.error("cannot write %d %s points: %s", len(points), measurement, exc)
                 if isinstance(exc, StoreUnavailable):
-                    self._pending_points.setdefault(measurement, []).extend(points)  # next tick
+                    with self._lock:  # try again on the next tick
+                        self._pending_points.setdefault(measurement, []).extend(points)
 
     # -- rolling windows and the AQI -----------------------------------------------------------
     def _history(self, st: _Series, end: int) -> dict[int, tuple[float, bool]]:
