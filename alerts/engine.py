@@ -443,7 +443,7 @@ class AlertEngine:
                     now,
                     retroactive,
                 )
-        if st.device_kind == "ambient" and not retroactive:
+        if st.device_kind == "ambient":
             self._aqi(st.key[0], st.key[1], end - HOUR_NS, day)
 
     def _latest_end(self, st: _Series) -> int:

@@ -99,6 +99,12 @@ class Server:
     def list_json(self, state: str | None, factory: str | None, limit: int) -> list[dict[str, Any]]:
         return [a.to_json() for a in self.alert_store.list(state=state, factory=factory, limit=limit)]
 
+    def alert_json(self, alert_id: int) -> dict[str, Any] | None:
+        alert = self.alert_store.get(alert_id)
+        if alert is None:
+            return None
+        return alert.to_json() | {"audit": [e.to_json() for e in self.alert_store.audit(alert_id)]}
+
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         if self.config.http.enabled:
