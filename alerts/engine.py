@@ -355,7 +355,6 @@ class AlertEngine:
         result = hour_result(
             st.key, acc, st.channel, day, self.standards, self.settings.hysteresis, retroactive
         )
-        first_time = h not in st.closed
         st.closed[h] = (result.corrected if result.corrected is not None else 0.0, result.valid)
         self.counters["hours_closed" if not retroactive else "hours_retroactive"] += 1
         self._queue(result.point())
@@ -365,7 +364,7 @@ class AlertEngine:
             if self._days_closed.get(key) is not None and day <= self._days_closed[key]:
                 self._dirty_day(st, day)
         if st.hourly_limits:
-            self._judge_hour(st, result, now, first_time)
+            self._judge_hour(st, result, now)
         if st.rolling_windows:
             ends = [h + HOUR_NS] if not retroactive else [h + k * HOUR_NS for k in range(1, 25)]
             for end in ends:
@@ -552,7 +551,7 @@ class AlertEngine:
             params["origin"] += ", averaging period unconfirmed"
         return params
 
-    def _judge_hour(self, st: _Series, result: HourResult, now: int, first_time: bool) -> None:
+    def _judge_hour(self, st: _Series, result: HourResult, now: int) -> None:
         key = (*st.key, RULE_LIMIT)
         active = self._active.get(key)
         verdict = result.verdict
@@ -565,8 +564,6 @@ class AlertEngine:
         if result.retroactive:
             params["retroactive"] = "yes"
         if verdict.exceeded:
-            if result.retroactive and not first_time and active is None:
-                pass
             if active is not None:
                 if active.provisional:
                     self._update(
