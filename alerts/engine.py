@@ -232,6 +232,11 @@ class AlertEngine:
         if state != wire.STATUS_OFFLINE:
             return
         with self._lock:
+            if self._last_seen.get((factory, device)) == now:
+                # Data of this device came in the same batch: this `offline` is older news (the
+                # retained last will a reconnecting ingest receives first). Silence still goes
+                # stale after stale_after_s.
+                return
             self._raise(
                 (factory, device, DEVICE_PARAMETER, RULE_STALE),
                 "warning",
