@@ -24,6 +24,8 @@ class LatestSource(Protocol):
 class AlertSource(Protocol):
     def list_json(self, state: str | None, factory: str | None, limit: int) -> list[dict[str, Any]]: ...
 
+    def alert_json(self, alert_id: int) -> dict[str, Any] | None: ...
+
 
 def create_app(
     health: Callable[[], tuple[bool, dict[str, Any]]],
@@ -64,10 +66,17 @@ def create_app(
 
         @app.get("/api/v1/alerts", summary="Alerts, newest first")
         def list_alerts(
-            state: str | None = Query(None, pattern="^(open|resolved)$"),
+            state: str | None = Query(None, pattern="^(open|acknowledged|resolved|closed|active)$"),
             factory: str | None = Query(None, max_length=63),
             limit: int = Query(100, ge=1, le=1000),
         ) -> list[dict[str, Any]]:
             return alert_source.list_json(state, factory, limit)
+
+        @app.get("/api/v1/alerts/{alert_id}", summary="One alert with its audit trail")
+        def one_alert(alert_id: int) -> JSONResponse:
+            found = alert_source.alert_json(alert_id)
+            if found is None:
+                return JSONResponse({"detail": f"no alert #{alert_id}"}, status_code=404)
+            return JSONResponse(found)
 
     return app

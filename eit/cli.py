@@ -15,6 +15,7 @@ from eit.logsetup import setup_logging
 
 if TYPE_CHECKING:
     from dashboards.datasource import InfluxSource
+    from ingest.store.base import Store
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -74,11 +75,12 @@ def _dead_letters(args: argparse.Namespace) -> int:
 
 
 def _alerts(args: argparse.Namespace) -> int:
-    from alerts.state import AlertStore
+    from alerts.state import open_alert_store
     from eit.config import load_serve_config
 
     config = load_serve_config(args.config)
-    alerts = AlertStore(config.state_path).list(state=args.state, factory=args.factory, limit=args.limit)
+    store = open_alert_store(config.state_url, config.state_path)
+    alerts = store.list(state=args.state, factory=args.factory, limit=args.limit)
     if args.json:
         print(json.dumps([a.to_json() for a in alerts], ensure_ascii=False, indent=2))
     else:
@@ -148,6 +150,128 @@ def _dashboards_push(args: argparse.Namespace) -> int:
     return 1 if report.skipped else 0
 
 
+def _store_for(args: argparse.Namespace) -> tuple[Store, float]:
+    """The store of ``--config serve.yaml``, else the embedded store in ``--data-dir``; and the
+    completeness threshold."""
+    from eit.config import StoreSettings, load_serve_config
+    from ingest.store import open_store
+
+    if args.config:
+        config = load_serve_config(args.config)
+        return open_store(config.store), config.rules.completeness
+    return open_store(StoreSettings(kind="sqlite", path=Path(args.data_dir) / "readings.db")), 0.8
+
+
+def _import(args: argparse.Namespace) -> int:
+    from alerts.importer import import_csv
+    from eit.registry import load_registry
+    from eit.timeutil import ns_to_iso
+
+    registry = load_registry(args.site)
+    store, _ = _store_for(args)
+    try:
+        result = import_csv(Path(args.file), registry, store)
+    except (OSError, ValueError) as exc:
+        print(f"eit import: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    for line in result.errors:
+        print(line, file=sys.stderr)
+    span = ""
+    if result.first_ns is not None and result.last_ns is not None:
+        span = f" from {ns_to_iso(result.first_ns)} to {ns_to_iso(result.last_ns)}"
+    rejected = sum(result.rejected.values())
+    print(
+        f"{args.file}: {result.imported} readings imported{span}, {rejected} rows rejected"
+        f"{' ' + dict(result.rejected).__repr__() if rejected else ''}; {result.hours} hours averaged"
+    )
+    return 0 if result.imported or not result.rows else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from alerts.report import compliance_report, render
+    from eit.registry import load_registry
+
+    registry = load_registry(args.site)
+    try:
+        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
+    except ValueError as exc:
+        print(f"eit report: --from/--to: {exc} (use 2026-11-01)", file=sys.stderr)
+        return 2
+    store, completeness = _store_for(args)
+    try:
+        report = compliance_report(
+            registry,
+            store,
+            first,
+            last,
+            args.factory,
+            args.completeness or completeness,
+        )
+    except ValueError as exc:
+        print(f"eit report: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    text = render(report, args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _alert_action(args: argparse.Namespace) -> int:
+    from alerts.model import LifecycleError
+    from alerts.state import open_alert_store
+    from eit.config import load_serve_config
+    from eit.timeutil import now_ns
+
+    config = load_serve_config(args.config)
+    store = open_alert_store(config.state_url, config.state_path)
+    try:
+        if args.action == "show":
+            alert = store.get(args.id)
+            if alert is None:
+                print(f"eit alert: no alert #{args.id}", file=sys.stderr)
+                return 1
+            print(
+                json.dumps(
+                    alert.to_json() | {"audit": [e.to_json() for e in store.audit(args.id)]},
+                    ensure_ascii=False,
+                    indent=2,
+                )
+            )
+            return 0
+        if not args.by:
+            print("eit alert: --by WHO is required (the audit trail names who did it)", file=sys.stderr)
+            return 2
+        now = now_ns()
+        if args.action == "ack":
+            alert = store.acknowledge(args.id, args.by, now, args.note or "")
+        elif args.action == "assign":
+            if not args.to:
+                print("eit alert assign: --to OFFICER is required", file=sys.stderr)
+                return 2
+            alert = store.assign(args.id, args.by, args.to, now)
+        elif args.action == "note":
+            alert = store.add_note(args.id, args.by, args.note or "", now)
+        elif args.action == "resolve":
+            alert = store.resolve_id(args.id, args.by, now, args.note or "")
+        else:
+            alert = store.close_alert(args.id, args.by, now, args.note or "")
+    except LifecycleError as exc:
+        print(f"eit alert: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"#{alert.id} {alert.state} {alert.factory}/{alert.device} {alert.parameter} [{alert.rule}]")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eit", description="EIT Monitor: pollution monitoring for eco-industrial towns"
@@ -195,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("alerts", help="list alerts")
     p.add_argument("--config", required=True)
-    p.add_argument("--state", choices=("open", "resolved"), default=None)
+    p.add_argument("--state", choices=("open", "acknowledged", "resolved", "closed", "active"), default=None)
     p.add_argument("--factory", default=None)
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
@@ -236,6 +360,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment variable holding the InfluxDB password",
     )
     p.set_defaults(func=_dashboards_push)
+
+    p = sub.add_parser("alert", help="act on one alert: ack, assign, note, resolve, close, show")
+    p.add_argument("action", choices=("ack", "assign", "note", "resolve", "close", "show"))
+    p.add_argument("id", type=int)
+    p.add_argument("--config", required=True)
+    p.add_argument("--by", default=None, help="who does it (an officer id), kept in the audit trail")
+    p.add_argument("--note", default=None)
+    p.add_argument("--to", default=None, help="assign: the officer to assign it to")
+    p.set_defaults(func=_alert_action)
+
+    p = sub.add_parser("import", help="load historical readings from CSV into the store")
+    p.add_argument("--site", required=True, help="site registry (YAML)")
+    p.add_argument("--config", default=None, help="serve.yaml naming the store (default: --data-dir)")
+    p.add_argument(
+        "--data-dir", default="data", help="embedded store folder when no --config (default: ./data)"
+    )
+    p.add_argument("file", help="CSV with columns time, factory, device, channel, value, flag")
+    p.set_defaults(func=_import)
+
+    rep = sub.add_parser("report", help="reports")
+    rep_sub = rep.add_subparsers(dest="report_command", required=True, metavar="COMMAND")
+    p = rep_sub.add_parser("compliance", help="valid hours, completeness, exceedances, invalid hours")
+    p.add_argument("--site", required=True, help="site registry (YAML)")
+    p.add_argument(
+        "--from", dest="date_from", required=True, help="first day (Asia/Bangkok), e.g. 2026-11-01"
+    )
+    p.add_argument("--to", dest="date_to", required=True, help="last day, inclusive")
+    p.add_argument("--factory", default=None)
+    p.add_argument("--format", choices=("json", "csv", "html"), default="json")
+    p.add_argument("--output", default=None, help="write to this file instead of standard output")
+    p.add_argument("--completeness", type=float, default=None, help="threshold (default 0.8 or the config's)")
+    p.add_argument("--config", default=None, help="serve.yaml naming the store (default: --data-dir)")
+    p.add_argument(
+        "--data-dir", default="data", help="embedded store folder when no --config (default: ./data)"
+    )
+    p.set_defaults(func=_report)
     return parser
 
 

@@ -15,7 +15,7 @@ from eit.errors import ConfigError
 from eit.mqttconf import MqttSettings, read_mqtt
 
 STORE_KINDS = ("sqlite", "influxdb", "influxdb2")
-NOTIFIER_KINDS = ("log", "webhook")
+NOTIFIER_KINDS = ("log", "webhook", "email", "mqtt", "apprise")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,9 @@ class StoreSettings:
 class NotifierSettings:
     kind: str
     options: dict[str, Any]
+    # Routing: only alerts of these factories / districts (empty: all).
+    factories: tuple[str, ...] = ()
+    districts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,34 @@ class IngestSettings:
 class RuleSettings:
     stale_after_s: float = 120.0
     check_interval_s: float = 5.0
+    # A day (and a rolling window) is complete when this share of its hours is valid (POMS: 80 %).
+    completeness: float = 0.8
+    # Early warning at this fraction of a limit (0 turns it off).
+    early_warning_fraction: float = 0.8
+    # A running hour whose valid average already exceeds a 1-hour limit opens a provisional
+    # exceedance once it holds this many valid points.
+    provisional_min_points: int = 10
+    # An hour is closed (averaged, judged) this long after its end, to let in-flight data in.
+    close_delay_s: float = 120.0
+    # An exceedance clears only below limit x (1 - hysteresis).
+    hysteresis: float = 0.05
+    # Minimum duration: consecutive exceeded hours to open, compliant hours to resolve.
+    open_after_hours: int = 1
+    clear_after_hours: int = 1
+    # A resolved alert whose condition returns within this time is reopened, not re-notified.
+    flap_window_s: float = 3600.0
+    # Sensor faults.
+    flatline_s: float = 1800.0
+    flatline_tolerance: float = 0.0
+    spike_z: float = 8.0
+    spike_window: int = 60
+    stuck_s: float = 600.0
+    fault_clear_s: float = 600.0
+    # Maximum plausible change per minute, per parameter, in the channel's unit.
+    rate_of_change: dict[str, float] = field(default_factory=dict)
+    # An open alert nobody acknowledged goes one step up the officers' escalate_to chain after
+    # this long (and again after each further period).
+    escalate_after_s: float = 1800.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +110,7 @@ class ServeConfig:
     rules: RuleSettings
     http: HttpSettings
     notifiers: tuple[NotifierSettings, ...] = field(default_factory=tuple)
+    state_url: str | None = None  # PostgreSQL for the alert lifecycle (default: SQLite state_path)
 
 
 def load_serve_config(path: Path | str, environ: dict[str, str] | None = None) -> ServeConfig:
@@ -128,6 +160,9 @@ def parse_serve_config(
 
     state_sec = root.section("state")
     state_path = state_sec.path_value("path", base_dir, data_dir / "state.db")
+    state_url = state_sec.secret("url", base_dir)
+    if state_url is not None and not state_url.startswith(("postgresql://", "postgres://")):
+        state_sec.fail("url", "expected a postgresql:// URL (leave it out for the embedded database)")
     state_sec.finish()
 
     isec = root.section("ingest")
@@ -141,9 +176,30 @@ def parse_serve_config(
     isec.finish()
 
     rsec = root.section("rules")
+    rate: dict[str, float] = {}
+    for param, value in (rsec.raw("rate_of_change", None) or {}).items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            rsec.fail(f"rate_of_change.{param}", "expected a positive number (change per minute)")
+        rate[str(param)] = float(value)
     rules = RuleSettings(
         stale_after_s=rsec.number("stale_after_s", 120.0, exclusive_minimum=0),
         check_interval_s=rsec.number("check_interval_s", 5.0, exclusive_minimum=0),
+        completeness=rsec.number("completeness", 0.8, minimum=0, maximum=1),
+        early_warning_fraction=rsec.number("early_warning_fraction", 0.8, minimum=0, maximum=1),
+        provisional_min_points=rsec.integer("provisional_min_points", 10, minimum=1),
+        close_delay_s=rsec.number("close_delay_s", 120.0, minimum=0),
+        hysteresis=rsec.number("hysteresis", 0.05, minimum=0, maximum=0.5),
+        open_after_hours=rsec.integer("open_after_hours", 1, minimum=1),
+        clear_after_hours=rsec.integer("clear_after_hours", 1, minimum=1),
+        flap_window_s=rsec.number("flap_window_s", 3600.0, minimum=0),
+        flatline_s=rsec.number("flatline_s", 1800.0, exclusive_minimum=0),
+        flatline_tolerance=rsec.number("flatline_tolerance", 0.0, minimum=0),
+        spike_z=rsec.number("spike_z", 8.0, exclusive_minimum=0),
+        spike_window=rsec.integer("spike_window", 60, minimum=5),
+        stuck_s=rsec.number("stuck_s", 600.0, exclusive_minimum=0),
+        fault_clear_s=rsec.number("fault_clear_s", 600.0, exclusive_minimum=0),
+        rate_of_change=rate,
+        escalate_after_s=rsec.number("escalate_after_s", 1800.0, exclusive_minimum=0),
     )
     rsec.finish()
 
@@ -158,16 +214,11 @@ def parse_serve_config(
     notifiers = []
     for nsec in root.sections("notifiers"):
         nkind = nsec.text("kind", choices=NOTIFIER_KINDS)
-        options: dict[str, Any] = {}
-        if nkind == "webhook":
-            url = nsec.text("url")
-            if not url.startswith(("http://", "https://")):
-                nsec.fail("url", f"'{url}' is not an http(s) URL")
-            options["url"] = url
-            options["timeout_s"] = nsec.number("timeout_s", 5.0, exclusive_minimum=0)
-            options["retries"] = nsec.integer("retries", 5, minimum=0)
+        options = _notifier_options(nkind, nsec, base_dir)
+        factories = tuple(nsec.str_list("factories", []))
+        districts = tuple(nsec.str_list("districts", []))
         nsec.finish()
-        notifiers.append(NotifierSettings(nkind, options))
+        notifiers.append(NotifierSettings(nkind, options, factories, districts))
     if not notifiers:
         notifiers.append(NotifierSettings("log", {}))
     root.finish()
@@ -178,8 +229,47 @@ def parse_serve_config(
         mqtt=mqtt,
         store=store,
         state_path=state_path,
+        state_url=state_url,
         ingest=ingest,
         rules=rules,
         http=http,
         notifiers=tuple(notifiers),
     )
+
+
+def _notifier_options(kind: str, nsec: Section, base_dir: Path) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if kind == "webhook":
+        url = nsec.text("url")
+        if not url.startswith(("http://", "https://")):
+            nsec.fail("url", f"'{url}' is not an http(s) URL")
+        options["url"] = url
+        options["timeout_s"] = nsec.number("timeout_s", 5.0, exclusive_minimum=0)
+        options["retries"] = nsec.integer("retries", 5, minimum=0)
+        options["secret"] = nsec.secret("secret", base_dir)
+    elif kind == "email":
+        options["host"] = nsec.text("host", "localhost")
+        options["port"] = nsec.integer("port", 25, minimum=1, maximum=65535)
+        options["sender"] = nsec.text("from")
+        options["starttls"] = nsec.boolean("starttls", False)
+        options["ssl"] = nsec.boolean("ssl", False)
+        options["username"] = nsec.text("username", None)
+        options["password"] = nsec.secret("password", base_dir)
+        options["timeout_s"] = nsec.number("timeout_s", 10.0, exclusive_minimum=0)
+        options["retries"] = nsec.integer("retries", 3, minimum=0)
+    elif kind == "mqtt":
+        options["qos"] = nsec.integer("qos", 1, minimum=0, maximum=2)
+    elif kind == "apprise":
+        urls = nsec.str_list("urls", [])
+        officers: dict[str, list[str]] = {}
+        for officer, value in (nsec.raw("officers", None) or {}).items():
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
+                nsec.fail(f"officers.{officer}", "expected a list of Apprise URLs")
+            officers[str(officer)] = list(value)
+        if not urls and not officers:
+            nsec.fail("urls", "give Apprise URLs (urls: for everyone, officers: per officer)")
+        options["urls"] = urls
+        options["officers"] = officers
+    return options

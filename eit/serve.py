@@ -30,8 +30,9 @@ class Server:
     ) -> None:
         from alerts.engine import AlertEngine, StaleChecker
         from alerts.notifiers import build_notifier
-        from alerts.notifiers.dispatch import Dispatcher
-        from alerts.state import AlertStore
+        from alerts.notifiers.dispatch import Dispatcher, Route
+        from alerts.notifiers.routing import Router
+        from alerts.state import open_alert_store
         from ingest.deadletters import DeadLetterStore
         from ingest.metrics import IngestMetrics
         from ingest.service import Ingest, MqttIngest
@@ -42,14 +43,22 @@ class Server:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(config.store)
         self.deadletters = DeadLetterStore(config.state_path)
-        self.alert_store = AlertStore(config.state_path)
-        self.dispatcher = Dispatcher([build_notifier(n) for n in config.notifiers])
+        self.alert_store = open_alert_store(config.state_url, config.state_path)
+        self.notifiers = [build_notifier(n, config.mqtt) for n in config.notifiers]
+        self.dispatcher = Dispatcher(
+            self.notifiers,
+            Router(self.registry),
+            self.alert_store,
+            [Route(n.factories, n.districts) for n in config.notifiers],
+        )
         self.engine = AlertEngine(
             self.registry,
             self.alert_store,
             self.dispatcher,
             stale_after_s=config.rules.stale_after_s,
             on_event=on_alert,
+            settings=config.rules,
+            store=self.store,
         )
         self.metrics = IngestMetrics()
         from prometheus_client import Gauge
@@ -100,6 +109,12 @@ class Server:
     def list_json(self, state: str | None, factory: str | None, limit: int) -> list[dict[str, Any]]:
         return [a.to_json() for a in self.alert_store.list(state=state, factory=factory, limit=limit)]
 
+    def alert_json(self, alert_id: int) -> dict[str, Any] | None:
+        alert = self.alert_store.get(alert_id)
+        if alert is None:
+            return None
+        return alert.to_json() | {"audit": [e.to_json() for e in self.alert_store.audit(alert_id)]}
+
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         if self.config.http.enabled:
@@ -147,6 +162,9 @@ class Server:
         self.selfstats.stop()
         self.mqtt.stop()
         self.dispatcher.stop()
+        for notifier in self.notifiers:
+            if hasattr(notifier, "close"):
+                notifier.close()
         if self._http_thread is not None:
             self._http_thread.join(5.0)
         self.store.close()

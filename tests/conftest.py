@@ -53,3 +53,36 @@ def report(capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest) -
 def _no_leftover_processes() -> Iterator[None]:
     yield
     kill_leftovers()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a real PostgreSQL server: ``EIT_TEST_POSTGRES_URL`` when given, otherwise a
+    cluster of the test run's own (initdb on a free port), as on a fresh machine."""
+    import os
+
+    given = os.environ.get("EIT_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    from tests.services import PostgreSQL
+
+    server = PostgreSQL().start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A database of its own for each test on the real PostgreSQL server."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_server, autocommit=True) as db:
+        db.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(postgres_server)
+    params["dbname"] = name
+    yield make_conninfo(**params)  # type: ignore[arg-type]
+    with psycopg.connect(postgres_server, autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -71,7 +71,12 @@ class Mosquitto:
             "max_queued_messages 0\n"
             "max_inflight_messages 0\n"
             f"log_dest file {workdir / 'mosquitto.log'}\n"
-            "log_type error\nlog_type warning\nlog_type notice\n" + extra_conf
+            "log_type error\nlog_type warning\nlog_type notice\n"
+            # Run as root, Mosquitto drops to the `mosquitto` user, which cannot write its log and
+            # persistence file in this private temporary folder: the ingest's session would then
+            # not survive a broker restart. Keep the user the tests run as.
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + extra_conf
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -269,3 +274,112 @@ def outbox_state(path: Path) -> tuple[dict[str, int], int]:
         seqs = {d: int(s) for d, s in db.execute("SELECT device, last_seq FROM devices")}
         waiting = int(db.execute("SELECT count(*) FROM scans").fetchone()[0])
     return seqs, waiting
+
+
+def _postgres_bin(name: str) -> str:
+    """A PostgreSQL server binary: on PATH, or in Debian's /usr/lib/postgresql/<version>/bin."""
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parent.parent.name)
+    )
+    if versions:
+        return str(versions[-1])
+    raise RuntimeError(f"PostgreSQL's {name} is not installed: run `make test`, which installs it")
+
+
+class PostgreSQL:
+    """A real PostgreSQL cluster of the test run's own: initdb in a temporary folder, the server on
+    a free port on 127.0.0.1 (trust authentication, fsync off).
+
+    PostgreSQL refuses to run as root: when the tests run as root the cluster belongs to the
+    ``postgres`` user that Debian's package creates (``nobody`` when there is none), and the
+    commands run as that user (subprocess's ``user=``/``group=``)."""
+
+    def __init__(self) -> None:
+        import pwd
+        import tempfile
+
+        self.port = free_port()
+        # Not under pytest's tmp dir: that is private to root (mode 700).
+        self.workdir = Path(tempfile.mkdtemp(prefix="eit-pg-"))
+        self.data = self.workdir / "data"
+        self.user: int | None = None
+        self.group: int | None = None
+        if os.geteuid() == 0:
+            try:
+                account = pwd.getpwnam("postgres")
+            except KeyError:
+                account = pwd.getpwnam("nobody")
+            self.user, self.group = account.pw_uid, account.pw_gid
+            os.chown(self.workdir, account.pw_uid, account.pw_gid)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> PostgreSQL:
+        subprocess.run(
+            [
+                _postgres_bin("initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=self.workdir,
+            timeout=120,
+            user=self.user,
+            group=self.group,
+            extra_groups=[] if self.user is not None else None,
+        )
+        log = open(self.workdir / "postgres.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            [
+                _postgres_bin("postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.workdir),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ],
+            stdout=log,
+            stderr=log,
+            cwd=self.workdir,
+            user=self.user,
+            group=self.group,
+            extra_groups=[] if self.user is not None else None,
+        )
+        wait_for(self._ready, 30, f"PostgreSQL on port {self.port}")
+        return self
+
+    def _ready(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, connect_timeout=1):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown
+            self.proc.wait(30)
+        self.proc = None
+        shutil.rmtree(self.workdir, ignore_errors=True)

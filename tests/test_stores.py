@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from eit.model import Reading
-from ingest.store.base import Bucket, Store, StoreError, StoreUnavailable
+from ingest.store.base import Bucket, FieldValue, Point, Store, StoreError, StoreUnavailable
 from ingest.store.influx import InfluxStore, line_protocol
 from ingest.store.sqlite import SqliteStore
 from tests.services import InfluxDB, free_port
@@ -141,6 +141,67 @@ def test_empty_store_answers_queries(store: Store) -> None:
     assert store.latest() == []
     assert store.readings("f1", "d1", "so2", T0, T0 + S) == []
     assert store.aggregate("f1", "d1", "so2", T0, T0 + S, 60) == []
+
+
+def hourly(t_h: int, value: float, channel: str = "so2", device: str = "d1", **extra: FieldValue) -> Point:
+    fields: dict[str, FieldValue] = {
+        "value": value,
+        "points": 60,
+        "valid": True,
+        "reason": "",
+        "limit_unit": "ppm",
+        **extra,
+    }
+    return Point(
+        "hourly", {"factory": "f1", "device": device, "channel": channel}, T0 + t_h * 3600 * S, fields
+    )
+
+
+def test_derived_points_keep_their_field_types_and_come_back_in_time_order(store: Store) -> None:
+    store.write_points("hourly", [hourly(2, 61.0, exceeded=True), hourly(0, 60.0), hourly(1, 12.5)])
+    got = store.query_points("hourly", {"factory": "f1", "channel": "so2"}, T0, T0 + 10 * 3600 * S)
+    assert [p.ts_ns for p in got] == [T0, T0 + 3600 * S, T0 + 7200 * S]
+    first = got[0]
+    assert first.tags == {"factory": "f1", "device": "d1", "channel": "so2"}
+    assert first.fields == {"value": 60.0, "points": 60, "valid": True, "reason": "", "limit_unit": "ppm"}
+    assert isinstance(first.fields["value"], float) and isinstance(first.fields["points"], int)
+    assert first.fields["valid"] is True
+    assert got[2].fields["exceeded"] is True
+
+
+def test_derived_points_are_idempotent_and_filtered_by_tags_and_half_open_time(store: Store) -> None:
+    store.write_points("hourly", [hourly(0, 1.0), hourly(0, 2.0, channel="nox"), hourly(0, 3.0, device="d2")])
+    store.write_points("hourly", [hourly(0, 1.5)])  # the same key again: replaced
+    store.write_points("hourly", [hourly(1, 9.0)])
+    so2 = store.query_points("hourly", {"factory": "f1", "device": "d1", "channel": "so2"}, T0, T0 + 3600 * S)
+    assert [p.fields["value"] for p in so2] == [1.5]
+    every = store.query_points("hourly", {}, T0, T0 + 3600 * S)
+    assert sorted(float(p.fields["value"]) for p in every) == [1.5, 2.0, 3.0]
+    assert store.query_points("hourly", {"factory": "nobody"}, T0, T0 + 7200 * S) == []
+    assert store.query_points("rolling", {}, T0, T0 + 7200 * S) == []
+
+
+def test_derived_points_with_a_window_tag_are_separate_series(store: Store) -> None:
+    tags = {"factory": "f1", "device": "amb", "channel": "pm25"}
+    store.write_points(
+        "rolling",
+        [
+            Point("rolling", {**tags, "window": "24h"}, T0, {"value": 30.0, "hours": 24, "valid": True}),
+            Point("rolling", {**tags, "window": "8h"}, T0, {"value": 41.0, "hours": 7, "valid": False}),
+        ],
+    )
+    day = store.query_points("rolling", {**tags, "window": "24h"}, T0, T0 + S)
+    assert [(p.tags["window"], p.fields["value"]) for p in day] == [("24h", 30.0)]
+    assert len(store.query_points("rolling", tags, T0, T0 + S)) == 2
+
+
+def test_a_point_without_fields_or_with_a_bad_name_is_refused_with_the_reason(store: Store) -> None:
+    with pytest.raises(StoreError, match="at least one field"):
+        store.write_points("hourly", [Point("hourly", {"factory": "f1"}, T0, {})])
+    with pytest.raises(StoreError, match="'bad name' is not a valid tag or field name"):
+        store.write_points("hourly", [Point("hourly", {"factory": "f1"}, T0, {"bad name": 1.0})])
+    with pytest.raises(StoreError, match="NaN"):
+        store.write_points("hourly", [Point("hourly", {"factory": "f1"}, T0, {"value": float("nan")})])
 
 
 def test_influx_line_protocol_escapes_and_types_fields() -> None:

@@ -31,7 +31,8 @@ from zoneinfo import ZoneInfo
 from eit.model import VALID_FLAGS, Reading
 from eit.registry import Channel, Registry
 from ingest.selfstats import site_lines
-from ingest.store.influx import FieldValue, InfluxStore, point_line
+from ingest.store.base import FieldValue
+from ingest.store.influx import InfluxStore, point_line
 
 S = 1_000_000_000
 HOUR = 3600 * S

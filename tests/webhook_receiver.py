@@ -13,6 +13,7 @@ from tests.services import wait_for
 class WebhookReceiver:
     def __init__(self, fail_first: int = 0) -> None:
         self.received: list[dict[str, Any]] = []
+        self.raw: list[tuple[dict[str, str], bytes]] = []  # headers and body of accepted calls
         self.attempts = 0
         self.fail_first = fail_first
         receiver = self
@@ -26,6 +27,7 @@ class WebhookReceiver:
                     self.end_headers()
                     return
                 receiver.received.append(json.loads(body))
+                receiver.raw.append((dict(self.headers.items()), body))
                 self.send_response(204)
                 self.end_headers()
 

@@ -1,32 +1,63 @@
-"""POSTs alert events as JSON to a URL, retrying with backoff."""
+"""POSTs alert events as JSON to a URL, HMAC-signed, retrying with backoff.
+
+Signature: ``X-EIT-Signature: sha256=<hex HMAC-SHA256 of the raw body with the shared secret>``
+and ``X-EIT-Timestamp`` (Unix seconds, also part of the signed message:
+``<timestamp>.<body>``), so a receiver can refuse forged and replayed calls.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 
 import requests
 
+from alerts.messages import alert_text
 from alerts.model import AlertEvent
 from alerts.notifiers.base import NotifyError
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def event_json(event: AlertEvent) -> dict[str, object]:
+    data = event.to_json()
+    data["message"] = {"en": alert_text(event.alert, "en"), "th": alert_text(event.alert, "th")}
+    return data
 
 
 class WebhookNotifier:
     name = "webhook"
 
-    def __init__(self, url: str, timeout_s: float = 5.0, retries: int = 5, backoff_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = 5.0,
+        retries: int = 5,
+        backoff_s: float = 0.5,
+        secret: str | None = None,
+    ) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
+        self.secret = secret
         self._session = requests.Session()
 
     def send(self, event: AlertEvent) -> None:
-        body = json.dumps(event.to_json(), ensure_ascii=False).encode()
+        body = json.dumps(event_json(event), ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "eit-monitor"}
         delay = self.backoff_s
         last = ""
         for attempt in range(self.retries + 1):
+            if self.secret is not None:
+                stamp = str(int(time.time()))
+                headers["X-EIT-Timestamp"] = stamp
+                headers["X-EIT-Signature"] = signature(self.secret, stamp, body)
             try:
                 resp = self._session.post(self.url, data=body, headers=headers, timeout=self.timeout_s)
                 if resp.status_code < 300:

@@ -8,12 +8,17 @@
 - Range queries take [start_ns, end_ns) and return points in time order.
 - ``aggregate`` groups into buckets aligned to the epoch (``every_s`` long, labelled by their
   start) and returns only buckets holding data.
+- Derived points (the measurements of docs/store-schema.md other than ``readings``: hourly,
+  rolling, daily, aqi, energy, platform) go through ``write_points`` / ``query_points``: a point
+  is keyed by (measurement, tag set, time) and writing the same key again replaces it. Field
+  types (float, int, bool, str) come back as they were written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from eit.errors import EitError
@@ -34,6 +39,48 @@ class StoreError(EitError):
 class Bucket:
     start_ns: int
     value: float
+
+
+FieldValue = float | int | bool | str
+MEASUREMENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+TAG_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One derived point: measurement, tags, time (UTC ns) and typed fields."""
+
+    measurement: str
+    tags: Mapping[str, str]
+    ts_ns: int
+    fields: Mapping[str, FieldValue] = field(default_factory=dict)
+
+    def tag_key(self) -> str:
+        """The tag set in canonical form (sorted ``k=v`` pairs), part of the point's key."""
+        return ",".join(f"{k}={v}" for k, v in sorted(self.tags.items()))
+
+
+def check_points(measurement: str, points: Sequence[Point]) -> None:
+    """Reject what no store can keep, naming the point and the problem."""
+    if not MEASUREMENT_NAME.fullmatch(measurement):
+        raise StoreError(f"measurement name {measurement!r} is not a lower-case identifier")
+    for index, p in enumerate(points):
+        where = f"{measurement} point {index} at {p.ts_ns}"
+        if p.measurement != measurement:
+            raise StoreError(f"{where}: belongs to measurement {p.measurement!r}")
+        if not p.fields:
+            raise StoreError(f"{where}: a point needs at least one field")
+        for name in (*p.tags, *p.fields):
+            if not TAG_NAME.fullmatch(name) or name == "time":
+                raise StoreError(f"{where}: {name!r} is not a valid tag or field name")
+        for tag, text in p.tags.items():
+            if not isinstance(text, str) or not text:
+                raise StoreError(f"{where}: tag {tag!r} must be non-empty text")
+        for name, value in p.fields.items():
+            if not isinstance(value, bool | int | float | str):
+                raise StoreError(f"{where}: field {name!r} has type {type(value).__name__}")
+            if isinstance(value, float) and value != value:  # NaN cannot be stored or compared
+                raise StoreError(f"{where}: field {name!r} is NaN")
 
 
 class Store(Protocol):
@@ -73,6 +120,17 @@ class Store(Protocol):
         start_ns: int | None = None,
         end_ns: int | None = None,
     ) -> int: ...
+
+    def write_points(self, measurement: str, points: Sequence[Point]) -> None:
+        """Write derived points (idempotent per measurement, tag set and time)."""
+        ...
+
+    def query_points(
+        self, measurement: str, tags: Mapping[str, str], start_ns: int, end_ns: int
+    ) -> list[Point]:
+        """Points of ``measurement`` whose tags include ``tags``, in [start_ns, end_ns), in time
+        order (ties by tag set)."""
+        ...
 
     def ping(self) -> None:
         """Raise StoreUnavailable when the store cannot be reached."""

@@ -16,13 +16,20 @@ from typing import Any
 import requests
 
 from eit.model import Reading
-from ingest.store.base import Bucket, StoreError, StoreUnavailable, check_aggregate
+from ingest.store.base import (
+    Bucket,
+    FieldValue,
+    Point,
+    StoreError,
+    StoreUnavailable,
+    check_aggregate,
+    check_points,
+)
 
 MEASUREMENT = "readings"
 WRITE_CHUNK_LINES = 5000
 
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
-_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
 
 
 def _tag(value: str) -> str:
@@ -45,11 +52,8 @@ def line_protocol(readings: Sequence[Reading]) -> Iterator[str]:
         )
 
 
-FieldValue = bool | int | float | str
-
-
 def _field(value: FieldValue) -> str:
-    if isinstance(value, bool):  # before int: a bool is an int
+    if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return f"{value}i"
@@ -61,15 +65,19 @@ def _field(value: FieldValue) -> str:
 def point_line(
     measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], ts_ns: int
 ) -> str:
-    """One point of any measurement as line protocol: tags sorted, fields typed (bool, integer
-    with ``i``, float, quoted string), time in nanoseconds."""
+    """One point of any measurement as line protocol: tags and fields sorted, fields typed (bool,
+    integer with ``i``, float, quoted string), time in nanoseconds."""
     if not fields:
         raise ValueError(f"a point of {measurement} needs at least one field")
-    head = measurement.translate(_MEASUREMENT_ESCAPES)
-    for key in sorted(tags):
-        head += f",{_tag(key)}={_tag(tags[key])}"
-    body = ",".join(f"{_tag(k)}={_field(v)}" for k, v in fields.items())
+    head = measurement + "".join(f",{k}={_tag(v)}" for k, v in sorted(tags.items()))
+    body = ",".join(f"{k}={_field(v)}" for k, v in sorted(fields.items()))
     return f"{head} {body} {int(ts_ns)}"
+
+
+def point_lines(measurement: str, points: Sequence[Point]) -> Iterator[str]:
+    """Line protocol for derived points (docs/store-schema.md)."""
+    for p in points:
+        yield point_line(measurement, p.tags, p.fields, p.ts_ns)
 
 
 def influxql_string(value: str) -> str:
@@ -110,6 +118,7 @@ class InfluxStore:
         if username is not None:
             self._session.auth = (username, password or "")
         self._database_ready = not create_database
+        self._field_types: dict[str, dict[str, str]] = {}
 
     # -- HTTP ----------------------------------------------------------------------------------
     def _post(self, path: str, params: dict[str, str], data: bytes | None = None) -> requests.Response:
@@ -150,9 +159,53 @@ class InfluxStore:
             return
         self.write_lines(list(line_protocol(readings)))
 
+    def write_points(self, measurement: str, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        check_points(measurement, points)
+        self.write_lines(list(point_lines(measurement, points)))
+
+    def _types(self, measurement: str, refresh: bool = False) -> dict[str, str]:
+        types = self._field_types.get(measurement)
+        if types is None or refresh:
+            types = {}
+            for series in self.query(f'SHOW FIELD KEYS FROM "{measurement}"'):
+                for name, kind in series["values"]:
+                    types[str(name)] = str(kind)
+            self._field_types[measurement] = types
+        return types
+
+    def query_points(
+        self, measurement: str, tags: Mapping[str, str], start_ns: int, end_ns: int
+    ) -> list[Point]:
+        clauses = [f'"{k}"={influxql_string(v)}' for k, v in sorted(tags.items())]
+        clauses += [f"time >= {int(start_ns)}", f"time < {int(end_ns)}"]
+        q = f'SELECT * FROM "{measurement}" WHERE {" AND ".join(clauses)} GROUP BY *'
+        found = self.query(q)
+        if not found:
+            return []
+        types = self._types(measurement)
+        out: list[Point] = []
+        for series in found:
+            point_tags = {k: v for k, v in (series.get("tags") or {}).items() if v}
+            columns = series["columns"]
+            if any(c not in types for c in columns[1:]):
+                types = self._types(measurement, refresh=True)
+            for row in series["values"]:
+                fields: dict[str, FieldValue] = {}
+                for name, value in zip(columns[1:], row[1:], strict=True):
+                    if value is None:
+                        continue
+                    kind = types.get(name, "")
+                    # InfluxDB's JSON writes 60.0 as 60: give float fields back as floats.
+                    fields[name] = float(value) if kind == "float" else value
+                out.append(Point(measurement, point_tags, int(row[0]), fields))
+        out.sort(key=lambda p: (p.ts_ns, p.tag_key()))
+        return out
+
     def write_lines(self, lines: Sequence[str]) -> None:
-        """Write line protocol (nanosecond timestamps) as it is: the path of the derived and
-        platform measurements (docs/store-schema.md), with the same errors as :meth:`write`."""
+        """Write line protocol (nanosecond timestamps) as it is: the path of the readings, the
+        derived and the platform measurements (docs/store-schema.md)."""
         if not lines:
             return
         self._ensure_database()

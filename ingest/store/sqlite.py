@@ -7,13 +7,14 @@ same key twice overwrites (idempotent, like InfluxDB). WAL mode with synchronous
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from eit.model import Reading
-from ingest.store.base import Bucket, StoreUnavailable, check_aggregate
+from ingest.store.base import Bucket, Point, StoreUnavailable, check_aggregate, check_points
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -26,6 +27,17 @@ CREATE TABLE IF NOT EXISTS readings (
     seq     INTEGER,
     PRIMARY KEY (factory, device, channel, ts_ns)
 ) WITHOUT ROWID;
+-- Derived points (hourly, rolling, daily, aqi, energy, platform): keyed like InfluxDB by
+-- measurement, tag set (canonical "k=v,k=v") and time; tags and fields as JSON objects.
+CREATE TABLE IF NOT EXISTS points (
+    measurement TEXT    NOT NULL,
+    tag_key     TEXT    NOT NULL,
+    ts_ns       INTEGER NOT NULL,
+    tags        TEXT    NOT NULL,
+    fields      TEXT    NOT NULL,
+    PRIMARY KEY (measurement, tag_key, ts_ns)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS points_time ON points (measurement, ts_ns);
 """
 
 _SQL_AGG = {
@@ -160,6 +172,43 @@ class SqliteStore:
             sql += " WHERE " + " AND ".join(clauses)
         row = self._db().execute(sql, params).fetchone()
         return int(row[0])
+
+    def write_points(self, measurement: str, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        check_points(measurement, points)
+        rows = [
+            (
+                measurement,
+                p.tag_key(),
+                p.ts_ns,
+                json.dumps(dict(p.tags), sort_keys=True, ensure_ascii=False),
+                json.dumps(dict(p.fields), sort_keys=True, ensure_ascii=False),
+            )
+            for p in points
+        ]
+        db = self._db()
+        with self._write_lock:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?)", rows)
+                db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+
+    def query_points(
+        self, measurement: str, tags: Mapping[str, str], start_ns: int, end_ns: int
+    ) -> list[Point]:
+        sql = "SELECT ts_ns, tags, fields FROM points WHERE measurement=? AND ts_ns>=? AND ts_ns<?"
+        params: list[object] = [measurement, start_ns, end_ns]
+        for name, value in sorted(tags.items()):
+            sql += " AND json_extract(tags, ?) = ?"
+            params.extend([f'$."{name}"', value])
+        sql += " ORDER BY ts_ns, tag_key"
+        rows = self._db().execute(sql, params).fetchall()
+        return [Point(measurement, json.loads(t), int(ts), json.loads(f)) for ts, t, f in rows]
 
     def ping(self) -> None:
         try:

@@ -1,0 +1,69 @@
+"""Energy and CO2 of energy meters per clock hour: kWh x the grid emission factor in force on
+that day (eit/standards/th_grid.yaml, with sources and effective dates)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from importlib import resources
+
+from eit.confread import Section, load_yaml
+from ingest.store.base import Point
+
+SOURCE = "eit/standards/th_grid.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class GridFactor:
+    kg_co2e_per_kwh: float
+    effective_from: date
+    confirmed: bool
+    source: str
+
+
+@cache
+def grid_factors() -> tuple[GridFactor, ...]:
+    ref = resources.files("eit").joinpath("standards/th_grid.yaml")
+    with resources.as_file(ref) as real:
+        root = Section(load_yaml(real), SOURCE)
+    out = []
+    for fsec in root.sections("factors", required=True):
+        raw = fsec.raw("effective_from")
+        day = raw if isinstance(raw, date) else date.fromisoformat(str(raw))
+        out.append(
+            GridFactor(
+                fsec.number("kg_co2e_per_kwh", exclusive_minimum=0),
+                day,
+                fsec.boolean("confirmed"),
+                fsec.text("source"),
+            )
+        )
+        fsec.finish()
+    root.finish()
+    return tuple(sorted(out, key=lambda f: f.effective_from))
+
+
+def factor_on(day: date) -> GridFactor | None:
+    """The factor in force on ``day`` (the latest that started on or before it)."""
+    found = None
+    for factor in grid_factors():
+        if factor.effective_from <= day:
+            found = factor
+    return found
+
+
+def energy_point(factory: str, device: str, hour_start_ns: int, kwh: float, day: date) -> Point | None:
+    factor = factor_on(day)
+    if factor is None:
+        return None
+    return Point(
+        "energy",
+        {"factory": factory, "device": device},
+        hour_start_ns,
+        {
+            "kwh": float(kwh),
+            "co2_kg": float(kwh * factor.kg_co2e_per_kwh),
+            "grid_factor": factor.kg_co2e_per_kwh,
+        },
+    )

@@ -1,0 +1,75 @@
+"""Alert texts in Thai and English, rendered from alerts/templates/messages.yaml."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alerts.model import Alert, AlertEvent
+
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "messages.yaml"
+LANGUAGES = ("en", "th")
+
+
+@cache
+def _templates() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(TEMPLATES.read_text(encoding="utf-8"))
+    return data
+
+
+def fragment(name: str, language: str, **params: str) -> str:
+    return str(_templates()["fragments"][name][language]).format(**params)
+
+
+def render(template: str, params: dict[str, str], language: str = "en") -> str:
+    """The text of template ``template`` in ``language``; unknown templates give the params."""
+    data = _templates()
+    entry = data["messages"].get(template)
+    if entry is None:
+        return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    words = data["words"].get(language, {})
+    local = {k: words.get(v, v) for k, v in params.items()}
+    # Fragments are stored in English; swap them for the language's own.
+    for name in ("correction", "screening"):
+        if local.get(name):
+            local[name] = fragment(name, language, **_fragment_params(params, name))
+    text = str(entry[language]).format_map(_Defaults(local))
+    if params.get("retroactive") == "yes":
+        text = fragment("retroactive", language) + text
+    return text
+
+
+def _fragment_params(params: dict[str, str], name: str) -> dict[str, str]:
+    return {"o2": params.get("o2", "")} if name == "correction" else {}
+
+
+class _Defaults(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def alert_text(alert: Alert, language: str) -> str:
+    if alert.template:
+        return render(alert.template, alert.params, language)
+    return alert.message
+
+
+def headline(event: AlertEvent, language: str) -> str:
+    data = _templates()
+    kind = event.kind if event.kind in data["events"] else "other"
+    a = event.alert
+    return str(data["events"][kind][language]).format(
+        severity_word=data["severity"][language].get(a.severity, a.severity),
+        factory=a.factory,
+        device=a.device,
+        parameter=a.parameter,
+        rule=a.rule,
+        event=event.kind,
+    )
+
+
+def footer(alert: Alert, language: str) -> str:
+    return str(_templates()["footer"][language]).format(id=alert.id)

@@ -1,0 +1,99 @@
+"""E-mail to officers over SMTP (smtplib), in each officer's language."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import time
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from alerts.messages import alert_text, footer, headline
+from alerts.model import AlertEvent
+from alerts.notifiers.base import NotifyError
+from eit.registry import Officer
+from eit.timeutil import ns_to_iso
+
+
+class EmailNotifier:
+    name = "email"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        *,
+        starttls: bool = False,
+        use_ssl: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        timeout_s: float = 10.0,
+        retries: int = 3,
+        backoff_s: float = 1.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.starttls = starttls
+        self.use_ssl = use_ssl
+        self.username = username
+        self.password = password
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+
+    def reaches(self, officer: Officer) -> bool:
+        return bool(officer.email)
+
+    def message(self, event: AlertEvent, officer: Officer) -> EmailMessage:
+        lang = officer.language
+        a = event.alert
+        msg = EmailMessage()
+        msg["From"] = self.sender
+        msg["To"] = officer.email
+        msg["Subject"] = headline(event, lang)
+        msg["Date"] = formatdate(localtime=False)
+        msg["Message-ID"] = make_msgid(domain="eit-monitor")
+        msg["X-EIT-Alert"] = f"{a.id}; step={event.step}; event={event.kind}"
+        lines = [
+            alert_text(a, lang),
+            "",
+            f"#{a.id} {a.factory}/{a.device} {a.parameter} [{a.rule}] {a.state}",
+            f"{ns_to_iso(a.opened_ns)}",
+            "",
+            footer(a, lang),
+        ]
+        msg.set_content("\n".join(lines), charset="utf-8")
+        return msg
+
+    def send_to(self, event: AlertEvent, officer: Officer) -> None:
+        msg = self.message(event, officer)
+        delay = self.backoff_s
+        last = ""
+        for attempt in range(self.retries + 1):
+            try:
+                self._send(msg)
+                return
+            except (smtplib.SMTPException, OSError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, smtplib.SMTPRecipientsRefused):
+                    break
+            if attempt < self.retries:
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        raise NotifyError(f"e-mail to {officer.email} via {self.host}:{self.port}: {last}")
+
+    def _send(self, msg: EmailMessage) -> None:
+        if self.use_ssl:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout_s, context=ssl.create_default_context()
+            )
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout_s)
+        with smtp:
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.username:
+                smtp.login(self.username, self.password or "")
+            smtp.send_message(msg)

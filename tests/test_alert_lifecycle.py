@@ -1,0 +1,175 @@
+"""The alert lifecycle store, run against the embedded SQLite and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from alerts.model import ACKNOWLEDGED, CLOSED, OPEN, RESOLVED, LifecycleError
+from alerts.state import SqliteAlertStore, _SqlAlertStore
+
+S = 1_000_000_000
+T0 = 1795752000 * S
+KEY = ("kaeng-khoi-biomass", "boiler-1", "so2", "limit")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[_SqlAlertStore]:
+    if request.param == "sqlite":
+        s: _SqlAlertStore = SqliteAlertStore(tmp_path / "state.db")
+    else:
+        from alerts.state_pg import PostgresAlertStore
+
+        s = PostgresAlertStore(request.getfixturevalue("postgres_url"))
+    yield s
+    s.close()
+
+
+def test_the_database_allows_one_active_alert_per_key(store: _SqlAlertStore) -> None:
+    first = store.open_alert(KEY, "critical", "first", T0, 75.0, 60.0, "ppm")
+    assert first is not None and first.state == OPEN
+    assert store.open_alert(KEY, "critical", "second", T0 + S) is None
+    store.acknowledge(first.id, "duty-rayong", T0 + 2 * S)
+    assert store.open_alert(KEY, "critical", "third", T0 + 3 * S) is None  # acknowledged is active
+    store.resolve(KEY, T0 + 4 * S)
+    again = store.open_alert(KEY, "critical", "after resolution", T0 + 5 * S)
+    assert again is not None and again.id != first.id
+    assert store.open_keys() == {KEY}
+
+
+def test_lifecycle_open_acknowledge_resolve_close_is_audited_with_who_when_what(
+    store: _SqlAlertStore,
+) -> None:
+    alert = store.open_alert(
+        KEY, "critical", "so2 75 ppm above the standard limit 60 ppm", T0, 75.0, 60.0, "ppm"
+    )
+    assert alert is not None
+    store.assign(alert.id, "supervisor-rayong", "duty-rayong", T0 + 10 * S)
+    acked = store.acknowledge(alert.id, "duty-rayong", T0 + 20 * S, "calling the plant")
+    assert (acked.state, acked.acknowledged_by, acked.assignee) == (
+        ACKNOWLEDGED,
+        "duty-rayong",
+        "duty-rayong",
+    )
+    store.add_note(alert.id, "duty-rayong", "plant says scrubber pump tripped", T0 + 30 * S)
+    resolved = store.resolve_id(alert.id, "duty-rayong", T0 + 40 * S, "pump restarted")
+    assert resolved.state == RESOLVED and resolved.resolved_ns == T0 + 40 * S
+    closed = store.close_alert(alert.id, "supervisor-rayong", T0 + 50 * S, "reviewed")
+    assert closed.state == CLOSED and closed.closed_ns == T0 + 50 * S
+    trail = (
+        [(e.ts_ns - T0) // S for e in store.audit(alert.id)],
+        [(e.actor, e.action, e.detail) for e in store.audit(alert.id)],
+    )
+    assert trail == (
+        [0, 10, 20, 30, 40, 50],
+        [
+            ("engine", "opened", "so2 75 ppm above the standard limit 60 ppm"),
+            ("supervisor-rayong", "assigned", "duty-rayong"),
+            ("duty-rayong", "acknowledged", "calling the plant"),
+            ("duty-rayong", "note", "plant says scrubber pump tripped"),
+            ("duty-rayong", "resolved", "pump restarted"),
+            ("supervisor-rayong", "closed", "reviewed"),
+        ],
+    )
+
+
+def test_changes_the_lifecycle_forbids_are_refused_with_the_state_named(store: _SqlAlertStore) -> None:
+    alert = store.open_alert(KEY, "critical", "m", T0)
+    assert alert is not None
+    with pytest.raises(LifecycleError, match="is open: resolve it before closing it"):
+        store.close_alert(alert.id, "duty-rayong", T0 + S)
+    store.resolve_id(alert.id, "engine", T0 + S)
+    with pytest.raises(LifecycleError, match="is resolved: only an open alert is acknowledged"):
+        store.acknowledge(alert.id, "duty-rayong", T0 + 2 * S)
+    store.close_alert(alert.id, "duty-rayong", T0 + 3 * S)
+    with pytest.raises(LifecycleError, match="only a resolved alert reopens"):
+        store.reopen(alert.id, T0 + 4 * S)
+    with pytest.raises(LifecycleError, match="no alert #999"):
+        store.acknowledge(999, "duty-rayong", T0)
+
+
+def test_a_resolved_alert_reopens_as_the_same_alert_and_counts_the_flap(store: _SqlAlertStore) -> None:
+    alert = store.open_alert(KEY, "critical", "m", T0)
+    assert alert is not None
+    store.resolve(KEY, T0 + S)
+    reopened = store.reopen(alert.id, T0 + 2 * S, "condition back")
+    assert reopened is not None and (reopened.id, reopened.state, reopened.flaps) == (alert.id, OPEN, 1)
+    assert [e.action for e in store.audit(alert.id)] == ["opened", "resolved", "reopened"]
+
+
+def test_engine_updates_and_escalation_steps_are_recorded(store: _SqlAlertStore) -> None:
+    alert = store.open_alert(
+        KEY, "warning", "provisional", T0, 70.0, 60.0, "ppm", provisional=True, params={"a": "1"}
+    )
+    assert alert is not None and alert.provisional and alert.params == {"a": "1"}
+    confirmed = store.update(
+        alert.id, T0 + S, "confirmed", "hour valid", provisional=False, value=72.5, severity="critical"
+    )
+    assert (confirmed.provisional, confirmed.value, confirmed.severity) == (False, 72.5, "critical")
+    escalated = store.escalate(alert.id, 1, T0 + 2 * S)
+    assert escalated is not None and escalated.escalation_step == 1
+    assert store.escalate(alert.id, 1, T0 + 3 * S) is None  # that step was taken
+    store.acknowledge(alert.id, "duty-rayong", T0 + 4 * S)
+    assert store.escalate(alert.id, 2, T0 + 5 * S) is None  # acknowledged alerts do not escalate
+    with pytest.raises(ValueError, match="not engine fields: state"):
+        store.update(alert.id, T0, "x", state="closed")
+
+
+def test_a_notification_is_claimed_once_per_alert_step_notifier_and_recipient(store: _SqlAlertStore) -> None:
+    alert = store.open_alert(KEY, "critical", "m", T0)
+    assert alert is not None
+    assert store.claim_notification(alert.id, 0, "email", "duty@example.org", T0)
+    assert not store.claim_notification(alert.id, 0, "email", "duty@example.org", T0 + S)
+    assert store.claim_notification(alert.id, 1, "email", "supervisor@example.org", T0 + S)
+    assert store.claim_notification(alert.id, 0, "webhook", "*", T0)
+    assert store.notifications(alert.id) == [
+        (0, "email", "duty@example.org"),
+        (0, "webhook", "*"),
+        (1, "email", "supervisor@example.org"),
+    ]
+
+
+def test_concurrent_openers_of_one_key_get_exactly_one_alert(store: _SqlAlertStore) -> None:
+    results: list[object] = []
+    barrier = threading.Barrier(8)
+
+    def opener(i: int) -> None:
+        barrier.wait()
+        results.append(store.open_alert(KEY, "critical", f"opener {i}", T0 + i))
+
+    threads = [threading.Thread(target=opener, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r is not None for r in results) == 1
+    assert len(store.list(state="active")) == 1
+
+
+def test_a_first_release_state_file_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "state.db"
+    with sqlite3.connect(str(path)) as db:
+        db.executescript(
+            """
+            CREATE TABLE alerts (id INTEGER PRIMARY KEY AUTOINCREMENT, factory TEXT NOT NULL,
+              device TEXT NOT NULL, parameter TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL,
+              state TEXT NOT NULL, opened_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL,
+              message TEXT NOT NULL, value REAL, limit_value REAL, unit TEXT NOT NULL DEFAULT '',
+              resolved_ns INTEGER);
+            CREATE UNIQUE INDEX alerts_one_open ON alerts (factory, device, parameter, rule)
+              WHERE state = 'open';
+            INSERT INTO alerts
+              (factory, device, parameter, rule, severity, state, opened_ns, updated_ns, message)
+              VALUES ('kaeng-khoi-biomass', 'boiler-1', 'so2', 'limit', 'critical', 'open', 1, 1, 'old');
+            """
+        )
+    store = SqliteAlertStore(path)
+    [old] = store.list()
+    assert (old.message, old.state, old.provisional, old.flaps) == ("old", OPEN, False, 0)
+    assert store.open_alert(KEY, "critical", "dup", T0) is None
+    store.close()

@@ -1,0 +1,278 @@
+"""Notifiers against real endpoints on this machine: an SMTP server (aiosmtpd), an HTTP server
+(webhook, and Apprise's json:// target), Mosquitto; routing by factory and district, escalation,
+Thai and English texts, and each exceedance notified once per channel per escalation step."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import threading
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from aiosmtpd.controller import Controller
+from paho.mqtt.enums import CallbackAPIVersion
+
+from alerts.engine import AlertEngine
+from alerts.model import AlertEvent
+from alerts.notifiers.apprise_notifier import AppriseNotifier
+from alerts.notifiers.dispatch import Dispatcher, Route
+from alerts.notifiers.email import EmailNotifier
+from alerts.notifiers.mqtt import MqttNotifier
+from alerts.notifiers.routing import Router
+from alerts.notifiers.webhook import WebhookNotifier, signature
+from alerts.state import SqliteAlertStore, _SqlAlertStore
+from eit.config import RuleSettings
+from eit.confread import Section
+from eit.model import Reading
+from eit.mqttconf import read_mqtt
+from eit.registry import load_registry
+from ingest.store.sqlite import SqliteStore
+from tests.services import REPO, Mosquitto, free_port, wait_for
+from tests.webhook_receiver import WebhookReceiver
+
+S = 1_000_000_000
+H = 3600 * S
+T0 = 1795752000 * S
+SITE = REPO / "tests" / "data" / "compliance-site.yaml"
+
+
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on a free port that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        box = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+                box.messages.append(msg)
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    box.controller.start()
+    yield box
+    box.controller.stop()
+
+
+def stack_hour(start: int, so2: float, minutes: range = range(60)) -> list[Reading]:
+    out = []
+    for m in minutes:
+        ts = start + m * 60 * S
+        out += [
+            Reading("biomass", "boiler", "so2", ts, so2 + (m % 3) * 0.1),
+            Reading("biomass", "boiler", "o2", ts, 7.0 + (m % 2) * 0.01),
+        ]
+    return out
+
+
+class Town:
+    def __init__(
+        self,
+        tmp: Path,
+        notifiers: list[Any],
+        alerts: _SqlAlertStore | None = None,
+        routes: list[Route] | None = None,
+    ) -> None:
+        self.registry = load_registry(SITE)
+        self.alerts = alerts or SqliteAlertStore(tmp / "state.db")
+        self.store = SqliteStore(tmp / "readings.db")
+        self.dispatcher = Dispatcher(notifiers, Router(self.registry), self.alerts, routes)
+        self.dispatcher.start()
+        self.events: list[AlertEvent] = []
+        self.engine = AlertEngine(
+            self.registry,
+            self.alerts,
+            self.dispatcher,
+            clock=lambda: T0,
+            on_event=self.events.append,
+            settings=RuleSettings(stale_after_s=1e9, escalate_after_s=1800),
+            store=self.store,
+        )
+
+    def settle(self) -> None:
+        assert self.dispatcher.wait_idle(30)
+
+    def close(self) -> None:
+        self.dispatcher.stop()
+        self.store.close()
+        self.alerts.close()
+
+
+def test_exceedance_is_mailed_once_per_officer_per_escalation_step_in_their_language(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    mail = EmailNotifier("127.0.0.1", mailbox.port, "eit@example.org", retries=0)
+    with WebhookReceiver() as hook:
+        town = Town(tmp_path, [mail, WebhookNotifier(hook.url, retries=0, secret="s3cret")])
+        town.engine.on_readings(stack_hour(T0, 80.0, range(20)), T0 + 20 * 60 * S)
+        town.engine.on_readings(stack_hour(T0, 80.0, range(20, 40)), T0 + 40 * 60 * S)  # still exceeding
+        town.settle()
+        [to_duty] = mailbox.to("duty@example.org")
+        assert mailbox.to("chief@example.org") == []  # the supervisor is reached by escalation
+        # A provisional exceedance (the running hour) is a warning until the hour confirms it.
+        assert to_duty["Subject"] == "[EIT] เตือน: biomass/boiler so2 (limit)"
+        body = to_duty.get_content()
+        assert "สูงกว่าค่ามาตรฐาน 60 ppm" in body and "ปรับที่ออกซิเจน 7 %" in body
+        # Opened at 11:20 and not acknowledged by 11:50: the supervisor is told, in English.
+        town.engine.tick(T0 + 49 * 60 * S)
+        assert town.alerts.list(state="open")[0].escalation_step == 0
+        town.engine.tick(T0 + 51 * 60 * S)
+        town.engine.tick(T0 + 52 * 60 * S)
+        town.settle()
+        [to_chief] = mailbox.to("chief@example.org")
+        assert to_chief["Subject"].startswith("[EIT] not acknowledged in time, escalated: biomass/boiler so2")
+        assert "ppm above the standard limit 60 ppm (provisional" in to_chief.get_content()
+        # The same event delivered again (a restart, a retry) reaches nobody a second time.
+        opened = next(e for e in town.events if e.kind == "opened")
+        town.dispatcher.submit(opened)
+        town.settle()
+        assert len(mailbox.to("duty@example.org")) == 1 and len(mailbox.to("chief@example.org")) == 1
+        calls = [(b["event"], b["step"]) for b in hook.received]
+        assert calls == [("opened", 0), ("escalated", 1)]
+        assert "ppm สูงกว่าค่ามาตรฐาน 60 ppm (เบื้องต้น" in hook.received[0]["message"]["th"]
+        assert town.alerts.notifications(opened.alert.id) == [
+            (0, "email:opened", "duty"),
+            (0, "webhook:opened", "*"),
+            (1, "email:escalated", "chief"),
+            (1, "webhook:escalated", "*"),
+        ]
+        town.close()
+
+
+def test_an_acknowledged_alert_does_not_escalate(tmp_path: Path, mailbox: Mailbox) -> None:
+    town = Town(tmp_path, [EmailNotifier("127.0.0.1", mailbox.port, "eit@example.org", retries=0)])
+    town.engine.on_readings(stack_hour(T0, 80.0, range(20)), T0 + 20 * 60 * S)
+    alert = next(e.alert for e in town.events if e.kind == "opened")
+    town.alerts.acknowledge(alert.id, "duty", T0 + 25 * 60 * S, "on my way")
+    town.engine.tick(T0 + 45 * 60 * S)
+    town.settle()
+    assert [m["To"] for m in mailbox.messages] == ["duty@example.org"]
+    town.close()
+
+
+def test_notifier_routing_by_district(tmp_path: Path) -> None:
+    with WebhookReceiver() as rayong, WebhookReceiver() as ban_chang:
+        town = Town(
+            tmp_path,
+            [WebhookNotifier(rayong.url, retries=0), WebhookNotifier(ban_chang.url, retries=0)],
+            routes=[Route(districts=("Mueang Rayong",)), Route(factories=("petro",))],
+        )
+        town.engine.on_readings(stack_hour(T0, 80.0, range(20)), T0 + 20 * 60 * S)
+        town.settle()
+        assert [b["alert"]["factory"] for b in rayong.received] == ["biomass"]
+        assert ban_chang.received == []
+        town.close()
+
+
+def test_webhook_is_hmac_signed_and_retried_with_backoff(tmp_path: Path) -> None:
+    with WebhookReceiver(fail_first=2) as hook:
+        town = Town(tmp_path, [WebhookNotifier(hook.url, retries=3, backoff_s=0.05, secret="s3cret")])
+        town.engine.on_readings(stack_hour(T0, 80.0, range(20)), T0 + 20 * 60 * S)
+        town.settle()
+        assert hook.attempts == 3
+        [(headers, raw)] = hook.raw
+        stamp = headers["X-EIT-Timestamp"]
+        assert headers["X-EIT-Signature"] == signature("s3cret", stamp, raw)
+        assert headers["X-EIT-Signature"] != signature("wrong", stamp, raw)
+        body = json.loads(raw)
+        assert (
+            body["alert"]["value"] > body["alert"]["limit"] == 60.0 and body["alert"]["provisional"] is True
+        )
+        town.close()
+
+
+def test_apprise_delivers_to_a_real_json_endpoint_per_officer_and_to_everyone(tmp_path: Path) -> None:
+    with WebhookReceiver() as everyone, WebhookReceiver() as duty:
+        apprise_everyone = everyone.url.replace("http://", "json://")
+        apprise_duty = duty.url.replace("http://", "json://")
+        town = Town(tmp_path, [AppriseNotifier([apprise_everyone], {"duty": [apprise_duty]})])
+        town.engine.on_readings(stack_hour(T0, 80.0, range(20)), T0 + 20 * 60 * S)
+        town.settle()
+        [personal] = duty.received
+        assert personal["title"] == "[EIT] เตือน: biomass/boiler so2 (limit)"
+        assert "สูงกว่าค่ามาตรฐาน 60 ppm" in personal["message"]
+        [broadcast] = everyone.received
+        assert (
+            "สูงกว่าค่ามาตรฐาน" in broadcast["message"]
+            and "above the standard limit 60 ppm" in broadcast["message"]
+        )
+        town.close()
+
+
+def test_apprise_refuses_a_url_it_does_not_know_naming_the_scheme() -> None:
+    with pytest.raises(ValueError, match="nosuch:// is not an Apprise URL"):
+        AppriseNotifier(["nosuch://x"])
+
+
+@pytest.mark.integration
+def test_alert_events_are_published_on_eit_alerts_factory(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    got: list[tuple[str, dict[str, Any]]] = []
+    ready = threading.Event()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="alerts-sub")
+
+    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        client.subscribe("eit/alerts/#", qos=1)
+        ready.set()
+
+    def on_message(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        got.append((message.topic, json.loads(message.payload)))
+
+    sub.on_connect = on_connect
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", mosquitto.port)
+    sub.loop_start()
+    assert ready.wait(10)
+    settings = read_mqtt(
+        Section({"host": "127.0.0.1", "port": mosquitto.port, "client_id": "eit-alerts-test"}, "t"),
+        tmp_path,
+        "x",
+    )
+    notifier = MqttNotifier(settings)
+    town = Town(tmp_path, [notifier])
+    try:
+        town.engine.on_readings(stack_hour(T0, 80.0, range(20)), T0 + 20 * 60 * S)
+        town.settle()
+        wait_for(lambda: len(got) >= 1, 10, "the alert on eit/alerts/biomass")
+        topic, body = got[0]
+        assert topic == "eit/alerts/biomass"
+        assert body["event"] == "opened" and body["alert"]["parameter"] == "so2"
+        assert "ppm above the standard limit 60 ppm" in body["message"]["en"]
+    finally:
+        town.close()
+        notifier.close()
+        sub.loop_stop()
+        sub.disconnect()
+
+
+def test_the_engine_keeps_its_alerts_in_a_real_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    from alerts.state_pg import PostgresAlertStore
+
+    with WebhookReceiver() as hook:
+        town = Town(tmp_path, [WebhookNotifier(hook.url, retries=0)], alerts=PostgresAlertStore(postgres_url))
+        town.engine.on_readings(stack_hour(T0, 80.0, range(20)), T0 + 20 * 60 * S)
+        town.engine.on_readings(stack_hour(T0, 80.0, range(20, 60)), T0 + 60 * 60 * S)
+        town.engine.tick(T0 + H + 150 * S)
+        town.settle()
+        [alert] = town.alerts.list(state="active")
+        assert (alert.rule, alert.provisional) == ("limit", False)
+        assert alert.value == pytest.approx(80.1, abs=0.1)
+        # Confirmed when the hour closed; escalated: nobody acknowledged it in 30 minutes.
+        assert [e.action for e in town.alerts.audit(alert.id)] == ["opened", "confirmed", "escalated"]
+        assert [b["event"] for b in hook.received] == ["opened", "confirmed", "escalated"]
+        town.close()
