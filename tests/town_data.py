@@ -2,37 +2,48 @@
 the dashboard tests.
 
 - raw ``readings`` of every channel, one a minute, written through ``InfluxStore.write``;
-- the derived measurements (``hourly``, ``rolling``, ``daily``, ``aqi``, ``energy``) written as
-  line protocol that follows docs/store-schema.md field by field, computed here in the plainest way
-  (:func:`derive_by_fixture`): they fill the schema, they are not the compliance engine's results;
-- ``platform`` / ``platform_dead_letters`` points every 10 s, and ``sites`` through the same
-  function `eit serve` uses (ingest/selfstats.py).
-
-When the compliance engine lands, pass its entry point as ``derive`` to :func:`write_town_day`
-(same signature as :func:`derive_by_fixture`) and drop the fixture's own derivation.
+- the derived measurements (``hourly``, ``rolling``, ``daily``, ``aqi``, ``energy``) computed and
+  written by the compliance engine itself, fed the day as `eit import` feeds it
+  (:func:`alerts.importer.recompute`): the panels are tested against what the engine writes;
+- ``platform`` / ``platform_dead_letters`` written by ``ingest/selfstats.py``'s
+  :class:`PlatformStats`, from a real :class:`IngestMetrics` registry the fixture counts into as
+  the ingest counts, and a :class:`StatusWatcher` handed the status messages the agents publish;
+- ``sites`` through the same function `eit serve` uses (``ingest.selfstats.site_lines``).
 
 The day holds what the dashboards must show: Kaeng Khoi's boiler SO2 above its 1-hour limit in the
 afternoon, an invalid hour of the outfall's COD (two quadrants without data), the fence-line
 station's ozone analyser in maintenance for six hours (an incomplete day) and above its 8-hour
-limit in the afternoon, an agent offline for an hour with a backlog, a server restart (counters
-start again) and dead letters of two reasons.
+limit in the afternoon, the outfall's agent offline for an hour that drains its backlog when it is
+back, a server restart (counters start again) and dead letters of two reasons.
+
+The fixture's own parts: the readings' values; the messages' arrival (the engine is fed the day in
+time order, as an import feeds it, so no hour is retroactive); the ``eit_alerts_open`` gauge, which
+follows the SO2 exceedance hours here (`eit serve` reads it from the engine's alert state); and the
+platform points come once a minute where `eit serve` writes every 10 s (a snapshot costs about a
+millisecond: a minute keeps the fill quick, and every per-minute bucket of the Platform health
+panels still holds a point).
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from statistics import fmean
+from collections.abc import Collection
+from dataclasses import replace
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from eit.model import VALID_FLAGS, Reading
-from eit.registry import Channel, Registry
-from ingest.selfstats import site_lines
-from ingest.store.base import FieldValue
-from ingest.store.influx import InfluxStore, point_line
+import paho.mqtt.client as mqtt
+from prometheus_client import Gauge
+
+from alerts.importer import recompute
+from eit import wire
+from eit.config import RuleSettings
+from eit.model import Reading
+from eit.mqttconf import MqttSettings
+from eit.registry import Registry
+from ingest.metrics import IngestMetrics
+from ingest.selfstats import PlatformStats, StatusWatcher, site_lines
+from ingest.store.influx import InfluxStore
 
 S = 1_000_000_000
 HOUR = 3600 * S
@@ -61,18 +72,16 @@ TYPICAL = {
 }
 OUTFALL_FLOW_M3_PER_H = 300.0
 ENERGY_START_KWH = 1_250_000.0
-FIXTURE_GRID_FACTOR = 0.5  # kgCO2e/kWh: a round fixture number, not the TGO factor
-FIXTURE_COMPLETE_AT = 0.8  # docs/store-schema.md: the engine's default threshold
-# Fixture AQI bands (upper edges of the sub-index), to label the fixture's AQI points.
-FIXTURE_AQI_BANDS = ((25.0, "very_good"), (50.0, "good"), (100.0, "moderate"), (200.0, "unhealthy_sensitive"))
 
 SO2_HIGH_HOURS = range(13, 17)  # local hours when the boiler's SO2 is above its limit
 COD_SHORT_HOUR = 10  # local hour whose COD readings stop after 30 minutes
 O3_MAINTENANCE_HOURS = range(0, 6)  # flag M
 O3_HIGH_HOURS = range(11, 19)
+OFFLINE_AGENT = ("siam-cassava-starch", "outfall-1")  # offline for this local hour, then drains
 AGENT_OFFLINE_HOUR = 20
 SERVER_RESTART_HOUR = 12
 DEAD_LETTER_REASONS = ("not_json", "unknown_device")
+INSTANCE = "eit-ingest"
 
 
 def local_hour(ts_ns: int) -> int:
@@ -99,9 +108,12 @@ def fixture_value(factory: str, device: str, channel: str, ts_ns: int) -> tuple[
     return round(value, 4), flag
 
 
-def fixture_readings(registry: Registry) -> list[Reading]:
+def fixture_readings(registry: Registry, factories: Collection[str] | None = None) -> list[Reading]:
+    """The day's readings (of ``factories`` only, when given), in time order."""
     out: list[Reading] = []
     for factory in registry.factories.values():
+        if factories is not None and factory.id not in factories:
+            continue
         for device in factory.devices.values():
             seq = 0
             for ts in range(DAY_START_NS, DAY_END_NS, MINUTE):
@@ -115,264 +127,88 @@ def fixture_readings(registry: Registry) -> list[Reading]:
                         continue
                     value, flag = fixture_value(factory.id, device.id, channel, ts)
                     out.append(Reading(factory.id, device.id, channel, ts, value, flag, seq))
+    out.sort(key=lambda r: r.ts_ns)  # stable: a scan's channels stay together
     return out
 
 
-# -- the derived measurements, as docs/store-schema.md describes them ---------------------------
+# -- the platform's own health, as `eit serve` writes it -------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Hour:
-    factory: str
-    device: str
-    channel: str
-    start_ns: int
-    value: float | None
-    corrected: float | None
-    points: int
-    quadrants: int
-    valid: bool
+class _Server:
+    """What one run of `eit serve` counts: its ingest metrics, the open-alerts gauge, the stats."""
+
+    def __init__(self, registry: Registry, watcher: StatusWatcher, instance: str) -> None:
+        self.metrics = IngestMetrics()
+        self.alerts_open = Gauge("eit_alerts_open", "Alerts currently open", registry=self.metrics.registry)
+        self.stats = PlatformStats(registry, None, self.metrics, instance, watcher)
+
+    def message(self, readings: int) -> None:
+        self.metrics.messages.labels("data").inc()
+        self.metrics.readings_stored.inc(readings)
+
+    def dead_letter(self, reason: str) -> None:
+        self.metrics.messages.labels("data").inc()
+        self.metrics.dead_letters.labels(reason).inc()
 
 
-def _limit(channel: Channel, averaging: str) -> tuple[float | None, float | None, str] | None:
-    for lim in channel.limits_on(DAY.date()):
-        if lim.averaging == averaging:
-            return lim.min, lim.max, lim.unit
-    return None
+def _status(watcher: StatusWatcher, factory: str, device: str, payload: str) -> None:
+    """A retained status message reaching the watcher, as paho hands it over."""
+    message = mqtt.MQTTMessage(topic=wire.status_topic(factory, device).encode())
+    message.payload = payload.encode()
+    watcher._on_message(watcher.client, None, message)
 
 
-def _above(value: float, limit: tuple[float | None, float | None, str]) -> bool:
-    low, high, _ = limit
-    return (high is not None and value > high) or (low is not None and value < low)
-
-
-def _limit_fields(
-    channel: Channel, averaging: str, value: float | None, valid: bool
-) -> dict[str, FieldValue]:
-    limit = _limit(channel, averaging)
-    if limit is None:
-        return {"exceeded": False}
-    low, high, unit = limit
-    return {
-        "limit": float(high if high is not None else low),  # type: ignore[arg-type]
-        "limit_unit": unit,
-        "exceeded": bool(valid and value is not None and _above(value, limit)),
-    }
-
-
-def derive_by_fixture(registry: Registry, readings: Sequence[Reading]) -> list[str]:
-    """Line protocol of ``hourly``, ``rolling``, ``daily``, ``aqi`` and ``energy`` for the day."""
-    by_hour: dict[tuple[str, str, str, int], list[Reading]] = defaultdict(list)
-    for r in readings:
-        by_hour[(r.factory, r.device, r.channel, r.ts_ns - (r.ts_ns - DAY_START_NS) % HOUR)].append(r)
-
-    hours: dict[tuple[str, str, str, int], Hour] = {}
-    for (factory, device, channel, start), points in sorted(by_hour.items()):
-        valid = [p for p in points if p.flag in VALID_FLAGS]
-        quadrants = len({(p.ts_ns - start) // (15 * MINUTE) for p in valid})
-        value = fmean(p.value for p in valid) if valid else None
-        hours[(factory, device, channel, start)] = Hour(
-            factory, device, channel, start, value, value, len(valid), quadrants, quadrants == 4
-        )
-    # Stack channels: the average at the reference O2 of the channel's standard.
-    for key, hour in list(hours.items()):
-        ch = registry.channel(hour.factory, hour.device, hour.channel)
-        o2 = hours.get((hour.factory, hour.device, "o2", hour.start_ns))
-        if (
-            ch is not None
-            and ch.o2_reference_percent is not None
-            and hour.value is not None
-            and o2
-            and o2.value
-        ):
-            corrected = hour.value * (21 - ch.o2_reference_percent) / (21 - o2.value)
-            hours[key] = replace(hour, corrected=corrected)
-
+def platform_lines(registry: Registry, instance: str = INSTANCE) -> list[str]:
+    """``platform`` and ``platform_dead_letters`` once a minute, written by PlatformStats."""
+    settings = MqttSettings("127.0.0.1", 1883, instance, "5", None, None, None, 60)
+    watcher = StatusWatcher(registry, settings)  # never connected: the fixture hands it the messages
+    devices = [(f.id, d.id, len(d.channels)) for f in registry.factories.values() for d in f.devices.values()]
+    for factory, device, _ in devices:
+        _status(watcher, factory, device, '{"state": "online", "outbox_pending": 0}')
+    server = _Server(registry, watcher, instance)
+    backlog = 0
     lines: list[str] = []
-    for hour in hours.values():
-        ch = registry.channel(hour.factory, hour.device, hour.channel)
-        assert ch is not None
-        tags = {"factory": hour.factory, "device": hour.device, "channel": hour.channel}
-        fields: dict[str, FieldValue] = {
-            "value": float(hour.value if hour.value is not None else 0.0),
-            "corrected": float(hour.corrected if hour.corrected is not None else 0.0),
-            "points": hour.points,
-            "quadrants": hour.quadrants,
-            "valid": hour.valid,
-            "reason": "" if hour.valid else f"{4 - hour.quadrants} quadrant(s) without a valid point",
-            **_limit_fields(ch, "1h", hour.corrected, hour.valid),
-            "retroactive": False,
-        }
-        lines.append(point_line("hourly", tags, fields, hour.start_ns))
-
-    lines += _rolling(registry, hours)
-    lines += _daily(registry, hours)
-    lines += _aqi(registry, hours)
-    lines += _energy(registry, readings)
+    for minute, ts in enumerate(range(DAY_START_NS, DAY_END_NS, MINUTE)):
+        hour = local_hour(ts)
+        if ts == DAY_START_NS + SERVER_RESTART_HOUR * HOUR:
+            server = _Server(registry, watcher, instance)  # a restart: the counters start again
+        for factory, device, channels in devices:
+            if (factory, device) != OFFLINE_AGENT:
+                server.message(channels)
+            elif hour == AGENT_OFFLINE_HOUR:
+                if backlog == 0:
+                    _status(watcher, factory, device, wire.STATUS_OFFLINE)  # the last will
+                backlog += 1
+            elif backlog:
+                # Back: the agent's birth message reports its outbox, then the backlog drains in
+                # one message with this minute's scan.
+                _status(watcher, factory, device, f'{{"state": "online", "outbox_pending": {backlog}}}')
+                server.message(channels * (backlog + 1))
+                backlog = 0
+            else:
+                server.message(channels)
+        for i, reason in enumerate(DEAD_LETTER_REASONS):
+            if minute % (7 + i) == 0:
+                server.dead_letter(reason)
+        server.alerts_open.set(1 if hour in SO2_HIGH_HOURS else 0)
+        lines += server.stats.snapshot(ts)
     return lines
 
 
-def _ambient(registry: Registry) -> list[tuple[str, str, Channel]]:
-    return [
-        (f.id, d.id, ch)
-        for f in registry.factories.values()
-        for d in f.devices.values()
-        if d.kind == "ambient"
-        for ch in d.channels.values()
-    ]
-
-
-def _rolling(registry: Registry, hours: dict[tuple[str, str, str, int], Hour]) -> list[str]:
-    lines = []
-    for factory, device, ch in _ambient(registry):
-        for window in (8, 24):
-            for end in range(DAY_START_NS + HOUR, DAY_END_NS + 1, HOUR):
-                inside = [
-                    h
-                    for h in (
-                        hours.get((factory, device, ch.id, end - k * HOUR)) for k in range(1, window + 1)
-                    )
-                    if h is not None and h.valid and h.value is not None
-                ]
-                if not inside:
-                    continue
-                value = fmean(h.value for h in inside if h.value is not None)
-                valid = len(inside) >= 0.75 * window
-                fields: dict[str, FieldValue] = {
-                    "value": value,
-                    "hours": len(inside),
-                    "valid": valid,
-                    **_limit_fields(ch, f"{window}h", value, valid),
-                }
-                tags = {"factory": factory, "device": device, "channel": ch.id, "window": f"{window}h"}
-                lines.append(point_line("rolling", tags, fields, end))
-    return lines
-
-
-def _daily(registry: Registry, hours: dict[tuple[str, str, str, int], Hour]) -> list[str]:
-    lines = []
-    for f in registry.factories.values():
-        for d in f.devices.values():
-            for ch in d.channels:
-                valid_hours = sum(
-                    1
-                    for h in hours.values()
-                    if (h.factory, h.device, h.channel) == (f.id, d.id, ch) and h.valid
-                )
-                completeness = valid_hours / 24
-                fields: dict[str, FieldValue] = {
-                    "valid_hours": valid_hours,
-                    "expected_hours": 24,
-                    "completeness": completeness,
-                    "complete": completeness >= FIXTURE_COMPLETE_AT,
-                }
-                tags = {"factory": f.id, "device": d.id, "channel": ch}
-                lines.append(point_line("daily", tags, fields, DAY_START_NS))
-    return lines
-
-
-def _band(index: float) -> str:
-    for upper, band in FIXTURE_AQI_BANDS:
-        if index <= upper:
-            return band
-    return "unhealthy"
-
-
-def _aqi(registry: Registry, hours: dict[tuple[str, str, str, int], Hour]) -> list[str]:
-    """Fixture sub-indices: the concentration against the channel's longest limit, as 100."""
-    lines = []
-    stations: dict[tuple[str, str], list[Channel]] = defaultdict(list)
-    for factory, device, ch in _ambient(registry):
-        stations[(factory, device)].append(ch)
-    for (factory, device), channels in stations.items():
-        for start in range(DAY_START_NS, DAY_END_NS, HOUR):
-            subs: list[float] = []
-            for ch in channels:
-                limits = [lim for lim in ch.limits_on(DAY.date()) if lim.max is not None]
-                hour = hours.get((factory, device, ch.id, start))
-                if not limits or hour is None or not hour.valid or hour.value is None:
-                    continue
-                standard = limits[-1].max
-                assert standard is not None
-                index = 100 * hour.value / standard
-                subs.append(index)
-                tags = {"factory": factory, "device": device, "parameter": ch.parameter}
-                fields: dict[str, FieldValue] = {
-                    "value": index,
-                    "band": _band(index),
-                    "concentration": hour.value,
-                }
-                lines.append(point_line("aqi", tags, fields, start))
-            if subs:
-                overall = max(subs)
-                tags = {"factory": factory, "device": device, "parameter": "overall"}
-                lines.append(point_line("aqi", tags, {"value": overall, "band": _band(overall)}, start))
-    return lines
-
-
-def _energy(registry: Registry, readings: Sequence[Reading]) -> list[str]:
-    first_last: dict[tuple[str, str, int], list[float]] = {}
-    for r in readings:
-        if r.channel != "energy":
-            continue
-        start = r.ts_ns - (r.ts_ns - DAY_START_NS) % HOUR
-        first_last.setdefault((r.factory, r.device, start), []).append(r.value)
-    lines = []
-    for (factory, device, start), values in sorted(first_last.items()):
-        kwh = (max(values) - min(values)) * len(values) / max(len(values) - 1, 1)  # the whole hour
-        fields: dict[str, FieldValue] = {
-            "kwh": kwh,
-            "co2_kg": kwh * FIXTURE_GRID_FACTOR,
-            "grid_factor": FIXTURE_GRID_FACTOR,
-        }
-        lines.append(point_line("energy", {"factory": factory, "device": device}, fields, start))
-    return lines
-
-
-# -- the platform's own health ------------------------------------------------------------------
-
-
-def platform_lines(registry: Registry, instance: str = "eit-ingest") -> list[str]:
-    """``platform`` and ``platform_dead_letters`` every 10 s, as ingest/selfstats.py writes them."""
-    devices = registry.device_count
-    channels = sum(len(d.channels) for f in registry.factories.values() for d in f.devices.values())
-    lines = []
-    restart = DAY_START_NS + SERVER_RESTART_HOUR * HOUR
-    for ts in range(DAY_START_NS, DAY_END_NS, 10 * S):
-        since = ts - (restart if ts >= restart else DAY_START_NS)
-        minutes = since // MINUTE
-        offline = 1 if local_hour(ts) == AGENT_OFFLINE_HOUR else 0
-        dead = {reason: int(minutes // (7 + i)) for i, reason in enumerate(DEAD_LETTER_REASONS)}
-        fields: dict[str, FieldValue] = {
-            "readings_stored": int(minutes * channels),
-            "messages": int(minutes * devices),
-            "dead_letters": sum(dead.values()),
-            "devices_online": devices - offline,
-            "devices_offline": offline,
-            "outbox_pending": 120 * offline,
-            "alerts_open": 1 if local_hour(ts) in SO2_HIGH_HOURS else 0,
-        }
-        lines.append(point_line("platform", {"instance": instance}, fields, ts))
-        for reason, count in dead.items():
-            lines.append(
-                point_line(
-                    "platform_dead_letters", {"instance": instance, "reason": reason}, {"count": count}, ts
-                )
-            )
-    return lines
-
-
-Derive = Callable[[Registry, Sequence[Reading]], list[str]]
-
-
-def write_town_day(store: InfluxStore, registry: Registry, derive: Derive = derive_by_fixture) -> int:
-    """Fill ``store`` with the day; returns the number of points written."""
-    readings = fixture_readings(registry)
+def write_town_day(
+    store: InfluxStore,
+    registry: Registry,
+    factories: Collection[str] | None = None,
+    *,
+    platform: bool = True,
+) -> None:
+    """Fill ``store`` with the day: of ``factories`` only when given, and the platform's own
+    points only with ``platform``."""
+    readings = fixture_readings(registry, factories)
     store.write(readings)
-    lines = derive(registry, readings) + platform_lines(registry) + site_lines(registry, DAY_START_NS)
+    recompute(registry, store, readings, RuleSettings())  # hourly, rolling, daily, aqi, energy
+    chosen = {f.id: f for f in registry.factories.values() if factories is None or f.id in factories}
+    lines = site_lines(replace(registry, factories=chosen), DAY_START_NS)
+    if platform:
+        lines += platform_lines(registry)
     store.write_lines(lines)
-    return len(readings) + len(lines)
-
-
-def day_range() -> tuple[datetime, datetime]:
-    return DAY.astimezone(UTC), DAY.astimezone(UTC) + timedelta(days=1)
