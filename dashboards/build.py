@@ -5,6 +5,9 @@ Five dashboards in two folders:
 - ``eit-public`` (anonymous viewers may read it): Town overview, Compliance, Energy and CO2;
 - ``eit-officers`` (signed-in officers only): Factory detail, Platform health.
 
+The public dashboards show only the factories the site registry marks ``public``: every one of
+their queries carries the filter of dashboards/public.py, and building checks that it does.
+
 Every panel reads the measurements of docs/store-schema.md with raw InfluxQL, which InfluxDB 1.x
 serves natively and 2.x / 3.x serve through their v1 compatibility API. Limits, AQI bands and
 compliance verdicts are read from the store (the compliance engine writes them, taking the numbers
@@ -28,6 +31,7 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models import geomap as geomap_model
 
 from dashboards.influxql import DATASOURCE, InfluxQL
+from dashboards.public import check_public_dashboard, public_filter
 from eit.registry import Registry
 
 PUBLIC_FOLDER_UID = "eit-public"
@@ -81,6 +85,8 @@ def build_dashboards(registry: Registry) -> list[DashboardSpec]:
     specs = []
     for folder, builder in builders:
         data = to_model(builder)
+        if folder == PUBLIC_FOLDER_UID:
+            check_public_dashboard(data, public_filter(registry))
         specs.append(DashboardSpec(str(data["uid"]), str(data["title"]), folder, data))
     return specs
 
@@ -147,8 +153,10 @@ def _series(title: str, unit: str, *targets: InfluxQL) -> timeseries.Panel:
 
 
 def town_overview(registry: Registry) -> dash.Dashboard:
-    lat = fmean(f.lat for f in registry.factories.values())
-    lon = fmean(f.lon for f in registry.factories.values())
+    public = public_filter(registry)
+    shown = [f for f in registry.factories.values() if f.public] or list(registry.factories.values())
+    lat = fmean(f.lat for f in shown)
+    lon = fmean(f.lon for f in shown)
     factory_map = (
         geomap.Panel()
         .title("Factories: hours above a limit in the time range")
@@ -161,14 +169,14 @@ def town_overview(registry: Registry) -> dash.Dashboard:
             InfluxQL(
                 "A",
                 'SELECT last("lat") AS "lat", last("lon") AS "lon", last("name") AS "name"'
-                ' FROM "sites" WHERE "public" = true GROUP BY "factory"',
+                f' FROM "sites" WHERE {public} AND "public" = true GROUP BY "factory"',
             ).table()
         )
         .with_target(
             InfluxQL(
                 "B",
                 'SELECT count("value") AS "exceeded hours" FROM "hourly"'
-                ' WHERE "exceeded" = true AND $timeFilter GROUP BY "factory"',
+                f' WHERE {public} AND "exceeded" = true AND $timeFilter GROUP BY "factory"',
             ).table()
         )
         .with_transformation(_join_on("factory"))
@@ -228,7 +236,7 @@ def town_overview(registry: Registry) -> dash.Dashboard:
             InfluxQL(
                 "A",
                 'SELECT last("value") AS "AQI", last("band") AS "band" FROM "aqi"'
-                ' WHERE "parameter" = \'overall\' AND $timeFilter GROUP BY "factory", "device"',
+                f' WHERE {public} AND "parameter" = \'overall\' AND $timeFilter GROUP BY "factory", "device"',
             ),
         )
         .with_transformation(_hide_time())
@@ -242,31 +250,39 @@ def town_overview(registry: Registry) -> dash.Dashboard:
         .height(12)
         .span(10)
     )
-    aqi_trend = _series(
-        "Thai AQI (24-hour average, refreshed hourly)",
-        "none",
-        InfluxQL(
-            "A",
-            'SELECT "value" FROM "aqi" WHERE "parameter" = \'overall\' AND $timeFilter GROUP BY "device"',
-        ).alias("$tag_device"),
-    ).height(8)
+    aqi_trend = (
+        _series(
+            "Thai AQI by station (the highest sub-index, refreshed hourly)",
+            "none",
+            InfluxQL(
+                "A",
+                f'SELECT "value" FROM "aqi" WHERE {public} AND "parameter" = \'overall\' AND $timeFilter'
+                ' GROUP BY "factory", "device"',
+            ).alias("$tag_factory/$tag_device"),
+        )
+        .description(
+            "Each pollutant's sub-index is computed over the averaging period the Thai AQI sets for it"
+            " (eit/standards/th_aqi.yaml); the station's AQI is the highest of them."
+        )
+        .height(8)
+    )
     summary = (
         _table(
             "Compliance summary",
             InfluxQL(
                 "A",
                 'SELECT count("value") AS "valid hours" FROM "hourly"'
-                ' WHERE "valid" = true AND $timeFilter GROUP BY "factory"',
+                f' WHERE {public} AND "valid" = true AND $timeFilter GROUP BY "factory"',
             ),
             InfluxQL(
                 "B",
                 'SELECT count("value") AS "hours above a limit" FROM "hourly"'
-                ' WHERE "exceeded" = true AND $timeFilter GROUP BY "factory"',
+                f' WHERE {public} AND "exceeded" = true AND $timeFilter GROUP BY "factory"',
             ),
             InfluxQL(
                 "C",
                 'SELECT mean("completeness") * 100 AS "data completeness %" FROM "daily"'
-                ' WHERE $timeFilter GROUP BY "factory"',
+                f' WHERE {public} AND $timeFilter GROUP BY "factory"',
             ),
         )
         .with_transformation(_join_on("factory"))
@@ -410,13 +426,15 @@ def factory_detail(registry: Registry) -> dash.Dashboard:
 
 
 def compliance(registry: Registry) -> dash.Dashboard:
+    public = public_filter(registry)
     by_month = (
         _table(
             "Hours above a limit, by factory and month",
             InfluxQL(
                 "A",
-                'SELECT count("value") AS "hours above a limit" FROM "hourly" WHERE "exceeded" = true'
-                f" AND $timeFilter GROUP BY time(1d), \"factory\" fill(none) tz('{registry.timezone}')",
+                'SELECT count("value") AS "hours above a limit" FROM "hourly"'
+                f' WHERE {public} AND "exceeded" = true AND $timeFilter'
+                f" GROUP BY time(1d), \"factory\" fill(none) tz('{registry.timezone}')",
             ),
         )
         .with_transformation(_transformation("formatTime", {"timeField": "Time", "outputFormat": "YYYY-MM"}))
@@ -448,7 +466,7 @@ def compliance(registry: Registry) -> dash.Dashboard:
         .with_target(
             InfluxQL(
                 "A",
-                'SELECT count("value") FROM "hourly" WHERE "exceeded" = true AND $timeFilter'
+                f'SELECT count("value") FROM "hourly" WHERE {public} AND "exceeded" = true AND $timeFilter'
                 f" GROUP BY time(1d), \"factory\" fill(0) tz('{registry.timezone}')",
             ).alias("$tag_factory")
         )
@@ -461,7 +479,7 @@ def compliance(registry: Registry) -> dash.Dashboard:
         InfluxQL(
             "A",
             'SELECT "value", "corrected", "limit", "limit_unit", "retroactive" FROM "hourly"'
-            ' WHERE "exceeded" = true AND $timeFilter GROUP BY "factory", "device", "channel"',
+            f' WHERE {public} AND "exceeded" = true AND $timeFilter GROUP BY "factory", "device", "channel"',
         ),
     ).height(9)
     rolling = (
@@ -471,7 +489,8 @@ def compliance(registry: Registry) -> dash.Dashboard:
                 "A",
                 'SELECT count("value") AS "windows above the limit", max("value") AS "highest average",'
                 ' last("limit") AS "limit", last("limit_unit") AS "unit" FROM "rolling"'
-                ' WHERE "exceeded" = true AND $timeFilter GROUP BY "factory", "device", "channel", "window"',
+                f' WHERE {public} AND "exceeded" = true AND $timeFilter'
+                ' GROUP BY "factory", "device", "channel", "window"',
             ),
         )
         .with_transformation(_hide_time())
@@ -484,7 +503,7 @@ def compliance(registry: Registry) -> dash.Dashboard:
             InfluxQL(
                 "A",
                 'SELECT count("completeness") AS "incomplete days", min("completeness") AS "lowest"'
-                ' FROM "daily" WHERE "complete" = false AND $timeFilter'
+                f' FROM "daily" WHERE {public} AND "complete" = false AND $timeFilter'
                 ' GROUP BY "factory", "device", "channel"',
             ),
         )
@@ -513,11 +532,14 @@ def compliance(registry: Registry) -> dash.Dashboard:
 
 def energy(registry: Registry) -> dash.Dashboard:
     tz = registry.timezone
+    public = public_filter(registry)
     kwh_total = (
         stat.Panel()
         .title("Energy used")
         .datasource(DATASOURCE)
-        .with_target(InfluxQL("A", 'SELECT sum("kwh") AS "kWh" FROM "energy" WHERE $timeFilter'))
+        .with_target(
+            InfluxQL("A", f'SELECT sum("kwh") AS "kWh" FROM "energy" WHERE {public} AND $timeFilter')
+        )
         .unit("kwatth")
         .height(5)
         .span(8)
@@ -529,7 +551,8 @@ def energy(registry: Registry) -> dash.Dashboard:
         .with_target(
             InfluxQL(
                 "A",
-                'SELECT sum("co2_kg") / 1000 AS "t CO2e" FROM "energy" WHERE $timeFilter GROUP BY "factory"',
+                'SELECT sum("co2_kg") / 1000 AS "t CO2e" FROM "energy"'
+                f' WHERE {public} AND $timeFilter GROUP BY "factory"',
             ).alias("$tag_factory")
         )
         .unit("t CO2e")
@@ -541,7 +564,10 @@ def energy(registry: Registry) -> dash.Dashboard:
         .title("Grid emission factor in use (kg CO2e/kWh)")
         .datasource(DATASOURCE)
         .with_target(
-            InfluxQL("A", 'SELECT last("grid_factor") AS "kg CO2e/kWh" FROM "energy" WHERE $timeFilter')
+            InfluxQL(
+                "A",
+                f'SELECT last("grid_factor") AS "kg CO2e/kWh" FROM "energy" WHERE {public} AND $timeFilter',
+            )
         )
         .decimals(4)
         .height(5)
@@ -554,7 +580,7 @@ def energy(registry: Registry) -> dash.Dashboard:
         .with_target(
             InfluxQL(
                 "A",
-                'SELECT sum("kwh") FROM "energy" WHERE $timeFilter'
+                f'SELECT sum("kwh") FROM "energy" WHERE {public} AND $timeFilter'
                 f" GROUP BY time(1d), \"factory\" fill(0) tz('{tz}')",
             ).alias("$tag_factory")
         )
@@ -569,7 +595,7 @@ def energy(registry: Registry) -> dash.Dashboard:
         .with_target(
             InfluxQL(
                 "A",
-                'SELECT sum("co2_kg") FROM "energy" WHERE $timeFilter'
+                f'SELECT sum("co2_kg") FROM "energy" WHERE {public} AND $timeFilter'
                 f" GROUP BY time(1d), \"factory\" fill(0) tz('{tz}')",
             ).alias("$tag_factory")
         )
@@ -580,9 +606,9 @@ def energy(registry: Registry) -> dash.Dashboard:
     hourly_kwh = _series(
         "Energy per hour (kWh)",
         "kwatth",
-        InfluxQL("A", 'SELECT "kwh" FROM "energy" WHERE $timeFilter GROUP BY "factory", "device"').alias(
-            "$tag_factory/$tag_device"
-        ),
+        InfluxQL(
+            "A", f'SELECT "kwh" FROM "energy" WHERE {public} AND $timeFilter GROUP BY "factory", "device"'
+        ).alias("$tag_factory/$tag_device"),
     ).height(8)
     return (
         _dashboard(

@@ -5,8 +5,10 @@ returns the series the panel expects; the committed provisioning files are what
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Iterator
+import uuid
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,11 @@ from dashboards.build import (
     build_dashboards,
 )
 from dashboards.influxql import DATASOURCE_UID
+from dashboards.public import PublicScopeError, check_public_dashboard, factory_filter, public_filter
 from eit.cli import main
 from eit.registry import Registry, load_registry
 from ingest.store.base import StoreError
-from ingest.store.influx import InfluxStore
+from ingest.store.influx import InfluxStore, point_line
 from tests.services import REPO, InfluxDB
 from tests.town_data import DAY, DAY_END_NS, DAY_START_NS, DEAD_LETTER_REASONS, write_town_day
 
@@ -71,8 +74,8 @@ EXPECTED: dict[tuple[str, str, str], Expect] = {
     ("eit-town-overview", "Thai AQI now, by station", "A"): Expect(
         groups({"factory": E, "device": "fenceline-1"}), ("AQI", "band")
     ),
-    ("eit-town-overview", "Thai AQI (24-hour average, refreshed hourly)", "A"): Expect(
-        groups({"device": "fenceline-1"}), ("value",)
+    ("eit-town-overview", "Thai AQI by station (the highest sub-index, refreshed hourly)", "A"): Expect(
+        groups({"factory": E, "device": "fenceline-1"}), ("value",)
     ),
     ("eit-town-overview", "Compliance summary", "A"): Expect(by_factory(*ALL_FACTORIES), ("valid hours",)),
     ("eit-town-overview", "Compliance summary", "B"): Expect(by_factory(K), ("hours above a limit",)),
@@ -193,14 +196,12 @@ def problems(series: list[dict[str, Any]], expect: Expect) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def town_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxStore]:
-    # A session-wide InfluxDB would do as well; this module fills one database once for its tests.
-    server = InfluxDB(tmp_path_factory.mktemp("influxdb-dashboards")).start()
-    store = InfluxStore(server.url, "t_town_day")
+def town_store(influxdb: InfluxDB) -> Iterator[InfluxStore]:
+    """The day of the whole town, filled once for this module's tests."""
+    store = InfluxStore(influxdb.url, "t_town_day_" + uuid.uuid4().hex[:8])
     write_town_day(store, REGISTRY)
     yield store
     store.close()
-    server.stop()
 
 
 # -- the panels --------------------------------------------------------------------------------
@@ -293,6 +294,156 @@ def test_a_broken_or_empty_panel_query_is_caught(town_store: InfluxStore) -> Non
     assert problems(town_store.query(wrong_grouping), EXPECTED[key])[0].startswith("series ")
     with pytest.raises(StoreError, match="error parsing query"):
         town_store.query(good.replace("SELECT", "SELEC"))
+
+
+# -- only the public factories on the public dashboards ------------------------------------------
+
+
+def registry_with(tmp_path: Path, private: Collection[str]) -> Registry:
+    """The example town with ``public: false`` on the factories ``private``."""
+    data = yaml.safe_load((REPO / "examples" / "town" / "site.yaml").read_text(encoding="utf-8"))
+    for factory in data["factories"]:
+        if factory["id"] in private:
+            factory["public"] = False
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return load_registry(path)
+
+
+def public_targets(specs: Iterable[DashboardSpec]) -> Iterator[tuple[str, str, str, str]]:
+    for spec in specs:
+        if spec.public:
+            for title, ref, query in targets(spec):
+                yield spec.uid, title, ref, render(query, {}, DAY_START_NS, DAY_END_NS)
+
+
+def shown(series: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """A query's result, comparable across databases (floats to 9 significant digits)."""
+
+    def cell(v: Any) -> Any:
+        return float(f"{v:.9g}") if isinstance(v, float) else v
+
+    return sorted(
+        (
+            s.get("name"),
+            tuple(sorted((s.get("tags") or {}).items())),
+            tuple(s["columns"]),
+            tuple(tuple(cell(v) for v in row) for row in s["values"]),
+        )
+        for s in series
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("private", sorted(ALL_FACTORIES))
+def test_public_dashboards_show_nothing_of_a_factory_that_is_not_public(
+    town_store: InfluxStore, influxdb: InfluxDB, tmp_path: Path, private: str
+) -> None:
+    # town_store holds the factory's data, and its `sites` point still says public (written by a
+    # server started before the registry changed): the dashboards must not rely on that field.
+    without = InfluxStore(influxdb.url, "t_town_without_" + uuid.uuid4().hex[:8])
+    try:
+        write_town_day(without, REGISTRY, ALL_FACTORIES - {private}, platform=False)
+        check_only_public_factories_shown(town_store, without, tmp_path, private)
+    finally:
+        without.close()
+
+
+def check_only_public_factories_shown(
+    town_store: InfluxStore, without: InfluxStore, tmp_path: Path, private: str
+) -> None:
+    # While it is public, the factory is on the public dashboards (so the check below can fail).
+    assert [
+        (uid, title, ref)
+        for uid, title, ref, q in public_targets(SPECS.values())
+        if shown(town_store.query(q)) != shown(without.query(q))
+    ], f"{private} shows on no public panel of the example town"
+
+    registry = registry_with(tmp_path, {private})
+    specs = {s.uid: s for s in build_dashboards(registry)}
+    for uid, title, ref, q in public_targets(specs.values()):
+        got = town_store.query(q)
+        assert not [s for s in got if (s.get("tags") or {}).get("factory") == private], (uid, title, ref, q)
+        # Exactly what the panel shows when the store holds nothing of the factory: it adds
+        # nothing to the town's totals either.
+        assert shown(got) == shown(without.query(q)), f"{uid}: {title}/{ref} shows some of {private}: {q}"
+
+    # The officers still see everything of it.
+    detail = specs["eit-factory-detail"]
+    variables = {v["name"]: v["query"] for v in detail.model["templating"]["list"]}
+    assert private in tag_values(town_store, render(variables["factory"], {}, 0, 0))
+    for device in registry.factories[private].devices.values():
+        for channel in device.channels:
+            chosen = {"factory": private, "device": device.id, "channel": channel}
+            expected = factory_detail_expected(registry, private, device.id, channel)
+            for title, ref, query in targets(detail):
+                q = render(query, chosen, DAY_START_NS, DAY_END_NS)
+                assert problems(town_store.query(q), expected[f"{title}/{ref}"]) == [], q
+    assert specs["eit-platform-health"].model == SPECS["eit-platform-health"].model
+
+
+@pytest.mark.integration
+def test_with_no_public_factory_the_public_dashboards_show_nothing(
+    town_store: InfluxStore, tmp_path: Path
+) -> None:
+    registry = registry_with(tmp_path, ALL_FACTORIES)
+    specs = build_dashboards(registry)
+    checked = 0
+    for uid, title, ref, q in public_targets(specs):
+        assert town_store.query(q) == [], f"{uid}: {title}/{ref}: {q}"
+        checked += 1
+    assert checked == len(
+        [k for k in EXPECTED if k[0] in {"eit-town-overview", "eit-compliance", "eit-energy"}]
+    )
+    officers = {s.uid: s for s in specs if not s.public}
+    assert officers["eit-factory-detail"].model == SPECS["eit-factory-detail"].model
+
+
+@pytest.mark.integration
+def test_the_factory_filter_matches_exactly_its_ids_in_influxdb(influxdb: InfluxDB) -> None:
+    # Ids with regex and InfluxQL characters (the registry allows only [a-z0-9_-]; the filter
+    # must not depend on that).
+    chosen = ["a.b", "c/d", "e|f", "(g)", "h\\i", "j$", "k-l", "m*"]
+    others = ["axb", "c", "d", "e", "f", "g", "(g", "h", "hxi", "j", "kxl", "mm", "k"]
+    store = InfluxStore(influxdb.url, "t_filter_" + uuid.uuid4().hex[:8])
+    try:
+        store.write_lines(
+            [point_line("m", {"factory": f}, {"v": 1.0}, 1) for f in chosen + others]
+            + [point_line("m", {}, {"v": 1.0}, 1)]  # a series without the tag
+        )
+
+        def matched(condition: str) -> set[str]:
+            found = store.query(f'SELECT "v" FROM "m" WHERE {condition} GROUP BY "factory"')
+            return {s["tags"]["factory"] for s in found}
+
+        assert matched(factory_filter(chosen)) == set(chosen)
+        assert matched(factory_filter(["k-l"])) == {"k-l"}
+        assert matched(factory_filter([])) == set()
+    finally:
+        store.close()
+
+
+def test_every_query_of_a_public_dashboard_keeps_to_the_public_factories() -> None:
+    condition = public_filter(REGISTRY)
+    assert condition == f'"factory" =~ /^(?:{E}|{K}|{S})$/'
+    for spec in SPECS.values():
+        if spec.public:
+            assert not spec.model.get("templating", {}).get("list"), f"{spec.uid} has template variables"
+            for title, ref, query in targets(spec):
+                assert condition in query, f"{spec.uid}: {title}/{ref}"
+
+
+def test_building_refuses_a_public_dashboard_that_could_show_more() -> None:
+    condition = public_filter(REGISTRY)
+    model = copy.deepcopy(SPECS["eit-energy"].model)
+    check_public_dashboard(model, condition)
+    model["panels"][0]["targets"][0]["query"] = 'SELECT sum("kwh") FROM "energy" WHERE $timeFilter'
+    with pytest.raises(PublicScopeError, match="panel 'Energy used', query A: does not keep to the public"):
+        check_public_dashboard(model, condition)
+    model = copy.deepcopy(SPECS["eit-energy"].model)
+    model["templating"] = {"list": [{"name": "factory", "query": FACTORY_VARIABLE_QUERY}]}
+    with pytest.raises(PublicScopeError, match="takes no template variables"):
+        check_public_dashboard(model, condition)
 
 
 # -- what the public sees, and the files Grafana reads ----------------------------------------------
