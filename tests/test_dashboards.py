@@ -32,7 +32,15 @@ from eit.registry import Registry, load_registry
 from ingest.store.base import StoreError
 from ingest.store.influx import InfluxStore, point_line
 from tests.services import REPO, InfluxDB
-from tests.town_data import DAY, DAY_END_NS, DAY_START_NS, DEAD_LETTER_REASONS, write_town_day
+from tests.town_data import (
+    DAY,
+    DAY_END_NS,
+    DAY_START_NS,
+    DEAD_LETTER_REASONS,
+    O3_MAINTENANCE_HOURS,
+    SO2_HIGH_HOURS,
+    write_town_day,
+)
 
 REGISTRY = load_registry(REPO / "examples" / "town" / "site.yaml")
 SPECS = {s.uid: s for s in build_dashboards(REGISTRY)}
@@ -294,6 +302,73 @@ def test_a_broken_or_empty_panel_query_is_caught(town_store: InfluxStore) -> Non
     assert problems(town_store.query(wrong_grouping), EXPECTED[key])[0].startswith("series ")
     with pytest.raises(StoreError, match="error parsing query"):
         town_store.query(good.replace("SELECT", "SELEC"))
+
+
+def panel_rows(store: InfluxStore, uid: str, title: str, ref: str) -> dict[str, list[Any]]:
+    """A town panel's result on the fixture day: {"factory/device/...": first row without its time}."""
+    (query,) = [q for u, t, r, q in TOWN_TARGETS if (u, t, r) == (uid, title, ref)]
+    rows = {}
+    for s in store.query(render(query, {}, DAY_START_NS, DAY_END_NS)):
+        tags = s.get("tags") or {}
+        rows["/".join(tags[k] for k in ("factory", "device", "channel", "window") if k in tags)] = s[
+            "values"
+        ][0][1:]
+    return rows
+
+
+@pytest.mark.integration
+def test_the_public_panels_show_the_days_incidents_as_the_engine_judged_them(town_store: InfluxStore) -> None:
+    summary = panel_rows(town_store, "eit-town-overview", "Compliance summary", "B")
+    assert summary == {K: [len(SO2_HIGH_HOURS)]}  # the boiler's afternoon SO2 hours
+    valid = panel_rows(town_store, "eit-town-overview", "Compliance summary", "A")
+    # 16 channels x 24 h, less the ozone analyser's maintenance hours and the short COD hour
+    assert {f: row[0] for f, row in valid.items()} == {K: 8 * 24, S: 5 * 24 - 1, E: 3 * 24 - 6}
+    incomplete = panel_rows(town_store, "eit-compliance", "Days below the data-completeness threshold", "A")
+    assert incomplete == {f"{E}/fenceline-1/o3": [1, (24 - len(O3_MAINTENANCE_HOURS)) / 24]}
+    rolling = panel_rows(town_store, "eit-compliance", "Rolling averages above a limit (ambient air)", "A")
+    assert list(rolling) == [f"{E}/fenceline-1/o3/8h"] and rolling[f"{E}/fenceline-1/o3/8h"][0] > 0
+
+
+def documented_schema() -> dict[str, tuple[set[str], dict[str, str]]]:
+    """docs/store-schema.md as {measurement: (tags, {field: type})}."""
+    text = (REPO / "docs" / "store-schema.md").read_text(encoding="utf-8")
+    schema: dict[str, tuple[set[str], dict[str, str]]] = {}
+    current = ""
+    for line in text.splitlines():
+        heading = re.match(r"^## `(\w+)`", line)
+        if heading:
+            current = heading.group(1)
+            schema[current] = (set(), {})
+            continue
+        row = re.match(r"^\| (tag|field) \| (.+?) \|", line)
+        if row and current:
+            tags, fields = schema[current]
+            if row.group(1) == "tag":
+                tags.update(re.findall(r"`(\w+)`", re.sub(r"\([^)]*\)", "", row.group(2))))
+            else:
+                # `a` (float), `b`, `c` (string): each name takes the type that follows it
+                for names, kind in re.findall(r"((?:`\w+`(?:, )?)+) \((\w+)", row.group(2)):
+                    fields.update(dict.fromkeys(re.findall(r"`(\w+)`", names), kind))
+    extra = re.search(r"`(\w+)` \(tag `(\w+)`, `(\w+)`; field `(\w+)` (\w+)\)", text)
+    assert extra is not None, "docs/store-schema.md: the platform_dead_letters sentence changed"
+    schema[extra.group(1)] = ({extra.group(2), extra.group(3)}, {extra.group(4): extra.group(5)})
+    return schema
+
+
+@pytest.mark.integration
+def test_the_store_holds_the_tags_and_field_types_the_store_schema_documents(town_store: InfluxStore) -> None:
+    """What the engine, the ingest and PlatformStats wrote for the day is what the dashboards were
+    written against (docs/store-schema.md), measurement by measurement."""
+    schema = documented_schema()
+    assert set(schema) >= {"readings", "hourly", "rolling", "daily", "aqi", "energy", "platform", "sites"}
+    stored_fields = {
+        s["name"]: {str(k): str(v) for k, v in s["values"]} for s in town_store.query("SHOW FIELD KEYS")
+    }
+    stored_tags = {s["name"]: {str(v[0]) for v in s["values"]} for s in town_store.query("SHOW TAG KEYS")}
+    assert set(stored_fields) == set(schema)
+    for measurement, (tags, fields) in schema.items():
+        assert stored_tags[measurement] == tags, measurement
+        assert stored_fields[measurement] == fields, measurement
 
 
 # -- only the public factories on the public dashboards ------------------------------------------
