@@ -7,11 +7,12 @@ run sends no change. What is made:
 - the folders ``eit-public`` and ``eit-officers`` (by uid);
 - the InfluxDB data source (by uid ``eit-influxdb``);
 - every dashboard (by uid, overwriting), in its folder;
-- folder permissions: the Viewer role (which Grafana gives anonymous visitors when anonymous
-  access is on) may view the public folder and not the officers' folder; officers need the Editor
-  role or a grant of their own;
-- a public dashboard (Grafana's "shared dashboard" link) for the Town overview, with the time
-  picker on, so the town's site can link to it even where anonymous access is off.
+- folder permissions: the Viewer role may view the public folder and not the officers' folder;
+  officers need the Editor role or a grant of their own;
+- a public dashboard (Grafana's "shared dashboard" link) for every dashboard of the public folder,
+  with the time picker on. The public reads the town through these links with anonymous access
+  off: a public dashboard runs only its own queries (each filtered to the public factories),
+  while an anonymous Viewer could query the data source directly.
 
 Objects Grafana holds from provisioning files (docker-compose.yml provisions the data source and
 the dashboards) cannot be changed through the API: when they equal the code they count as
@@ -31,7 +32,6 @@ from dashboards.build import (
     FOLDER_TITLES,
     OFFICERS_FOLDER_UID,
     PUBLIC_FOLDER_UID,
-    TOWN_OVERVIEW_UID,
     DashboardSpec,
 )
 from dashboards.datasource import InfluxSource
@@ -54,6 +54,8 @@ class PushReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # dashboard uid -> path of its public link on the Grafana server (/public-dashboards/<token>)
+    public_links: dict[str, str] = field(default_factory=dict)
 
     @property
     def changes(self) -> int:
@@ -64,6 +66,7 @@ class PushReport:
         out += [f"updated   {x}" for x in self.updated]
         out += [f"unchanged {x}" for x in self.unchanged]
         out += [f"skipped   {x}" for x in self.skipped]
+        out += [f"public    {uid}: {path}" for uid, path in sorted(self.public_links.items())]
         return out
 
 
@@ -106,8 +109,9 @@ class Pusher:
             self.dashboard(spec)
         self.folder_viewers(PUBLIC_FOLDER_UID, viewers_may_view=True)
         self.folder_viewers(OFFICERS_FOLDER_UID, viewers_may_view=False)
-        if any(s.uid == TOWN_OVERVIEW_UID for s in specs):
-            self.public_dashboard(TOWN_OVERVIEW_UID)
+        for spec in specs:
+            if spec.public:
+                self.public_dashboard(spec.uid)
         return self.report
 
     def folder(self, uid: str, title: str) -> None:
@@ -202,13 +206,16 @@ class Pusher:
                 raise
             current = None
         if not current or not current.get("uid"):
-            self.api.client.POST(path + "/", json=PUBLIC_DASHBOARD)
+            current = self.api.client.POST(path + "/", json=PUBLIC_DASHBOARD)
             self.report.created.append(name)
         elif _subset_differs(current, PUBLIC_DASHBOARD):
             self.api.client.PATCH(f"{path}/{current['uid']}", json=PUBLIC_DASHBOARD)
             self.report.updated.append(name)
         else:
             self.report.unchanged.append(name)
+        token = (current or {}).get("accessToken")
+        if token:
+            self.report.public_links[dashboard_uid] = f"/public-dashboards/{token}"
 
 
 def _grant(item: dict[str, Any]) -> dict[str, Any]:

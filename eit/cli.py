@@ -145,7 +145,7 @@ def _dashboards_push(args: argparse.Namespace) -> int:
         print(f"eit: dashboards push: Grafana at {args.url} cannot be reached: {exc}", file=sys.stderr)
         return 1
     for line in report.lines():
-        print(line)
+        print(line.replace(" /public-dashboards/", f" {args.url.rstrip('/')}/public-dashboards/"))
     print(f"{report.changes} change(s) made in Grafana at {args.url}")
     return 1 if report.skipped else 0
 

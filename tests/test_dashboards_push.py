@@ -40,6 +40,11 @@ def push(grafana: FakeGrafana) -> list[str]:
     return report.created + report.updated
 
 
+def report_links(grafana: FakeGrafana) -> dict[str, str]:
+    """The public links another push reports (it reads them back from Grafana)."""
+    return Pusher(connect(grafana.url, token=grafana.token)).push(SPECS, SOURCE).public_links
+
+
 def viewer_grants(grafana: FakeGrafana, folder: str) -> list[int]:
     return [g["permission"] for g in grafana.state.folder_grants[folder] if g.get("role") == "Viewer"]
 
@@ -65,10 +70,20 @@ def test_first_push_creates_folders_datasource_dashboards_and_public_access(graf
     assert viewer_grants(grafana, PUBLIC_FOLDER_UID) == [1]
     assert viewer_grants(grafana, OFFICERS_FOLDER_UID) == []
     assert any(g.get("role") == "Editor" for g in st.folder_grants[OFFICERS_FOLDER_UID])
-    public = st.public_dashboards[TOWN_OVERVIEW_UID]
-    assert public["isEnabled"] and public["share"] == "public"
-    assert set(st.public_dashboards) == {TOWN_OVERVIEW_UID}
-    assert len(changes) == 2 + 1 + len(SPECS) + 1 + 1  # folders, datasource, dashboards, permissions, public
+    # Every dashboard of the public folder gets a public link (the public's way in: anonymous
+    # access is off), and no officers' dashboard does.
+    public_uids = {s.uid for s in SPECS if s.folder_uid == PUBLIC_FOLDER_UID}
+    assert TOWN_OVERVIEW_UID in public_uids and len(public_uids) == 3
+    assert set(st.public_dashboards) == public_uids
+    for uid in public_uids:
+        public = st.public_dashboards[uid]
+        assert public["isEnabled"] and public["share"] == "public"
+    assert report_links(grafana) == {
+        uid: f"/public-dashboards/{st.public_dashboards[uid]['accessToken']}" for uid in public_uids
+    }
+    assert len(changes) == 2 + 1 + len(SPECS) + 1 + len(
+        public_uids
+    )  # folders, datasource, dashboards, permissions, public
 
 
 def test_second_push_sends_no_change(grafana: FakeGrafana) -> None:
