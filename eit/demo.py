@@ -122,6 +122,7 @@ def run_demo(
         data_dir,
     )
     server = Server(serve_config, extra_sinks=[console], on_alert=console.on_alert, registry=registry)
+    accounts = demo_accounts(server.accounts, registry)
     agents = []
     for edge_file in sorted((site_dir / "edge").glob("*.yaml")):
         data = load_yaml(edge_file)
@@ -139,7 +140,9 @@ def run_demo(
         f"  broker   embedded MQTT on {host}:{port}{note}\n"
         f"  store    embedded SQLite {serve_config.store.path}\n"
         f"  alerts   {serve_config.state_path}\n"
-        f"  http     http://{host}:{server.http_port}/healthz  /metrics  /api/v1/alerts  /api/v1/latest\n"
+        f"  web      http://{host}:{server.http_port}/  (town; officers /console; operators /operator)\n"
+        f"  api      http://{host}:{server.http_port}/docs  /healthz  /metrics\n"
+        f"  accounts {accounts}\n"
         f"  {'stops after ' + format(duration_s, 'g') + ' s' if duration_s else 'Ctrl-C stops it'};"
         f" the data stays in {data_dir}\n",
         file=out,
@@ -160,6 +163,29 @@ def run_demo(
     stored = _count(serve_config.store.path)
     print(f"stopped. {stored} readings in {serve_config.store.path}", file=out, flush=True)
     return 0
+
+
+DEMO_ACCOUNTS = (
+    # name, role, password, factory (operators): for trying the console on this machine only.
+    ("officer", "officer", "officer-demo", None),
+    ("supervisor", "supervisor", "supervisor-demo", None),
+    ("admin", "admin", "admin-demo", None),
+    ("operator", "operator", "operator-demo", "kaeng-khoi-biomass"),
+)
+
+
+def demo_accounts(accounts: Any, registry: Registry) -> str:
+    """Create the demo's accounts when missing; returns them as the banner shows them."""
+    from eit.timeutil import now_ns
+
+    shown = []
+    for name, role, password, factory in DEMO_ACCOUNTS:
+        if factory is not None and factory not in registry.factories:
+            continue
+        if accounts.get_user(name) is None:
+            accounts.add_user(name, role, password, now_ns(), factory)
+        shown.append(f"{name}/{password}" + (f" ({factory})" if factory else ""))
+    return "  ".join(shown)
 
 
 def _count(path: Path | None) -> int:
