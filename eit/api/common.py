@@ -27,7 +27,7 @@ HOUR_NS = 3600 * NS_PER_S
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI documentation of the error answers a route gives."""
     text = {
-        400: "The request cannot be served as asked",
+        400: "The request body cannot be read (not UTF-8 JSON or form data)",
         401: "No valid bearer token: log in",
         403: "The account may not do this",
         404: "No such factory, device, channel or alert (or not visible to the caller)",

@@ -31,7 +31,7 @@ def admin_router(ctx: Context) -> APIRouter:
         tags=["accounts"],
         summary="Log in (OAuth2 password flow): a bearer token for the Authorization header",
         response_model=TokenOut,
-        responses=errors(401, 422, 429, 503),
+        responses=errors(400, 401, 422, 429, 503),
     )
     def token(
         username: Annotated[str, Form(min_length=1, max_length=63)],
@@ -107,7 +107,7 @@ def admin_router(ctx: Context) -> APIRouter:
         status_code=201,
         summary="Create an account (admins)",
         response_model=UserOut,
-        responses=errors(401, 403, 409, 422, 503),
+        responses=errors(400, 401, 403, 409, 422, 503),
     )
     def add_user(body: UserIn, p: Principal = Depends(auth.admin)) -> Any:
         if body.role == "operator" and body.factory not in ctx.registry.factories:

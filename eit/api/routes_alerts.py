@@ -113,7 +113,7 @@ def alerts_router(ctx: Context) -> APIRouter:
         "/alerts/{alert_id}/acknowledge",
         summary="Acknowledge an open alert (officers)",
         response_model=AlertOut,
-        responses=errors(401, 403, 404, 409, 422, 503),
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
     )
     def acknowledge(
         alert_id: int = alert_id_path,
@@ -129,7 +129,7 @@ def alerts_router(ctx: Context) -> APIRouter:
         "/alerts/{alert_id}/assign",
         summary="Assign an alert to an officer account (officers)",
         response_model=AlertOut,
-        responses=errors(401, 403, 404, 409, 422, 503),
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
     )
     def assign(
         body: AssignIn,
@@ -150,7 +150,7 @@ def alerts_router(ctx: Context) -> APIRouter:
         "/alerts/{alert_id}/comments",
         summary="Add a comment to an alert's audit trail (officers)",
         response_model=AlertOut,
-        responses=errors(401, 403, 404, 409, 422, 503),
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
     )
     def comment(
         body: CommentIn,
@@ -167,7 +167,7 @@ def alerts_router(ctx: Context) -> APIRouter:
         "/alerts/{alert_id}/resolve",
         summary="Resolve an active alert by hand (officers)",
         response_model=AlertOut,
-        responses=errors(401, 403, 404, 409, 422, 503),
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
     )
     def resolve(
         alert_id: int = alert_id_path,
@@ -183,7 +183,7 @@ def alerts_router(ctx: Context) -> APIRouter:
         "/alerts/{alert_id}/close",
         summary="Close a resolved alert (supervisors and admins)",
         response_model=AlertOut,
-        responses=errors(401, 403, 404, 409, 422, 503),
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
     )
     def close(
         alert_id: int = alert_id_path,
@@ -200,7 +200,7 @@ def alerts_router(ctx: Context) -> APIRouter:
         status_code=201,
         summary="The factory operator's cause and corrective action for an alert of its factory",
         response_model=ResponseOut,
-        responses=errors(401, 403, 404, 422, 503),
+        responses=errors(400, 401, 403, 404, 422, 503),
     )
     def respond(
         body: ResponseIn,
