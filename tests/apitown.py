@@ -113,7 +113,10 @@ class TownApp:
         self.metrics = CollectorRegistry()
         sources = api_sources(c, town.registry, self.store, self.alerts, self.letters, self.accounts)
         self.app: FastAPI = create_app(
-            lambda: (True, {"store": "ok"}), self.metrics, sources, ApiSettings(token_ttl_s=c.http.token_ttl_s)
+            lambda: (True, {"store": "ok"}),
+            self.metrics,
+            sources,
+            ApiSettings(token_ttl_s=c.http.token_ttl_s),
         )
         self.client = TestClient(self.app)
         self._tokens: dict[str, str] = {}

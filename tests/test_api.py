@@ -99,7 +99,9 @@ def test_raw_and_aggregated_readings_agree_with_the_store(town_app: TownApp) -> 
     cut = town_app.client.get(f"{SO2}/readings", params=params | {"limit": 10}, headers=h).json()
     assert len(cut["points"]) == 10 and cut["truncated"] is True
     for fn in ("mean", "max", "count"):
-        agg = town_app.client.get(f"{SO2}/readings", params=params | {"every": 3600, "fn": fn}, headers=h).json()
+        agg = town_app.client.get(
+            f"{SO2}/readings", params=params | {"every": 3600, "fn": fn}, headers=h
+        ).json()
         buckets = town_app.store.aggregate(FACTORY, "boiler-1", "so2", start, end, 3600, fn)
         assert [p["value"] for p in agg["points"]] == [b.value for b in buckets]
         assert agg["every"] == 3600 and agg["fn"] == fn and agg["unit"] == "ppm"
@@ -131,7 +133,9 @@ def test_alerts_filter_by_state_factory_and_severity(town_app: TownApp) -> None:
     critical = c.get("/api/v1/alerts", params={"severity": "critical", "limit": 1000}, headers=h).json()
     assert critical and {a["severity"] for a in critical} == {"critical"}
     assert len(critical) == sum(1 for a in every if a["severity"] == "critical")
-    stale = c.get("/api/v1/alerts", params={"factory": "siam-cassava-starch", "state": "open"}, headers=h).json()
+    stale = c.get(
+        "/api/v1/alerts", params={"factory": "siam-cassava-starch", "state": "open"}, headers=h
+    ).json()
     assert [a["rule"] for a in stale] == ["stale"]
     resolved = c.get("/api/v1/alerts", params={"state": "resolved"}, headers=h).json()
     assert {a["state"] for a in resolved} <= {"resolved"}
@@ -140,7 +144,9 @@ def test_alerts_filter_by_state_factory_and_severity(town_app: TownApp) -> None:
 
 
 def _new_alert(app: TownApp, factory: str = FACTORY) -> int:
-    a = app.alerts.open_alert((factory, "boiler-1", "pm", f"t-{uuid.uuid4().hex[:6]}"), "critical", "pm high", now_ns())
+    a = app.alerts.open_alert(
+        (factory, "boiler-1", "pm", f"t-{uuid.uuid4().hex[:6]}"), "critical", "pm high", now_ns()
+    )
     assert a is not None
     return a.id
 
@@ -186,7 +192,10 @@ def test_assigning_to_someone_who_is_not_an_officer_is_refused(town_app: TownApp
 def test_the_operator_answers_an_alert_with_cause_and_corrective_action(town_app: TownApp) -> None:
     c = town_app.client
     aid = _new_alert(town_app)
-    body = {"cause": "bag filter torn at 09:40", "corrective_action": "filter replaced, boiler load cut to 70 %"}
+    body = {
+        "cause": "bag filter torn at 09:40",
+        "corrective_action": "filter replaced, boiler load cut to 70 %",
+    }
     r = c.post(f"/api/v1/alerts/{aid}/response", json=body, headers=town_app.headers("kk-op"))
     assert r.status_code == 201 and r.json()["by"] == "kk-op"
     detail = c.get(f"/api/v1/alerts/{aid}", headers=town_app.headers("olivia")).json()
@@ -195,7 +204,9 @@ def test_the_operator_answers_an_alert_with_cause_and_corrective_action(town_app
     ]
     assert detail["audit"][-1]["actor"] == "kk-op" and body["cause"] in detail["audit"][-1]["detail"]
     blank = c.post(
-        f"/api/v1/alerts/{aid}/response", json={"cause": " ", "corrective_action": "x"}, headers=town_app.headers("kk-op")
+        f"/api/v1/alerts/{aid}/response",
+        json={"cause": " ", "corrective_action": "x"},
+        headers=town_app.headers("kk-op"),
     )
     assert blank.status_code == 422 and "cause and the corrective action" in blank.json()["detail"]
 
@@ -204,10 +215,29 @@ def test_the_compliance_report_is_the_command_line_report(town_app: TownApp) -> 
     day = ns_to_datetime(now_ns() - 86400 * NS_PER_S).date().isoformat()
     config = town_app.town.config_path
     cli = subprocess.run(
-        [*EIT, "report", "compliance", "--site", str(REPO / "examples/town/site.yaml"), "--config", str(config),
-         "--from", day, "--to", day, "--factory", FACTORY, "--format", "json"],
-        capture_output=True, text=True, cwd=REPO, timeout=120, check=True,
-    )  # fmt: skip
+        [
+            *EIT,
+            "report",
+            "compliance",
+            "--site",
+            str(REPO / "examples/town/site.yaml"),
+            "--config",
+            str(config),
+            "--from",
+            day,
+            "--to",
+            day,
+            "--factory",
+            FACTORY,
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=True,
+    )
     from_cli = json.loads(cli.stdout)
     r = town_app.client.get(
         "/api/v1/reports/compliance",
@@ -243,32 +273,67 @@ def test_dead_letters_are_listed_with_their_reasons(town_app: TownApp) -> None:
     [
         (f"{SO2}/hourly", {"start": "yesterday"}, 422, "query parameter 'start'"),
         (f"{SO2}/hourly", {"start": "2026-11-27T04:00:00"}, 422, "query parameter 'start': give a time zone"),
-        (f"{SO2}/hourly", {"start": "2026-11-27T04:00:00Z", "end": "2026-11-26T04:00:00Z"}, 422, "'end': must be after start"),
+        (
+            f"{SO2}/hourly",
+            {"start": "2026-11-27T04:00:00Z", "end": "2026-11-26T04:00:00Z"},
+            422,
+            "'end': must be after start",
+        ),
         (f"{SO2}/hourly", {"start": "1900-01-01T00:00:00Z"}, 422, "'start': out of range"),
-        (f"{SO2}/hourly", {"start": "2020-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, 422, "longer than 400 days"),
+        (
+            f"{SO2}/hourly",
+            {"start": "2020-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"},
+            422,
+            "longer than 400 days",
+        ),
         (f"{SO2}/rolling", {"window": "3h"}, 422, "query parameter 'window'"),
         (f"{SO2}/readings", {"every": "0"}, 422, "query parameter 'every'"),
-        (f"{SO2}/readings", {"every": "1", "start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z"}, 422, "'every': 1 s makes"),
+        (
+            f"{SO2}/readings",
+            {"every": "1", "start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z"},
+            422,
+            "'every': 1 s makes",
+        ),
         (f"{SO2}/readings", {"fn": "median"}, 422, "query parameter 'fn'"),
         (f"{SO2}/readings", {"limit": "100000"}, 422, "query parameter 'limit'"),
         (f"{SO2}/readings", {"valid_only": "perhaps"}, 422, "query parameter 'valid_only'"),
         ("/api/v1/alerts", {"state": "sleeping"}, 422, "query parameter 'state'"),
         ("/api/v1/alerts", {"severity": "huge"}, 422, "query parameter 'severity'"),
-        ("/api/v1/alerts", {"factory": "no-such-factory"}, 422, "query parameter 'factory': no factory 'no-such-factory'"),
+        (
+            "/api/v1/alerts",
+            {"factory": "no-such-factory"},
+            422,
+            "query parameter 'factory': no factory 'no-such-factory'",
+        ),
         ("/api/v1/alerts", {"limit": "-1"}, 422, "query parameter 'limit'"),
         ("/api/v1/alerts/0", {}, 422, "path parameter 'alert_id'"),
         ("/api/v1/alerts/99999999", {}, 404, "no alert #99999999"),
         ("/api/v1/latest", {"factory": "Bad Name!"}, 422, "query parameter 'factory'"),
         ("/api/v1/factories/nope", {}, 404, "no factory 'nope'"),
-        (f"/api/v1/factories/{FACTORY}/devices/boiler-9/channels/so2/hourly", {}, 404, "has no device 'boiler-9'"),
+        (
+            f"/api/v1/factories/{FACTORY}/devices/boiler-9/channels/so2/hourly",
+            {},
+            404,
+            "has no device 'boiler-9'",
+        ),
         (f"/api/v1/factories/{FACTORY}/devices/boiler-1/channels/xx/hourly", {}, 404, "has no channel 'xx'"),
         ("/api/v1/reports/compliance", {"from": "2026-13-01"}, 422, "query parameter 'from'"),
-        ("/api/v1/reports/compliance", {"from": "2026-11-02", "to": "2026-11-01"}, 422, "'to': 2026-11-01 is before"),
-        ("/api/v1/reports/compliance", {"from": "2024-01-01", "to": "2026-01-01"}, 422, "longer than 366 days"),
+        (
+            "/api/v1/reports/compliance",
+            {"from": "2026-11-02", "to": "2026-11-01"},
+            422,
+            "'to': 2026-11-01 is before",
+        ),
+        (
+            "/api/v1/reports/compliance",
+            {"from": "2024-01-01", "to": "2026-01-01"},
+            422,
+            "longer than 366 days",
+        ),
         ("/api/v1/reports/compliance", {"format": "pdf"}, 422, "query parameter 'format'"),
         ("/api/v1/dead-letters", {"reason": "DROP TABLE"}, 422, "query parameter 'reason'"),
     ],
-)  # fmt: skip
+)
 def test_bad_parameters_get_a_4xx_naming_the_parameter(
     town_app: TownApp, path: str, params: dict[str, str], status: int, names: str
 ) -> None:
@@ -282,9 +347,17 @@ def test_bad_bodies_get_a_422_naming_the_field(town_app: TownApp) -> None:
     aid = _new_alert(town_app)
     r = c.post(f"/api/v1/alerts/{aid}/assign", json={}, headers=h)
     assert r.status_code == 422 and "body field 'assignee'" in r.json()["detail"]
-    r = c.post(f"/api/v1/alerts/{aid}/comments", content=b"{not json", headers=h | {"content-type": "application/json"})
+    r = c.post(
+        f"/api/v1/alerts/{aid}/comments",
+        content=b"{not json",
+        headers=h | {"content-type": "application/json"},
+    )
     assert r.status_code == 422
-    r = c.post("/api/v1/users", json={"name": "x", "role": "king", "password": "long-enough"}, headers=town_app.headers("ada"))
+    r = c.post(
+        "/api/v1/users",
+        json={"name": "x", "role": "king", "password": "long-enough"},
+        headers=town_app.headers("ada"),
+    )
     assert r.status_code == 422 and "body field 'role'" in r.json()["detail"]
     r = c.post(
         "/api/v1/users",
@@ -292,9 +365,17 @@ def test_bad_bodies_get_a_422_naming_the_field(town_app: TownApp) -> None:
         headers=town_app.headers("ada"),
     )
     assert r.status_code == 422 and "no factory 'nowhere'" in r.json()["detail"]
-    r = c.post("/api/v1/users", json={"name": "Bad Name", "role": "officer", "password": "long-enough"}, headers=town_app.headers("ada"))
+    r = c.post(
+        "/api/v1/users",
+        json={"name": "Bad Name", "role": "officer", "password": "long-enough"},
+        headers=town_app.headers("ada"),
+    )
     assert r.status_code == 422 and "is not valid" in r.json()["detail"]
-    r = c.post("/api/v1/users", json={"name": "olivia", "role": "officer", "password": "long-enough"}, headers=town_app.headers("ada"))
+    r = c.post(
+        "/api/v1/users",
+        json={"name": "olivia", "role": "officer", "password": "long-enough"},
+        headers=town_app.headers("ada"),
+    )
     assert r.status_code == 409 and "exists already" in r.json()["detail"]
 
 
@@ -343,7 +424,9 @@ def test_pages_load_nothing_from_another_origin(town_app: TownApp) -> None:
     web = REPO / "eit" / "web"
     for path in [*web.glob("templates/*.html"), *web.glob("static/*.js"), *web.glob("static/*.css")]:
         text = path.read_text()
-        assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text, path
+        assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text, (
+            path
+        )
     page = town_app.client.get("/")
     csp = page.headers["content-security-policy"]
     assert "default-src 'self'" in csp and "script-src 'self'" in csp and "connect-src 'self'" in csp
@@ -367,7 +450,7 @@ def test_dates_default_to_yesterday_in_the_town(town_app: TownApp) -> None:
     r = town_app.client.get("/api/v1/reports/compliance", headers=town_app.headers("olivia")).json()
     from zoneinfo import ZoneInfo
 
-    yesterday = (ns_to_datetime(now_ns()).astimezone(ZoneInfo("Asia/Bangkok")).date() - timedelta(days=1))
+    yesterday = ns_to_datetime(now_ns()).astimezone(ZoneInfo("Asia/Bangkok")).date() - timedelta(days=1)
     assert r["from"] == r["to"] == yesterday.isoformat()
     assert date.fromisoformat(r["from"]) < date.today() + timedelta(days=1)
 

@@ -121,7 +121,9 @@ ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
         OFFICERS,
     ),
     ("POST", "/api/v1/alerts/{alert_id}/comments"): (
-        lambda a, w: Call("POST", f"/api/v1/alerts/{fresh_alert(a)}/comments", json={"text": "on site at 10:00"}),
+        lambda a, w: Call(
+            "POST", f"/api/v1/alerts/{fresh_alert(a)}/comments", json={"text": "on site at 10:00"}
+        ),
         OFFICERS,
     ),
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): (
@@ -129,7 +131,9 @@ ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
         OFFICERS,
     ),
     ("POST", "/api/v1/alerts/{alert_id}/close"): (
-        lambda a, w: Call("POST", f"/api/v1/alerts/{fresh_alert(a, 'resolved')}/close", json={"note": "done"}),
+        lambda a, w: Call(
+            "POST", f"/api/v1/alerts/{fresh_alert(a, 'resolved')}/close", json={"note": "done"}
+        ),
         SUPERVISORS,
     ),
     ("POST", "/api/v1/alerts/{alert_id}/response"): (
@@ -145,7 +149,10 @@ ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
         lambda a, w: Call(
             "POST",
             "/api/v1/token",
-            data={"username": "olivia" if w == "public" else w, "password": password_of("olivia" if w == "public" else w)},
+            data={
+                "username": "olivia" if w == "public" else w,
+                "password": password_of("olivia" if w == "public" else w),
+            },
         ),
         OK_ALL,
     ),
@@ -157,7 +164,9 @@ ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
     ("GET", "/api/v1/users"): (lambda a, w: Call("GET", "/api/v1/users"), ADMINS),
     ("POST", "/api/v1/users"): (
         lambda a, w: Call(
-            "POST", "/api/v1/users", json={"name": fresh_user(), "role": "officer", "password": "long-enough-1"}
+            "POST",
+            "/api/v1/users",
+            json={"name": fresh_user(), "role": "officer", "password": "long-enough-1"},
         ),
         {**ADMINS, "ada": 201},
     ),
@@ -249,7 +258,9 @@ def test_a_disabled_account_loses_its_tokens_and_cannot_log_in(town_app: TownApp
         headers=town_app.headers("ada"),
     )
     assert made.status_code == 201
-    token = c.post("/api/v1/token", data={"username": name, "password": "operator-pass-1"}).json()["access_token"]
+    token = c.post("/api/v1/token", data={"username": name, "password": "operator-pass-1"}).json()[
+        "access_token"
+    ]
     assert c.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     r = c.post(f"/api/v1/users/{name}/disable", headers=town_app.headers("ada"))
     assert r.status_code == 200 and r.json()["disabled"] is True
@@ -261,7 +272,10 @@ def test_a_disabled_account_loses_its_tokens_and_cannot_log_in(town_app: TownApp
 def test_wrong_passwords_are_refused_and_then_throttled(town_app: TownApp) -> None:
     c = town_app.client
     name = fresh_user()
-    codes = [c.post("/api/v1/token", data={"username": name, "password": "guess-1234"}).status_code for _ in range(11)]
+    codes = [
+        c.post("/api/v1/token", data={"username": name, "password": "guess-1234"}).status_code
+        for _ in range(11)
+    ]
     assert codes[:10] == [401] * 10
     assert codes[10] == 429
     r = c.post("/api/v1/token", data={"username": name, "password": "guess-1234"})
@@ -287,7 +301,10 @@ def private_town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TownApp]:
 
 def test_the_public_sees_only_published_factories(private_town: TownApp) -> None:
     c = private_town.client
-    assert {f["id"] for f in c.get("/api/v1/factories").json()} == {"kaeng-khoi-biomass", "siam-cassava-starch"}
+    assert {f["id"] for f in c.get("/api/v1/factories").json()} == {
+        "kaeng-khoi-biomass",
+        "siam-cassava-starch",
+    }
     town = c.get("/api/v1/town").json()
     assert town["factories"] == 2 and town["aqi"] == []
     assert c.get("/api/v1/aqi").json() == []

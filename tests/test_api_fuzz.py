@@ -97,7 +97,11 @@ def _token(app: TownApp, name: str) -> str:
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+    ],
     derandomize=True,
 )
 def test_no_request_makes_a_server_error(case: Any, caller: str, town_app: TownApp) -> None:

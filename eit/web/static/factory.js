@@ -11,6 +11,21 @@
   let factory = null;
   let detailed = false;
 
+  // Axis labels in the page's language and the town's time zone: the hour, and the date at
+  // the first tick of each day.
+  const hourFmt = new Intl.DateTimeFormat(EIT.lang === "th" ? "th-TH" : "en-GB", { timeZone: cfg.timezone, hour: "2-digit", minute: "2-digit" });
+  const dayFmt = new Intl.DateTimeFormat(EIT.lang === "th" ? "th-TH" : "en-GB", { timeZone: cfg.timezone, day: "numeric", month: "short" });
+  function timeLabels(u, splits) {
+    let lastDay = null;
+    return splits.map((ts) => {
+      const d = new Date(ts * 1000);
+      const day = dayFmt.format(d);
+      const label = hourFmt.format(d);
+      if (day !== lastDay) { lastDay = day; return label + "\n" + day; }
+      return label;
+    });
+  }
+
   function limitFor(channel, averaging) {
     return channel.limits.find((l) => l.averaging === averaging);
   }
@@ -93,7 +108,7 @@
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), cfg.timezone),
       series,
       scales: { x: { time: true, range: [start.getTime() / 1000, end.getTime() / 1000] }, y: { range: [Math.max(lo - pad, Math.min(lo, 0)), hi + pad] } },
-      axes: [{}, { label: channel.unit, size: 60 }],
+      axes: [{ values: timeLabels, space: 60 }, { label: channel.unit, size: 60 }],
       legend: { live: false },
       cursor: { drag: { x: false, y: false } },
     };

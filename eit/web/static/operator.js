@@ -41,11 +41,17 @@
       el("div", { class: "meta" }, `${t("opened")}: ${fmtTime(a.opened_at)} · ${t("assignee")}: ${a.assignee || t("nobody")}`),
       el("h4", {}, t("factory_responses")),
       ...(responses.length ? responses : [el("p", { class: "hint" }, t("no_responses"))]),
-      responseForm(a));
+      // Active alerts are answered; a resolved one keeps what was said.
+      a.state === "open" || a.state === "acknowledged" ? responseForm(a) : null);
   }
 
   async function loadAlerts() {
-    const alerts = await api(`/api/v1/alerts?limit=30&lang=${EIT.lang}`);
+    const [active, recent] = await Promise.all([
+      api(`/api/v1/alerts?state=active&limit=100&lang=${EIT.lang}`),
+      api(`/api/v1/alerts?limit=10&lang=${EIT.lang}`),
+    ]);
+    const seen = new Set(active.map((a) => a.id));
+    const alerts = [...active, ...recent.filter((a) => !seen.has(a.id))];
     const items = await Promise.all(alerts.map(alertItem));
     document.getElementById("alerts").replaceChildren(...(items.length ? items : [el("li", { class: "hint" }, t("no_alerts"))]));
   }

@@ -15,7 +15,9 @@
 
   function drawMap(factories) {
     const box = document.getElementById("map");
-    const W = 640, H = 420, PAD = 48;
+    // Drawn at the size it is shown, so labels keep a readable size on a phone.
+    const W = Math.round(Math.min(900, Math.max(300, box.clientWidth || 640)));
+    const H = Math.round(W * (W < 500 ? 0.8 : 0.62)), PAD = 48;
     const lats = factories.map((f) => f.lat), lons = factories.map((f) => f.lon);
     let [lat0, lat1] = [Math.min(...lats), Math.max(...lats)];
     let [lon0, lon1] = [Math.min(...lons), Math.max(...lons)];
@@ -44,22 +46,25 @@
     const kmPerDeg = 111.32;
     const pxPerKm = scale / kmPerDeg;
     const km = [0.5, 1, 2, 5, 10, 20].find((k) => k * pxPerKm >= 60) || 50;
-    const sx = W - 20 - km * pxPerKm, sy = 24;
+    // In the margins, where no factory is drawn: the scale bottom right, north top right.
+    const sx = W - 16 - km * pxPerKm, sy = H - 24;
     svg.append(el("g", { stroke: "#33444f", "stroke-width": 2, fill: "#33444f", "font-size": 12 },
       el("line", { x1: sx, x2: sx + km * pxPerKm, y1: sy, y2: sy }),
       el("line", { x1: sx, x2: sx, y1: sy - 5, y2: sy + 5 }),
       el("line", { x1: sx + km * pxPerKm, x2: sx + km * pxPerKm, y1: sy - 5, y2: sy + 5 }),
-      el("text", { x: sx, y: sy + 18, stroke: "none" }, km + " km"),
+      el("text", { x: sx + km * pxPerKm, y: sy - 8, stroke: "none", "text-anchor": "end" }, km + " km"),
     ));
+    const nx = W - 24;
     svg.append(el("g", { fill: "#33444f", "font-size": 12 },
-      el("polygon", { points: "24,14 30,30 24,26 18,30" }),
-      el("text", { x: 24, y: 44, "text-anchor": "middle" }, t("map_north")),
+      el("polygon", { points: `${nx},8 ${nx + 6},24 ${nx},20 ${nx - 6},24` }),
+      el("text", { x: nx, y: 38, "text-anchor": "middle" }, t("map_north")),
     ));
     // Factories.
     for (const f of factories) {
       const px = x(f.lon), py = y(f.lat);
       const label = factoryName(f);
-      const short = label.length > 26 ? label.slice(0, 25) + "…" : label;
+      const max = W < 500 ? 18 : 28;
+      const short = label.length > max ? label.slice(0, max - 1) + "…" : label;
       const anchor = px > W * 0.6 ? "end" : "start";
       const dx = anchor === "end" ? -17 : 17;
       svg.append(el("a", { svg: true, href: link("/factory/" + f.id), class: "marker", "data-factory": f.id, "data-state": f.state },
