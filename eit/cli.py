@@ -262,7 +262,7 @@ def _users(args: argparse.Namespace) -> int:
             accounts.set_password(args.name, password)
             print(f"{args.name}: password changed; its tokens are revoked")
         else:
-            if args.role == "operator":
+            if args.role == "operator" and args.factory:
                 from eit.registry import load_registry
 
                 registry = load_registry(config.site)
