@@ -11,10 +11,17 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eit.config import ServeConfig
 from eit.registry import Registry, load_registry
+
+if TYPE_CHECKING:
+    from alerts.state import AlertStore
+    from eit.api import ApiSources
+    from eit.api.accounts import Accounts
+    from ingest.deadletters import DeadLetterStore
+    from ingest.store.base import Store
 
 log = logging.getLogger("eit.serve")
 
@@ -203,8 +210,13 @@ class HttpThread:
 
 
 def api_sources(
-    config: ServeConfig, registry: Registry, store: Any, alert_store: Any, deadletters: Any, accounts: Any
-) -> Any:
+    config: ServeConfig,
+    registry: Registry,
+    store: Store,
+    alert_store: AlertStore,
+    deadletters: DeadLetterStore,
+    accounts: Accounts,
+) -> ApiSources:
     """What the HTTP API reads and changes, from the server's parts."""
     from datetime import date
 

@@ -138,6 +138,8 @@
       document.getElementById("factory-name").textContent = factoryId;
       return;
     }
+    document.getElementById("factory-status").hidden = false;
+    document.getElementById("charts").hidden = false;
     const s = session.get();
     detailed = !!(s && (s.user.role !== "operator" || s.user.factory === factoryId));
     document.title = `${factoryName(factory)} · ${t("app_title")}`;
