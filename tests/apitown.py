@@ -54,13 +54,14 @@ def build_town(
     *,
     site: Path | None = None,
     state_url: str | None = None,
+    store_config: dict[str, Any] | None = None,
     http_port: int | None = None,
 ) -> Town:
     workdir.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
         "site": str(site or REPO / "examples" / "town" / "site.yaml"),
         "data_dir": str(workdir / "data"),
-        "store": {"kind": "sqlite"},
+        "store": store_config or {"kind": "sqlite"},
         "rules": {"stale_after_s": 300, "check_interval_s": 60},
         "http": {"host": "127.0.0.1", "port": http_port or free_port(), "no_data_after_s": 3600},
     }

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -18,7 +19,7 @@ from eit.api.sources import AGGREGATES
 from eit.timeutil import NS_PER_S, now_ns, ns_to_datetime, parse_iso_ns
 from ingest.store.base import AGGREGATES as STORE_AGGREGATES
 from tests.apitown import TownApp, build_town
-from tests.services import EIT, REPO
+from tests.services import EIT, REPO, InfluxDB
 from tests.towndata import event_kinds, write_site_variant
 
 FACTORY = "kaeng-khoi-biomass"
@@ -457,3 +458,67 @@ def test_dates_default_to_yesterday_in_the_town(town_app: TownApp) -> None:
 
 def _iso(ns: int) -> str:
     return ns_to_datetime(ns).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@pytest.fixture(scope="module")
+def production_town(
+    tmp_path_factory: pytest.TempPathFactory, influxdb: InfluxDB, postgres_server: str
+) -> Iterator[TownApp]:
+    """The town on the production services: InfluxDB for the readings, PostgreSQL for the
+    alerts and accounts."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_server, autocommit=True) as db:
+        db.execute(f'CREATE DATABASE "{name}"')
+    town = build_town(
+        tmp_path_factory.mktemp("production"),
+        state_url=urlsplit(postgres_server)._replace(path=f"/{name}").geturl(),
+        store_config={"kind": "influxdb", "url": influxdb.url, "database": name},
+    )
+    app = TownApp(town)
+    yield app
+    app.close()
+    with psycopg.connect(postgres_server, autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.integration
+def test_the_api_answers_the_same_on_influxdb_and_postgresql(
+    production_town: TownApp, town_app: TownApp
+) -> None:
+    """The same town on the embedded stores and on the production services: the same answers."""
+    for app in (production_town, town_app):
+        assert app.client.get("/api/v1/town").json()["states"] == {
+            "compliant": 1,
+            "warning": 1,
+            "exceeding": 1,
+            "no_data": 0,
+        }
+    assert production_town.store.kind == "influxdb" and production_town.alerts.kind == "postgresql"
+    hours = production_town.client.get(f"{SO2}/hourly").json()["hours"]
+    embedded = town_app.client.get(f"{SO2}/hourly").json()["hours"]
+    assert [(h["exceeded"], h["valid"], h["limit"]) for h in hours][-20:] == [
+        (h["exceeded"], h["valid"], h["limit"]) for h in embedded
+    ][-20:]
+    h = production_town.headers("olivia")
+    raw = production_town.client.get(f"{SO2}/readings", params={"every": 3600}, headers=h).json()["points"]
+    assert len(raw) >= 24
+    aqi = production_town.client.get("/api/v1/aqi").json()
+    assert [a["band"] for a in aqi] == [a["band"] for a in town_app.client.get("/api/v1/aqi").json()]
+    aid = next(
+        a["id"]
+        for a in production_town.client.get(
+            "/api/v1/alerts", params={"severity": "critical"}, headers=h
+        ).json()
+    )
+    acked = production_town.client.post(f"/api/v1/alerts/{aid}/acknowledge", headers=h)
+    assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
+    r = production_town.client.post(
+        f"/api/v1/alerts/{aid}/response",
+        json={"cause": "fuel change", "corrective_action": "back to the usual fuel"},
+        headers=production_town.headers("kk-op"),
+    )
+    assert r.status_code == 201
+    detail = production_town.client.get(f"/api/v1/alerts/{aid}", headers=h).json()
+    assert detail["responses"][0]["cause"] == "fuel change"
