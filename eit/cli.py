@@ -35,7 +35,11 @@ def _demo(args: argparse.Namespace) -> int:
     from eit.demo import run_demo
 
     return run_demo(
-        args.duration, Path(args.data_dir), Path(args.site) if args.site else None, args.http_port
+        args.duration,
+        Path(args.data_dir),
+        Path(args.site) if args.site else None,
+        args.http_port,
+        history_hours=args.history_hours,
     )
 
 
@@ -317,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--site", default=None, help="folder with site.yaml and edge/*.yaml (default: examples/town)"
     )
     p.add_argument("--http-port", type=int, default=8080, help="HTTP port (another one when taken)")
+    p.add_argument(
+        "--history-hours",
+        type=float,
+        default=24.0,
+        help="on the first run, simulate this many past hours so the charts have a history (0: none)",
+    )
     p.set_defaults(func=_demo)
 
     reg = sub.add_parser("registry", help="site registry tools")
