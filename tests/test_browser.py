@@ -293,3 +293,23 @@ def _inked_pixels(page: Any, selector: str) -> int:
             return n; }""",
     )
     return count
+
+
+def test_login_page_and_api_explorer_load_from_this_server_only(
+    phone: tuple[Any, Watch], served: Served
+) -> None:
+    page, watch = phone
+    page.goto(f"{served.url}/login?lang=th")
+    page.fill("input[name=username]", "olivia")
+    page.fill("input[name=password]", "not-her-password")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#login-error:not([hidden])", timeout=10000)
+    assert "ชื่อผู้ใช้หรือรหัสผ่านไม่ถูกต้อง" in page.inner_text("#login-error")
+    shot(page, "login-th-phone")
+    watch.clean(allowed_refusals=("401 ",))  # the refused login itself
+    page.goto(f"{served.url}/docs")
+    page.wait_for_selector(".opblock-tag", timeout=20000)
+    tags = page.eval_on_selector_all(".opblock-tag", "els => els.map(e => e.dataset.tag)")
+    assert {"data", "alerts", "accounts", "reports", "operations"} <= set(tags)
+    shot(page, "api-explorer-phone")
+    watch.clean(allowed_refusals=("401 ",))

@@ -14,7 +14,7 @@ from eit.api.auth import Auth, Principal, forbidden
 from eit.api.schemas import ErrorOut
 from eit.api.sources import ApiSources
 from eit.errors import EitError
-from eit.registry import Channel, Device, Factory
+from eit.registry import Channel, Device, Factory, Registry
 from eit.timeutil import NS_PER_S, datetime_to_ns, ns_to_iso
 from eit.units import UnitError, conversion_factor
 
@@ -72,7 +72,7 @@ class Context:
     token_ttl_s: float
 
     @property
-    def registry(self) -> Any:
+    def registry(self) -> Registry:
         return self.sources.registry
 
     def now(self) -> int:

@@ -21,7 +21,8 @@
       const target = next && next.startsWith("/") && !next.startsWith("//") ? next : (role === "operator" ? "/operator" : "/console");
       location.href = link(target);
     } catch (err) {
-      error.textContent = t("login_failed", { detail: err.detail || err.message });
+      const detail = err.status === 401 ? t("bad_credentials") : (err.detail || err.message);
+      error.textContent = t("login_failed", { detail });
       error.hidden = false;
     }
   });
