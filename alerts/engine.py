@@ -232,6 +232,11 @@ class AlertEngine:
         if state != wire.STATUS_OFFLINE:
             return
         with self._lock:
+            if self._last_seen.get((factory, device)) == now:
+                # Data of this device came in the same batch: this `offline` is older news (the
+                # retained last will a reconnecting ingest receives first). Silence still goes
+                # stale after stale_after_s.
+                return
             self._raise(
                 (factory, device, DEVICE_PARAMETER, RULE_STALE),
                 "warning",
@@ -355,7 +360,6 @@ class AlertEngine:
         result = hour_result(
             st.key, acc, st.channel, day, self.standards, self.settings.hysteresis, retroactive
         )
-        first_time = h not in st.closed
         st.closed[h] = (result.corrected if result.corrected is not None else 0.0, result.valid)
         self.counters["hours_closed" if not retroactive else "hours_retroactive"] += 1
         self._queue(result.point())
@@ -365,7 +369,7 @@ class AlertEngine:
             if self._days_closed.get(key) is not None and day <= self._days_closed[key]:
                 self._dirty_day(st, day)
         if st.hourly_limits:
-            self._judge_hour(st, result, now, first_time)
+            self._judge_hour(st, result, now)
         if st.rolling_windows:
             ends = [h + HOUR_NS] if not retroactive else [h + k * HOUR_NS for k in range(1, 25)]
             for end in ends:
@@ -443,7 +447,7 @@ class AlertEngine:
                     now,
                     retroactive,
                 )
-        if st.device_kind == "ambient" and not retroactive:
+        if st.device_kind == "ambient":
             self._aqi(st.key[0], st.key[1], end - HOUR_NS, day)
 
     def _latest_end(self, st: _Series) -> int:
@@ -552,7 +556,7 @@ class AlertEngine:
             params["origin"] += ", averaging period unconfirmed"
         return params
 
-    def _judge_hour(self, st: _Series, result: HourResult, now: int, first_time: bool) -> None:
+    def _judge_hour(self, st: _Series, result: HourResult, now: int) -> None:
         key = (*st.key, RULE_LIMIT)
         active = self._active.get(key)
         verdict = result.verdict
@@ -565,8 +569,6 @@ class AlertEngine:
         if result.retroactive:
             params["retroactive"] = "yes"
         if verdict.exceeded:
-            if result.retroactive and not first_time and active is None:
-                pass
             if active is not None:
                 if active.provisional:
                     self._update(

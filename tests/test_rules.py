@@ -493,3 +493,13 @@ def test_open_alerts_survive_a_restart_without_a_second_notification(tmp_path: P
     again.on_readings(stack_hour(T0, 80.0, 7.0, minutes=range(20, 30)), T0 + 30 * 60 * S)
     assert rig.kinds("limit") == [("opened", "limit")]
     rig.close()
+
+
+def test_a_retained_offline_delivered_with_fresh_data_does_not_open_a_stale_alert(rig: Rig) -> None:
+    # On reconnecting, the ingest receives the retained last will `offline` in the same batch as
+    # the device's new data: the data is the newer news.
+    rig.feed([Reading(*B, "o2", T0, 9.0)], T0)
+    rig.engine.on_status("biomass", "boiler", "offline", T0)
+    assert rig.kinds("stale") == []
+    rig.engine.on_status("biomass", "boiler", "offline", T0 + S)
+    assert rig.kinds("stale") == [("opened", "stale")]
