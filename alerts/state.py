@@ -157,7 +157,13 @@ class AlertStore(Protocol):
 
     def latest_for_key(self, key: AlertKey) -> Alert | None: ...
 
-    def list(self, state: str | None = None, factory: str | None = None, limit: int = 500) -> list[Alert]: ...
+    def list(
+        self,
+        state: str | None = None,
+        factory: str | None = None,
+        limit: int = 500,
+        severity: str | None = None,
+    ) -> list[Alert]: ...
 
     def open_keys(self) -> set[AlertKey]: ...
 
@@ -411,7 +417,13 @@ class _SqlAlertStore:
             row = cur.fetchone()
         return _alert(row) if row else None
 
-    def list(self, state: str | None = None, factory: str | None = None, limit: int = 500) -> list[Alert]:
+    def list(
+        self,
+        state: str | None = None,
+        factory: str | None = None,
+        limit: int = 500,
+        severity: str | None = None,
+    ) -> list[Alert]:
         sql = f"SELECT {_COLUMNS} FROM alerts"
         clauses, params = [], []
         if state == "active":
@@ -422,6 +434,9 @@ class _SqlAlertStore:
         if factory is not None:
             clauses.append("factory=?")
             params.append(factory)
+        if severity is not None:
+            clauses.append("severity=?")
+            params.append(severity)
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY id DESC LIMIT ?"

@@ -36,7 +36,11 @@ def _demo(args: argparse.Namespace) -> int:
     from eit.demo import run_demo
 
     return run_demo(
-        args.duration, Path(args.data_dir), Path(args.site) if args.site else None, args.http_port
+        args.duration,
+        Path(args.data_dir),
+        Path(args.site) if args.site else None,
+        args.http_port,
+        history_hours=args.history_hours,
     )
 
 
@@ -272,6 +276,80 @@ def _alert_action(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api(args: argparse.Namespace) -> int:
+    from eit.config import load_serve_config
+    from eit.serve import run_api
+
+    return run_api(load_serve_config(args.config))
+
+
+def _read_password(args: argparse.Namespace) -> tuple[str | None, bool]:
+    """The password from --password-file or --password-env; else a new random one (True: made
+    here, to be shown once)."""
+    import os
+    import secrets
+
+    if args.password_file:
+        text = Path(args.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        return text, False
+    if args.password_env:
+        value = os.environ.get(args.password_env)
+        if value is None:
+            print(f"eit users: --password-env: variable {args.password_env} is not set", file=sys.stderr)
+            return None, False
+        return value, False
+    return secrets.token_urlsafe(15), True
+
+
+def _users(args: argparse.Namespace) -> int:
+    from eit.api.accounts import AccountError, open_accounts
+    from eit.config import load_serve_config
+    from eit.timeutil import now_ns
+
+    config = load_serve_config(args.config)
+    accounts = open_accounts(config.state_url, config.state_path)
+    try:
+        if args.users_command == "list":
+            for u in accounts.list_users():
+                where = f" factory {u.factory}" if u.factory else ""
+                print(f"{u.name:24} {u.role:10}{where}{' (disabled)' if u.disabled else ''}")
+            return 0
+        if args.users_command in ("disable", "enable"):
+            user = accounts.set_disabled(args.name, args.users_command == "disable")
+            print(f"{user.name}: {'disabled' if user.disabled else 'enabled'}")
+            return 0
+        password, made = _read_password(args)
+        if password is None:
+            return 2
+        if args.users_command == "passwd":
+            accounts.set_password(args.name, password)
+            print(f"{args.name}: password changed; its tokens are revoked")
+        else:
+            if args.role == "operator" and args.factory:
+                from eit.registry import load_registry
+
+                registry = load_registry(config.site)
+                if args.factory not in registry.factories:
+                    known = ", ".join(registry.factories)
+                    print(
+                        f"eit users: --factory: no factory '{args.factory}' in {config.site} ({known})",
+                        file=sys.stderr,
+                    )
+                    return 2
+            user = accounts.add_user(args.name, args.role, password, now_ns(), args.factory)
+            where = f" of factory {user.factory}" if user.factory else ""
+            print(f"{user.name}: {user.role}{where} added")
+        if made:
+            # Shown once, on the terminal only: it is not logged or stored in the clear.
+            print(f"password: {password}")
+        return 0
+    except (AccountError, OSError) as exc:
+        print(f"eit users: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        accounts.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eit", description="EIT Monitor: pollution monitoring for eco-industrial towns"
@@ -302,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--site", default=None, help="folder with site.yaml and edge/*.yaml (default: examples/town)"
     )
     p.add_argument("--http-port", type=int, default=8080, help="HTTP port (another one when taken)")
+    p.add_argument(
+        "--history-hours",
+        type=float,
+        default=24.0,
+        help="on the first run, simulate this many past hours so the charts have a history (0: none)",
+    )
     p.set_defaults(func=_demo)
 
     reg = sub.add_parser("registry", help="site registry tools")
@@ -396,6 +480,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", default="data", help="embedded store folder when no --config (default: ./data)"
     )
     p.set_defaults(func=_report)
+
+    p = sub.add_parser(
+        "api", help="serve the HTTP API and web pages alone (the store and state of eit serve)"
+    )
+    p.add_argument("--config", required=True, help="server configuration file (YAML)")
+    p.set_defaults(func=_api)
+
+    users = sub.add_parser("users", help="accounts of the HTTP API and web pages")
+    users_sub = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
+    for name, text in (("add", "add an account"), ("passwd", "set a new password (revokes its tokens)")):
+        p = users_sub.add_parser(name, help=text)
+        p.add_argument("--config", required=True, help="server configuration file (YAML)")
+        if name == "add":
+            p.add_argument("--role", required=True, choices=("officer", "supervisor", "admin", "operator"))
+            p.add_argument("--factory", default=None, help="the factory of an operator account")
+        secret = p.add_mutually_exclusive_group()
+        secret.add_argument("--password-file", default=None, help="read the password from this file")
+        secret.add_argument("--password-env", default=None, help="read the password from this variable")
+        p.add_argument("name")
+        p.set_defaults(func=_users)
+    for name, text in (
+        ("list", "list the accounts"),
+        ("disable", "disable an account"),
+        ("enable", "enable it again"),
+    ):
+        p = users_sub.add_parser(name, help=text)
+        p.add_argument("--config", required=True, help="server configuration file (YAML)")
+        if name != "list":
+            p.add_argument("name")
+        p.set_defaults(func=_users)
     return parser
 
 

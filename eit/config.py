@@ -96,6 +96,10 @@ class HttpSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8080
+    # Bearer tokens of the API expire after this long.
+    token_ttl_s: float = 12 * 3600.0
+    # A factory whose newest reading is older than this shows as "no data" on the pages.
+    no_data_after_s: float = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +212,8 @@ def parse_serve_config(
         enabled=hsec.boolean("enabled", True),
         host=hsec.text("host", "127.0.0.1"),
         port=hsec.integer("port", 8080, minimum=0, maximum=65535),
+        token_ttl_s=hsec.number("token_ttl_s", 12 * 3600.0, minimum=60, maximum=30 * 86400),
+        no_data_after_s=hsec.number("no_data_after_s", 900.0, exclusive_minimum=0),
     )
     hsec.finish()
 

@@ -12,6 +12,7 @@ import sys
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,7 +21,7 @@ from eit.confread import load_yaml
 from eit.embedded_broker import EmbeddedBroker, choose_port, free_port, port_is_free
 from eit.model import Reading
 from eit.registry import Registry, load_registry
-from eit.timeutil import ns_to_datetime
+from eit.timeutil import NS_PER_S, ns_to_datetime
 
 REPO_EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "town"
 
@@ -79,6 +80,7 @@ def run_demo(
     site_dir: Path | None = None,
     http_port: int = 8080,
     out: TextIO = sys.stdout,
+    history_hours: float = 24.0,
 ) -> int:
     from edge.agent import Agent
     from edge.config import parse_edge_config
@@ -122,6 +124,10 @@ def run_demo(
         data_dir,
     )
     server = Server(serve_config, extra_sinks=[console], on_alert=console.on_alert, registry=registry)
+    accounts = demo_accounts(server.accounts, registry)
+    history = ""
+    if history_hours > 0 and _count(serve_config.store.path) == 0:
+        history = backfill(server.store, registry, site_dir / "edge", history_hours)
     agents = []
     for edge_file in sorted((site_dir / "edge").glob("*.yaml")):
         data = load_yaml(edge_file)
@@ -139,7 +145,10 @@ def run_demo(
         f"  broker   embedded MQTT on {host}:{port}{note}\n"
         f"  store    embedded SQLite {serve_config.store.path}\n"
         f"  alerts   {serve_config.state_path}\n"
-        f"  http     http://{host}:{server.http_port}/healthz  /metrics  /api/v1/alerts  /api/v1/latest\n"
+        + (f"  history  {history}\n" if history else "")
+        + f"  web      http://{host}:{server.http_port}/  (town; officers /console; operators /operator)\n"
+        f"  api      http://{host}:{server.http_port}/docs  /healthz  /metrics\n"
+        f"  accounts {accounts}\n"
         f"  {'stops after ' + format(duration_s, 'g') + ' s' if duration_s else 'Ctrl-C stops it'};"
         f" the data stays in {data_dir}\n",
         file=out,
@@ -160,6 +169,156 @@ def run_demo(
     stored = _count(serve_config.store.path)
     print(f"stopped. {stored} readings in {serve_config.store.path}", file=out, flush=True)
     return 0
+
+
+DEMO_ACCOUNTS = (
+    # name, role, password, factory (operators): for trying the console on this machine only.
+    ("officer", "officer", "officer-demo", None),
+    ("supervisor", "supervisor", "supervisor-demo", None),
+    ("admin", "admin", "admin-demo", None),
+    ("operator", "operator", "operator-demo", "kaeng-khoi-biomass"),
+)
+
+
+def backfill(store: Any, registry: Registry, edge_dir: Path, hours: float) -> str:
+    """The last ``hours`` of the simulated meters, so the charts have a history on the first run.
+    The boilers run normally in it (the exceedance is the live part of the demo); what the rules
+    find in it is not kept as alerts."""
+    from alerts.state import SqliteAlertStore
+    from eit.timeutil import now_ns
+
+    end = now_ns()
+    start = end - int(hours * 3600) * NS_PER_S
+    scratch = SqliteAlertStore(Path(":memory:"))
+    try:
+        done = simulate_history(registry, store, scratch, edge_dir, start, end)
+    finally:
+        scratch.close()
+    return f"{done.readings} readings of the last {hours:g} h of the simulated meters (first run)"
+
+
+def demo_accounts(accounts: Any, registry: Registry) -> str:
+    """Create the demo's accounts when missing; returns them as the banner shows them."""
+    from eit.timeutil import now_ns
+
+    shown = []
+    for name, role, password, factory in DEMO_ACCOUNTS:
+        if factory is not None and factory not in registry.factories:
+            continue
+        if accounts.get_user(name) is None:
+            accounts.add_user(name, role, password, now_ns(), factory)
+        shown.append(f"{name}/{password}" + (f" ({factory})" if factory else ""))
+    return "  ".join(shown)
+
+
+@dataclass(slots=True)
+class History:
+    start_ns: int
+    end_ns: int
+    readings: int = 0
+    scans: int = 0
+    events: list[Any] = field(default_factory=list)
+
+
+def simulate_history(
+    registry: Registry,
+    store: Any,
+    alerts: Any,
+    edge_dir: Path,
+    start_ns: int,
+    end_ns: int,
+    *,
+    scan_s: int = 60,
+    exceed_from_ns: int | None = None,
+    silent_from_ns: dict[str, int] | None = None,
+    settings: Any = None,
+) -> History:
+    """The town's simulated meters (the sim drivers of ``edge_dir/*.yaml``) run on a virtual clock
+    from ``start_ns`` to ``end_ns``, one scan every ``scan_s``; the readings are stored and judged
+    by the compliance engine as `eit serve` would have (hourly, rolling, daily, AQI, energy; alerts
+    into ``alerts``). Meters with the exceeding profile run normally until ``exceed_from_ns``
+    (never when None); a factory in ``silent_from_ns`` stops reporting at that time."""
+    from alerts.engine import AlertEngine
+    from alerts.notifiers.dispatch import Dispatcher
+    from edge.config import parse_edge_config
+    from edge.drivers.base import DriverError
+    from edge.drivers.sim import SimDriver
+    from eit.config import RuleSettings
+
+    virtual = [0.0]
+    drivers: list[tuple[str, str, SimDriver]] = []
+    for path in sorted(edge_dir.glob("*.yaml")):
+        data = load_yaml(path)
+        data["outbox"] = {"path": str(path.parent / "unused-outbox.db")}  # parsed, never opened
+        config = parse_edge_config(data, str(path), path.parent)
+        for dev in config.devices:
+            if isinstance(dev.driver, SimDriver):
+                dev.driver.clock = lambda: virtual[0]
+                drivers.append((config.factory, dev.id, dev.driver))
+    step_ns = scan_s * NS_PER_S
+    t = start_ns - start_ns % step_ns
+    virtual[0] = t / NS_PER_S
+    exceeding: dict[tuple[str, str], SimDriver] = {}
+    for factory, device, driver in drivers:
+        driver.connect()
+        if driver.profile == "exceeding":
+            exceeding[(factory, device)] = driver
+            driver.profile = "normal"
+    silent = silent_from_ns or {}
+    history = History(t, end_ns)
+    clock = [t]
+    engine = AlertEngine(
+        registry,
+        alerts,
+        Dispatcher([]),
+        clock=lambda: clock[0],
+        on_event=history.events.append,
+        settings=settings or RuleSettings(stale_after_s=300, check_interval_s=60),
+        store=store,
+    )
+    seqs: dict[tuple[str, str], int] = {}
+    pending: list[list[Reading]] = []
+
+    def flush() -> None:
+        batch = [r for scan in pending for r in scan]
+        if batch:
+            store.write(batch)
+        for scan in pending:
+            engine.on_readings(scan, scan[0].ts_ns)
+        pending.clear()
+
+    while t < end_ns:
+        virtual[0] = t / NS_PER_S
+        for factory, device, driver in drivers:
+            starts = exceed_from_ns is not None and t >= exceed_from_ns and driver.profile == "normal"
+            if (factory, device) in exceeding and starts:
+                driver.profile = "exceeding"
+                driver.connect()  # the ramp starts now
+            if factory in silent and t >= silent[factory]:
+                continue
+            try:
+                values = driver.read().values
+            except DriverError:  # a dropout profile: the meter does not answer this scan
+                continue
+            seq = seqs[(factory, device)] = seqs.get((factory, device), 0) + 1
+            scan = []
+            for channel, value in values.items():
+                ch = registry.channel(factory, device, channel)
+                if ch is not None:
+                    flag = "T" if (value > ch.range_max or value < ch.range_min) else "N"
+                    scan.append(Reading(factory, device, channel, t, value, flag, seq))
+            if scan:
+                pending.append(scan)
+                history.scans += 1
+                history.readings += len(scan)
+        t += step_ns
+        if t % (5 * 60 * NS_PER_S) == 0 or t >= end_ns:
+            flush()
+            clock[0] = t
+            engine.tick(t)
+    flush()
+    engine.tick(end_ns)
+    return history
 
 
 def _count(path: Path | None) -> int:

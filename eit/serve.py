@@ -11,10 +11,17 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eit.config import ServeConfig
 from eit.registry import Registry, load_registry
+
+if TYPE_CHECKING:
+    from alerts.state import AlertStore
+    from eit.api import ApiSources
+    from eit.api.accounts import Accounts
+    from ingest.deadletters import DeadLetterStore
+    from ingest.store.base import Store
 
 log = logging.getLogger("eit.serve")
 
@@ -33,6 +40,7 @@ class Server:
         from alerts.notifiers.dispatch import Dispatcher, Route
         from alerts.notifiers.routing import Router
         from alerts.state import open_alert_store
+        from eit.api.accounts import open_accounts
         from ingest.deadletters import DeadLetterStore
         from ingest.metrics import IngestMetrics
         from ingest.service import Ingest, MqttIngest
@@ -44,6 +52,7 @@ class Server:
         self.store = open_store(config.store)
         self.deadletters = DeadLetterStore(config.state_path)
         self.alert_store = open_alert_store(config.state_url, config.state_path)
+        self.accounts = open_accounts(config.state_url, config.state_path)
         self.notifiers = [build_notifier(n, config.mqtt) for n in config.notifiers]
         self.dispatcher = Dispatcher(
             self.notifiers,
@@ -86,8 +95,7 @@ class Server:
         )
         self.stale = StaleChecker(self.engine, config.rules.check_interval_s)
         self.http_port: int | None = None
-        self._http: Any = None
-        self._http_thread: threading.Thread | None = None
+        self._http: HttpThread | None = None
 
     # -- health --------------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -105,15 +113,6 @@ class Server:
             "alerts_open": self.engine.open_count(),
         }
         return broker_ok and store_ok, detail
-
-    def list_json(self, state: str | None, factory: str | None, limit: int) -> list[dict[str, Any]]:
-        return [a.to_json() for a in self.alert_store.list(state=state, factory=factory, limit=limit)]
-
-    def alert_json(self, alert_id: int) -> dict[str, Any] | None:
-        alert = self.alert_store.get(alert_id)
-        if alert is None:
-            return None
-        return alert.to_json() | {"audit": [e.to_json() for e in self.alert_store.audit(alert_id)]}
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -135,29 +134,22 @@ class Server:
         )
 
     def _start_http(self) -> None:
-        import socket
+        from eit.api import ApiSettings, create_app
 
-        import uvicorn
-
-        from eit.api import create_app
-
-        app = create_app(self.health, self.metrics.registry, latest=self.store, alerts=self)
-        sock = socket.socket(socket.AF_INET6 if ":" in self.config.http.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.config.http.host, self.config.http.port))
-        sock.listen(128)  # accept connections into the backlog while uvicorn starts
-        self.http_port = sock.getsockname()[1]
-        cfg = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-        self._http = uvicorn.Server(cfg)
-        self._http_thread = threading.Thread(
-            target=self._http.run, kwargs={"sockets": [sock]}, name="http", daemon=True
+        sources = api_sources(
+            self.config, self.registry, self.store, self.alert_store, self.deadletters, self.accounts
         )
-        self._http_thread.start()
+        app = create_app(
+            self.health, self.metrics.registry, sources, ApiSettings(token_ttl_s=self.config.http.token_ttl_s)
+        )
+        self._http = HttpThread(app, self.config.http.host, self.config.http.port)
+        self.http_port = self._http.port
+        self._http.start()
 
     def stop(self) -> None:
         log.info("stopping")
         if self._http is not None:
-            self._http.should_exit = True
+            self._http.should_exit()
         self.stale.stop()
         self.selfstats.stop()
         self.mqtt.stop()
@@ -165,11 +157,12 @@ class Server:
         for notifier in self.notifiers:
             if hasattr(notifier, "close"):
                 notifier.close()
-        if self._http_thread is not None:
-            self._http_thread.join(5.0)
+        if self._http is not None:
+            self._http.join(5.0)
         self.store.close()
         self.deadletters.close()
         self.alert_store.close()
+        self.accounts.close()
 
 
 def stop_on_signals() -> threading.Event:
@@ -194,4 +187,112 @@ def run_serve(config: ServeConfig) -> int:
             pass
     finally:
         server.stop()
+    return 0
+
+
+class HttpThread:
+    """The HTTP app served by uvicorn in a thread, on a socket bound before it starts (so the port
+    is known at once, and connections wait in the backlog while uvicorn starts)."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        import socket
+
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(128)
+        self.host = host
+        self.port: int = self.sock.getsockname()[1]
+        cfg = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(cfg)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self.sock]}, name="http", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def should_exit(self) -> None:
+        self._server.should_exit = True
+
+    def join(self, timeout_s: float) -> None:
+        self._thread.join(timeout_s)
+
+
+def api_sources(
+    config: ServeConfig,
+    registry: Registry,
+    store: Store,
+    alert_store: AlertStore,
+    deadletters: DeadLetterStore,
+    accounts: Accounts,
+) -> ApiSources:
+    """What the HTTP API reads and changes, from the server's parts."""
+    from datetime import date
+
+    from alerts.messages import alert_text
+    from alerts.report import compliance_report, render
+    from eit.api import ApiSources
+
+    def report(first: date, last: date, factory: str | None) -> dict[str, Any]:
+        # The same report as `eit report compliance`.
+        return compliance_report(registry, store, first, last, factory, config.rules.completeness)
+
+    return ApiSources(
+        registry=registry,
+        store=store,
+        alerts=alert_store,
+        accounts=accounts,
+        report=report,
+        render_report=render,
+        alert_text=alert_text,
+        deadletters=deadletters,
+        stale_after_s=config.http.no_data_after_s,
+    )
+
+
+def run_api(config: ServeConfig) -> int:
+    """`eit api`: the HTTP API and pages alone, on the store and state `eit serve` writes."""
+    from prometheus_client import CollectorRegistry
+
+    from alerts.state import open_alert_store
+    from eit.api import ApiSettings, create_app
+    from eit.api.accounts import open_accounts
+    from ingest.deadletters import DeadLetterStore
+    from ingest.store import StoreUnavailable, open_store
+
+    stop = stop_on_signals()
+    registry = load_registry(config.site)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.store)
+    deadletters = DeadLetterStore(config.state_path)
+    alert_store = open_alert_store(config.state_url, config.state_path)
+    accounts = open_accounts(config.state_url, config.state_path)
+
+    def health() -> tuple[bool, dict[str, Any]]:
+        ok, status = True, "ok"
+        try:
+            store.ping()
+        except StoreUnavailable as exc:
+            ok, status = False, str(exc)
+        return ok, {"store": {"kind": store.kind, "status": status}, "role": "api"}
+
+    sources = api_sources(config, registry, store, alert_store, deadletters, accounts)
+    app = create_app(health, CollectorRegistry(), sources, ApiSettings(token_ttl_s=config.http.token_ttl_s))
+    http = HttpThread(app, config.http.host, config.http.port)
+    http.start()
+    log.info("HTTP API of town %s on http://%s:%d/", registry.town_id, config.http.host, http.port)
+    print(f"eit api: http://{config.http.host}:{http.port}/  (API explorer: /docs)", flush=True)
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        http.should_exit()
+        http.join(5.0)
+        store.close()
+        deadletters.close()
+        alert_store.close()
+        accounts.close()
     return 0

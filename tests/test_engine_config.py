@@ -14,6 +14,7 @@ import yaml
 from alerts.state import SqliteAlertStore
 from eit.config import load_serve_config
 from eit.errors import ConfigError
+from eit.registry import load_registry
 from tests.services import EIT, REPO
 
 SITE = REPO / "examples" / "town" / "site.yaml"
@@ -114,24 +115,27 @@ def test_http_api_lists_alerts_and_shows_one_with_its_audit_trail(tmp_path: Path
     from fastapi.testclient import TestClient
     from prometheus_client import CollectorRegistry
 
-    from eit.api import create_app
+    from eit.api import ApiSources, create_app
+    from eit.api.accounts import SqliteAccounts
 
     store = SqliteAlertStore(tmp_path / "state.db")
     alert = store.open_alert(("kaeng-khoi-biomass", "boiler-1", "so2", "limit"), "critical", "so2 above", 1)
     assert alert is not None
     store.acknowledge(alert.id, "duty-rayong", 2, "on it")
-
-    class Source:
-        def list_json(self, state: str | None, factory: str | None, limit: int) -> list[dict[str, Any]]:
-            return [a.to_json() for a in store.list(state=state, factory=factory, limit=limit)]
-
-        def alert_json(self, alert_id: int) -> dict[str, Any] | None:
-            found = store.get(alert_id)
-            if found is None:
-                return None
-            return found.to_json() | {"audit": [e.to_json() for e in store.audit(alert_id)]}
-
-    client = TestClient(create_app(lambda: (True, {}), CollectorRegistry(), alerts=Source()))
+    accounts = SqliteAccounts(tmp_path / "state.db")
+    accounts.add_user("duty-rayong", "officer", "officer-password", 1)
+    sources = ApiSources(
+        registry=load_registry(REPO / "examples" / "town" / "site.yaml"),
+        store=None,  # type: ignore[arg-type]  # alerts only: no reading is asked for
+        alerts=store,
+        accounts=accounts,
+        report=lambda first, last, factory: {},
+        render_report=lambda report, fmt: "",
+        alert_text=lambda a, lang: str(a.message),
+    )
+    client = TestClient(create_app(lambda: (True, {}), CollectorRegistry(), sources))
+    token = client.post("/api/v1/token", data={"username": "duty-rayong", "password": "officer-password"})
+    client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
     assert [a["state"] for a in client.get("/api/v1/alerts", params={"state": "acknowledged"}).json()] == [
         "acknowledged"
     ]
@@ -142,4 +146,5 @@ def test_http_api_lists_alerts_and_shows_one_with_its_audit_trail(tmp_path: Path
     ]
     missing = client.get("/api/v1/alerts/999")
     assert missing.status_code == 404 and missing.json() == {"detail": "no alert #999"}
+    accounts.close()
     store.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +47,10 @@ class SimDriver:
         after_s: float = 30.0,
         period_s: float = 120.0,
         off_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.device_id = device_id
+        self.clock = clock  # seconds; a test may run the meter on a clock of its own
         self.channels = channels
         self.profile = profile
         self.ramp_s = ramp_s
@@ -59,13 +62,13 @@ class SimDriver:
         self._last: dict[str, float] = {}
 
     def connect(self) -> None:
-        self._t0 = time.monotonic()
+        self._t0 = self.clock()
 
     def close(self) -> None:
         pass
 
     def read(self) -> ScanValues:
-        elapsed = time.monotonic() - self._t0
+        elapsed = self.clock() - self._t0
         if self.profile == "dropout" and (elapsed % self.period_s) >= self.period_s - self.off_s:
             raise DriverError(f"simulated meter '{self.device_id}' is not answering (dropout)")
         if self.profile == "flatline" and elapsed >= self.after_s and self._last:

@@ -1,0 +1,163 @@
+"""The web pages: the public town page, a factory page, the officers' console, the operator's
+page, the login page, and the API explorer. Each page is a small HTML shell (Jinja2) in Thai or
+English; its script reads the API. Everything it loads is served from eit/web/static: nothing
+comes from the internet.
+
+Language: ``?lang=th`` or ``?lang=en``, else the browser's Accept-Language, else Thai.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from eit.confread import load_yaml
+from eit.model import ID_PATTERN
+from eit.registry import Registry
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+STANDARDS = Path(__file__).resolve().parent.parent / "standards"
+LANGUAGES = ("th", "en")
+DEFAULT_LANGUAGE = "th"
+
+# Pages load scripts, styles and data from this server only.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:;"
+    " connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self';"
+    " frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-cache",
+}
+
+
+@cache
+def strings() -> dict[str, dict[str, str]]:
+    data = load_yaml(WEB / "i18n.yaml")
+    return {lang: {str(k): str(v) for k, v in data[lang].items()} for lang in LANGUAGES}
+
+
+@cache
+def aqi_bands() -> list[dict[str, Any]]:
+    """Band names and colours of the Thai AQI, from its data file."""
+    data = load_yaml(STANDARDS / "th_aqi.yaml")
+    return [
+        {
+            "id": b["id"],
+            "low": b["aqi"][0],
+            "high": b["aqi"][1],
+            "colour": b["colour"],
+            "en": b["en"],
+            "th": b["th"],
+        }
+        for b in data["bands"]
+    ]
+
+
+def choose_language(request: Request) -> str:
+    asked = request.query_params.get("lang")
+    if asked in LANGUAGES:
+        return str(asked)
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate(request.headers.get("accept-language", "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        primary = tag.split("-")[0].lower()
+        if primary in LANGUAGES and q > 0:
+            ranked.append((-q, index, primary))
+    return sorted(ranked)[0][2] if ranked else DEFAULT_LANGUAGE
+
+
+def _json_for_script(data: Any) -> str:
+    # Inside <script type="application/json">: "<" escaped so no text can close the element.
+    return json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def mount_pages(app: FastAPI, registry: Registry) -> None:
+    env = Environment(
+        loader=FileSystemLoader(str(WEB / "templates")),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    app.mount("/static", StaticFiles(directory=str(WEB / "static")), name="static")
+
+    def render(request: Request, template: str, page: str, title_key: str, **extra: Any) -> HTMLResponse:
+        lang = choose_language(request)
+        t = strings()[lang]
+        config = {
+            "page": page,
+            "lang": lang,
+            "strings": t,
+            "timezone": registry.timezone,
+            "town": {"id": registry.town_id, "name": registry.town_name},
+            "aqi_bands": aqi_bands(),
+            **extra,
+        }
+        html = env.get_template(template).render(
+            lang=lang,
+            t=t,
+            title=t[title_key],
+            page=page,
+            path=request.url.path,
+            town_name=registry.town_name,
+            config_json=_json_for_script(config),
+            **extra,
+        )
+        return HTMLResponse(
+            html, headers=PAGE_HEADERS | {"Content-Language": lang, "Vary": "Accept-Language"}
+        )
+
+    @app.get("/", include_in_schema=False)
+    def town_page(request: Request) -> HTMLResponse:
+        return render(request, "town.html", "town", "town_heading")
+
+    @app.get("/factory/{factory_id}", include_in_schema=False)
+    def factory_page(request: Request, factory_id: str) -> Response:
+        if not ID_PATTERN.fullmatch(factory_id):
+            return HTMLResponse("not found", status_code=404)
+        return render(request, "factory.html", "factory", "charts_title", factory=factory_id)
+
+    @app.get("/console", include_in_schema=False)
+    def console_page(request: Request) -> HTMLResponse:
+        return render(request, "console.html", "console", "nav_console")
+
+    @app.get("/operator", include_in_schema=False)
+    def operator_page(request: Request) -> HTMLResponse:
+        return render(request, "operator.html", "operator", "operator_heading")
+
+    @app.get("/login", include_in_schema=False)
+    def login_page(request: Request) -> HTMLResponse:
+        return render(request, "login.html", "login", "login_heading")
+
+    @app.get("/docs", include_in_schema=False)
+    def api_explorer() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="EIT Monitor API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+            swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False},
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def api_explorer_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()

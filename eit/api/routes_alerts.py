@@ -1,0 +1,243 @@
+"""Alerts: the inbox (filter by state, factory, severity), one alert with its audit trail and
+the operator's responses, and the officers' actions: acknowledge, assign, comment, resolve,
+close. Operators see their own factory's alerts and answer them with the cause and the
+corrective action."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
+
+from eit.api.accounts import OFFICER_ROLES, AccountError
+from eit.api.auth import Principal, forbidden
+from eit.api.common import Context, bad_parameter, errors
+from eit.api.routes_data import ID_REGEX
+from eit.api.schemas import (
+    AlertDetailOut,
+    AlertOut,
+    AssignIn,
+    CommentIn,
+    NoteIn,
+    OfficerOut,
+    ResponseIn,
+    ResponseOut,
+)
+from eit.api.sources import AlertLike
+from eit.errors import EitError
+
+MAX_ALERT_ID = 2**62
+Lang = Literal["th", "en"]
+
+
+def alerts_router(ctx: Context) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["alerts"])
+    auth = ctx.auth
+    book = ctx.sources.alerts
+    alert_id_path = Path(ge=1, le=MAX_ALERT_ID, description="Alert number")
+    lang_query = Query("en", description="Language of the alert text (th or en)")
+
+    def out(a: AlertLike, lang: str) -> dict[str, Any]:
+        data = a.to_json()
+        data["text"] = ctx.sources.alert_text(a, lang)
+        return data
+
+    def fetch(p: Principal, alert_id: int) -> AlertLike:
+        try:
+            a = book.get(alert_id)
+        except EitError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        if a is None:
+            raise HTTPException(404, f"no alert #{alert_id}")
+        f = ctx.registry.factories.get(a.factory)
+        if p.user is not None and p.user.role == "operator" and (f is None or not p.sees(f)):
+            raise forbidden(f"alert #{alert_id} belongs to another factory: an operator sees only its own")
+        return a
+
+    def act(call: Any, *args: Any) -> AlertLike:
+        try:
+            result: AlertLike = call(*args)
+        except EitError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        except ValueError as exc:  # the lifecycle refuses (alerts.model.LifecycleError)
+            raise HTTPException(409, str(exc)) from exc
+        return result
+
+    @router.get(
+        "/alerts",
+        summary="Alerts, newest first (officers: every factory; operators: their own)",
+        response_model=list[AlertOut],
+        responses=errors(401, 403, 422, 503),
+    )
+    def list_alerts(
+        state: Literal["open", "acknowledged", "resolved", "closed", "active"] | None = Query(
+            None, description="Only this state (active: open or acknowledged)"
+        ),
+        factory: str | None = Query(None, pattern=ID_REGEX, max_length=63, description="Only this factory"),
+        severity: Literal["warning", "critical"] | None = Query(None, description="Only this severity"),
+        limit: int = Query(100, ge=1, le=1000, description="At most this many"),
+        lang: Lang = lang_query,
+        p: Principal = Depends(auth.logged_in),
+    ) -> list[dict[str, Any]]:
+        assert p.user is not None
+        if factory is not None and factory not in ctx.registry.factories:
+            raise bad_parameter("factory", f"no factory '{factory}' in the site registry")
+        if p.user.role == "operator":
+            if factory is not None and factory != p.user.factory:
+                raise forbidden(f"an operator sees only the alerts of its own factory ({p.user.factory})")
+            factory = p.user.factory
+        try:
+            found = book.list(state=state, factory=factory, limit=limit, severity=severity)
+        except EitError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        return [out(a, lang) for a in found]
+
+    @router.get(
+        "/alerts/{alert_id}",
+        summary="One alert with its audit trail and the operator's responses",
+        response_model=AlertDetailOut,
+        responses=errors(401, 403, 404, 422, 503),
+    )
+    def get_alert(
+        alert_id: int = alert_id_path, lang: Lang = lang_query, p: Principal = Depends(auth.logged_in)
+    ) -> dict[str, Any]:
+        a = fetch(p, alert_id)
+        try:
+            audit = [e.to_json() for e in book.audit(alert_id)]
+            responses = [r.to_json() for r in ctx.sources.accounts.responses(alert_id)]
+        except EitError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        return out(a, lang) | {"audit": audit, "responses": responses}
+
+    @router.post(
+        "/alerts/{alert_id}/acknowledge",
+        summary="Acknowledge an open alert (officers)",
+        response_model=AlertOut,
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
+    )
+    def acknowledge(
+        alert_id: int = alert_id_path,
+        body: NoteIn | None = Body(None),
+        lang: Lang = lang_query,
+        p: Principal = Depends(auth.officer),
+    ) -> dict[str, Any]:
+        fetch(p, alert_id)
+        note = body.note if body else ""
+        return out(act(book.acknowledge, alert_id, p.name, ctx.now(), note), lang)
+
+    @router.post(
+        "/alerts/{alert_id}/assign",
+        summary="Assign an alert to an officer account (officers)",
+        response_model=AlertOut,
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
+    )
+    def assign(
+        body: AssignIn,
+        alert_id: int = alert_id_path,
+        lang: Lang = lang_query,
+        p: Principal = Depends(auth.officer),
+    ) -> dict[str, Any]:
+        fetch(p, alert_id)
+        try:
+            user = ctx.sources.accounts.get_user(body.assignee)
+        except EitError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        if user is None or user.disabled or user.role not in OFFICER_ROLES:
+            raise HTTPException(422, f"body field 'assignee': '{body.assignee}' is not an officer account")
+        return out(act(book.assign, alert_id, p.name, user.name, ctx.now()), lang)
+
+    @router.post(
+        "/alerts/{alert_id}/comments",
+        summary="Add a comment to an alert's audit trail (officers)",
+        response_model=AlertOut,
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
+    )
+    def comment(
+        body: CommentIn,
+        alert_id: int = alert_id_path,
+        lang: Lang = lang_query,
+        p: Principal = Depends(auth.officer),
+    ) -> dict[str, Any]:
+        fetch(p, alert_id)
+        if not body.text.strip():
+            raise HTTPException(422, "body field 'text': a comment needs text")
+        return out(act(book.add_note, alert_id, p.name, body.text.strip(), ctx.now()), lang)
+
+    @router.post(
+        "/alerts/{alert_id}/resolve",
+        summary="Resolve an active alert by hand (officers)",
+        response_model=AlertOut,
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
+    )
+    def resolve(
+        alert_id: int = alert_id_path,
+        body: NoteIn | None = Body(None),
+        lang: Lang = lang_query,
+        p: Principal = Depends(auth.officer),
+    ) -> dict[str, Any]:
+        fetch(p, alert_id)
+        note = body.note if body else ""
+        return out(act(book.resolve_id, alert_id, p.name, ctx.now(), note), lang)
+
+    @router.post(
+        "/alerts/{alert_id}/close",
+        summary="Close a resolved alert (supervisors and admins)",
+        response_model=AlertOut,
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
+    )
+    def close(
+        alert_id: int = alert_id_path,
+        body: NoteIn | None = Body(None),
+        lang: Lang = lang_query,
+        p: Principal = Depends(auth.supervisor),
+    ) -> dict[str, Any]:
+        fetch(p, alert_id)
+        note = body.note if body else ""
+        return out(act(book.close_alert, alert_id, p.name, ctx.now(), note), lang)
+
+    @router.post(
+        "/alerts/{alert_id}/response",
+        status_code=201,
+        summary="The factory operator's cause and corrective action for an alert of its factory",
+        response_model=ResponseOut,
+        responses=errors(400, 401, 403, 404, 422, 503),
+    )
+    def respond(
+        body: ResponseIn,
+        alert_id: int = alert_id_path,
+        p: Principal = Depends(auth.operator),
+    ) -> dict[str, Any]:
+        a = fetch(p, alert_id)
+        now = ctx.now()
+        try:
+            response = ctx.sources.accounts.add_response(
+                alert_id, a.factory, p.name, body.cause, body.corrective_action, now
+            )
+        except AccountError as exc:
+            raise HTTPException(422, f"body: {exc}") from exc
+        except EitError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        # The audit trail keeps what the factory said, beside the officers' actions.
+        act(
+            book.add_note,
+            alert_id,
+            p.name,
+            f"operator response: cause: {response.cause}; corrective action: {response.corrective_action}",
+            now,
+        )
+        return response.to_json()
+
+    @router.get(
+        "/officers",
+        summary="Officer accounts an alert can be assigned to (officers)",
+        response_model=list[OfficerOut],
+        responses=errors(401, 403, 503),
+    )
+    def officers(p: Principal = Depends(auth.officer)) -> list[OfficerOut]:
+        try:
+            users = ctx.sources.accounts.list_users()
+        except EitError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        return [OfficerOut(name=u.name, role=u.role) for u in users if u.is_officer and not u.disabled]
+
+    return router

@@ -1,0 +1,262 @@
+"""The shapes of the API's answers (they document the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+ComplianceState = Literal["compliant", "warning", "exceeding", "no_data"]
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="What is wrong, naming the parameter or the rule")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Each invalid parameter, its location and the problem"
+    )
+
+
+class LimitOut(BaseModel):
+    averaging: str = Field(description="1h, 8h, 24h, instant, ...")
+    max: float | None
+    min: float | None
+    unit: str = Field(description="The unit of max and min")
+    max_in_channel_unit: float | None = Field(description="max converted into the channel's unit")
+    min_in_channel_unit: float | None
+    origin: str = Field(description="The preset or permit the limit comes from")
+    kind: str = Field(description="standard or permit")
+
+
+class ChannelOut(BaseModel):
+    id: str
+    parameter: str
+    unit: str
+    range: list[float]
+    limits: list[LimitOut] = Field(description="Limits in force today")
+
+
+class DeviceOut(BaseModel):
+    id: str
+    kind: str
+    name: str
+    channels: list[ChannelOut]
+
+
+class FactoryOut(BaseModel):
+    id: str
+    name: str
+    name_th: str
+    diw_registration: str
+    district: str
+    estate: str
+    lat: float
+    lon: float
+    public: bool
+    state: ComplianceState = Field(
+        description="exceeding: an active critical alert; warning: another active alert;"
+        " no_data: no reading within the staleness period; compliant otherwise"
+    )
+    last_update: str | None = Field(description="Time of the newest reading (UTC)")
+    devices: list[DeviceOut]
+
+
+class AqiOut(BaseModel):
+    factory: str
+    device: str
+    time: str
+    value: float
+    band: str
+    sub_indices: dict[str, float]
+
+
+class TownOut(BaseModel):
+    id: str
+    name: str
+    timezone: str
+    factories: int
+    last_update: str | None
+    states: dict[str, int] = Field(description="How many visible factories are in each compliance state")
+    aqi: list[AqiOut]
+
+
+class LatestOut(BaseModel):
+    factory: str
+    device: str
+    channel: str
+    time: str
+    value: float
+    flag: str
+    unit: str
+
+
+class ReadingOut(BaseModel):
+    time: str
+    value: float
+    flag: str | None = Field(default=None, description="HJ 212 flag (raw readings only)")
+
+
+class SeriesOut(BaseModel):
+    factory: str
+    device: str
+    channel: str
+    unit: str
+    start: str
+    end: str
+    every: int | None = Field(description="Bucket length in seconds; null for raw readings")
+    fn: str | None
+    points: list[ReadingOut]
+    truncated: bool = Field(description="True when the limit cut the raw readings short")
+
+
+class HourOut(BaseModel):
+    time: str = Field(description="Start of the clock hour (UTC)")
+    value: float | None
+    corrected: float | None = Field(description="Corrected to the reference O2 where the standard has one")
+    points: int
+    quadrants: int
+    valid: bool
+    reason: str
+    limit: float | None
+    limit_unit: str | None
+    limit_in_channel_unit: float | None
+    exceeded: bool
+    retroactive: bool
+
+
+class HourlyOut(BaseModel):
+    factory: str
+    device: str
+    channel: str
+    unit: str
+    start: str
+    end: str
+    hours: list[HourOut]
+
+
+class RollingPointOut(BaseModel):
+    time: str = Field(description="End of the window (UTC)")
+    value: float
+    hours: int
+    valid: bool
+    limit: float | None
+    limit_unit: str | None
+    limit_in_channel_unit: float | None
+    exceeded: bool
+
+
+class RollingOut(BaseModel):
+    factory: str
+    device: str
+    channel: str
+    window: str
+    unit: str
+    points: list[RollingPointOut]
+
+
+class AlertOut(BaseModel):
+    id: int
+    factory: str
+    device: str
+    parameter: str
+    rule: str
+    severity: str
+    state: str
+    text: str = Field(description="The alert in the language asked for")
+    message: str
+    value: float | None
+    limit: float | None
+    unit: str
+    provisional: bool
+    retroactive: bool
+    period_start: str | None
+    assignee: str | None
+    acknowledged_by: str | None
+    escalation_step: int
+    flaps: int
+    opened_at: str
+    updated_at: str
+    acknowledged_at: str | None
+    resolved_at: str | None
+    closed_at: str | None
+
+
+class AuditOut(BaseModel):
+    at: str
+    actor: str
+    action: str
+    detail: str
+
+
+class ResponseOut(BaseModel):
+    id: int
+    alert_id: int
+    factory: str
+    by: str
+    at: str
+    cause: str
+    corrective_action: str
+
+
+class AlertDetailOut(AlertOut):
+    audit: list[AuditOut]
+    responses: list[ResponseOut]
+
+
+class NoteIn(BaseModel):
+    note: str = Field(default="", max_length=4000, description="Optional note for the audit trail")
+
+
+class AssignIn(BaseModel):
+    assignee: str = Field(min_length=1, max_length=63, description="The officer account to assign to")
+
+
+class CommentIn(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class ResponseIn(BaseModel):
+    cause: str = Field(min_length=1, max_length=4000, description="What caused the alert")
+    corrective_action: str = Field(min_length=1, max_length=4000, description="What the factory did about it")
+
+
+class UserOut(BaseModel):
+    name: str
+    role: str
+    factory: str | None
+    disabled: bool
+    created_at: str
+
+
+class UserIn(BaseModel):
+    name: str = Field(min_length=1, max_length=63)
+    role: Literal["officer", "supervisor", "admin", "operator"]
+    factory: str | None = Field(default=None, max_length=63, description="Operators only: their factory")
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int = Field(description="Seconds until the token expires")
+    expires_at: str
+    user: UserOut
+
+
+class DeadLetterOut(BaseModel):
+    id: int | None
+    received_at: str
+    topic: str
+    reason: str
+    detail: str
+    location: str
+    payload: str
+
+
+class DeadLettersOut(BaseModel):
+    counts: dict[str, int] = Field(description="All dead letters kept, by reason")
+    letters: list[DeadLetterOut]
+
+
+class OfficerOut(BaseModel):
+    name: str
+    role: str

@@ -1,0 +1,148 @@
+/* EIT Monitor pages: what every page shares. Plain JavaScript, no build step.
+ * The page's configuration (language, words, time zone) is a JSON block the server writes. */
+"use strict";
+
+const EIT = (() => {
+  const cfg = JSON.parse(document.getElementById("eit-config").textContent);
+  const lang = cfg.lang;
+  const SESSION_KEY = "eit.session";
+
+  function t(key, vars) {
+    let s = cfg.strings[key];
+    if (s === undefined) s = key;
+    if (vars) for (const [k, v] of Object.entries(vars)) s = s.split("{" + k + "}").join(String(v));
+    return s;
+  }
+
+  const session = {
+    get() {
+      try {
+        const s = JSON.parse(localStorage.getItem(SESSION_KEY) || "null");
+        if (!s || !s.token || Date.parse(s.expires_at) <= Date.now()) return null;
+        return s;
+      } catch (e) {
+        return null;
+      }
+    },
+    set(tokenAnswer) {
+      localStorage.setItem(SESSION_KEY, JSON.stringify({
+        token: tokenAnswer.access_token, expires_at: tokenAnswer.expires_at, user: tokenAnswer.user,
+      }));
+    },
+    clear() { localStorage.removeItem(SESSION_KEY); },
+  };
+
+  class ApiError extends Error {
+    constructor(status, detail) { super(detail); this.status = status; this.detail = detail; }
+  }
+
+  async function api(path, opts = {}) {
+    const headers = { Accept: "application/json" };
+    const s = session.get();
+    if (s && opts.auth !== false) headers.Authorization = "Bearer " + s.token;
+    let body;
+    if (opts.form) {
+      body = new URLSearchParams(opts.form);
+      headers["Content-Type"] = "application/x-www-form-urlencoded";
+    } else if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      headers["Content-Type"] = "application/json";
+    }
+    const r = await fetch(path, { method: opts.method || "GET", headers, body });
+    if (r.status === 401 && s) { session.clear(); renderUserBar(); }
+    if (r.status === 204) return null;
+    const type = r.headers.get("content-type") || "";
+    const data = type.includes("json") ? await r.json() : await r.text();
+    if (!r.ok) throw new ApiError(r.status, (data && data.detail) || r.statusText);
+    return data;
+  }
+
+  /** Build an element: el("a", {href: "/x", class: "y"}, "text", child). Text is never parsed as HTML. */
+  function el(tag, attrs, ...children) {
+    const isSvg = ["svg", "g", "circle", "line", "text", "rect", "path", "title", "polygon"].includes(tag)
+      || (tag === "a" && attrs && attrs.svg);
+    const node = isSvg ? document.createElementNS("http://www.w3.org/2000/svg", tag) : document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false || k === "svg") continue;
+      if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
+      else if (k === "dataset") Object.assign(node.dataset, v);
+      else node.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  const locale = lang === "th" ? "th-TH" : "en-GB";
+  function fmtTime(iso) {
+    if (!iso) return t("never");
+    return new Date(iso).toLocaleString(locale, { timeZone: cfg.timezone, dateStyle: "medium", timeStyle: "short" });
+  }
+  function fmtNum(v) {
+    if (v === null || v === undefined || Number.isNaN(v)) return "–";
+    const a = Math.abs(v);
+    const digits = a >= 1000 ? 0 : a >= 100 ? 1 : a >= 1 ? 2 : 3;
+    return v.toLocaleString(locale, { maximumFractionDigits: digits });
+  }
+  function link(path, params) {
+    const q = new URLSearchParams(params || {});
+    q.set("lang", lang);
+    return path + "?" + q.toString();
+  }
+  function stateBadge(state) { return el("span", { class: "badge " + state, "data-state": state }, t("state_" + state)); }
+  function factoryName(f) { return (lang === "th" && f.name_th) ? f.name_th : f.name; }
+
+  function toast(text) {
+    const box = document.getElementById("toast");
+    box.textContent = text;
+    box.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => { box.hidden = true; }, 3000);
+  }
+
+  function message(text) {
+    const box = document.getElementById("message");
+    if (!box) return;
+    box.textContent = text;
+    box.hidden = !text;
+  }
+
+  function explain(err) {
+    if (err.status === 401) return t("need_login");
+    if (err.status === 403) return t("not_allowed", { detail: err.detail });
+    if (err.status === 404) return t("not_found", { detail: err.detail });
+    return t("error_loading", { detail: err.detail || err.message });
+  }
+
+  function renderUserBar() {
+    const bar = document.getElementById("userbar");
+    const s = session.get();
+    bar.replaceChildren();
+    const role = s ? s.user.role : null;
+    for (const a of document.querySelectorAll(".nav a[data-role]")) {
+      const wanted = a.dataset.role;
+      a.hidden = !(role && (wanted === "operator" ? role === "operator" : role !== "operator"));
+    }
+    if (!s) {
+      bar.append(el("a", { href: link("/login", { next: location.pathname }) }, t("login")));
+      return;
+    }
+    bar.append(
+      el("span", { id: "whoami" }, t("logged_in_as", { name: s.user.name, role: s.user.role })),
+      el("button", {
+        type: "button", id: "logout",
+        onclick: async () => {
+          try { await api("/api/v1/logout", { method: "POST" }); } catch (e) { /* the token may be gone already */ }
+          session.clear();
+          location.href = link("/");
+        },
+      }, t("logout")),
+    );
+  }
+
+  document.addEventListener("DOMContentLoaded", renderUserBar);
+
+  return { cfg, lang, t, api, ApiError, session, el, fmtTime, fmtNum, link, stateBadge, factoryName, toast, message, explain, renderUserBar };
+})();
