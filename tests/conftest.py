@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import REPO, InfluxDB, Mosquitto, kill_leftovers
+from tests.services import REPO, InfluxDB, Mosquitto, kill_leftovers, started_count
 
 EXAMPLE_SITE = REPO / "examples" / "town" / "site.yaml"
 
@@ -51,6 +51,14 @@ def report(capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest) -
 
 @pytest.fixture(autouse=True)
 def _no_leftover_processes() -> Iterator[None]:
+    # Wider-scoped fixtures are set up before this one: only what the test itself starts is killed.
+    before = started_count()
+    yield
+    kill_leftovers(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftover_processes_at_exit() -> Iterator[None]:
     yield
     kill_leftovers()
 

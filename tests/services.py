@@ -161,9 +161,14 @@ class InfluxDB:
 _STARTED: list[subprocess.Popen[bytes]] = []
 
 
-def kill_leftovers() -> None:
-    """Kill every process a test started and did not stop (a failed test must not leave any)."""
-    while _STARTED:
+def started_count() -> int:
+    return len(_STARTED)
+
+
+def kill_leftovers(since: int = 0) -> None:
+    """Kill every process started after the ``since``-th one and not stopped (a failed test must
+    not leave any behind; processes of wider-scoped fixtures, started before, are left alone)."""
+    while len(_STARTED) > since:
         proc = _STARTED.pop()
         if proc.poll() is None:
             proc.kill()
