@@ -58,6 +58,7 @@ class DevicePublisher:
         max_inflight: int = 20,
         max_scans_per_message: int = 500,
         status_extra: Callable[[], dict[str, Any]] | None = None,
+        status_interval_s: float = 60.0,
     ) -> None:
         self.factory = factory
         self.device = device
@@ -66,6 +67,8 @@ class DevicePublisher:
         self.max_inflight = max_inflight
         self.max_scans_per_message = max_scans_per_message
         self.status_extra = status_extra
+        self.status_interval_s = status_interval_s
+        self.meter_problem: str | None = None
         self.stats = PublisherStats()
         self.topic = wire.data_topic(factory, device)
         self.status_topic = wire.status_topic(factory, device)
@@ -75,6 +78,7 @@ class DevicePublisher:
         self._inflight: dict[int, list[int]] = {}
         self._cursor = 0
         self._paused_until = 0.0
+        self._status_due = 0.0
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
         self.client = make_client(
@@ -111,6 +115,17 @@ class DevicePublisher:
         """Tell the publisher new scans are in the outbox."""
         self._wake.set()
 
+    def request_status(self) -> None:
+        """Publish the status message again soon (something in it changed)."""
+        self._status_due = 0.0
+        self._wake.set()
+
+    def set_meter_problem(self, problem: str | None) -> None:
+        """The meter stopped answering (``problem``) or answers again (None): the retained status
+        says ``offline`` with the reason while it does not answer."""
+        self.meter_problem = problem
+        self.request_status()
+
     @property
     def inflight_messages(self) -> int:
         return len(self._inflight)
@@ -133,7 +148,7 @@ class DevicePublisher:
         self.stats.connected = True
         self._connected.set()
         log.info("device %s: connected to %s:%s", self.device, self.settings.host, self.settings.port)
-        client.publish(self.status_topic, self.status_payload(), qos=1, retain=True)
+        self._status_due = 0.0
         self._wake.set()
 
     def _on_disconnect(
@@ -153,11 +168,24 @@ class DevicePublisher:
         self._wake.set()
 
     def status_payload(self) -> bytes:
-        status: dict[str, Any] = {"state": wire.STATUS_ONLINE, "ts": ns_to_iso(now_ns())}
+        state = wire.STATUS_ONLINE if self.meter_problem is None else wire.STATUS_OFFLINE
+        status: dict[str, Any] = {"state": state, "ts": ns_to_iso(now_ns())}
+        if self.meter_problem is not None:
+            status["problem"] = self.meter_problem
         status["outbox_pending"] = self.outbox.count(self.device)
+        dropped = self.outbox.dropped(self.device)
+        status["outbox_dropped"] = sum(dropped.values())
+        if dropped:
+            status["outbox_dropped_by"] = dropped
         if self.status_extra is not None:
             status.update(self.status_extra())
         return json.dumps(status, separators=(",", ":")).encode()
+
+    def _publish_status_if_due(self) -> None:
+        if time.monotonic() < self._status_due:
+            return
+        self._status_due = time.monotonic() + self.status_interval_s
+        self.client.publish(self.status_topic, self.status_payload(), qos=1, retain=True)
 
     # -- the pump thread -----------------------------------------------------------------------
     def _pump(self) -> None:
@@ -167,7 +195,10 @@ class DevicePublisher:
             self._handle_acks()
             if self._stop.is_set():
                 break
-            if not self._connected.is_set() or time.monotonic() < self._paused_until:
+            if not self._connected.is_set():
+                continue
+            self._publish_status_if_due()
+            if time.monotonic() < self._paused_until:
                 continue
             self._publish_pending()
         self._handle_acks()
