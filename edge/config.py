@@ -96,7 +96,7 @@ def parse_edge_config(
             dsec.fail(
                 f"{name}.timeout_s",
                 f"a meter that does not answer takes up to {max_read_s:g} s to give up on "
-                f"(timeout_s x (1 + retries) x reads per scan), not less than scan_interval_s "
+                f"(timeout_s x (1 + retries)), not less than scan_interval_s "
                 f"{interval:g}: lower timeout_s or retries, or scan less often",
             )
         devices.append(

@@ -133,7 +133,11 @@ def test_example_agent_config_loads() -> None:
 @pytest.mark.parametrize(
     ("mutate", "key", "problem"),
     [
-        (lambda d: d["devices"][0].update(driver="opcua"), "devices[0].driver", "'opcua' is not one of csv, modbus, sim"),
+        (
+            lambda d: d["devices"][0].update(driver="opcua"),
+            "devices[0].driver",
+            "'opcua' is not one of csv, modbus, sim",
+        ),
         (
             lambda d: d["devices"][0]["sim"].update(profile="wobbly"),
             "devices[0].sim.profile",

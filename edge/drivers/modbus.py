@@ -8,7 +8,7 @@
         port: 502
         serial: {port: /dev/ttyUSB0, baudrate: 9600, parity: N, bytesize: 8, stopbits: 1}  # rtu
         unit: 1                         # the slave (unit / device) id
-        timeout_s: 0.5                  # per try
+        timeout_s: 0.4                  # per try
         retries: 1                      # tries after the first one, while the meter answers
         word_order: big                 # defaults for the channels below
         byte_order: big
@@ -226,8 +226,9 @@ class ModbusDriver:
 
     @property
     def max_read_s(self) -> float:
-        """The longest a read of this meter can take when it does not answer."""
-        return self.link.timeout_s * (1 + self.retries) * len(self.blocks)
+        """The longest a read of this meter can take when it does not answer (the first request
+        that gets no answer ends the read)."""
+        return self.link.timeout_s * (1 + self.retries)
 
     def where(self) -> str:
         return f"unit {self.unit} at {self.link.where}"
@@ -266,43 +267,46 @@ class ModbusDriver:
         if self.shared and not healthy:
             time.sleep(FAILING_GRACE_S)
         results: list[BlockResult] = []
-        for block in self.blocks:
-            try:
-                registers = self._read_block(block, tries, healthy)
-                results.append(BlockResult(block, registers, None))
-            except ModbusNoAnswer as exc:
-                # A meter that does not answer one request will not answer the next one either.
-                self.failures_in_a_row += 1
-                results.append(BlockResult(block, None, exc))
-                results.extend(BlockResult(b, None, exc) for b in self.blocks[len(results) :])
-                return results
-            except DriverError as exc:
-                results.append(BlockResult(block, None, exc))
+        # The whole read holds the line, so a meter that stops answering cannot slip in between
+        # two requests of an answering one.
+        with self.link.hold(healthy):
+            for block in self.blocks:
+                try:
+                    registers = self._read_block(block, tries)
+                    results.append(BlockResult(block, registers, None))
+                except ModbusNoAnswer as exc:
+                    # A meter that does not answer one request will not answer the next one either.
+                    self.failures_in_a_row += 1
+                    results.append(BlockResult(block, None, exc))
+                    results.extend(BlockResult(b, None, exc) for b in self.blocks[len(results) :])
+                    return results
+                except DriverError as exc:
+                    results.append(BlockResult(block, None, exc))
         self.failures_in_a_row = 0
         return results
 
-    def _read_block(self, block: Block, tries: int, healthy: bool) -> list[int]:
+    def _read_block(self, block: Block, tries: int) -> list[int]:
         from pymodbus.exceptions import ModbusException
 
         last = ""
         for _ in range(tries):
-            with self.link.hold(healthy):
-                try:
-                    if block.function == "holding":
-                        response = self.link.client.read_holding_registers(
-                            block.address, count=block.count, device_id=self.unit
-                        )
-                    else:
-                        response = self.link.client.read_input_registers(
-                            block.address, count=block.count, device_id=self.unit
-                        )
-                except ModbusException as exc:
-                    last = str(exc)
-                    continue
-                except OSError as exc:
-                    last = f"{type(exc).__name__}: {exc}"
-                    self.link.client.close()
-                    continue
+            try:
+                if block.function == "holding":
+                    response = self.link.client.read_holding_registers(
+                        block.address, count=block.count, device_id=self.unit
+                    )
+                else:
+                    response = self.link.client.read_input_registers(
+                        block.address, count=block.count, device_id=self.unit
+                    )
+            except ModbusException as exc:
+                text = str(exc)
+                last = "no response" if "No response received" in text else text
+                continue
+            except OSError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                self.link.client.close()
+                continue
             if response.isError():
                 code = int(getattr(response, "exception_code", 0))
                 hint = EXCEPTION_HINTS.get(code, "exception code {code}").format(
@@ -329,7 +333,7 @@ class ModbusDriver:
             return registers
         raise ModbusNoAnswer(
             f"no answer from {self.where()} within {self.link.timeout_s:g} s x {tries} "
-            f"tr{'y' if tries == 1 else 'ies'} ({last.strip() or 'timeout'}); check the unit id, "
+            f"tr{'y' if tries == 1 else 'ies'} ({last.strip() or 'no response'}); check the unit id, "
             + ("the wiring, baud rate and parity" if self.transport == "rtu" else "the address and port")
         )
 
@@ -388,7 +392,7 @@ class ModbusDriver:
 
 def from_config(sec: Section, base_dir: Path, device_id: str) -> ModbusDriver:
     transport = sec.text("transport", "tcp", choices=TRANSPORTS)
-    timeout_s = sec.number("timeout_s", 1.0, exclusive_minimum=0, maximum=60)
+    timeout_s = sec.number("timeout_s", 0.4, exclusive_minimum=0, maximum=60)
     retries = sec.integer("retries", 1, minimum=0, maximum=10)
     unit = sec.integer("unit", 1, minimum=0, maximum=247)
     word_order = sec.text("word_order", "big", choices=ORDERS)
