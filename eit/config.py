@@ -64,6 +64,14 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerFiles:
+    """Where `eit devices add` writes the broker's logins (Mosquitto password file and ACL)."""
+
+    passwd_file: Path
+    acl_file: Path
+
+
+@dataclass(frozen=True, slots=True)
 class ServeConfig:
     source: str
     site: Path
@@ -75,6 +83,7 @@ class ServeConfig:
     rules: RuleSettings
     http: HttpSettings
     notifiers: tuple[NotifierSettings, ...] = field(default_factory=tuple)
+    broker: BrokerFiles | None = None
 
 
 def load_serve_config(path: Path | str, environ: dict[str, str] | None = None) -> ServeConfig:
@@ -156,6 +165,11 @@ def parse_serve_config(
         notifiers.append(NotifierSettings(nkind, options))
     if not notifiers:
         notifiers.append(NotifierSettings("log", {}))
+    broker: BrokerFiles | None = None
+    if root.has("broker"):
+        bsec = root.section("broker")
+        broker = BrokerFiles(bsec.path_value("passwd_file", base_dir), bsec.path_value("acl_file", base_dir))
+        bsec.finish()
     root.finish()
     return ServeConfig(
         source=source,
@@ -168,4 +182,5 @@ def parse_serve_config(
         rules=rules,
         http=http,
         notifiers=tuple(notifiers),
+        broker=broker,
     )
