@@ -28,6 +28,13 @@ def _edge_run(args: argparse.Namespace) -> int:
     return run_agent(load_edge_config(args.config))
 
 
+def _edge_check(args: argparse.Namespace) -> int:
+    from edge.check import check
+    from edge.config import load_edge_config
+
+    return check(load_edge_config(args.config))
+
+
 def _demo(args: argparse.Namespace) -> int:
     from eit.demo import run_demo
 
@@ -164,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = edge_sub.add_parser("run", help="read the meters and publish scans")
     p.add_argument("--config", required=True, help="agent configuration file (YAML)")
     p.set_defaults(func=_edge_run)
+    p = edge_sub.add_parser(
+        "check", help="check the config, read every meter once, log in to the broker, and say what works"
+    )
+    p.add_argument("--config", required=True, help="agent configuration file (YAML)")
+    p.set_defaults(func=_edge_check)
 
     p = sub.add_parser("demo", help="run the example town on one machine, nothing else needed")
     p.add_argument("--duration", type=float, default=None, help="stop after SECONDS (default: until Ctrl-C)")
@@ -224,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # The demo prints what happens itself; its log shows only warnings unless asked.
-    default_level = "WARNING" if args.command == "demo" else None
+    # So does `eit edge check`: its report is the output.
+    quiet = args.command == "demo" or getattr(args, "edge_command", None) == "check"
+    default_level = "WARNING" if quiet else None
     setup_logging(args.log_level or default_level, args.log_format)
     try:
         result: int = args.func(args)

@@ -136,7 +136,9 @@ def plan_blocks(items: list[tuple[str, int, int]], max_gap: int) -> list[Block]:
 
 
 def is_plausible(value: float) -> bool:
-    return math.isfinite(value) and abs(value) < 1e12
+    """False for what no meter measures: NaN, infinities, and magnitudes below 1e-30 or above
+    1e12, the usual signs of a float32 read in the wrong word or byte order."""
+    return math.isfinite(value) and (value == 0 or 1e-30 < abs(value) < 1e12)
 
 
 def read_channel(sec: Section, cid: str, word_order: str, byte_order: str) -> ChannelMap:
