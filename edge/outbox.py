@@ -70,8 +70,15 @@ class PendingScan:
 class Outbox:
     """A durable, bounded FIFO of scans per device, safe to use from several threads."""
 
-    def __init__(self, path: Path, max_bytes: int | None = None, max_age_s: float | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_bytes: int | None = None,
+        max_age_s: float | None = None,
+        age_check_every_s: float = AGE_CHECK_EVERY_S,
+    ) -> None:
         self.path = path
+        self.age_check_every_s = age_check_every_s
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,8 +140,8 @@ class Outbox:
                     "last_ts_ns=max(last_ts_ns, excluded.last_ts_ns)",
                     (device, seq, ts_ns if clock_ok else 0),
                 )
-                if clock_ok:
-                    self._enforce_age(cur, stored)
+                if clock_ok:  # a clock known wrong cannot tell the age of anything
+                    self._enforce_age(cur, now_ns())
                 self._enforce_size(cur)
                 cur.execute("COMMIT")
             except BaseException:
@@ -164,7 +171,7 @@ class Outbox:
     def _enforce_age(self, cur: sqlite3.Cursor, now: int) -> None:
         if self.max_age_s is None or time.monotonic() < self._next_age_check:
             return
-        self._next_age_check = time.monotonic() + AGE_CHECK_EVERY_S
+        self._next_age_check = time.monotonic() + self.age_check_every_s
         cutoff = now - int(self.max_age_s * NS_PER_S)
         rows = cur.execute(
             "SELECT id, device FROM scans WHERE clock_ok=1 AND stored_ns<? ORDER BY id", (cutoff,)
