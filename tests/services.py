@@ -63,6 +63,10 @@ class Mosquitto:
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
+            # Started as root, Mosquitto would switch to the user 'mosquitto', who cannot write the
+            # test's (root-only) folder: no log, no persistence. Stay who started it (ignored
+            # when not started as root).
+            "user root\n"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {workdir / 'data'}/\n"

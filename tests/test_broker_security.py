@@ -78,8 +78,6 @@ def secure(tmp_path: Path) -> Iterator[SecureBroker]:
     cert_port = free_port()
     tls = f"cafile {certs.ca}\ncertfile {certs.server_cert}\nkeyfile {certs.server_key}\n"
     conf = (
-        # Run as the user who started it, so that it can read the files this test wrote.
-        "user root\n"
         "allow_anonymous false\n"
         f"password_file {passwd}\nacl_file {acl}\n"
         + tls
