@@ -161,6 +161,7 @@ class Agent:
                 max_scans_per_message=config.max_scans_per_message,
                 status_extra=self._status_fields,
                 status_interval_s=config.status_interval_s,
+                sends_status=not device.replays,
             )
             self.publishers[device.id] = publisher
             self.scanners[device.id] = DeviceScanner(

@@ -35,6 +35,11 @@ class DeviceConfig:
     scan_interval_s: float
     offline_after_failures: int
 
+    @property
+    def replays(self) -> bool:
+        """The device replays recorded data (CSV) rather than reading a live meter."""
+        return self.driver_name == "csv"
+
 
 @dataclass(slots=True)
 class EdgeConfig:

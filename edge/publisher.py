@@ -59,6 +59,7 @@ class DevicePublisher:
         max_scans_per_message: int = 500,
         status_extra: Callable[[], dict[str, Any]] | None = None,
         status_interval_s: float = 60.0,
+        sends_status: bool = True,
     ) -> None:
         self.factory = factory
         self.device = device
@@ -68,6 +69,8 @@ class DevicePublisher:
         self.max_scans_per_message = max_scans_per_message
         self.status_extra = status_extra
         self.status_interval_s = status_interval_s
+        # A device replaying recorded data sends no status, so as not to speak for a live agent.
+        self.sends_status = sends_status
         self.meter_problem: str | None = None
         self.stats = PublisherStats()
         self.topic = wire.data_topic(factory, device)
@@ -84,7 +87,7 @@ class DevicePublisher:
         self.client = make_client(
             settings,
             client_id=f"{settings.client_id}-{device}",
-            will=Will(self.status_topic, wire.STATUS_OFFLINE.encode()),
+            will=Will(self.status_topic, wire.STATUS_OFFLINE.encode()) if sends_status else None,
         )
         self.client.max_inflight_messages_set(max_inflight)
         self.client.on_connect = self._on_connect
@@ -104,7 +107,7 @@ class DevicePublisher:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-        if self._connected.is_set():
+        if self._connected.is_set() and self.sends_status:
             info = self.client.publish(self.status_topic, wire.STATUS_OFFLINE.encode(), qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=2.0)
@@ -182,7 +185,7 @@ class DevicePublisher:
         return json.dumps(status, separators=(",", ":")).encode()
 
     def _publish_status_if_due(self) -> None:
-        if time.monotonic() < self._status_due:
+        if not self.sends_status or time.monotonic() < self._status_due:
             return
         self._status_due = time.monotonic() + self.status_interval_s
         self.client.publish(self.status_topic, self.status_payload(), qos=1, retain=True)

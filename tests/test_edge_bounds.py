@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import edge.agent
 from edge.agent import Agent
@@ -254,3 +255,24 @@ def test_csv_replay_uploads_history_through_the_broker_and_the_agent_exits_when_
         assert serve.terminate() == 0
     assert outbox_state(tmp_path / "outbox.db") == ({"boiler-1": 60}, 0)
     assert "replay of" in agent.output() and "60 row(s) sent" in agent.output()
+
+
+def test_example_agent_configurations_load(tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parent.parent / "examples" / "edge"
+    for name in ("modbus-factory.yaml", "replay-history.yaml"):
+        data = yaml.safe_load((examples / name).read_text())
+        data["mqtt"] = {"host": "127.0.0.1"}  # the example's password and CA files are the factory's
+        data["outbox"] = {"path": str(tmp_path / f"{name}.db")}
+        for device in data["devices"]:
+            if device["driver"] == "csv":
+                csv_path = tmp_path / "history.csv"
+                csv_path.write_text("time,SO2,NOx,SO2_flag\n01/10/2026 07:00,41.5,120,N\n")
+                device["csv"]["path"] = str(csv_path)
+            if device["driver"] == "modbus" and device["modbus"]["transport"] == "rtu":
+                device["modbus"]["serial"]["port"] = f"/dev/ttyEXAMPLE-{name}"
+        config = parse_edge_config(data, name, tmp_path)
+        agent = Agent(config)
+        for device in config.devices:
+            # A replaying device sends no status: it must not speak for the live agent's device.
+            assert agent.publishers[device.id].sends_status == (device.driver_name != "csv")
+        agent.outbox.close()
