@@ -168,6 +168,9 @@ def main() -> int:
     load_after = loadavg()
 
     growth = outage_end_rss - outage_start_rss
+    # The curve, not only its ends: RSS at each quarter of the outage (the outbox's page cache is
+    # bounded, so growth that comes from it levels off).
+    quarters = [outage[min(len(outage) - 1, round(q * (len(outage) - 1) / 4))] for q in range(5)]
     per_hour = growth * 3600 / args.outage_s
     extrapolated = args.outage_s < 3600
     cpu_pct = 100 * steady_cpu / args.steady_s
@@ -203,6 +206,8 @@ def main() -> int:
         f"{' (extrapolated linearly from the outage above)' if extrapolated else ''} "
         f"| {per_hour:+.2f} MB | <= 5 MB |",
         f"| RSS, highest of {len(outage)} samples during the outage | {max(outage):.1f} MB | |",
+        f"| RSS at 0, 1/4, 1/2, 3/4 and all of the outage "
+        f"| {' / '.join(f'{q:.1f}' for q in quarters)} MB | |",
         f"| CPU during the outage | {100 * outage_cpu / args.outage_s:.2f} % of one core | |",
         "",
         "Baselines in the same run: an idle Python interpreter "

@@ -41,7 +41,7 @@ class DeviceCounters:
     last_read_s: float = 0.0
     # (scheduled tick, seconds late at the start of the read, seconds the read took), newest last
     recent: collections.deque[tuple[float, float, float]] = field(
-        default_factory=lambda: collections.deque(maxlen=600)
+        default_factory=lambda: collections.deque(maxlen=120)
     )
 
 

@@ -87,6 +87,9 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA journal_size_limit=4194304")
+        # A bounded page cache (1 MB): the outbox touches only its newest and oldest pages, and
+        # during a long outage the default (2 MB, and per connection) would grow the agent's memory.
+        self._db.execute("PRAGMA cache_size=-1024")
         self._db.executescript(_SCHEMA)
         self._upgrade()
         self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
