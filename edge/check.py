@@ -145,7 +145,9 @@ def _alternatives(registers: list[int], channel: Any) -> list[tuple[str, float]]
     from edge.drivers.registers import ORDERS, TYPES, decode_raw, is_plausible
 
     found: list[tuple[str, float]] = []
-    for type_name, (_, count) in TYPES.items():
+    # The configured type first (only its order wrong, the usual mistake), then the other types.
+    ordered = sorted(TYPES.items(), key=lambda item: item[0] != channel.type)
+    for type_name, (_, count) in ordered:
         if count != len(registers):
             continue
         word_orders = ORDERS if count > 1 else ("big",)
@@ -222,7 +224,7 @@ def _check_modbus(device_id: str, driver: Any, report: Report) -> None:
             if not is_plausible(value):
                 problems += 1
                 lines.append(
-                    f"{label}FAIL  {value!r} is not a measurement ({ch.describe()}; raw {_raw(regs)})"
+                    f"{label}FAIL  {value:g} is not a measurement ({ch.describe()}; raw {_raw(regs)})"
                 )
             elif not _in_range(ch, value):
                 problems += 1
@@ -237,8 +239,8 @@ def _check_modbus(device_id: str, driver: Any, report: Report) -> None:
             fitting = [(k, v) for k, v in alternatives if _in_range(ch, v)]
             if fitting:
                 lines.append(f"{'':<20}the same registers read other ways:")
-                for label_alt, v in fitting[:8]:
-                    lines.append(f"{'':<22}{label_alt:<48} -> {v:g}{unit}")
+                for label_alt, v in fitting:
+                    lines.append(f"{'':<22}{label_alt:<52} -> {v:g}{unit}")
             else:
                 lines.append(
                     f"{'':<20}no other type or order gives a plausible value: check the address and function"
