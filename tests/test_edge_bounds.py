@@ -276,3 +276,28 @@ def test_example_agent_configurations_load(tmp_path: Path) -> None:
             # A replaying device sends no status: it must not speak for the live agent's device.
             assert agent.publishers[device.id].sends_status == (device.driver_name != "csv")
         agent.outbox.close()
+
+
+def test_agent_serves_prometheus_metrics_and_health_over_http(tmp_path: Path) -> None:
+    import urllib.request
+
+    from tests.services import free_port
+
+    port = free_port()
+    config = sim_config(tmp_path, metrics={"host": "127.0.0.1", "port": port}, scan_interval_s=0.2)
+    agent = Agent(parse_edge_config(config, "edge.yaml", tmp_path))
+    agent.start()
+    try:
+        wait_for(lambda: agent.scans_taken() >= 2, 10, "two scans")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            health = json.loads(response.read())
+    finally:
+        agent.stop(drain_s=0)
+    assert 'eit_edge_outbox_dropped_scans_total{device="boiler-1",reason="size"} 0' in text
+    assert 'eit_edge_broker_connected{device="boiler-1"} 0' in text  # no broker at port 1
+    assert "# TYPE eit_edge_scans_total counter" in text
+    assert health["factory"] == "kaeng-khoi-biomass"
+    assert health["devices"]["boiler-1"]["meter_answering"] is True
+    assert health["outbox_pending"] >= 2
