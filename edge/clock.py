@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -46,15 +47,24 @@ class ClockState:
         return status
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    # Loaded once: find_library runs a subprocess (ldconfig) on every call.
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
 def kernel_synchronised() -> bool | None:
     """What the kernel says (Linux ``adjtimex`` with no change requested); None if unknown."""
-    if not sys.platform.startswith("linux"):
+    libc = _libc() if sys.platform.startswith("linux") else None
+    if libc is None:
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         timex = ctypes.create_string_buffer(512)  # struct timex, modes = 0: read only
         result = int(libc.adjtimex(timex))
-    except (OSError, AttributeError):
+    except AttributeError:
         return None
     if result < 0:
         return None
