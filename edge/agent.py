@@ -1,25 +1,34 @@
 """The agent: one scan thread and one publisher per device, sharing one on-disk outbox.
 
 Scan threads never wait on the network: a scan goes to the outbox and the publisher is woken.
-A meter that stops answering affects only its own thread; after ``offline_after_failures``
-failed reads in a row its status topic says ``offline`` until it answers again.
+A meter that stops answering affects only its own thread (devices on one serial line share it,
+see :mod:`edge.drivers.modbus`); after ``offline_after_failures`` failed reads in a row its
+status topic says ``offline`` until it answers again.
+
+Every scan is stamped by the agent in UTC at the start of its read. The clock is judged at each
+scan (:mod:`edge.clock`); a scan taken while it is known to be wrong gets the HJ 212 flag ``D``
+on every channel the meter reported as normal, and is counted.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+from edge.clock import ClockState, ClockWatch
 from edge.config import DeviceConfig, EdgeConfig
-from edge.drivers.base import DriverError
+from edge.drivers.base import DriverError, SourceExhausted
 from edge.outbox import Outbox
 from edge.publisher import DevicePublisher
-from eit import wire
 from eit.timeutil import now_ns
 
 log = logging.getLogger("eit.edge.agent")
+
+CLOCK_WRONG_FLAG = "D"
 
 
 @dataclass(slots=True)
@@ -27,17 +36,33 @@ class DeviceCounters:
     scans: int = 0
     read_failures: int = 0
     consecutive_failures: int = 0
+    clock_flagged_scans: int = 0
+    last_error: str = ""
+    last_read_s: float = 0.0
+    # (scheduled tick, seconds late at the start of the read, seconds the read took), newest last
+    recent: collections.deque[tuple[float, float, float]] = field(
+        default_factory=lambda: collections.deque(maxlen=120)
+    )
 
 
 class DeviceScanner:
     def __init__(
-        self, factory: str, device: DeviceConfig, outbox: Outbox, publisher: DevicePublisher
+        self,
+        factory: str,
+        device: DeviceConfig,
+        outbox: Outbox,
+        publisher: DevicePublisher,
+        clock: ClockWatch,
+        on_clock_change: Any = None,
     ) -> None:
         self.factory = factory
         self.device = device
         self.outbox = outbox
         self.publisher = publisher
+        self.clock = clock
+        self.on_clock_change = on_clock_change
         self.counters = DeviceCounters()
+        self.finished = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"scan-{device.id}", daemon=True)
 
@@ -58,41 +83,74 @@ class DeviceScanner:
         # line up and a restart does not shift the timeline.
         next_at = (time.time() // interval + 1) * interval
         while not self._stop.wait(max(0.0, next_at - time.time())):
-            self.scan_once()
+            if not self.scan_once(tick=next_at):
+                break
             now = time.time()
             next_at += interval
             if next_at <= now:  # fell behind (slow meter, suspended machine): skip missed ticks
                 next_at = (now // interval + 1) * interval
         self.device.driver.close()
 
-    def scan_once(self) -> None:
+    def scan_once(self, tick: float | None = None) -> bool:
+        """Read the meter once and store the scan. False when the driver has no more data."""
         ts_ns = now_ns() // 1_000_000 * 1_000_000  # millisecond resolution on the wire
+        started = time.monotonic()
         try:
             scan = self.device.driver.read()
+        except SourceExhausted:
+            self.finished.set()
+            return False
         except DriverError as exc:
+            self._note_read(tick, ts_ns, started)
             self.counters.read_failures += 1
             self.counters.consecutive_failures += 1
+            self.counters.last_error = str(exc)
             log.warning("device %s: read failed: %s", self.device.id, exc)
             if self.counters.consecutive_failures == self.device.offline_after_failures:
-                self._say(wire.STATUS_OFFLINE.encode())
-            return
+                self.publisher.set_meter_problem(str(exc))
+            return True
+        self._note_read(tick, ts_ns, started)
         if self.counters.consecutive_failures >= self.device.offline_after_failures:
-            self._say(self.publisher.status_payload())
+            log.info("device %s: the meter answers again", self.device.id)
+            self.publisher.set_meter_problem(None)
         self.counters.consecutive_failures = 0
-        self.outbox.append(self.device.id, ts_ns, scan.values, scan.flags)
+        self.counters.last_error = ""
+        flags = scan.flags
+        clock_ok = True
+        if scan.ts_ns is not None:  # replayed data carries its own recorded time
+            ts_ns = scan.ts_ns
+        else:
+            state = self.clock.judge(ts_ns)
+            if self.on_clock_change is not None:
+                self.on_clock_change(state)
+            if state.known_wrong:
+                clock_ok = False
+                flags = {ch: flags.get(ch, CLOCK_WRONG_FLAG) for ch in scan.values}
+                self.counters.clock_flagged_scans += 1
+            else:
+                self.clock.note_stamped(ts_ns)
+        self.outbox.append(self.device.id, ts_ns, scan.values, flags, clock_ok=clock_ok)
         self.counters.scans += 1
         self.publisher.wake()
+        return True
 
-    def _say(self, payload: bytes) -> None:
-        self.publisher.client.publish(self.publisher.status_topic, payload, qos=1, retain=True)
+    def _note_read(self, tick: float | None, ts_ns: int, started: float) -> None:
+        took = time.monotonic() - started
+        self.counters.last_read_s = took
+        if tick is not None:
+            self.counters.recent.append((tick, ts_ns / 1e9 - tick, took))
 
 
 class Agent:
     def __init__(self, config: EdgeConfig) -> None:
         self.config = config
-        self.outbox = Outbox(config.outbox_path)
+        self.outbox = Outbox(config.outbox_path, config.outbox_max_bytes, config.outbox_max_age_s)
+        self.clock = ClockWatch(config.clock_min_year, self.outbox.latest_ts_ns)
+        self.clock_state: ClockState = self.clock.judge(now_ns())
+        self._clock_lock = threading.Lock()
         self.publishers: dict[str, DevicePublisher] = {}
         self.scanners: dict[str, DeviceScanner] = {}
+        self.metrics_server: Any = None
         for device in config.devices:
             publisher = DevicePublisher(
                 config.factory,
@@ -101,20 +159,47 @@ class Agent:
                 self.outbox,
                 max_inflight=config.max_inflight,
                 max_scans_per_message=config.max_scans_per_message,
+                status_extra=self._status_fields,
+                status_interval_s=config.status_interval_s,
+                sends_status=not device.replays,
             )
             self.publishers[device.id] = publisher
-            self.scanners[device.id] = DeviceScanner(config.factory, device, self.outbox, publisher)
+            self.scanners[device.id] = DeviceScanner(
+                config.factory, device, self.outbox, publisher, self.clock, self._clock_seen
+            )
+
+    def _status_fields(self) -> dict[str, Any]:
+        return self.clock_state.as_status()
+
+    def _clock_seen(self, state: ClockState) -> None:
+        with self._clock_lock:
+            if state.state == self.clock_state.state:
+                return
+            before, self.clock_state = self.clock_state, state
+        if state.state == "ok":
+            log.info("clock: %s now (was %s)", state.state, before.state)
+        else:
+            log.error("clock: %s: %s", state.state, state.problem)
+        for publisher in self.publishers.values():
+            publisher.request_status()
 
     def start(self) -> None:
         log.info(
-            "agent for factory %s: %d device(s), outbox %s (%d scan(s) waiting), broker %s:%s",
+            "agent for factory %s: %d device(s), outbox %s (%d scan(s) waiting), broker %s:%s%s",
             self.config.factory,
             len(self.config.devices),
             self.config.outbox_path,
             self.outbox.count(),
             self.config.mqtt.host,
             self.config.mqtt.port,
+            " (TLS)" if self.config.mqtt.tls else "",
         )
+        if self.clock_state.state != "ok":
+            log.error("clock: %s: %s", self.clock_state.state, self.clock_state.problem)
+        if self.config.metrics is not None:
+            from edge.metrics import serve_metrics
+
+            self.metrics_server = serve_metrics(self, *self.config.metrics)
         for publisher in self.publishers.values():
             publisher.start()
         for scanner in self.scanners.values():
@@ -134,6 +219,8 @@ class Agent:
             time.sleep(0.05)
         for publisher in self.publishers.values():
             publisher.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
         waiting = self.outbox.count()
         if waiting:
             log.info(
@@ -143,6 +230,10 @@ class Agent:
 
     def scans_taken(self) -> int:
         return sum(s.counters.scans for s in self.scanners.values())
+
+    def finished(self) -> bool:
+        """Every device replayed all its data and the broker has every scan."""
+        return all(s.finished.is_set() for s in self.scanners.values()) and self.outbox.count() == 0
 
     def wait_drained(self, timeout_s: float) -> bool:
         """Wait until the outbox is empty (every scan acknowledged by the broker)."""

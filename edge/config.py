@@ -2,7 +2,10 @@
 
 factory: kaeng-khoi-biomass
 mqtt: {host: broker.example, port: 8883, username: kaeng-khoi-biomass, password_file: ...}
-outbox: {path: /var/lib/eit-edge/outbox.db}
+outbox: {path: /var/lib/eit-edge/outbox.db, max_mb: 1024, max_age_days: 30}
+clock: {min_year: 2020}
+metrics: {host: 127.0.0.1, port: 9108}     # optional Prometheus endpoint (/metrics, /healthz)
+status_interval_s: 60
 scan_interval_s: 1
 devices:
   - id: boiler-1
@@ -32,6 +35,11 @@ class DeviceConfig:
     scan_interval_s: float
     offline_after_failures: int
 
+    @property
+    def replays(self) -> bool:
+        """The device replays recorded data (CSV) rather than reading a live meter."""
+        return self.driver_name == "csv"
+
 
 @dataclass(slots=True)
 class EdgeConfig:
@@ -42,6 +50,11 @@ class EdgeConfig:
     devices: list[DeviceConfig]
     max_scans_per_message: int
     max_inflight: int
+    outbox_max_bytes: int | None = None
+    outbox_max_age_s: float | None = None
+    clock_min_year: int = 2020
+    status_interval_s: float = 60.0
+    metrics: tuple[str, int] | None = None
 
 
 def load_edge_config(path: Path | str, environ: dict[str, str] | None = None) -> EdgeConfig:
@@ -61,7 +74,17 @@ def parse_edge_config(
     mqtt = read_mqtt(root.section("mqtt"), base_dir, f"eit-edge-{factory}")
     osec = root.section("outbox")
     outbox_path = osec.path_value("path", base_dir, base_dir / f"outbox-{factory}.db")
+    max_mb = osec.number("max_mb", 1024.0, minimum=0.1)
+    max_age_days = osec.number("max_age_days", 30.0, exclusive_minimum=0)
     osec.finish()
+    csec = root.section("clock")
+    min_year = csec.integer("min_year", 2020, minimum=1971, maximum=2100)
+    csec.finish()
+    metrics: tuple[str, int] | None = None
+    if root.has("metrics"):
+        msec = root.section("metrics")
+        metrics = (msec.text("host", "127.0.0.1"), msec.integer("port", 9108, minimum=0, maximum=65535))
+        msec.finish()
     default_interval = root.number("scan_interval_s", 1.0, exclusive_minimum=0)
     devices: list[DeviceConfig] = []
     seen: set[str] = set()
@@ -72,12 +95,21 @@ def parse_edge_config(
         seen.add(did)
         name = dsec.text("driver", choices=driver_names())
         driver = build_driver(name, dsec.section(name, required=True), base_dir, did)
+        interval = dsec.number("scan_interval_s", default_interval, exclusive_minimum=0)
+        max_read_s = getattr(driver, "max_read_s", None)
+        if isinstance(max_read_s, float) and max_read_s >= interval:
+            dsec.fail(
+                f"{name}.timeout_s",
+                f"a meter that does not answer takes up to {max_read_s:g} s to give up on "
+                f"(timeout_s x (1 + retries)), not less than scan_interval_s "
+                f"{interval:g}: lower timeout_s or retries, or scan less often",
+            )
         devices.append(
             DeviceConfig(
                 id=did,
                 driver_name=name,
                 driver=driver,
-                scan_interval_s=dsec.number("scan_interval_s", default_interval, exclusive_minimum=0),
+                scan_interval_s=interval,
                 offline_after_failures=dsec.integer("offline_after_failures", 3, minimum=1),
             )
         )
@@ -92,6 +124,11 @@ def parse_edge_config(
         devices=devices,
         max_scans_per_message=root.integer("max_scans_per_message", 500, minimum=1, maximum=10000),
         max_inflight=root.integer("max_inflight", 20, minimum=1, maximum=1000),
+        outbox_max_bytes=int(max_mb * 1_000_000),
+        outbox_max_age_s=max_age_days * 86400,
+        clock_min_year=min_year,
+        status_interval_s=root.number("status_interval_s", 60.0, minimum=1),
+        metrics=metrics,
     )
     root.finish()
     return config

@@ -4,17 +4,28 @@ SQLite in WAL mode with synchronous=FULL: a scan the agent took is on disk befor
 moves on, and survives SIGKILL or a power cut. The publisher reads pending scans in order and
 deletes them only when their PUBACK arrives. Each device has its own increasing ``seq``, assigned
 in the same transaction that stores the scan, so a gap in ``seq`` at the server means lost scans.
+
+Bounds: the outbox never grows past ``max_bytes`` of database pages (the write-ahead log adds up
+to a few MB) and never keeps a scan longer than ``max_age_s`` after it was stored. When a bound
+is reached the oldest scans are dropped, in the same transaction that stores the new one, and
+counted per device in the file itself (``dropped``), so the count survives restarts and appears
+in every status message and in the agent's metrics. Scans stored while the clock was known to be
+wrong are never dropped for age: their age is unknown. Only the size bound can drop them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from eit.timeutil import ns_to_iso
+from eit.timeutil import NS_PER_S, now_ns, ns_to_iso
+
+log = logging.getLogger("eit.edge.outbox")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -29,7 +40,23 @@ CREATE TABLE IF NOT EXISTS devices (
     device   TEXT PRIMARY KEY,
     last_seq INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dropped (
+    device  TEXT    NOT NULL,
+    reason  TEXT    NOT NULL,       -- 'size' or 'age'
+    scans   INTEGER NOT NULL,
+    PRIMARY KEY (device, reason)
+);
 """
+# Columns added after the first release; an outbox file from then is upgraded in place.
+_ADDED_COLUMNS = {
+    "scans": [
+        ("stored_ns", "INTEGER NOT NULL DEFAULT 0"),  # agent clock when stored (for the age bound)
+        ("clock_ok", "INTEGER NOT NULL DEFAULT 1"),  # 0: stored while the clock was known wrong
+    ],
+    "devices": [("last_ts_ns", "INTEGER NOT NULL DEFAULT 0")],
+}
+AGE_CHECK_EVERY_S = 10.0
+DROP_LOG_EVERY_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,23 +68,60 @@ class PendingScan:
 
 
 class Outbox:
-    """A durable FIFO of scans per device, safe to use from several threads."""
+    """A durable, bounded FIFO of scans per device, safe to use from several threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_bytes: int | None = None,
+        max_age_s: float | None = None,
+        age_check_every_s: float = AGE_CHECK_EVERY_S,
+    ) -> None:
         self.path = path
+        self.age_check_every_s = age_check_every_s
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA journal_size_limit=4194304")
+        # A bounded page cache (1 MB): the outbox touches only its newest and oldest pages, and
+        # during a long outage the default (2 MB, and per connection) would grow the agent's memory.
+        self._db.execute("PRAGMA cache_size=-1024")
         self._db.executescript(_SCHEMA)
+        self._upgrade()
+        self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._next_age_check = 0.0
+        self._unlogged_drops: dict[tuple[str, str], int] = {}
+        self._next_drop_log = 0.0
+
+    def _upgrade(self) -> None:
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, decl in columns:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+                    if name == "stored_ns":
+                        self._db.execute("UPDATE scans SET stored_ns = ts_ns")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def append(self, device: str, ts_ns: int, values: dict[str, float], flags: dict[str, str]) -> int:
-        """Store a scan durably; returns its sequence number."""
+    def append(
+        self,
+        device: str,
+        ts_ns: int,
+        values: dict[str, float],
+        flags: dict[str, str],
+        *,
+        clock_ok: bool = True,
+        stored_ns: int | None = None,
+    ) -> int:
+        """Store a scan durably (dropping the oldest scans if a bound is reached); returns its seq."""
+        stored = now_ns() if stored_ns is None else stored_ns
         with self._lock:
             cur = self._db.cursor()
             cur.execute("BEGIN IMMEDIATE")
@@ -69,20 +133,90 @@ class Outbox:
                     scan["flags"] = flags
                 body = json.dumps(scan, separators=(",", ":"), allow_nan=False)
                 cur.execute(
-                    "INSERT INTO scans (device, seq, ts_ns, body) VALUES (?, ?, ?, ?)",
-                    (device, seq, ts_ns, body),
+                    "INSERT INTO scans (device, seq, ts_ns, body, stored_ns, clock_ok) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (device, seq, ts_ns, body, stored, int(clock_ok)),
                 )
                 cur.execute(
-                    "INSERT INTO devices (device, last_seq) VALUES (?, ?) "
-                    "ON CONFLICT(device) DO UPDATE SET last_seq=excluded.last_seq",
-                    (device, seq),
+                    "INSERT INTO devices (device, last_seq, last_ts_ns) VALUES (?, ?, ?) "
+                    "ON CONFLICT(device) DO UPDATE SET last_seq=excluded.last_seq, "
+                    "last_ts_ns=max(last_ts_ns, excluded.last_ts_ns)",
+                    (device, seq, ts_ns if clock_ok else 0),
                 )
+                if clock_ok:  # a clock known wrong cannot tell the age of anything
+                    self._enforce_age(cur, now_ns())
+                self._enforce_size(cur)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+            self._log_drops()
             return seq
 
+    # -- bounds (called inside append's transaction) ------------------------------------------------
+    def used_bytes(self, cur: sqlite3.Cursor | None = None) -> int:
+        c = cur or self._db.cursor()
+        pages = int(c.execute("PRAGMA page_count").fetchone()[0])
+        free = int(c.execute("PRAGMA freelist_count").fetchone()[0])
+        return (pages - free) * self._page_size
+
+    def _enforce_size(self, cur: sqlite3.Cursor) -> None:
+        if self.max_bytes is None:
+            return
+        while self.used_bytes(cur) > self.max_bytes:
+            total = int(cur.execute("SELECT count(*) FROM scans").fetchone()[0])
+            if total <= 1:
+                return  # never drop the scan just stored; a bound this small is a config error
+            batch = max(1, min(total - 1, total // 100))
+            rows = cur.execute("SELECT id, device FROM scans ORDER BY id LIMIT ?", (batch,)).fetchall()
+            self._drop(cur, rows, "size")
+
+    def _enforce_age(self, cur: sqlite3.Cursor, now: int) -> None:
+        if self.max_age_s is None or time.monotonic() < self._next_age_check:
+            return
+        self._next_age_check = time.monotonic() + self.age_check_every_s
+        cutoff = now - int(self.max_age_s * NS_PER_S)
+        rows = cur.execute(
+            "SELECT id, device FROM scans WHERE clock_ok=1 AND stored_ns<? ORDER BY id", (cutoff,)
+        ).fetchall()
+        if rows:
+            self._drop(cur, rows, "age")
+
+    def _drop(self, cur: sqlite3.Cursor, rows: list[tuple[int, str]], reason: str) -> None:
+        per_device: dict[str, int] = {}
+        for _, device in rows:
+            per_device[device] = per_device.get(device, 0) + 1
+        cur.executemany("DELETE FROM scans WHERE id=?", [(r[0],) for r in rows])
+        for device, n in per_device.items():
+            cur.execute(
+                "INSERT INTO dropped (device, reason, scans) VALUES (?, ?, ?) "
+                "ON CONFLICT(device, reason) DO UPDATE SET scans=scans+excluded.scans",
+                (device, reason, n),
+            )
+            key = (device, reason)
+            self._unlogged_drops[key] = self._unlogged_drops.get(key, 0) + n
+
+    def _log_drops(self) -> None:
+        if not self._unlogged_drops or time.monotonic() < self._next_drop_log:
+            return
+        self._next_drop_log = time.monotonic() + DROP_LOG_EVERY_S
+        for (device, reason), n in sorted(self._unlogged_drops.items()):
+            bound = (
+                f"larger than {(self.max_bytes or 0) / 1e6:g} MB"
+                if reason == "size"
+                else f"older than {(self.max_age_s or 0) / 86400:g} days"
+            )
+            log.warning(
+                "outbox %s: dropped the %d oldest scan(s) of %s: the backlog is %s "
+                "(totals: eit_edge_outbox_dropped_scans_total, and 'outbox_dropped' in the status)",
+                self.path,
+                n,
+                device,
+                bound,
+            )
+        self._unlogged_drops.clear()
+
+    # -- reading ---------------------------------------------------------------------------------------
     def pending(self, device: str, after_id: int = 0, limit: int = 500) -> list[PendingScan]:
         """The oldest scans of ``device`` with an id above ``after_id``, in order."""
         with self._lock:
@@ -109,10 +243,38 @@ class Outbox:
                 row = self._db.execute("SELECT count(*) FROM scans WHERE device=?", (device,)).fetchone()
         return int(row[0])
 
+    def counts(self) -> dict[str, int]:
+        """Pending scans per device."""
+        with self._lock:
+            rows = self._db.execute("SELECT device, count(*) FROM scans GROUP BY device").fetchall()
+        return {str(d): int(n) for d, n in rows}
+
+    def dropped(self, device: str | None = None) -> dict[str, int]:
+        """Scans dropped by reason ('size', 'age'), for one device or all, since the file was made."""
+        with self._lock:
+            if device is None:
+                rows = self._db.execute("SELECT reason, sum(scans) FROM dropped GROUP BY reason").fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT reason, scans FROM dropped WHERE device=?", (device,)
+                ).fetchall()
+        return {str(r): int(n) for r, n in rows}
+
+    def dropped_by_device(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            rows = self._db.execute("SELECT device, reason, scans FROM dropped").fetchall()
+        return {(str(d), str(r)): int(n) for d, r, n in rows}
+
     def last_seq(self, device: str) -> int:
         with self._lock:
             row = self._db.execute("SELECT last_seq FROM devices WHERE device=?", (device,)).fetchone()
         return int(row[0]) if row else 0
+
+    def latest_ts_ns(self) -> int:
+        """The newest scan time ever stored (any device): the clock must not run behind it."""
+        with self._lock:
+            row = self._db.execute("SELECT max(last_ts_ns) FROM devices").fetchone()
+        return int(row[0] or 0)
 
 
 def message_payload(scans: list[PendingScan]) -> bytes:

@@ -58,6 +58,8 @@ class DevicePublisher:
         max_inflight: int = 20,
         max_scans_per_message: int = 500,
         status_extra: Callable[[], dict[str, Any]] | None = None,
+        status_interval_s: float = 60.0,
+        sends_status: bool = True,
     ) -> None:
         self.factory = factory
         self.device = device
@@ -66,6 +68,10 @@ class DevicePublisher:
         self.max_inflight = max_inflight
         self.max_scans_per_message = max_scans_per_message
         self.status_extra = status_extra
+        self.status_interval_s = status_interval_s
+        # A device replaying recorded data sends no status, so as not to speak for a live agent.
+        self.sends_status = sends_status
+        self.meter_problem: str | None = None
         self.stats = PublisherStats()
         self.topic = wire.data_topic(factory, device)
         self.status_topic = wire.status_topic(factory, device)
@@ -75,12 +81,13 @@ class DevicePublisher:
         self._inflight: dict[int, list[int]] = {}
         self._cursor = 0
         self._paused_until = 0.0
+        self._status_due = 0.0
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
         self.client = make_client(
             settings,
             client_id=f"{settings.client_id}-{device}",
-            will=Will(self.status_topic, wire.STATUS_OFFLINE.encode()),
+            will=Will(self.status_topic, wire.STATUS_OFFLINE.encode()) if sends_status else None,
         )
         self.client.max_inflight_messages_set(max_inflight)
         self.client.on_connect = self._on_connect
@@ -100,7 +107,7 @@ class DevicePublisher:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-        if self._connected.is_set():
+        if self._connected.is_set() and self.sends_status:
             info = self.client.publish(self.status_topic, wire.STATUS_OFFLINE.encode(), qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=2.0)
@@ -110,6 +117,17 @@ class DevicePublisher:
     def wake(self) -> None:
         """Tell the publisher new scans are in the outbox."""
         self._wake.set()
+
+    def request_status(self) -> None:
+        """Publish the status message again soon (something in it changed)."""
+        self._status_due = 0.0
+        self._wake.set()
+
+    def set_meter_problem(self, problem: str | None) -> None:
+        """The meter stopped answering (``problem``) or answers again (None): the retained status
+        says ``offline`` with the reason while it does not answer."""
+        self.meter_problem = problem
+        self.request_status()
 
     @property
     def inflight_messages(self) -> int:
@@ -133,7 +151,7 @@ class DevicePublisher:
         self.stats.connected = True
         self._connected.set()
         log.info("device %s: connected to %s:%s", self.device, self.settings.host, self.settings.port)
-        client.publish(self.status_topic, self.status_payload(), qos=1, retain=True)
+        self._status_due = 0.0
         self._wake.set()
 
     def _on_disconnect(
@@ -153,11 +171,24 @@ class DevicePublisher:
         self._wake.set()
 
     def status_payload(self) -> bytes:
-        status: dict[str, Any] = {"state": wire.STATUS_ONLINE, "ts": ns_to_iso(now_ns())}
+        state = wire.STATUS_ONLINE if self.meter_problem is None else wire.STATUS_OFFLINE
+        status: dict[str, Any] = {"state": state, "ts": ns_to_iso(now_ns())}
+        if self.meter_problem is not None:
+            status["problem"] = self.meter_problem
         status["outbox_pending"] = self.outbox.count(self.device)
+        dropped = self.outbox.dropped(self.device)
+        status["outbox_dropped"] = sum(dropped.values())
+        if dropped:
+            status["outbox_dropped_by"] = dropped
         if self.status_extra is not None:
             status.update(self.status_extra())
         return json.dumps(status, separators=(",", ":")).encode()
+
+    def _publish_status_if_due(self) -> None:
+        if not self.sends_status or time.monotonic() < self._status_due:
+            return
+        self._status_due = time.monotonic() + self.status_interval_s
+        self.client.publish(self.status_topic, self.status_payload(), qos=1, retain=True)
 
     # -- the pump thread -----------------------------------------------------------------------
     def _pump(self) -> None:
@@ -167,7 +198,10 @@ class DevicePublisher:
             self._handle_acks()
             if self._stop.is_set():
                 break
-            if not self._connected.is_set() or time.monotonic() < self._paused_until:
+            if not self._connected.is_set():
+                continue
+            self._publish_status_if_due()
+            if time.monotonic() < self._paused_until:
                 continue
             self._publish_pending()
         self._handle_acks()

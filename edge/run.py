@@ -22,7 +22,8 @@ def run_agent(config: EdgeConfig) -> int:
     agent.start()
     try:
         while not stop.wait(1.0):
-            pass
+            if agent.finished():  # every device replayed its file and the broker has it all
+                break
     finally:
         agent.stop()
     return 0

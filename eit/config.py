@@ -103,6 +103,14 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerFiles:
+    """Where `eit devices add` writes the broker's logins (Mosquitto password file and ACL)."""
+
+    passwd_file: Path
+    acl_file: Path
+
+
+@dataclass(frozen=True, slots=True)
 class ServeConfig:
     source: str
     site: Path
@@ -115,6 +123,7 @@ class ServeConfig:
     http: HttpSettings
     notifiers: tuple[NotifierSettings, ...] = field(default_factory=tuple)
     state_url: str | None = None  # PostgreSQL for the alert lifecycle (default: SQLite state_path)
+    broker: BrokerFiles | None = None
 
 
 def load_serve_config(path: Path | str, environ: dict[str, str] | None = None) -> ServeConfig:
@@ -227,6 +236,11 @@ def parse_serve_config(
         notifiers.append(NotifierSettings(nkind, options, factories, districts))
     if not notifiers:
         notifiers.append(NotifierSettings("log", {}))
+    broker: BrokerFiles | None = None
+    if root.has("broker"):
+        bsec = root.section("broker")
+        broker = BrokerFiles(bsec.path_value("passwd_file", base_dir), bsec.path_value("acl_file", base_dir))
+        bsec.finish()
     root.finish()
     return ServeConfig(
         source=source,
@@ -240,6 +254,7 @@ def parse_serve_config(
         rules=rules,
         http=http,
         notifiers=tuple(notifiers),
+        broker=broker,
     )
 
 

@@ -34,6 +34,25 @@ class IngestMetrics:
         )
         self.queue_depth = Gauge("eit_ingest_queue_depth", "Messages received, not yet stored", registry=r)
         self.broker_connected = Gauge("eit_broker_connected", "1 when connected to the broker", registry=r)
+        # What each agent says about itself in its status message (edge/publisher.py).
+        self.edge_outbox_dropped = Gauge(
+            "eit_edge_outbox_dropped_scans",
+            "Scans an agent dropped from its full outbox, as its last status message says",
+            ["factory", "device"],
+            registry=r,
+        )
+        self.edge_outbox_pending = Gauge(
+            "eit_edge_outbox_pending_scans",
+            "Scans waiting in an agent's outbox, as its last status message says",
+            ["factory", "device"],
+            registry=r,
+        )
+        self.edge_clock_ok = Gauge(
+            "eit_edge_clock_ok",
+            "0 while an agent reports its clock as known wrong (its scans are flagged D), else 1",
+            ["factory", "device"],
+            registry=r,
+        )
         self.devices_offline = Gauge(
             "eit_devices_offline", "Devices whose last status message says offline", registry=r
         )

@@ -111,9 +111,11 @@ class Ingest:
     def _status(self, result: BatchResult, msg: Incoming, topic: wire.Topic, received_ns: int) -> None:
         text = msg.payload.decode("utf-8", errors="replace").strip()
         state = text
+        details: dict[str, Any] = {}
         if text.startswith("{"):
             try:
-                state = str(json.loads(text).get("state", ""))
+                details = json.loads(text)
+                state = str(details.get("state", ""))
             except (json.JSONDecodeError, AttributeError):
                 state = ""
         if state not in (wire.STATUS_ONLINE, wire.STATUS_OFFLINE):
@@ -139,6 +141,21 @@ class Ingest:
             )
             return
         result.statuses.append((topic.factory, topic.device, state))
+        self._agent_metrics(topic, details)
+
+    def _agent_metrics(self, topic: wire.Topic, details: dict[str, Any]) -> None:
+        """The agent's own figures from a JSON status: outbox drops and backlog, clock."""
+        labels = (topic.factory, topic.device)
+        for key, gauge in (
+            ("outbox_dropped", self.metrics.edge_outbox_dropped),
+            ("outbox_pending", self.metrics.edge_outbox_pending),
+        ):
+            value = details.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                gauge.labels(*labels).set(value)
+        clock = details.get("clock")
+        if isinstance(clock, str):
+            self.metrics.edge_clock_ok.labels(*labels).set(0 if clock == "wrong" else 1)
 
     def _dead(
         self,

@@ -20,6 +20,15 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     broker.stop()
 
 
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A Mosquitto of the test's own: no retained message or session of another test, and free to
+    be stopped, killed and started again."""
+    b = Mosquitto(tmp_path / "mosquitto").start()
+    yield b
+    b.kill()
+
+
 @pytest.fixture(scope="session")
 def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
     server = InfluxDB(tmp_path_factory.mktemp("influxdb")).start()

@@ -63,6 +63,10 @@ class Mosquitto:
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
+            # Started as root, Mosquitto would switch to the user 'mosquitto', who cannot write the
+            # test's (root-only) folder: no log, no persistence. Stay who started it (ignored
+            # when not started as root).
+            "user root\n"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {workdir / 'data'}/\n"
@@ -71,12 +75,7 @@ class Mosquitto:
             "max_queued_messages 0\n"
             "max_inflight_messages 0\n"
             f"log_dest file {workdir / 'mosquitto.log'}\n"
-            "log_type error\nlog_type warning\nlog_type notice\n"
-            # Run as root, Mosquitto drops to the `mosquitto` user, which cannot write its log and
-            # persistence file in this private temporary folder: the ingest's session would then
-            # not survive a broker restart. Keep the user the tests run as.
-            + ("user root\n" if os.geteuid() == 0 else "")
-            + extra_conf
+            "log_type error\nlog_type warning\nlog_type notice\n" + extra_conf
         )
         self.proc: subprocess.Popen[bytes] | None = None
 

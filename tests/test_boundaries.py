@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import tomllib
@@ -56,7 +57,16 @@ def test_edge_extra_pulls_nothing_of_the_server() -> None:
         assert name not in edge
 
 
-def test_agent_runs_where_server_packages_are_absent(tmp_path: Path) -> None:
+def test_edge_extra_is_exactly_what_the_agent_needs() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = {
+        re.split(r"[<>=!~\[ ]", req, maxsplit=1)[0].lower()
+        for req in project["optional-dependencies"]["edge"] + project["dependencies"]
+    }
+    assert names == {"pyyaml", "paho-mqtt", "pymodbus", "pyserial"}
+
+
+def test_agent_and_its_check_run_where_server_packages_are_absent(tmp_path: Path) -> None:
     # Hide the server's packages, then load the agent's code and parse its config as `eit edge run` does.
     script = f"""
 import sys, importlib.abc
@@ -73,6 +83,15 @@ config = load_edge_config({str(REPO / "examples/town/edge/kaeng-khoi-biomass.yam
                           environ={{"EIT_OUTBOX__PATH": {str(tmp_path / "o.db")!r}}})
 agent = Agent(config)
 agent.outbox.close()
+# `eit edge check` and a Modbus meter's driver, with pymodbus, load without them too.
+import pathlib
+from edge.check import check
+from edge.config import parse_edge_config
+meter = {{"host": "127.0.0.1", "port": 1, "channels": {{"a": {{"address": 0}}}}}}
+modbus = {{"factory": "f", "outbox": {{"path": {str(tmp_path / "m.db")!r}}},
+          "devices": [{{"id": "m", "driver": "modbus", "modbus": meter}}]}}
+Agent(parse_edge_config(modbus, "edge.yaml", pathlib.Path("."))).outbox.close()
+assert "pymodbus.client" in sys.modules
 loaded = sorted(m for m in sys.modules if m.split('.')[0] in {SERVER_ONLY!r})
 print('loaded:', loaded)
 """

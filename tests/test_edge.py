@@ -133,7 +133,11 @@ def test_example_agent_config_loads() -> None:
 @pytest.mark.parametrize(
     ("mutate", "key", "problem"),
     [
-        (lambda d: d["devices"][0].update(driver="opcua"), "devices[0].driver", "'opcua' is not one of sim"),
+        (
+            lambda d: d["devices"][0].update(driver="opcua"),
+            "devices[0].driver",
+            "'opcua' is not one of csv, modbus, sim",
+        ),
         (
             lambda d: d["devices"][0]["sim"].update(profile="wobbly"),
             "devices[0].sim.profile",
@@ -177,7 +181,7 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert out.stderr.strip() == (
-        f"eit: configuration error: {path}: devices[0].driver: 'opcua' is not one of sim"
+        f"eit: configuration error: {path}: devices[0].driver: 'opcua' is not one of csv, modbus, sim"
     )
 
 

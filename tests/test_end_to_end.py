@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,13 +34,6 @@ from tests.webhook_receiver import WebhookReceiver
 pytestmark = pytest.mark.integration
 
 F = "kaeng-khoi-biomass"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(tmp_path / "mosquitto").start()
-    yield b
-    b.kill()
 
 
 def open_store(kind: str, workdir: Path, influx: InfluxDB | None, database: str) -> Store:

@@ -182,3 +182,23 @@ def test_status_messages_reach_the_rules_and_bad_ones_are_dead_lettered(
         ("kaeng-khoi-biomass", "meter-1", "online"),
     ]
     assert sorted(ingest.deadletters.counts()) == ["bad_status", "unknown_device"]
+
+
+def test_agent_status_reports_its_outbox_drops_and_clock_in_the_metrics(
+    pipeline: tuple[Ingest, Recorder],
+) -> None:
+    ingest, recorder = pipeline
+    status = (
+        b'{"state":"online","outbox_pending":12,"outbox_dropped":345,'
+        b'"outbox_dropped_by":{"size":345},"clock":"wrong","clock_synchronised":false,'
+        b'"clock_problem":"the clock reads 2000-01-01T00:00:05Z, before 2020"}'
+    )
+    ingest.process([msg(status, "eit/kaeng-khoi-biomass/boiler-1/status")])
+    assert recorder.statuses == [("kaeng-khoi-biomass", "boiler-1", "online")]
+    labels = {"factory": "kaeng-khoi-biomass", "device": "boiler-1"}
+    sample = ingest.metrics.registry.get_sample_value
+    assert sample("eit_edge_outbox_dropped_scans", labels) == 345
+    assert sample("eit_edge_outbox_pending_scans", labels) == 12
+    assert sample("eit_edge_clock_ok", labels) == 0
+    ingest.process([msg(b'{"state":"online","clock":"ok"}', "eit/kaeng-khoi-biomass/boiler-1/status")])
+    assert sample("eit_edge_clock_ok", labels) == 1

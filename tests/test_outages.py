@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,13 +33,6 @@ F = "kaeng-khoi-biomass"
 # One channel per device to read the seqs from, and the number of channels of each device.
 DEVICES = {"boiler-1": ("o2", 6), "meter-1": ("power", 2)}
 FAR_FUTURE_NS = 4_000_000_000 * 1_000_000_000
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    b = Mosquitto(tmp_path / "mosquitto").start()
-    yield b
-    b.kill()
 
 
 class Rig:

@@ -48,11 +48,11 @@ def last_platform(store: InfluxStore, instance: str) -> dict[str, Any]:
 
 @pytest.mark.integration
 def test_serve_writes_platform_health_and_sites_into_influxdb(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, influx_database: str
+    tmp_path: Path, broker: Mosquitto, influxdb: InfluxDB, influx_database: str
 ) -> None:
     path = write_serve_config(
         tmp_path,
-        mosquitto.port,
+        broker.port,
         store="influxdb",
         influx_url=influxdb.url,
         influx_database=influx_database,
@@ -68,7 +68,7 @@ def test_serve_writes_platform_health_and_sites_into_influxdb(
         assert server.mqtt.wait_connected(10)
         now = time.time()
         publish(
-            mosquitto.port,
+            broker.port,
             [
                 (
                     "eit/kaeng-khoi-biomass/boiler-1/status",
@@ -121,7 +121,7 @@ def test_serve_writes_platform_health_and_sites_into_influxdb(
         server.stop()
         store.close()
         publish(
-            mosquitto.port,
+            broker.port,
             [
                 (f"eit/{t}/status", "", True)
                 for t in ("kaeng-khoi-biomass/boiler-1", "kaeng-khoi-biomass/meter-1", "no-such-factory/x")

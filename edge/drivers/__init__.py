@@ -14,6 +14,8 @@ from edge.drivers.base import Driver, DriverFactory
 from eit.confread import Section
 
 _DRIVERS: dict[str, str] = {
+    "csv": "edge.drivers.csv_replay",
+    "modbus": "edge.drivers.modbus",
     "sim": "edge.drivers.sim",
 }
 

@@ -1,0 +1,355 @@
+"""`eit edge check --config FILE`: what works and what does not, in words an operator can act on.
+
+It checks the configuration (errors name the key and the problem), the clock, the outbox, reads
+every meter once, and logs in to the broker. For a Modbus meter it prints, for every channel, the
+raw registers, the value they decode to with the configured map, and, when that value looks
+wrong, the same registers read every other way (type, word order, byte order) so that the right
+map can be picked from the output alone. Nothing is published.
+
+Exit status: 0 when everything works (warnings allowed), 1 when something does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Any
+
+from edge.clock import ClockWatch
+from edge.config import DeviceConfig, EdgeConfig
+from edge.drivers.base import DriverError
+from edge.outbox import Outbox
+from eit.timeutil import now_ns, ns_to_iso
+
+OK, WARN, FAIL = "ok", "WARN", "FAIL"
+BROKER_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def item(self, status: str, what: str, detail: str) -> None:
+        self.lines.append(f"{status:<4}  {what:<16} {detail}")
+        if status == FAIL:
+            self.failures.append(what)
+        elif status == WARN:
+            self.warnings.append(what)
+
+    def sub(self, text: str) -> None:
+        self.lines.append(f"{'':<6}{text}")
+
+
+def check(config: EdgeConfig, out: Callable[[str], None] = print) -> int:
+    report = Report()
+    report.item(
+        OK,
+        "configuration",
+        f"{config.source}: factory {config.factory}, {len(config.devices)} device(s)",
+    )
+    _check_clock(config, report)
+    _check_outbox(config, report)
+    for device in config.devices:
+        _check_device(device, report)
+    _check_broker(config, report)
+    for line in report.lines:
+        out(line)
+    out("")
+    if report.failures:
+        out(f"{len(report.failures)} problem(s): {', '.join(report.failures)}")
+        if report.warnings:
+            out(f"{len(report.warnings)} warning(s): {', '.join(report.warnings)}")
+        return 1
+    if report.warnings:
+        out(f"everything works; {len(report.warnings)} warning(s): {', '.join(report.warnings)}")
+    else:
+        out("everything works")
+    return 0
+
+
+def _check_clock(config: EdgeConfig, report: Report) -> None:
+    now = now_ns()
+    state = ClockWatch(config.clock_min_year).judge(now)
+    sync = {True: "synchronised", False: "not synchronised", None: "synchronisation unknown"}
+    detail = f"{ns_to_iso(now)} UTC, {sync[state.synchronised]}"
+    if state.state == "ok":
+        report.item(OK, "clock", detail)
+    elif state.state == "unsynchronised":
+        report.item(WARN, "clock", f"{detail}: {state.problem}")
+    else:
+        report.item(FAIL, "clock", f"{state.problem}; scans taken now would be flagged D")
+
+
+def _check_outbox(config: EdgeConfig, report: Report) -> None:
+    path = config.outbox_path
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        report.item(FAIL, "outbox", f"{path} is not writable by this user: the agent could not keep any scan")
+        return
+    try:
+        box = Outbox(path)
+    except Exception as exc:  # sqlite3.DatabaseError and OSError alike: say what it was
+        report.item(FAIL, "outbox", f"{path} cannot be opened: {exc}")
+        return
+    try:
+        pending, dropped, used = box.count(), box.dropped(), box.used_bytes()
+    finally:
+        box.close()
+    scans_per_s = sum(1 / d.scan_interval_s for d in config.devices)
+    max_mb, max_days = (config.outbox_max_bytes or 0) / 1e6, (config.outbox_max_age_s or 0) / 86400
+    bound = f"bound {max_mb:g} MB / {max_days:g} days"
+    status = WARN if dropped else OK
+    detail = f"{path}: {pending} scan(s) waiting, {used / 1e6:.1f} MB used, {bound}"
+    if dropped:
+        detail += f"; {sum(dropped.values())} scan(s) dropped so far ({dropped}): the bound was reached"
+    report.item(status, "outbox", detail)
+    report.sub(f"{scans_per_s:g} scans/s from {len(config.devices)} device(s)")
+
+
+def _check_device(device: DeviceConfig, report: Report) -> None:
+    from edge.drivers.modbus import ModbusDriver
+
+    driver = device.driver
+    what = f"device {device.id}"
+    if isinstance(driver, ModbusDriver):
+        _check_modbus(device.id, driver, report)
+        return
+    try:
+        driver.connect()
+        scan = driver.read()
+    except DriverError as exc:
+        report.item(FAIL, what, f"({device.driver_name}) {exc}")
+        return
+    finally:
+        with contextlib.suppress(Exception):
+            driver.close()
+    values = ", ".join(
+        f"{k}={v:g}" + (f" [{scan.flags[k]}]" if k in scan.flags else "") for k, v in scan.values.items()
+    )
+    when = f" (recorded {ns_to_iso(scan.ts_ns)})" if scan.ts_ns is not None else ""
+    report.item(OK, what, f"({device.driver_name}) {values}{when}")
+
+
+def _alternatives(registers: list[int], channel: Any) -> list[tuple[str, float]]:
+    """The same registers decoded every other way, scaled like the channel."""
+    from edge.drivers.registers import ORDERS, TYPES, decode_raw, is_plausible
+
+    found: list[tuple[str, float]] = []
+    # The configured type first (only its order wrong, the usual mistake), then the other types.
+    ordered = sorted(TYPES.items(), key=lambda item: item[0] != channel.type)
+    for type_name, (_, count) in ordered:
+        if count != len(registers):
+            continue
+        word_orders = ORDERS if count > 1 else ("big",)
+        for word, byte in product(word_orders, ORDERS):
+            if (type_name, word, byte) == (channel.type, channel.word_order, channel.byte_order):
+                continue
+            value = decode_raw(registers, type_name, word, byte) * channel.scale + channel.offset
+            if is_plausible(value):
+                label = f"type: {type_name}" + (f", word_order: {word}" if count > 1 else "")
+                label += f", byte_order: {byte}"
+                found.append((label, value))
+    return found
+
+
+def _in_range(channel: Any, value: float) -> bool:
+    above = channel.minimum is None or value >= channel.minimum
+    return above and (channel.maximum is None or value <= channel.maximum)
+
+
+def _check_modbus(device_id: str, driver: Any, report: Report) -> None:
+    from edge.drivers.modbus import ModbusNoAnswer, ModbusRefused
+    from edge.drivers.registers import Block, is_plausible
+
+    what = f"device {device_id}"
+    header = f"(modbus {driver.transport}, unit {driver.unit} at {driver.link.where})"
+    try:
+        driver.connect()
+    except DriverError as exc:
+        fix = (
+            "the host and port"
+            if driver.transport == "tcp"
+            else "the serial port name, and that no other program holds it (stop the agent first)"
+        )
+        report.item(FAIL, what, f"{header} {exc}: check {fix}")
+        return
+    try:
+        results = driver.read_blocks()
+        if results and all(isinstance(r.error, ModbusNoAnswer) for r in results):
+            report.item(FAIL, what, f"{header} {results[0].error}")
+            if driver.transport == "tcp":
+                report.sub(
+                    f"the connection to {driver.link.where} opened, so the host answers: "
+                    "the unit id is the likely fault"
+                )
+            return
+        problems = 0
+        lines: list[str] = []
+        for ch in driver.channels:
+            regs = driver.registers_at(results, ch.function, ch.address, ch.count)
+            label = f"{ch.id:<14}"
+            if regs is None:
+                err = driver.error_at(results, ch.function, ch.address)
+                problems += 1
+                lines.append(f"{label}FAIL  {ch.describe()}: {err}")
+                if isinstance(err, ModbusRefused) and err.code == 2:
+                    for shift in (-1, 1):
+                        probe = Block(ch.function, ch.address + shift, ch.count)
+                        if probe.address < 0:
+                            continue
+                        try:
+                            with driver.link.hold(True):
+                                got = driver._read_block(probe, 1)
+                        except DriverError:
+                            continue
+                        value = ch.decode(got)
+                        lines.append(
+                            f"{'':<20}address {probe.address} answers ({_raw(got)} -> {value:g} {ch.unit}): "
+                            f"if the manual counts registers from {'1' if shift == -1 else '0'}, "
+                            f"use address: {probe.address}"
+                        )
+                continue
+            value = ch.decode(regs)
+            unit = f" {ch.unit}" if ch.unit else ""
+            if not is_plausible(value):
+                problems += 1
+                lines.append(
+                    f"{label}FAIL  {value:g} is not a measurement ({ch.describe()}; raw {_raw(regs)})"
+                )
+            elif not _in_range(ch, value):
+                problems += 1
+                lines.append(
+                    f"{label}FAIL  {value:g}{unit} is outside min..max {ch.minimum}..{ch.maximum} "
+                    f"({ch.describe()}; raw {_raw(regs)})"
+                )
+            else:
+                lines.append(f"{label}{value:g}{unit}  ({ch.describe()}; raw {_raw(regs)})")
+                continue
+            alternatives = _alternatives(regs, ch)
+            fitting = [(k, v) for k, v in alternatives if _in_range(ch, v)]
+            if fitting:
+                lines.append(f"{'':<20}the same registers read other ways:")
+                for label_alt, v in fitting:
+                    lines.append(f"{'':<22}{label_alt:<52} -> {v:g}{unit}")
+            else:
+                lines.append(
+                    f"{'':<20}no other type or order gives a plausible value: check the address and function"
+                )
+        for st in driver.statuses:
+            regs = driver.registers_at(results, st.function, st.address, 1)
+            if regs is None:
+                problems += 1
+                lines.append(
+                    f"status {st.address:<7}FAIL  {driver.error_at(results, st.function, st.address)}"
+                )
+                continue
+            flag = st.flag(regs[0])
+            said = f"flag {flag} on {', '.join(st.channels)}" if flag else "normal (no flag)"
+            lines.append(
+                f"status {st.address:<7}{st.function} register {st.address} = {regs[0]} "
+                f"(0x{regs[0]:04x}, bits {regs[0]:016b}): {said}"
+            )
+        status = FAIL if problems else OK
+        summary = f"{header} {len(driver.channels)} channel(s) in {len(driver.blocks)} read(s)"
+        report.item(status, what, summary + (f", {problems} problem(s)" if problems else ""))
+        for line in lines:
+            report.sub(line)
+    finally:
+        with contextlib.suppress(Exception):
+            driver.close()
+
+
+def _raw(regs: list[int]) -> str:
+    return " ".join(f"{r:04x}" for r in regs)
+
+
+def _check_broker(config: EdgeConfig, report: Report) -> None:
+    from eit.mqttclient import make_client
+
+    s = config.mqtt
+    where = f"{s.host}:{s.port}"
+    how = "over TLS" if s.tls else "without TLS"
+    who = f"as {s.username}" if s.username else "without a login"
+    client = make_client(s, client_id=f"{s.client_id}-check")
+    done = threading.Event()
+    result: dict[str, Any] = {}
+
+    def on_connect(c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
+        result["connack"] = reason
+        done.set()
+
+    def on_disconnect(c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
+        result.setdefault("closed", reason)
+        done.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    started = time.monotonic()
+    try:
+        client.connect(s.host, s.port, keepalive=s.keepalive_s)  # TCP and the TLS handshake, now
+    except ssl.SSLCertVerificationError as exc:
+        report.item(
+            FAIL,
+            "broker",
+            f"{where}: the broker's certificate was not accepted ({exc.verify_message}): check "
+            "mqtt.tls.ca_file, and that mqtt.host is a name the certificate was made for",
+        )
+        return
+    except ssl.SSLError as exc:
+        report.item(
+            FAIL, "broker", f"{where}: TLS failed ({exc.reason}): check mqtt.tls and the broker's port"
+        )
+        return
+    except ConnectionRefusedError:
+        report.item(FAIL, "broker", f"nothing listens at {where}: check mqtt.host and mqtt.port")
+        return
+    except OSError as exc:  # timeouts, unknown host names, unreachable networks
+        report.item(
+            FAIL,
+            "broker",
+            f"cannot reach {where}: {exc.strerror or exc}: check mqtt.host, the network and the firewall",
+        )
+        return
+    client.loop_start()
+    try:
+        done.wait(BROKER_TIMEOUT_S)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    connack = result.get("connack")
+    if connack is None:
+        closed = result.get("closed")
+        problem = f"closed the connection ({closed})" if closed is not None else "did not answer"
+        hint = (
+            ": it may want a client certificate (mqtt.tls.cert_file, key_file)"
+            if s.tls and s.tls.cert_file is None
+            else ": check that the port speaks MQTT" + (" over TLS" if s.tls else " without TLS")
+        )
+        report.item(FAIL, "broker", f"{where} {problem} before accepting the login {how}{hint}")
+        return
+    if connack.is_failure:
+        report.item(
+            FAIL,
+            "broker",
+            f"{where} refused the login {who} {how}: {connack}: check mqtt.username and the password "
+            f"(password_file or password_env); the platform operator creates or rotates it with "
+            f"`eit devices add {config.factory}`",
+        )
+        return
+    took = time.monotonic() - started
+    cert = ""
+    if s.tls:
+        cert = f"; broker certificate verified against {s.tls.ca_file or 'the system CAs'}"
+        if s.tls.cert_file:
+            cert += f"; client certificate {s.tls.cert_file}"
+    report.item(OK, "broker", f"logged in to {where} {how} {who} ({took * 1000:.0f} ms){cert}")

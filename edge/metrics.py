@@ -1,0 +1,159 @@
+"""The agent's Prometheus endpoint (``metrics: {port: 9108}`` in its config): ``/metrics`` in the
+text exposition format and ``/healthz``, served with the standard library so the agent installs
+without the server's packages."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edge.agent import Agent
+
+
+def _labels(**labels: str) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return "{" + inner + "}" if inner else ""
+
+
+def render(agent: Agent) -> str:
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.extend(f"{name}{_labels(**labels)} {value:g}" for labels, value in samples)
+
+    scanners = agent.scanners
+    pubs = agent.publishers
+    pending = agent.outbox.counts()
+    dropped = agent.outbox.dropped_by_device()
+    metric(
+        "eit_edge_scans_total",
+        "counter",
+        "Scans taken and stored in the outbox",
+        [({"device": d}, s.counters.scans) for d, s in scanners.items()],
+    )
+    metric(
+        "eit_edge_read_failures_total",
+        "counter",
+        "Meter reads that failed",
+        [({"device": d}, s.counters.read_failures) for d, s in scanners.items()],
+    )
+    metric(
+        "eit_edge_meter_answering",
+        "gauge",
+        "1 while the meter answers",
+        [({"device": d}, float(s.counters.consecutive_failures == 0)) for d, s in scanners.items()],
+    )
+    metric(
+        "eit_edge_read_seconds",
+        "gauge",
+        "Duration of the last meter read",
+        [({"device": d}, s.counters.last_read_s) for d, s in scanners.items()],
+    )
+    metric(
+        "eit_edge_scans_clock_flagged_total",
+        "counter",
+        "Scans taken while the clock was known to be wrong (flagged D)",
+        [({"device": d}, s.counters.clock_flagged_scans) for d, s in scanners.items()],
+    )
+    metric(
+        "eit_edge_outbox_pending_scans",
+        "gauge",
+        "Scans in the outbox not yet acknowledged by the broker",
+        [({"device": d}, pending.get(d, 0)) for d in scanners],
+    )
+    metric(
+        "eit_edge_outbox_dropped_scans_total",
+        "counter",
+        "Oldest scans dropped because the outbox reached its size or age bound",
+        [({"device": d, "reason": r}, dropped.get((d, r), 0)) for d in scanners for r in ("size", "age")],
+    )
+    metric(
+        "eit_edge_outbox_bytes",
+        "gauge",
+        "Database pages in use by the outbox",
+        [({}, agent.outbox.used_bytes())],
+    )
+    metric(
+        "eit_edge_published_messages_total",
+        "counter",
+        "Data messages published",
+        [({"device": d}, p.stats.published_messages) for d, p in pubs.items()],
+    )
+    metric(
+        "eit_edge_acked_scans_total",
+        "counter",
+        "Scans acknowledged by the broker and deleted from the outbox",
+        [({"device": d}, p.stats.acked_scans) for d, p in pubs.items()],
+    )
+    metric(
+        "eit_edge_refused_messages_total",
+        "counter",
+        "Publishes the broker refused (not authorized ...)",
+        [({"device": d}, p.stats.refused_messages) for d, p in pubs.items()],
+    )
+    metric(
+        "eit_edge_broker_connected",
+        "gauge",
+        "1 while connected to the broker",
+        [({"device": d}, float(p.stats.connected)) for d, p in pubs.items()],
+    )
+    clock = agent.clock_state
+    metric(
+        "eit_edge_clock_ok",
+        "gauge",
+        "0 while the clock is known to be wrong",
+        [({}, float(not clock.known_wrong))],
+    )
+    metric(
+        "eit_edge_clock_synchronised",
+        "gauge",
+        "1 synchronised, 0 not, -1 unknown",
+        [({}, -1.0 if clock.synchronised is None else float(clock.synchronised))],
+    )
+    return "\n".join(lines) + "\n"
+
+
+def health(agent: Agent) -> dict[str, Any]:
+    return {
+        "factory": agent.config.factory,
+        "clock": agent.clock_state.as_status(),
+        "outbox_pending": agent.outbox.count(),
+        "outbox_dropped": agent.outbox.dropped(),
+        "devices": {
+            d: {
+                "meter_answering": s.counters.consecutive_failures == 0,
+                "last_error": s.counters.last_error,
+                "broker_connected": agent.publishers[d].stats.connected,
+            }
+            for d, s in agent.scanners.items()
+        },
+    }
+
+
+def serve_metrics(agent: Agent, host: str, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/metrics":
+                body, kind = render(agent).encode(), "text/plain; version=0.0.4"
+            elif self.path == "/healthz":
+                body, kind = json.dumps(health(agent)).encode(), "application/json"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="edge-metrics", daemon=True).start()
+    return server
