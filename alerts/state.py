@@ -34,6 +34,7 @@ from alerts.model import (
     AuditEntry,
     LifecycleError,
 )
+from eit.sqlitedb import immediate, open_durable
 
 _COLUMNS = (
     "id, factory, device, parameter, rule, severity, state, opened_ns, updated_ns, message, value,"
@@ -496,12 +497,9 @@ class SqliteAlertStore(_SqlAlertStore):
     kind = "sqlite"
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_durable(path)
         self._db.executescript(_TABLES.format(id_column="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL"))
         have = {row[1] for row in self._db.execute("PRAGMA table_info(alerts)")}
         for name, decl in _ADDED_COLUMNS:
@@ -512,18 +510,8 @@ class SqliteAlertStore(_SqlAlertStore):
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
-        with self._lock:
-            cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                self._db.execute("COMMIT")
-            finally:
-                cur.close()
+        with self._lock, immediate(self._db) as cur:
+            yield cur
 
     def close(self) -> None:
         with self._lock:

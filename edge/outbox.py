@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from eit.sqlitedb import immediate, open_durable
 from eit.timeutil import NS_PER_S, now_ns, ns_to_iso
 
 log = logging.getLogger("eit.edge.outbox")
@@ -81,11 +82,8 @@ class Outbox:
         self.age_check_every_s = age_check_every_s
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_durable(path)
         self._db.execute("PRAGMA journal_size_limit=4194304")
         # A bounded page cache (1 MB): the outbox touches only its newest and oldest pages, and
         # during a long outage the default (2 MB, and per connection) would grow the agent's memory.
@@ -123,9 +121,7 @@ class Outbox:
         """Store a scan durably (dropping the oldest scans if a bound is reached); returns its seq."""
         stored = now_ns() if stored_ns is None else stored_ns
         with self._lock:
-            cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self._db) as cur:
                 row = cur.execute("SELECT last_seq FROM devices WHERE device=?", (device,)).fetchone()
                 seq = (row[0] + 1) if row else 1
                 scan: dict[str, object] = {"seq": seq, "ts": ns_to_iso(ts_ns), "values": values}
@@ -146,10 +142,6 @@ class Outbox:
                 if clock_ok:  # a clock known wrong cannot tell the age of anything
                     self._enforce_age(cur, now_ns())
                 self._enforce_size(cur)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
             self._log_drops()
             return seq
 
@@ -230,10 +222,8 @@ class Outbox:
         """Forget scans the broker has acknowledged."""
         if not ids:
             return
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("DELETE FROM scans WHERE id=?", [(i,) for i in ids])
-            self._db.execute("COMMIT")
+        with self._lock, immediate(self._db) as cur:
+            cur.executemany("DELETE FROM scans WHERE id=?", [(i,) for i in ids])
 
     def count(self, device: str | None = None) -> int:
         with self._lock:

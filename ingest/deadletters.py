@@ -8,12 +8,13 @@ unusable, the offending scan or value otherwise.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from eit.sqlitedb import immediate, open_durable
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 
@@ -53,26 +54,21 @@ def payload_text(payload: bytes | Any) -> str:
 
 class DeadLetterStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_durable(path)
         self._db.executescript(_SCHEMA)
 
     def add(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:
             return
         rows = [(d.received_ns, d.topic, d.reason, d.detail, d.location, d.payload) for d in letters]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
+        with self._lock, immediate(self._db) as cur:
+            cur.executemany(
                 "INSERT INTO dead_letters (received_ns, topic, reason, detail, location, payload)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            self._db.execute("COMMIT")
 
     def recent(self, limit: int = 100, reason: str | None = None) -> list[DeadLetter]:
         sql = "SELECT received_ns, topic, reason, detail, location, payload, id FROM dead_letters"

@@ -28,6 +28,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from eit.errors import EitError
+from eit.sqlitedb import immediate, open_durable
 from eit.timeutil import NS_PER_S, ns_to_iso
 
 OFFICER_ROLES = ("officer", "supervisor", "admin")
@@ -340,29 +341,15 @@ class SqliteAccounts(_SqlAccounts):
 
     def __init__(self, path: Path) -> None:
         super().__init__()
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_durable(path)
         self._db.executescript(_TABLES.format(id_column="INTEGER PRIMARY KEY AUTOINCREMENT"))
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
-        with self._lock:
-            cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                self._db.execute("COMMIT")
-            finally:
-                cur.close()
+        with self._lock, immediate(self._db) as cur:
+            yield cur
 
     def close(self) -> None:
         with self._lock:

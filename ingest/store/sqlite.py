@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from eit.model import Reading
+from eit.sqlitedb import immediate, open_durable
 from ingest.store.base import Bucket, Point, StoreUnavailable, check_aggregate, check_points
 
 _SCHEMA = """
@@ -64,9 +65,7 @@ class SqliteStore:
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            db = open_durable(self.path)
             self._local.db = db
             with self._conn_lock:
                 self._connections.append(db)
@@ -79,12 +78,9 @@ class SqliteStore:
         db = self._db()
         with self._write_lock:
             try:
-                db.execute("BEGIN IMMEDIATE")
-                db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-                db.execute("COMMIT")
+                with immediate(db) as cur:
+                    cur.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             except sqlite3.OperationalError as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
                 raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
 
     def readings(
@@ -190,12 +186,9 @@ class SqliteStore:
         db = self._db()
         with self._write_lock:
             try:
-                db.execute("BEGIN IMMEDIATE")
-                db.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?)", rows)
-                db.execute("COMMIT")
+                with immediate(db) as cur:
+                    cur.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?)", rows)
             except sqlite3.OperationalError as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
                 raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
 
     def query_points(
