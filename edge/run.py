@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from typing import Any
-
 from edge.agent import Agent
 from edge.config import EdgeConfig
+from eit.signals import stop_on_signals
 
 
 def run_agent(config: EdgeConfig) -> int:
-    stop = threading.Event()
-
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    stop = stop_on_signals()
     agent = Agent(config)
     agent.start()
     try:

@@ -84,7 +84,8 @@ def run_demo(
 ) -> int:
     from edge.agent import Agent
     from edge.config import parse_edge_config
-    from eit.serve import Server, stop_on_signals
+    from eit.serve import Server
+    from eit.signals import stop_on_signals
 
     stop = stop_on_signals()
     site_dir = (site_dir or REPO_EXAMPLES).resolve()

@@ -8,13 +8,13 @@ installed). Everything else in ``eit`` is the shared contract.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from eit.config import ServeConfig
 from eit.registry import Registry, load_registry
+from eit.signals import stop_on_signals
 
 if TYPE_CHECKING:
     from alerts.state import AlertStore
@@ -163,19 +163,6 @@ class Server:
         self.deadletters.close()
         self.alert_store.close()
         self.accounts.close()
-
-
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGINT or SIGTERM. Install it before starting anything, so a signal that
-    arrives during start-up still stops the process cleanly."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return stop
 
 
 def run_serve(config: ServeConfig) -> int:
