@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import re
 import time
 import tracemalloc
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from alerts.engine import AlertEngine
 from alerts.notifiers.dispatch import Dispatcher
 from alerts.state import SqliteAlertStore
+from bench.proc import machine
 from eit.config import RuleSettings
 from eit.model import Reading
 from eit.registry import Registry, load_registry
@@ -132,24 +130,6 @@ def memory(registry: Registry, tmp: Path, series: int = 200, hours: int = 30) ->
         "hours": hours,
         "bytes_per_series": grown / series,
         "engine_bytes": per_engine_empty,
-    }
-
-
-def machine() -> dict[str, str]:
-    model = "unknown"
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        found = re.search(r"model name\s*:\s*(.+)", text)
-        model = found.group(1).strip() if found else model
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return {
-        "cpu": model,
-        "cores": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "load": load,
     }
 
 
