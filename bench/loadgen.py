@@ -165,6 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "last_ack_t": pub.last_ack_t,
         "offered_readings_per_s": sent * READINGS_PER_SCAN / max(max(last_t, pub.last_ack_t) - first_t, 1e-9),
         "disconnects": pub.disconnects,
+        "cpu_s": time.process_time(),
         "probes": probes,
     }
 

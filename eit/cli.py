@@ -291,6 +291,26 @@ def _api(args: argparse.Namespace) -> int:
     return run_api(load_serve_config(args.config))
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """`eit bench`: bench/run.py of the source checkout (it starts Mosquitto and InfluxDB the way
+    the tests do, so it needs the repository, not only the installed package)."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    if not (repo / "bench" / "run.py").exists():
+        print(
+            "eit bench: runs from a source checkout of EIT Monitor (bench/ and tests/ beside eit/);"
+            f" none at {repo}",
+            file=sys.stderr,
+        )
+        return 2
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    from bench.run import main as bench_main
+
+    return bench_main(args.bench_args)
+
+
 def _read_password(args: argparse.Namespace) -> tuple[str | None, bool]:
     """The password from --password-file or --password-env; else a new random one (True: made
     here, to be shown once)."""
@@ -578,6 +598,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="server configuration file (YAML)")
     p.set_defaults(func=_api)
 
+    p = sub.add_parser(
+        "bench",
+        help="benchmark the ingest against baselines (--quick: under 5 minutes; --full; --help)",
+        add_help=False,  # its options are bench/run.py's own: `eit bench --help`
+    )
+    p.set_defaults(func=_bench, bench_args=[])
+
     users = sub.add_parser("users", help="accounts of the HTTP API and web pages")
     users_sub = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
     for name, text in (("add", "add an account"), ("passwd", "set a new password (revokes its tokens)")):
@@ -606,7 +633,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # The demo prints what happens itself; its log shows only warnings unless asked.
     # So does `eit edge check`: its report is the output.
     quiet = args.command == "demo" or getattr(args, "edge_command", None) == "check"
