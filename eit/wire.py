@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -36,6 +37,8 @@ _MAX_EPOCH_S = 32503680000  # year 3000: anything larger is most likely millisec
 _SCAN_KEYS = frozenset({"seq", "ts", "values", "flags"})
 _ENVELOPE_KEYS = frozenset({"v", "scans", "factory", "device"})
 _NUMBER_TYPES = frozenset({float, int})
+_DOUBLE_MAX = int(sys.float_info.max)  # integers beyond it have no float (OverflowError)
+_DOUBLE_MIN = -_DOUBLE_MAX
 # Channel names already seen to match ID_PATTERN (a site has a few dozen): the per-value
 # regular expression is then a set lookup. Bounded, in case a sender makes up names.
 _GOOD_NAMES: set[str] = set()
@@ -163,6 +166,8 @@ def _loads(payload: bytes | str) -> Any:
         ) from None
     except RecursionError:
         raise DecodeError("not_json", "payload is nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4300 digits (int's string-conversion limit)
+        raise DecodeError("not_json", f"payload is not JSON this server reads: {exc}") from None
 
 
 def _optional_id(doc: dict[str, Any], key: str) -> str | None:
@@ -237,7 +242,10 @@ def _well_formed_values(values: dict[str, Any]) -> dict[str, float] | None:
                     _GOOD_NAMES.clear()
                 _GOOD_NAMES.add(channel)
     if int in types:
-        return {channel: float(value) for channel, value in values.items()}
+        try:
+            return {channel: float(value) for channel, value in values.items()}
+        except OverflowError:  # an integer beyond a double
+            return None
     return values  # floats already: the parsed object itself, no copy
 
 
@@ -292,6 +300,8 @@ def _value_problem(channel: str, value: Any) -> tuple[str, str] | None:
         return ("bad_channel_name", "channel names are lower-case letters, digits, '-' or '_'")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return ("bad_value", f"expected a number, got {_kind(value)}")
+    if isinstance(value, int) and not _DOUBLE_MIN <= value <= _DOUBLE_MAX:
+        return ("bad_value", f"an integer of {len(str(abs(value)))} digits is beyond any measurement")
     if not math.isfinite(value):
         return ("non_finite_value", f"{value} is not a measurement (NaN and infinity are rejected)")
     return None
@@ -305,6 +315,8 @@ def _timestamp_ns(ts: Any) -> int:
             raise ValueError(f"'{ts[:40]}': {exc}") from None
     if isinstance(ts, bool) or not isinstance(ts, int | float):
         raise ValueError(f"expected an ISO 8601 string or epoch seconds, got {_kind(ts)}")
+    if isinstance(ts, int) and ts > _DOUBLE_MAX:
+        raise ValueError(f"an integer of {len(str(ts))} digits is not a time")
     if not math.isfinite(ts) or ts < 0:
         raise ValueError(f"{ts} is not a time")
     if ts > _MAX_EPOCH_S:

@@ -218,3 +218,15 @@ def test_the_scan_at_a_time_check_agrees_with_the_value_by_value_one(
     fast = _decoded_or_error(payload)
     monkeypatch.setattr(wire, "_well_formed_values", lambda values: None)
     assert _decoded_or_error(payload) == fast
+
+
+def test_numbers_beyond_a_double_are_dead_letters_not_crashes() -> None:
+    huge = b"1" + b"0" * 400
+    decoded = wire.decode(b'{"v":1,"scans":[{"ts":1,"values":{"a":' + huge + b',"b":2}}]}')
+    assert decoded.scans[0].values == {"b": 2.0}
+    assert [(r.reason, r.where) for r in decoded.rejected] == [("bad_value", "scans[0].values.a")]
+    decoded = wire.decode(b'{"v":1,"scans":[{"ts":' + huge + b',"values":{"b":2}}]}')
+    assert [(r.reason, r.where) for r in decoded.rejected] == [("bad_timestamp", "scans[0].ts")]
+    with pytest.raises(DecodeError) as err:  # beyond what Python converts (4300 digits)
+        wire.decode(b'{"v":1,"scans":[{"ts":1,"values":{"a":' + b"1" * 5000 + b"}}]}")
+    assert err.value.reason == "not_json"
