@@ -56,7 +56,7 @@ from alerts.messages import fragment, render
 from alerts.model import ENGINE, OPEN, RESOLVED, Alert, AlertEvent, AlertKey
 from alerts.notifiers.dispatch import Dispatcher
 from alerts.state import AlertStore
-from alerts.windows import HOUR_NS, HourAccumulator, accumulate, add_point, hour_start
+from alerts.windows import HOUR_NS, NO_O2, O2_AT_21, HourAccumulator, accumulate, hour_start
 from eit import wire
 from eit.config import RuleSettings
 from eit.model import VALID_FLAGS, Reading
@@ -189,35 +189,47 @@ class AlertEngine:
                     o2[(r.factory, r.device, r.ts_ns)] = (r.value, r.flag)
             touched: set[_Series] = set()
             devices_seen: set[tuple[str, str]] = set()
+            last_factory = last_device = None
             findings: list[FaultFinding] = []
             series_map = self._series
+            dirty = self._dirty
+            valid_flags = VALID_FLAGS
             for r in readings:
-                key = (r.factory, r.device, r.channel)
+                factory, device, flag, value, ts = r.factory, r.device, r.flag, r.value, r.ts_ns
+                key = (factory, device, r.channel)
                 st = series_map.get(key)
                 if st is None:
                     st = self._make_series(key)
                     if st is None:
                         continue
-                devices_seen.add((r.factory, r.device))
-                ts = r.ts_ns
+                # The readings of a scan come together: the device set is touched once per run.
+                if factory is not last_factory or device is not last_device:
+                    devices_seen.add((factory, device))
+                    last_factory, last_device = factory, device
                 h = ts - ts % HOUR_NS
                 acc = st.hours.get(h)
                 if acc is None:
                     acc = st.hours[h] = HourAccumulator(h)
-                if st.o2_reference is not None:
-                    scan_o2 = o2.get((r.factory, r.device, ts))
-                    add_point(acc, ts, r.value, r.flag, {ts: scan_o2} if scan_o2 else {}, st.o2_reference)
-                elif r.flag in VALID_FLAGS:
-                    acc.add_valid(ts, r.value, r.value)
-                else:
-                    acc.leave_out(r.flag)
+                o2_reference = st.o2_reference
+                if flag not in valid_flags:
+                    acc.leave_out(flag)
+                elif o2_reference is None:
+                    acc.add_valid(ts, value, value)
+                else:  # alerts.windows.add_point with the O2 of this scan
+                    scan_o2 = o2.get((factory, device, ts))
+                    if scan_o2 is None or scan_o2[1] not in valid_flags:
+                        acc.leave_out(NO_O2)
+                    elif scan_o2[0] >= 21.0 or scan_o2[0] < 0.0:
+                        acc.leave_out(O2_AT_21)
+                    else:
+                        acc.add_valid(ts, value, value * (21.0 - o2_reference) / (21.0 - scan_o2[0]))
                 if h <= closed_before or h in st.closed:
-                    self._dirty.add((key, h))
+                    dirty.add((key, h))
                 else:
                     touched.add(st)
-                if st.instant and r.flag in VALID_FLAGS:
+                if st.instant and flag in valid_flags:
                     self._check_instant(st, r, now)
-                st.faults.check(ts, r.value, r.flag, r.channel, st.channel.unit, findings)
+                st.faults.check(ts, value, flag, r.channel, st.channel.unit, findings)
                 if findings:
                     for finding in findings:
                         self._fault(st, finding, now)

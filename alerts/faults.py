@@ -12,6 +12,8 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import sub
 
 NS_PER_S = 1_000_000_000
 MAD_SCALE = 1.4826  # MAD x 1.4826 estimates the standard deviation of normal data
@@ -191,5 +193,5 @@ class FaultState:
             self.since_mad = 0
             n = len(self.ordered)
             median = self.ordered[n // 2] if n % 2 else (self.ordered[n // 2 - 1] + self.ordered[n // 2]) / 2
-            deviations = sorted(abs(v - median) for v in self.ordered)
+            deviations = sorted(map(abs, map(sub, self.ordered, repeat(median))))  # in C, not a generator
             self.mad = deviations[n // 2] if n % 2 else (deviations[n // 2 - 1] + deviations[n // 2]) / 2

@@ -174,3 +174,59 @@ def test_topics_are_parsed_strictly(topic: str, ok: bool) -> None:
             wire.parse_topic(topic)
         assert err.value.reason == "bad_topic"
         assert topic in err.value.detail
+
+
+# Payloads where the JSON readers or the scan-at-a-time check could differ from the
+# value-by-value reference: NaN, huge and 64-bit integers, overflowing sums, a BOM, UTF-16,
+# lone surrogates, duplicate keys, booleans, upper-case names, ints among floats.
+EDGE_PAYLOADS = [
+    b'{"v":1,"scans":[{"ts":1,"values":{"a":1e400,"b":2}}]}',
+    b'{"v":1,"scans":[{"ts":1,"values":{"a":NaN,"b":-Infinity,"c":3.5}}]}',
+    b'{"v":1,"scans":[{"ts":1,"values":{"a":1e308,"b":1e308}}]}',
+    b'\xef\xbb\xbf{"v":1,"scans":[{"ts":1,"values":{"a":1}}]}',
+    '{"v":1,"scans":[{"ts":1,"values":{"a":1}}]}'.encode("utf-16"),
+    b'{"v":1,"scans":[{"ts":1,"values":{"a\\ud800":1,"b":2.5}}]}',
+    b'{"v":1,"scans":[{"ts":1,"values":{"a":18446744073709551615,"b":-9223372036854775809}}]}',
+    b'{"v":1,"scans":[{"ts":1,"values":{"A":1,"b":true,"c":2}}]}',
+    b'{"v":1,"scans":[{"ts":1,"values":{"a":1,"a":2}}]}',
+    b'{"v":1,"scans":[{"ts":1,"values":{"a":-0.0,"b":7,"c":0.5}}]}',
+    b'{"v":1,"scans":[{"ts":1,"values":{"a":1,"b":null}},{"ts":2,"values":{"a":1},"flags":{}}]}',
+    b'{"v":1,"scans":[{"ts":1,"values":{"a":1},"flags":null},{"ts":2,"values":{"a":2},"flags":{"a":"C"}}]}',
+    b'{"v":1,"scans":[{"ts":1,"values":{"a":1}}],}',
+    b'{"v":1,"scans":[{"ts":1,"values":{"a":1}}]} x',
+]
+
+
+def _decoded_or_error(payload: bytes) -> Any:
+    try:
+        return wire.decode(payload)
+    except DecodeError as exc:
+        return (exc.reason, exc.detail, exc.where)
+
+
+@pytest.mark.parametrize("payload", EDGE_PAYLOADS)
+def test_orjson_and_json_decode_alike(payload: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = _decoded_or_error(payload)
+    monkeypatch.setattr(wire, "_fast_loads", None)
+    assert _decoded_or_error(payload) == fast
+
+
+@pytest.mark.parametrize("payload", EDGE_PAYLOADS)
+def test_the_scan_at_a_time_check_agrees_with_the_value_by_value_one(
+    payload: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = _decoded_or_error(payload)
+    monkeypatch.setattr(wire, "_well_formed_values", lambda values: None)
+    assert _decoded_or_error(payload) == fast
+
+
+def test_numbers_beyond_a_double_are_dead_letters_not_crashes() -> None:
+    huge = b"1" + b"0" * 400
+    decoded = wire.decode(b'{"v":1,"scans":[{"ts":1,"values":{"a":' + huge + b',"b":2}}]}')
+    assert decoded.scans[0].values == {"b": 2.0}
+    assert [(r.reason, r.where) for r in decoded.rejected] == [("bad_value", "scans[0].values.a")]
+    decoded = wire.decode(b'{"v":1,"scans":[{"ts":' + huge + b',"values":{"b":2}}]}')
+    assert [(r.reason, r.where) for r in decoded.rejected] == [("bad_timestamp", "scans[0].ts")]
+    with pytest.raises(DecodeError) as err:  # beyond what Python converts (4300 digits)
+        wire.decode(b'{"v":1,"scans":[{"ts":1,"values":{"a":' + b"1" * 5000 + b"}}]}")
+    assert err.value.reason == "not_json"

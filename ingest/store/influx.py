@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from eit.model import Reading
+from eit.model import FLAGS, Reading
 from ingest.store.base import (
     Bucket,
     FieldValue,
@@ -42,14 +42,34 @@ def _quote_string_field(value: str) -> str:
 
 def line_protocol(readings: Sequence[Reading]) -> Iterator[str]:
     """One line per reading (timestamps in nanoseconds)."""
+    prefixes = _SERIES_PREFIXES
+    flags = _FLAG_FIELDS
     for r in readings:
-        fields = f"value={float(r.value)!r},flag={_quote_string_field(r.flag)}"
-        if r.seq is not None:
-            fields += f",seq={r.seq}i"
-        yield (
-            f"{MEASUREMENT},channel={_tag(r.channel)},device={_tag(r.device)},"
-            f"factory={_tag(r.factory)} {fields} {r.ts_ns}"
-        )
+        key = (r.factory, r.device, r.channel)
+        prefix = prefixes.get(key)
+        if prefix is None:
+            prefix = _series_prefix(key)
+        value = r.value
+        flag = flags.get(r.flag) or f",flag={_quote_string_field(r.flag)}"
+        if r.seq is None:
+            yield f"{prefix}{value if type(value) is float else float(value)!r}{flag} {r.ts_ns}"
+        else:
+            yield f"{prefix}{value if type(value) is float else float(value)!r}{flag},seq={r.seq}i {r.ts_ns}"
+
+
+# The start of a reading's line up to its value, per series: escaped once, not once a reading.
+_SERIES_PREFIXES: dict[tuple[str, str, str], str] = {}
+_SERIES_PREFIXES_MAX = 100_000
+_FLAG_FIELDS = {flag: f",flag={_quote_string_field(flag)}" for flag in FLAGS}
+
+
+def _series_prefix(key: tuple[str, str, str]) -> str:
+    factory, device, channel = key
+    prefix = f"{MEASUREMENT},channel={_tag(channel)},device={_tag(device)},factory={_tag(factory)} value="
+    if len(_SERIES_PREFIXES) >= _SERIES_PREFIXES_MAX:
+        _SERIES_PREFIXES.clear()
+    _SERIES_PREFIXES[key] = prefix
+    return prefix
 
 
 def _field(value: FieldValue) -> str:
