@@ -272,7 +272,11 @@ class MqttIngest:
         self.metrics.queue_depth.set_function(lambda: self._received - self._done)
         self._stop = threading.Event()
         self._connected = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="ingest-decode", daemon=True)
+        # Decoded batches waiting to be written: two at most, so memory stays bounded while the
+        # store is slow (the broker's flow control holds back the rest).
+        self._handoff: queue.Queue[tuple[list[Incoming], BatchResult] | None] = queue.Queue(maxsize=2)
+        self._writer = threading.Thread(target=self._write_stage, name="ingest-write", daemon=True)
         self.client = make_client(mqtt_settings, persistent=True, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -286,6 +290,7 @@ class MqttIngest:
         connect_async(self.client, self.settings, persistent=True, receive_maximum=RECEIVE_MAXIMUM)
         self.client.loop_start()
         self._thread.start()
+        self._writer.start()
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
@@ -294,6 +299,7 @@ class MqttIngest:
         self._stop.set()
         self.ingest.stop()
         self._thread.join(30.0)
+        self._writer.join(30.0)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -330,32 +336,63 @@ class MqttIngest:
         self._received += 1
 
     def _run(self) -> None:
+        """The decoding stage: collects a batch, decodes and validates it, and hands it to the
+        writing stage, so that a batch is decoded while the one before it is being written."""
         settings = self.ingest.settings
-        while not self._stop.is_set():
-            try:
-                first = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            batch = [first]
-            size = len(first.payload)
-            deadline = time.monotonic() + settings.flush_interval_s
-            # Roughly 30 bytes of JSON per value: cap a batch near batch_max_readings values.
-            budget = settings.batch_max_readings * 30
-            while size < budget:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
+        # Roughly 20 bytes of JSON per value: cap a batch near batch_max_readings values.
+        budget = settings.batch_max_readings * 20
+        try:
+            while not self._stop.is_set():
                 try:
-                    item = self._queue.get(timeout=remaining)
+                    first = self._queue.get(timeout=0.2)
                 except queue.Empty:
-                    break
-                batch.append(item)
-                size += len(item.payload)
+                    continue
+                batch = [first]
+                size = len(first.payload)
+                deadline = time.monotonic() + settings.flush_interval_s
+                while size < budget:
+                    # What has arrived meanwhile joins the batch at once; an idle queue is waited
+                    # on until the flush deadline.
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        try:
+                            item = self._queue.get(timeout=remaining)
+                        except queue.Empty:
+                            break
+                    batch.append(item)
+                    size += len(item.payload)
+                result = self.ingest.decode_batch(batch, now_ns())
+                self._hand_over((batch, result))
+        finally:
+            self._hand_over(None)
+
+    def _hand_over(self, item: tuple[list[Incoming], BatchResult] | None) -> None:
+        while True:
             try:
-                self.ingest.process(batch)
+                self._handoff.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                if not self._writer.is_alive():
+                    return  # the writer stopped (store down while stopping): nothing to wait for
+
+    def _write_stage(self) -> None:
+        """The writing stage: makes each batch durable, hands it to the rules, then acknowledges
+        its messages, in the order they were received."""
+        while True:
+            item = self._handoff.get()
+            if item is None:
+                return
+            batch, result = item
+            try:
+                self.ingest.store_batch(result)
             except StoreUnavailable:
                 return  # stopping while the store is down: leave the batch unacknowledged
-            for item in batch:
-                if item.qos > 0:
-                    self.client.ack(item.mid, item.qos)
+            self.ingest.deliver(result, now_ns())
+            for msg in batch:
+                if msg.qos > 0:
+                    self.client.ack(msg.mid, msg.qos)
             self._done += len(batch)
