@@ -760,7 +760,9 @@ def table(results: dict[str, Any]) -> str:
                 f"scan -> alert at {_n(lat['offered_readings_per_s'])} readings/s (half load),"
                 f" {lat['alerts']} of {lat['probes']} probes",
                 f"p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms",
-                "",
+                f"scan to engine p50 {lat['to_open_p50_ms']:.0f}, p99 {lat['to_open_p99_ms']:.0f} ms;"
+                f" engine to arrival p50 {lat['open_to_arrive_p50_ms']:.0f},"
+                f" p99 {lat['open_to_arrive_p99_ms']:.0f} ms",
                 "p99 <= 100 ms",
             )
         )

@@ -5,6 +5,11 @@ after its readings and its dead letters are durable. If the process dies before 
 delivers the message again; the store's idempotent writes keep it from being counted twice.
 While the store is down the batch is retried with backoff and nothing is acknowledged, so the
 broker's flow control (receive maximum) holds the rest back: nothing is lost, memory is bounded.
+
+Beside paho's network thread, three stages run in their own threads, batch after batch in the
+order received: decode (collect a batch, decode, validate), write (make it durable), rules (hand
+it to the sinks, then acknowledge). While one batch is being written, the next is decoded and the
+one before is with the rules, so the store's round trip overlaps the work in Python.
 """
 
 from __future__ import annotations
@@ -277,6 +282,10 @@ class MqttIngest:
         # store is slow (the broker's flow control holds back the rest).
         self._handoff: queue.Queue[tuple[list[Incoming], BatchResult] | None] = queue.Queue(maxsize=2)
         self._writer = threading.Thread(target=self._write_stage, name="ingest-write", daemon=True)
+        # Stored batches on their way to the rules; unbounded, but never more than the decoded
+        # batches the broker's receive maximum lets in.
+        self._stored: queue.SimpleQueue[tuple[list[Incoming], BatchResult] | None] = queue.SimpleQueue()
+        self._rules = threading.Thread(target=self._rules_stage, name="ingest-rules", daemon=True)
         self.client = make_client(mqtt_settings, persistent=True, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -291,6 +300,7 @@ class MqttIngest:
         self.client.loop_start()
         self._thread.start()
         self._writer.start()
+        self._rules.start()
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
@@ -300,6 +310,7 @@ class MqttIngest:
         self.ingest.stop()
         self._thread.join(30.0)
         self._writer.join(30.0)
+        self._rules.join(30.0)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -380,17 +391,29 @@ class MqttIngest:
                     return  # the writer stopped (store down while stopping): nothing to wait for
 
     def _write_stage(self) -> None:
-        """The writing stage: makes each batch durable, hands it to the rules, then acknowledges
-        its messages, in the order they were received."""
+        """The writing stage: makes each batch durable and hands it on to the rules stage."""
+        try:
+            while True:
+                item = self._handoff.get()
+                if item is None:
+                    return
+                try:
+                    self.ingest.store_batch(item[1])
+                except StoreUnavailable:
+                    return  # stopping while the store is down: leave the batch unacknowledged
+                self._stored.put(item)
+        finally:
+            self._stored.put(None)
+
+    def _rules_stage(self) -> None:
+        """The rules stage: hands each stored batch to the rules, then acknowledges its messages,
+        in the order they were received (a message is acknowledged only once its readings are
+        stored and the rules have seen them; a crash before that brings it back)."""
         while True:
-            item = self._handoff.get()
+            item = self._stored.get()
             if item is None:
                 return
             batch, result = item
-            try:
-                self.ingest.store_batch(result)
-            except StoreUnavailable:
-                return  # stopping while the store is down: leave the batch unacknowledged
             self.ingest.deliver(result, now_ns())
             for msg in batch:
                 if msg.qos > 0:
