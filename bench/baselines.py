@@ -66,7 +66,12 @@ def count_subscriber(port: int, count: int, timeout_s: float) -> dict[str, Any]:
     done.wait(timeout_s)
     client.disconnect()
     client.loop_stop()
-    return {"messages": state["n"], "first_t": state["first_t"], "last_t": state["last_t"]}
+    return {
+        "messages": state["n"],
+        "first_t": state["first_t"],
+        "last_t": state["last_t"],
+        "cpu_s": time.process_time(),  # the whole process: connecting, counting, paho's thread
+    }
 
 
 def b2_lines(readings: int, start_ns: int) -> Iterator[str]:
