@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import subprocess
 import sys
 import threading
@@ -204,3 +205,97 @@ def test_a_broker_outage_mid_run_loses_no_message(broker: Mosquitto, report: Cal
         assert seqs == set(range(1, max(seqs) + 1)), f"{factory}: a gap in the seqs"
     # A scan received twice is a redelivery of the same message, not the scan published again.
     assert all(len(payloads) == 1 for payloads in scans.values())
+
+
+def _packet(conn: socket.socket) -> tuple[int, bytes]:
+    """One MQTT packet read from ``conn``: (first byte, the rest after the remaining length)."""
+
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            assert chunk, "the publisher closed the connection"
+            data += chunk
+        return data
+
+    first = exactly(1)[0]
+    length, shift = 0, 0
+    while True:
+        byte = exactly(1)[0]
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            break
+    return first, exactly(length)
+
+
+def _publish(conn: socket.socket) -> tuple[int, int, bytes]:
+    """(first byte, packet id, payload) of the next packet, which must be a QoS 1 PUBLISH."""
+    first, body = _packet(conn)
+    assert first & 0xF6 == 0x32, f"not a QoS 1 PUBLISH: {first:#x}"
+    n = int.from_bytes(body[:2], "big")
+    assert body[2 : 2 + n] == b"eit/f0001/stack/data"
+    return first, int.from_bytes(body[2 + n : 4 + n], "big"), body[4 + n :]
+
+
+def _accept_session(server: socket.socket) -> socket.socket:
+    conn, _ = server.accept()
+    conn.settimeout(10)
+    first, body = _packet(conn)
+    assert first == 0x10
+    assert body[:8] == b"\x00\x04MQTT\x04\x00"  # MQTT 3.1.1, clean session 0
+    assert body[10:] == b"\x00\x07lg-unit"
+    conn.sendall(b"\x20")  # the CONNACK in two pieces
+    time.sleep(0.02)
+    conn.sendall(b"\x02\x00\x00")
+    return conn
+
+
+def test_the_publisher_resends_the_unacknowledged_with_dup_then_the_queue() -> None:
+    """Against a scripted broker: acks that come a byte at a time, at most ``inflight`` messages
+    unacknowledged, and after a dropped connection the unacknowledged ones first, with DUP and
+    their packet ids, then the queued ones; nothing sent twice otherwise."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(10)
+    pub = Publisher("127.0.0.1", server.getsockname()[1], "lg-unit", inflight=4)
+    try:
+        conn = _accept_session(server)
+        assert pub.connected.wait(5)
+        for i in range(10):
+            pub.publish("eit/f0001/stack/data", b"m%d" % i)
+        first_four = [_publish(conn) for _ in range(4)]
+        assert [(f, pid, p) for f, pid, p in first_four] == [(0x32, i + 1, b"m%d" % i) for i in range(4)]
+        conn.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            conn.recv(1)  # the window is full: nothing more until an ack
+        conn.settimeout(10)
+        for byte in b"\x40\x02\x00\x01\x40\x02\x00\x02":  # PUBACK 1 and 2, a byte at a time
+            conn.sendall(bytes((byte,)))
+            time.sleep(0.01)
+        assert [_publish(conn) for _ in range(2)] == [(0x32, 5, b"m4"), (0x32, 6, b"m5")]
+        wait_for(lambda: pub.acked == 2, 5, "two acks")
+        conn.close()  # the broker goes away with 3, 4, 5 and 6 unacknowledged
+        wait_for(lambda: pub.disconnects == 1 and not pub.connected.is_set(), 5, "the drop")
+        pub.publish("eit/f0001/stack/data", b"m10")
+        pub.publish("eit/f0001/stack/data", b"m11")
+
+        conn = _accept_session(server)
+        assert pub.connected.wait(5)
+        resent = [_publish(conn) for _ in range(4)]
+        assert resent == [(0x3A, i + 1, b"m%d" % i) for i in range(2, 6)]  # DUP, same ids
+        conn.sendall(b"".join(b"\x40\x02" + pid.to_bytes(2, "big") for pid in (3, 4, 5, 6)))
+        rest = []
+        for n in (4, 2):  # the window again: 4, then 2 after their acks
+            batch = [_publish(conn) for _ in range(n)]
+            conn.sendall(b"".join(b"\x40\x02" + pid.to_bytes(2, "big") for _f, pid, _p in batch))
+            rest += batch
+        assert [(f, p) for f, _pid, p in rest] == [(0x32, b"m%d" % i) for i in range(6, 12)]
+        assert len({pid for _f, pid, _p in rest} | {3, 4, 5, 6}) == 10  # no id still in flight reused
+        wait_for(lambda: pub.acked == 12, 5, "every ack")
+        pub.close()
+        assert _packet(conn) == (0xE0, b"")  # DISCONNECT
+        assert conn.recv(1) == b""
+        assert pub.disconnects == 1
+    finally:
+        pub.close()
+        server.close()
