@@ -52,7 +52,7 @@ class NotifierSettings:
 class IngestSettings:
     batch_max_readings: int = 5000
     # The longest a message waits for others to join its batch when the queue is idle.
-    flush_interval_s: float = 0.02
+    flush_interval_s: float = 0.005
     max_future_s: float = 300.0
     retry_max_s: float = 30.0
     stats_interval_s: float = 10.0  # the `platform` measurement (ingest/selfstats.py)
@@ -182,7 +182,7 @@ def parse_serve_config(
     isec = root.section("ingest")
     ingest = IngestSettings(
         batch_max_readings=isec.integer("batch_max_readings", 5000, minimum=1),
-        flush_interval_s=isec.number("flush_interval_s", 0.02, exclusive_minimum=0),
+        flush_interval_s=isec.number("flush_interval_s", 0.005, exclusive_minimum=0),
         max_future_s=isec.number("max_future_s", 300.0, minimum=0),
         retry_max_s=isec.number("retry_max_s", 30.0, exclusive_minimum=0),
         stats_interval_s=isec.number("stats_interval_s", 10.0, exclusive_minimum=0),
