@@ -61,6 +61,7 @@ from eit import wire
 from eit.config import RuleSettings
 from eit.model import VALID_FLAGS, Reading
 from eit.registry import Channel, Registry
+from eit.standards import Limit
 from eit.timeutil import NS_PER_S, now_ns, ns_to_datetime
 from ingest.store.base import Point, Store, StoreError, StoreUnavailable
 
@@ -71,6 +72,7 @@ RULE_STALE = "stale"
 RULE_EARLY = "early_warning"
 RULE_INSTANT = "limit_instant"
 DEVICE_PARAMETER = "*"  # the parameter of device-wide alerts (stale)
+QUARTER_HOUR_NS = 900 * NS_PER_S
 KEEP_HOURS = 30  # hours of accumulators and results kept in memory per series
 
 
@@ -96,6 +98,10 @@ class _Series:
     exceed_run: int = 0
     clear_run: int = 0
     days_touched: set[date] = field(default_factory=set)
+    # The limits in force, by averaging period, for one quarter hour (time zones move the local
+    # day at whole quarter hours): looked up once, not per reading.
+    limits_at: int = -1
+    limits_cache: dict[str, list[Limit]] = field(default_factory=dict)
 
 
 class AlertEngine:
@@ -674,7 +680,7 @@ class AlertEngine:
         acc = st.hours[h]
         if acc.points < self.settings.provisional_min_points or h in st.closed:
             return
-        limits = limits_for(st.channel, local_day(h, self.tz), "1h")
+        limits = self._limits(st, h, "1h")
         corrected = acc.mean_corrected()
         if not limits or corrected is None:
             return
@@ -703,8 +709,18 @@ class AlertEngine:
             params["percent"] = f"{share * 100:.0f}"
             self._raise(key, "warning", "early_warning", params, now, verdict, h)
 
+    def _limits(self, st: _Series, ts: int, averaging: str) -> list[Limit]:
+        quarter = ts - ts % QUARTER_HOUR_NS
+        if quarter != st.limits_at:
+            st.limits_at = quarter
+            st.limits_cache.clear()
+        found = st.limits_cache.get(averaging)
+        if found is None:
+            found = st.limits_cache[averaging] = limits_for(st.channel, local_day(ts, self.tz), averaging)
+        return found
+
     def _check_instant(self, st: _Series, r: Reading, now: int) -> None:
-        limits = limits_for(st.channel, local_day(r.ts_ns, self.tz), "instant")
+        limits = self._limits(st, r.ts_ns, "instant")
         verdict = (
             judge(r.value, st.channel, limits, self.standards, self.settings.hysteresis) if limits else None
         )
