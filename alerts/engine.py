@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -73,6 +74,9 @@ RULE_EARLY = "early_warning"
 RULE_INSTANT = "limit_instant"
 DEVICE_PARAMETER = "*"  # the parameter of device-wide alerts (stale)
 QUARTER_HOUR_NS = 900 * NS_PER_S
+# Reading hours back from the store (after a restart, or a backlog older than memory) holds the
+# rules while it runs: at most this long per tick, the rest on the next ticks.
+STORE_READS_PER_TICK_S = 0.5
 KEEP_HOURS = 30  # hours of accumulators and results kept in memory per series
 
 
@@ -131,6 +135,8 @@ class AlertEngine:
         self.standards = registry.standards
         self._lock = threading.RLock()
         self.started_ns = clock()
+        # The first hour the engine sees from its start: memory holds earlier hours only in part.
+        self._first_whole_hour = self.started_ns - self.started_ns % HOUR_NS + HOUR_NS
         self._active: dict[AlertKey, Alert] = {a.key: a for a in alerts.list(state="active", limit=1_000_000)}
         self._last_seen: dict[tuple[str, str], int] = {
             (f.id, d.id): self.started_ns for f in registry.factories.values() for d in f.devices.values()
@@ -216,6 +222,8 @@ class AlertEngine:
                 acc = st.hours.get(h)
                 if acc is None:
                     acc = st.hours[h] = HourAccumulator(h)
+                    if h < self._first_whole_hour or h < now - now % HOUR_NS - KEEP_HOURS * HOUR_NS:
+                        acc.whole = False
                 o2_reference = st.o2_reference
                 if flag not in valid_flags:
                     acc.leave_out(flag)
@@ -315,9 +323,25 @@ class AlertEngine:
                 self._clear((*st.key, "rate"), now, "no fast change for the clearing period")
 
     # -- hours ---------------------------------------------------------------------------------
+    def _whole(self, st: _Series, acc: HourAccumulator, deadline: float) -> HourAccumulator | None:
+        """The hour's accumulator with all of its points: from memory when memory saw the whole
+        hour, else read from the store once (then kept whole in memory). None when the store
+        reads of this tick are used up (``deadline``): the hour waits for the next tick, so that
+        reading a backlog's hours back never holds the rules (and the ingest) up for long."""
+        if acc.whole or self.store is None:
+            return acc
+        if time.monotonic() > deadline:
+            return None
+        loaded = self._from_store(st, acc.start_ns)
+        if loaded is None:
+            return acc  # the store has none of it (or cannot be read): what memory has
+        st.hours[acc.start_ns] = loaded
+        return loaded
+
     def _close_hours(self, now: int) -> None:
         closable = hour_start(now - int(self.settings.close_delay_s * NS_PER_S)) - HOUR_NS
         forget = hour_start(now) - KEEP_HOURS * HOUR_NS
+        deadline = time.monotonic() + STORE_READS_PER_TICK_S
         for st in list(self._series.values()):
             for h in sorted(st.hours):
                 if h > closable:
@@ -326,11 +350,9 @@ class AlertEngine:
                     continue
                 if (st.key, h) in self._dirty:
                     continue  # it arrived after its hour had ended: recomputed as retroactive
-                if h < self.started_ns - self.started_ns % HOUR_NS + HOUR_NS and self.store is not None:
-                    # The engine started inside (or after) this hour: the store has all of it.
-                    acc = self._from_store(st, h) or st.hours[h]
-                else:
-                    acc = st.hours[h]
+                acc = self._whole(st, st.hours[h], deadline)
+                if acc is None:
+                    break  # closed on a later tick
                 self._finish_hour(st, acc, retroactive=False, now=now)
             for h in [h for h in st.hours if h < forget]:
                 del st.hours[h]
@@ -341,17 +363,17 @@ class AlertEngine:
         if not self._dirty:
             return
         dirty, self._dirty = sorted(self._dirty, key=lambda item: item[1]), set()
+        deadline = time.monotonic() + STORE_READS_PER_TICK_S
         for key, h in dirty:
             st = self._series[key]
             acc = st.hours.get(h)
-            if self.store is not None:
-                # The store holds every reading of the hour (the ingest stores before the rules
-                # run); memory may hold only part of it (an hour older than the engine).
-                acc = self._from_store(st, h) or acc
             if acc is None:
                 continue
-            st.hours[h] = acc
-            self._finish_hour(st, acc, retroactive=True, now=now)
+            whole = self._whole(st, acc, deadline)
+            if whole is None:
+                self._dirty.add((key, h))  # on a later tick
+                continue
+            self._finish_hour(st, whole, retroactive=True, now=now)
 
     def _from_store(self, st: _Series, h: int) -> HourAccumulator | None:
         assert self.store is not None
@@ -884,8 +906,8 @@ class AlertEngine:
                 self._emit(AlertEvent("escalated", escalated, step))
 
     def open_count(self) -> int:
-        with self._lock:
-            return len(self._active)
+        # No lock: len() of a dict is atomic, and /metrics must answer while a tick runs.
+        return len(self._active)
 
 
 class StaleChecker:

@@ -47,6 +47,9 @@ class HourAccumulator:
     last_ts: int = -1
     last_value: float = 0.0
     left_out: dict[str, int] = field(default_factory=dict)
+    # False while memory may hold only part of the hour (it began before the engine started, or
+    # was forgotten and came back with late data): the store has all of it.
+    whole: bool = True
 
     def add_valid(self, ts_ns: int, raw: float, corrected: float) -> None:
         self.points += 1

@@ -78,7 +78,7 @@ class Profile:
 
 PROFILES = {
     "quick": Profile("quick", 180_000, 15, 0.1, 2, 10, 8, 4, 5, 90),
-    "full": Profile("full", 1_200_000, 60, 0.1, 60, 300, 120, 10, 20, 1800),
+    "full": Profile("full", 1_200_000, 60, 0.1, 60, 300, 120, 10, 20, 900),
 }
 
 
