@@ -90,7 +90,9 @@ class Mosquitto:
         """A clean stop (SIGTERM): Mosquitto saves its persistence file."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(10)
+            # Saving a large persistent queue (the benchmark's overload leaves millions of
+            # messages) takes Mosquitto well over 10 s.
+            self.proc.wait(300)
         self.proc = None
 
     def kill(self) -> None:
