@@ -15,6 +15,8 @@ from pathlib import Path
 
 import requests
 
+from ingest.store.base import Store
+
 REPO = Path(__file__).resolve().parent.parent
 EIT = [sys.executable, "-m", "eit.cli"]
 
@@ -270,6 +272,30 @@ def write_edge_config(
     path = workdir / f"edge-{factory}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+# The example town's boiler agent, as the outage tests count it: per device, the channel its
+# seqs are read from and its number of channels.
+AGENT_FACTORY = "kaeng-khoi-biomass"
+AGENT_DEVICES = {"boiler-1": ("o2", 6), "meter-1": ("power", 2)}
+FAR_FUTURE_NS = 4_000_000_000 * 1_000_000_000
+
+
+def assert_each_scan_stored_once(store: Store, taken: dict[str, int]) -> None:
+    """Wait until the store holds every scan the agent took, then check each is there once:
+    seqs exactly 1..taken per device, and every channel of each scan."""
+
+    def all_stored() -> bool:
+        return all(
+            store.count(factory=AGENT_FACTORY, device=d) == n * taken[d]
+            for d, (_, n) in AGENT_DEVICES.items()
+        )
+
+    wait_for(all_stored, 30, "every scan in the store")
+    for device, (channel, n_channels) in AGENT_DEVICES.items():
+        seqs = [r.seq for r in store.readings(AGENT_FACTORY, device, channel, 0, FAR_FUTURE_NS)]
+        assert seqs == list(range(1, taken[device] + 1)), f"{device}: seqs not exactly 1..{taken[device]}"
+        assert store.count(factory=AGENT_FACTORY, device=device) == n_channels * taken[device]
 
 
 def outbox_state(path: Path) -> tuple[dict[str, int], int]:

@@ -18,9 +18,12 @@ from ingest.store.base import Store
 from ingest.store.influx import InfluxStore
 from ingest.store.sqlite import SqliteStore
 from tests.services import (
+    AGENT_DEVICES,
+    AGENT_FACTORY,
     EitProcess,
     InfluxDB,
     Mosquitto,
+    assert_each_scan_stored_once,
     outbox_state,
     wait_for,
     write_edge_config,
@@ -29,10 +32,8 @@ from tests.services import (
 
 pytestmark = pytest.mark.integration
 
-F = "kaeng-khoi-biomass"
-# One channel per device to read the seqs from, and the number of channels of each device.
-DEVICES = {"boiler-1": ("o2", 6), "meter-1": ("power", 2)}
-FAR_FUTURE_NS = 4_000_000_000 * 1_000_000_000
+F = AGENT_FACTORY
+DEVICES = AGENT_DEVICES
 
 
 class Rig:
@@ -86,17 +87,7 @@ class Rig:
         assert waiting == 0
         store = self.store()
         try:
-
-            def all_stored() -> bool:
-                return all(store.count(factory=F, device=d) == n * taken[d] for d, (_, n) in DEVICES.items())
-
-            wait_for(all_stored, 30, "every scan in the store")
-            for device, (channel, n_channels) in DEVICES.items():
-                seqs = [r.seq for r in store.readings(F, device, channel, 0, FAR_FUTURE_NS)]
-                assert seqs == list(range(1, taken[device] + 1)), (
-                    f"{device}: seqs not exactly 1..{taken[device]}"
-                )
-                assert store.count(factory=F, device=device) == n_channels * taken[device]
+            assert_each_scan_stored_once(store, taken)
         finally:
             store.close()
         assert self.serve.terminate() == 0, self.serve.output()
