@@ -13,8 +13,8 @@ from importlib import resources
 
 from eit.confread import Section, load_yaml
 from eit.standards import Standards
+from eit.store import Point
 from eit.units import conversion_factor
-from ingest.store.base import Point
 
 SOURCE = "eit/standards/th_aqi.yaml"
 

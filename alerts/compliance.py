@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 from alerts.windows import HOUR_NS, HourAccumulator
 from eit.registry import Channel
 from eit.standards import Limit, Standards
+from eit.store import Point
 from eit.timeutil import datetime_to_ns, ns_to_datetime
 from eit.units import conversion_factor
-from ingest.store.base import Point
 
 CONCENTRATION_UNITS = frozenset({"ppm", "ppb", "mg/m3", "ug/m3"})
 WINDOWS = {"8h": 8, "24h": 24}

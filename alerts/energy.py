@@ -9,7 +9,7 @@ from functools import cache
 from importlib import resources
 
 from eit.confread import Section, load_yaml
-from ingest.store.base import Point
+from eit.store import Point
 
 SOURCE = "eit/standards/th_grid.yaml"
 

@@ -56,15 +56,15 @@ from alerts.faults import FaultFinding, FaultSettings, FaultState
 from alerts.messages import fragment, render
 from alerts.model import ENGINE, OPEN, RESOLVED, Alert, AlertEvent, AlertKey
 from alerts.notifiers.dispatch import Dispatcher
+from alerts.settings import RuleSettings
 from alerts.state import AlertStore
 from alerts.windows import HOUR_NS, NO_O2, O2_AT_21, HourAccumulator, accumulate, hour_start
 from eit import wire
-from eit.config import RuleSettings
 from eit.model import VALID_FLAGS, Reading
 from eit.registry import Channel, Registry
 from eit.standards import Limit
+from eit.store import Point, Store, StoreError, StoreUnavailable
 from eit.timeutil import NS_PER_S, now_ns, ns_to_datetime
-from ingest.store.base import Point, Store, StoreError, StoreUnavailable
 
 log = logging.getLogger("eit.alerts.engine")
 

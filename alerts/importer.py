@@ -22,13 +22,13 @@ from pathlib import Path
 
 from alerts.engine import AlertEngine
 from alerts.notifiers.dispatch import Dispatcher
+from alerts.settings import RuleSettings
 from alerts.state import SqliteAlertStore
 from alerts.windows import HOUR_NS
-from eit.config import RuleSettings
 from eit.model import FLAGS, Reading
 from eit.registry import Registry
+from eit.store import Store
 from eit.timeutil import NS_PER_S, parse_iso_ns
-from ingest.store.base import Store
 
 COLUMNS = ("time", "factory", "device", "channel", "value", "flag")
 CHUNK = 5000

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from alerts.compliance import day_bounds
 from alerts.windows import HOUR_NS
 from eit.registry import Registry
+from eit.store import Store
 from eit.timeutil import now_ns, ns_to_datetime, ns_to_iso
-from ingest.store.base import Store
 
 REPORT_VERSION = 1
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import yaml
 
 from bench.proc import cpu_model, cpu_s, loadavg, rss_mb
-from tests.modbus_server import ModbusServer
-from tests.services import REPO, Mosquitto, free_port, outbox_state, wait_for
+from testbed.modbus_server import ModbusServer
+from testbed.services import REPO, Mosquitto, free_port, outbox_state, wait_for
 
 DEVICES = 4
 CHANNELS = 12
@@ -114,7 +114,7 @@ def main() -> int:
     config = agent_config(work, broker.port, server.tcp_port or 0)
     log = open(work / "agent.log", "wb")  # noqa: SIM115 - lives as long as the agent
     agent = subprocess.Popen(
-        [sys.executable, "-m", "eit.cli", "edge", "run", "--config", str(config)],
+        [sys.executable, "-m", "server.cli", "edge", "run", "--config", str(config)],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=REPO,

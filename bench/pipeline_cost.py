@@ -44,15 +44,16 @@ from typing import Any
 
 from alerts.engine import AlertEngine
 from alerts.notifiers.dispatch import Dispatcher
+from alerts.settings import RuleSettings
 from alerts.state import SqliteAlertStore
 from eit import wire
-from eit.config import IngestSettings, RuleSettings
 from eit.model import Reading
 from eit.registry import Registry, load_registry
 from eit.timeutil import parse_iso_ns
 from ingest.deadletters import DeadLetterStore
 from ingest.metrics import IngestMetrics
 from ingest.service import Incoming, Ingest
+from ingest.settings import IngestSettings
 from ingest.store.influx import InfluxStore, line_protocol
 from ingest.store.sqlite import SqliteStore
 from ingest.validate import Validator

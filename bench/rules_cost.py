@@ -27,9 +27,9 @@ from pathlib import Path
 
 from alerts.engine import AlertEngine
 from alerts.notifiers.dispatch import Dispatcher
+from alerts.settings import RuleSettings
 from alerts.state import SqliteAlertStore
 from bench.proc import machine
-from eit.config import RuleSettings
 from eit.model import Reading
 from eit.registry import Registry, load_registry
 

@@ -51,7 +51,7 @@ from bench import baselines
 from bench.loadgen import READINGS_PER_SCAN
 from bench.proc import cpu_s, machine, machine_busy_s, rss_mb
 from bench.site import write_site
-from tests.services import REPO, EitProcess, InfluxDB, Mosquitto, free_port, wait_for
+from testbed.services import REPO, EitProcess, InfluxDB, Mosquitto, free_port, wait_for
 
 LOAD_FACTORIES = 600  # Thailand's CEMS factories, about
 OVERLOAD_PROBE_EVERY_S = 1.0

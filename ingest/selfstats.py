@@ -32,9 +32,9 @@ from eit.errors import DecodeError
 from eit.mqttclient import connect_async, make_client
 from eit.mqttconf import MqttSettings
 from eit.registry import Registry
+from eit.store import StoreError, StoreUnavailable
 from eit.timeutil import now_ns
 from ingest.metrics import IngestMetrics
-from ingest.store.base import StoreError, StoreUnavailable
 from ingest.store.influx import point_line
 
 log = logging.getLogger("eit.selfstats")

@@ -26,16 +26,16 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 
 from eit import wire
-from eit.config import IngestSettings
 from eit.errors import DecodeError
 from eit.model import Reading
 from eit.mqttclient import connect_async, make_client
 from eit.mqttconf import MqttSettings
 from eit.registry import Registry
+from eit.store import Store, StoreError, StoreUnavailable
 from eit.timeutil import now_ns
 from ingest.deadletters import DeadLetter, DeadLetterStore, payload_text
 from ingest.metrics import IngestMetrics
-from ingest.store.base import Store, StoreError, StoreUnavailable
+from ingest.settings import IngestSettings
 from ingest.validate import Validator
 
 log = logging.getLogger("eit.ingest")

@@ -15,15 +15,15 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from alerts.state import open_alert_store
-from eit.api import ApiSettings, create_app
-from eit.api.accounts import open_accounts
-from eit.config import ServeConfig, load_serve_config
 from eit.registry import Registry, load_registry
-from eit.serve import api_sources
 from eit.timeutil import now_ns
 from ingest.deadletters import DeadLetter, DeadLetterStore
 from ingest.store import open_store
-from tests.services import REPO, free_port
+from server.accounts import open_accounts
+from server.api import ApiSettings, create_app
+from server.config import ServeConfig, load_serve_config
+from server.serve import api_sources
+from testbed.services import REPO, free_port
 from tests.towndata import TownData, load_example_town
 
 # name: (role, factory)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import REPO, InfluxDB, Mosquitto, kill_leftovers, started_count
+from testbed.services import REPO, InfluxDB, Mosquitto, kill_leftovers, started_count
 
 EXAMPLE_SITE = REPO / "examples" / "town" / "site.yaml"
 
@@ -82,7 +82,7 @@ def postgres_server() -> Iterator[str]:
     if given:
         yield given
         return
-    from tests.services import PostgreSQL
+    from testbed.services import PostgreSQL
 
     server = PostgreSQL().start()
     yield server.url

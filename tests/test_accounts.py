@@ -12,9 +12,9 @@ import pytest
 import yaml
 from argon2 import PasswordHasher
 
-from eit.api.accounts import AccountError, PostgresAccounts, SqliteAccounts, _SqlAccounts, token_digest
 from eit.timeutil import NS_PER_S, now_ns
-from tests.services import EIT, REPO
+from server.accounts import AccountError, PostgresAccounts, SqliteAccounts, _SqlAccounts, token_digest
+from testbed.services import EIT, REPO
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

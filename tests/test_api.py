@@ -14,12 +14,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from eit.api.pages import LANGUAGES, choose_language, strings
-from eit.api.sources import AGGREGATES
 from eit.timeutil import NS_PER_S, now_ns, ns_to_datetime, parse_iso_ns
-from ingest.store.base import AGGREGATES as STORE_AGGREGATES
+from server.api.pages import LANGUAGES, choose_language, strings
+from testbed.services import EIT, REPO, InfluxDB
 from tests.apitown import TownApp, build_town
-from tests.services import EIT, REPO, InfluxDB
 from tests.towndata import event_kinds, write_site_variant
 
 FACTORY = "kaeng-khoi-biomass"
@@ -385,10 +383,6 @@ def test_metrics_count_requests_by_route_and_status(town_app: TownApp) -> None:
     text = town_app.client.get("/metrics").text
     assert 'eit_http_requests_total{method="GET",route="/api/v1/factories/{factory}",status="404"}' in text
     assert "eit_http_request_duration_seconds_bucket" in text
-
-
-def test_the_api_offers_the_store_aggregates() -> None:
-    assert AGGREGATES == STORE_AGGREGATES
 
 
 def test_words_exist_in_both_languages() -> None:

@@ -25,8 +25,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from eit.api.accounts import User
 from eit.timeutil import now_ns
+from server.accounts import User
 from tests.apitown import USERS, TownApp, build_town
 
 EXAMPLES = int(os.environ.get("EIT_FUZZ_EXAMPLES", "30"))
@@ -48,10 +48,10 @@ def _spec_app() -> Any:
     from prometheus_client import CollectorRegistry
 
     from alerts.state import SqliteAlertStore
-    from eit.api import ApiSources, create_app
-    from eit.api.accounts import SqliteAccounts
     from eit.registry import load_registry
-    from tests.services import REPO
+    from server.accounts import SqliteAccounts
+    from server.api import ApiSources, create_app
+    from testbed.services import REPO
 
     registry = load_registry(REPO / "examples" / "town" / "site.yaml")
     sources = ApiSources(

@@ -25,7 +25,7 @@ from bench.site import PROBE_CHANNEL, PROBE_LIMIT, PROBE_VALUE, write_site
 from eit import wire
 from eit.registry import load_registry
 from ingest.validate import Validator
-from tests.services import EIT, REPO, Mosquitto, wait_for
+from testbed.services import EIT, REPO, Mosquitto, wait_for
 
 
 def test_the_load_and_the_probes_are_valid_scans_of_the_bench_town(tmp_path: Path) -> None:

@@ -1,4 +1,10 @@
-"""The layout's import rules, and an agent that runs with only `eit-monitor[edge]` installed."""
+"""The layout's import rules (docs/architecture.md, Layers), and an agent that runs with only
+`eit-monitor[edge]` installed.
+
+Every top-level package is one layer and may import only the layers listed for it, at module
+level or inside a function alike; no file is exempt. The contract and the agent may import only
+the standard library and the few third-party packages the edge install carries.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +17,30 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import REPO
+from testbed.services import REPO
 
-# Which of the project's packages each package may import (DESIGN.md, Layout). `eit.cli`,
-# `eit.serve` and `eit.demo` are the composition root: they wire the packages together.
-ALLOWED = {
+# Which of the project's packages each package may import.
+LAYERS: dict[str, set[str]] = {
     "eit": set(),
     "edge": {"eit"},
     "ingest": {"eit"},
-    "alerts": {"eit", "ingest"},
+    "alerts": {"eit"},
     "dashboards": {"eit"},
+    "server": {"eit", "edge", "ingest", "alerts", "dashboards"},
+    "testbed": {"eit", "edge", "ingest", "alerts", "dashboards", "server"},
+    "bench": {"eit", "edge", "ingest", "alerts", "dashboards", "server", "testbed"},
+    "tests": {"eit", "edge", "ingest", "alerts", "dashboards", "server", "testbed", "bench"},
 }
-COMPOSITION_ROOT = {"eit/cli.py", "eit/serve.py", "eit/demo.py"}
-SERVER_ONLY = ["fastapi", "uvicorn", "amqtt", "requests", "prometheus_client", "ingest", "alerts"]
+# Third-party packages the contract and the agent may use: what `pip install eit-monitor[edge]`
+# installs (orjson is optional in the wire decoder, which falls back to json).
+THIRD_PARTY = {
+    "eit": {"yaml", "paho", "orjson"},
+    "edge": {"yaml", "paho", "pymodbus", "serial"},
+}
+SERVER_ONLY = ["fastapi", "uvicorn", "amqtt", "requests", "prometheus_client", "ingest", "alerts", "pydantic"]
+
+
+MODULE_PATH = re.compile(rf"(?:{'|'.join(LAYERS)})(?:\.[a-z_][a-z0-9_]*)+")
 
 
 def _imports(path: Path) -> set[str]:
@@ -32,28 +49,55 @@ def _imports(path: Path) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: relative import (the layer check reads absolute ones)"
+            assert node.module is not None
             names.add(node.module.split(".")[0])
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and MODULE_PATH.fullmatch(node.value)
+        ):
+            # A module named in a string (a plugin table for importlib) counts as an import.
+            names.add(node.value.split(".")[0])
     return names
 
 
-@pytest.mark.parametrize("package", sorted(ALLOWED))
-def test_packages_import_only_what_the_layout_allows(package: str) -> None:
+def test_every_top_level_package_is_a_declared_layer() -> None:
+    packages = {p.parent.name for p in REPO.glob("*/__init__.py")}
+    assert packages == set(LAYERS)
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_packages_import_only_the_layers_below_them(package: str) -> None:
     violations = []
     for path in sorted((REPO / package).rglob("*.py")):
         rel = path.relative_to(REPO).as_posix()
-        if rel in COMPOSITION_ROOT:
-            continue
-        bad = (_imports(path) & set(ALLOWED)) - ALLOWED[package] - {package}
+        imported = _imports(path)
+        bad = (imported & set(LAYERS)) - LAYERS[package] - {package}
         if bad:
             violations.append(f"{rel} imports {', '.join(sorted(bad))}")
+        if package in THIRD_PARTY:
+            foreign = imported - set(LAYERS) - set(sys.stdlib_module_names) - {"__future__"}
+            extra = foreign - THIRD_PARTY[package]
+            if extra:
+                violations.append(f"{rel} imports third-party {', '.join(sorted(extra))}")
     assert violations == []
 
 
 def test_edge_extra_pulls_nothing_of_the_server() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     edge = " ".join(project["optional-dependencies"]["edge"] + project["dependencies"]).lower()
-    for name in ("fastapi", "uvicorn", "amqtt", "requests", "prometheus", "influxdb"):
+    for name in (
+        "fastapi",
+        "uvicorn",
+        "amqtt",
+        "requests",
+        "prometheus",
+        "influxdb",
+        "pydantic",
+        "sqlalchemy",
+    ):
         assert name not in edge
 
 
@@ -66,8 +110,15 @@ def test_edge_extra_is_exactly_what_the_agent_needs() -> None:
     assert names == {"pyyaml", "paho-mqtt", "pymodbus", "pyserial"}
 
 
+def test_the_wheel_ships_the_layers_and_not_the_checkout_tools() -> None:
+    found = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    shipped = {name.rstrip("*") for name in found["include"]}
+    assert shipped == {"eit", "edge", "ingest", "alerts", "dashboards", "server"}
+
+
 def test_agent_and_its_check_run_where_server_packages_are_absent(tmp_path: Path) -> None:
-    # Hide the server's packages, then load the agent's code and parse its config as `eit edge run` does.
+    # Hide the server's packages, then load the agent's code and parse its config as `eit edge run`
+    # does; the console entry point (server/cli.py) loads nothing of the server for `eit edge`.
     script = f"""
 import sys, importlib.abc
 class Block(importlib.abc.MetaPathFinder):
@@ -75,7 +126,8 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split('.')[0] in {SERVER_ONLY!r}:
             raise ImportError('blocked: ' + name)
 sys.meta_path.insert(0, Block())
-from eit.cli import build_parser
+from server.cli import build_parser
+build_parser().parse_args(["edge", "run", "--config", "edge.yaml"])
 from edge.config import load_edge_config
 from edge.agent import Agent
 from edge.run import run_agent

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from eit.brokerauth import add_factory, parse_acl, verify_password
 from eit.confread import Section
 from eit.mqttclient import make_client
 from eit.mqttconf import MqttSettings, read_mqtt
 from ingest.store.sqlite import SqliteStore
-from tests.services import (
+from server.brokerauth import add_factory, parse_acl, verify_password
+from testbed.services import (
     EIT,
     REPO,
     EitProcess,

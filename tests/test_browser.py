@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
+from testbed.services import REPO, EitProcess, wait_for
 from tests.apitown import Town, build_town, password_of
-from tests.services import REPO, EitProcess, wait_for
 
 pytestmark = pytest.mark.integration
 

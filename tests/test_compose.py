@@ -35,9 +35,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.config import load_edge_config
-from eit.config import parse_serve_config
 from eit.mqttclient import SESSION_EXPIRY_S
-from tests.services import REPO, _binary, free_port, port_open, wait_for
+from server.config import parse_serve_config
+from testbed.services import REPO, _binary, free_port, port_open, wait_for
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 COMPOSE_DIR = COMPOSE_FILE.parent

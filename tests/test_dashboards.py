@@ -27,11 +27,11 @@ from dashboards.build import (
 )
 from dashboards.influxql import DATASOURCE_UID
 from dashboards.public import PublicScopeError, check_public_dashboard, factory_filter, public_filter
-from eit.cli import main
 from eit.registry import Registry, load_registry
-from ingest.store.base import StoreError
+from eit.store import StoreError
 from ingest.store.influx import InfluxStore, point_line
-from tests.services import REPO, InfluxDB
+from server.cli import main
+from testbed.services import REPO, InfluxDB
 from tests.town_data import (
     DAY,
     DAY_END_NS,

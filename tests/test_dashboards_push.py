@@ -17,10 +17,10 @@ from dashboards.build import (
 )
 from dashboards.datasource import InfluxSource
 from dashboards.push import Pusher, connect
-from eit.cli import main
 from eit.registry import load_registry
+from server.cli import main
+from testbed.services import REPO
 from tests.grafana_fake import FakeGrafana
-from tests.services import REPO
 
 SITE = REPO / "examples" / "town" / "site.yaml"
 SPECS = build_dashboards(load_registry(SITE))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import EIT, REPO, free_port
+from testbed.services import EIT, REPO, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.services import EIT, REPO, free_port
+from testbed.services import EIT, REPO, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from edge.drivers.sim import SimChannel, SimDriver
 from edge.outbox import Outbox, message_payload
 from eit import wire
 from eit.errors import ConfigError
-from tests.services import REPO
+from testbed.services import REPO
 
 EDGE_EXAMPLE = REPO / "examples" / "town" / "edge" / "kaeng-khoi-biomass.yaml"
 
@@ -173,7 +173,7 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path: Path) -> None:
     path = tmp_path / "edge.yaml"
     path.write_text(json.dumps(data))
     out = subprocess.run(
-        [sys.executable, "-m", "eit.cli", "edge", "run", "--config", str(path)],
+        [sys.executable, "-m", "server.cli", "edge", "run", "--config", str(path)],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -24,7 +24,7 @@ from eit.confread import Section
 from eit.errors import ConfigError
 from eit.timeutil import NS_PER_S, now_ns, parse_iso_ns
 from ingest.store.sqlite import SqliteStore
-from tests.services import (
+from testbed.services import (
     EitProcess,
     Mosquitto,
     outbox_state,
@@ -281,7 +281,7 @@ def test_example_agent_configurations_load(tmp_path: Path) -> None:
 def test_agent_serves_prometheus_metrics_and_health_over_http(tmp_path: Path) -> None:
     import urllib.request
 
-    from tests.services import free_port
+    from testbed.services import free_port
 
     port = free_port()
     config = sim_config(tmp_path, metrics={"host": "127.0.0.1", "port": port}, scan_interval_s=0.2)

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.modbus_server import ModbusServer
-from tests.services import EIT, REPO, Mosquitto, free_port
+from testbed.modbus_server import ModbusServer
+from testbed.services import EIT, REPO, Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import requests
 import yaml
 
 from ingest.store.sqlite import SqliteStore
-from tests.services import (
+from testbed.services import (
     EIT,
     REPO,
     EitProcess,

@@ -26,7 +26,7 @@ from eit.confread import Section
 from eit.mqttclient import connect_async, make_client
 from eit.mqttconf import read_mqtt
 from ingest.store.sqlite import SqliteStore
-from tests.services import (
+from testbed.services import (
     AGENT_DEVICES,
     AGENT_FACTORY,
     FAR_FUTURE_NS,

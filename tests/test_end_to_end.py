@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from ingest.store.base import Store
+from eit.store import Store
 from ingest.store.influx import InfluxStore
 from ingest.store.sqlite import SqliteStore
-from tests.services import (
+from testbed.services import (
     EIT,
     REPO,
     EitProcess,

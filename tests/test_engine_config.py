@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from alerts.state import SqliteAlertStore
-from eit.config import load_serve_config
 from eit.errors import ConfigError
 from eit.registry import load_registry
-from tests.services import EIT, REPO
+from server.config import load_serve_config
+from testbed.services import EIT, REPO
 
 SITE = REPO / "examples" / "town" / "site.yaml"
 
@@ -115,8 +115,8 @@ def test_http_api_lists_alerts_and_shows_one_with_its_audit_trail(tmp_path: Path
     from fastapi.testclient import TestClient
     from prometheus_client import CollectorRegistry
 
-    from eit.api import ApiSources, create_app
-    from eit.api.accounts import SqliteAccounts
+    from server.accounts import SqliteAccounts
+    from server.api import ApiSources, create_app
 
     store = SqliteAlertStore(tmp_path / "state.db")
     alert = store.open_alert(("kaeng-khoi-biomass", "boiler-1", "so2", "limit"), "critical", "so2 above", 1)

@@ -16,8 +16,8 @@ from edge.config import EdgeConfig, parse_edge_config
 from edge.drivers.base import DriverError
 from edge.drivers.modbus import ModbusDriver
 from eit.errors import ConfigError
-from tests.modbus_server import ModbusServer, PtyLink
-from tests.services import free_port, wait_for
+from testbed.modbus_server import ModbusServer, PtyLink
+from testbed.services import free_port, wait_for
 
 CHANNELS: dict[str, Any] = {
     "so2": {"address": 0, "function": "input", "type": "float32", "unit": "ppm"},

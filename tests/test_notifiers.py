@@ -26,14 +26,14 @@ from alerts.notifiers.email import EmailNotifier
 from alerts.notifiers.mqtt import MqttNotifier
 from alerts.notifiers.routing import Router
 from alerts.notifiers.webhook import WebhookNotifier, signature
+from alerts.settings import RuleSettings
 from alerts.state import SqliteAlertStore, _SqlAlertStore
-from eit.config import RuleSettings
 from eit.confread import Section
 from eit.model import Reading
 from eit.mqttconf import read_mqtt
 from eit.registry import load_registry
 from ingest.store.sqlite import SqliteStore
-from tests.services import REPO, Mosquitto, free_port, wait_for
+from testbed.services import REPO, Mosquitto, free_port, wait_for
 from tests.webhook_receiver import WebhookReceiver
 
 S = 1_000_000_000

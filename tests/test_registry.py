@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from eit.config import load_serve_config
 from eit.errors import ConfigError
 from eit.registry import load_registry
+from server.config import load_serve_config
 from tests.conftest import EXAMPLE_SITE
 
 

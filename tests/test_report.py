@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import EIT, REPO
+from testbed.services import EIT, REPO
 
 SITE = REPO / "tests" / "data" / "compliance-site.yaml"
 DAY_START = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)  # 2026-11-28 00:00 in Bangkok

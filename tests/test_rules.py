@@ -17,13 +17,13 @@ import pytest
 from alerts.engine import AlertEngine
 from alerts.model import AlertEvent
 from alerts.notifiers.dispatch import Dispatcher
+from alerts.settings import RuleSettings
 from alerts.state import SqliteAlertStore
-from eit.config import RuleSettings
 from eit.model import Reading
 from eit.registry import load_registry
-from ingest.store.base import Point
+from eit.store import Point
 from ingest.store.sqlite import SqliteStore
-from tests.services import REPO
+from testbed.services import REPO
 
 S = 1_000_000_000
 H = 3600 * S

@@ -14,15 +14,15 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from eit.config import load_serve_config
 from eit.registry import load_registry
-from eit.serve import Server
 from ingest.metrics import IngestMetrics
 from ingest.selfstats import PlatformStats, parse_status
 from ingest.store.influx import InfluxStore
 from ingest.store.sqlite import SqliteStore
+from server.config import load_serve_config
+from server.serve import Server
+from testbed.services import InfluxDB, Mosquitto, wait_for, write_serve_config
 from tests.conftest import EXAMPLE_SITE
-from tests.services import InfluxDB, Mosquitto, wait_for, write_serve_config
 
 
 def publish(port: int, messages: list[tuple[str, str, bool]]) -> None:

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from eit.config import parse_serve_config
 from eit.errors import ConfigError
 from eit.model import Reading
+from eit.store import StoreError, StoreUnavailable
 from ingest.store import open_store
-from ingest.store.base import StoreError, StoreUnavailable
 from ingest.store.influx import line_protocol, point_line
 from ingest.store.influx2 import Influx2Store
+from server.config import parse_serve_config
+from testbed.services import InfluxDB, free_port
 from tests.conftest import EXAMPLE_SITE
 from tests.influx2_fake import FakeInflux2
-from tests.services import InfluxDB, free_port
 
 S = 1_000_000_000
 T0 = 1795752000 * S

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from eit.model import Reading
-from ingest.store.base import Bucket, FieldValue, Point, Store, StoreError, StoreUnavailable
+from eit.store import Bucket, FieldValue, Point, Store, StoreError, StoreUnavailable
 from ingest.store.influx import InfluxStore, line_protocol
 from ingest.store.sqlite import SqliteStore
-from tests.services import InfluxDB, free_port
+from testbed.services import InfluxDB, free_port
 
 S = 1_000_000_000
 T0 = 1795752000 * S  # 2026-11-27T04:00:00Z, on an hour boundary

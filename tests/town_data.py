@@ -36,8 +36,8 @@ import paho.mqtt.client as mqtt
 from prometheus_client import Gauge
 
 from alerts.importer import recompute
+from alerts.settings import RuleSettings
 from eit import wire
-from eit.config import RuleSettings
 from eit.model import Reading
 from eit.mqttconf import MqttSettings
 from eit.registry import Registry

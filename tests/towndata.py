@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from alerts.settings import RuleSettings
 from alerts.state import AlertStore
-from eit.config import RuleSettings
-from eit.demo import History, simulate_history
 from eit.registry import Registry
+from eit.store import Store
 from eit.timeutil import NS_PER_S, now_ns
-from ingest.store.base import Store
-from tests.services import REPO
+from server.demo import History, simulate_history
+from testbed.services import REPO
 
 EDGE_DIR = REPO / "examples" / "town" / "edge"
 HOUR_NS = 3600 * NS_PER_S

@@ -7,7 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.services import wait_for
+from testbed.services import wait_for
 
 
 class WebhookReceiver:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eit.config import NotifierSettings
+from alerts.notifiers.settings import NotifierSettings
 from eit.mqttconf import MqttSettings
 
 

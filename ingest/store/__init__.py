@@ -1,4 +1,4 @@
-"""Time-series stores behind one interface (:class:`ingest.store.base.Store`).
+"""Time-series stores behind one interface (:class:`eit.store.Store`).
 
 ``sqlite`` (the embedded default) and ``influxdb`` (v1 HTTP API, also served by InfluxDB 2.x and
 3.x for compatibility) pass the same test suite; ``influxdb2`` writes through InfluxDB 2.x's native
@@ -7,8 +7,8 @@ API (token, org, bucket) and reads through its v1 compatibility API.
 
 from __future__ import annotations
 
-from eit.config import StoreSettings
-from ingest.store.base import Store, StoreError, StoreUnavailable
+from eit.store import Store, StoreError, StoreUnavailable
+from ingest.store.settings import StoreSettings
 
 
 def open_store(settings: StoreSettings) -> Store:

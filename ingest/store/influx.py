@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from eit.model import FLAGS, Reading
-from ingest.store.base import (
+from eit.store import (
     Bucket,
     FieldValue,
     Point,

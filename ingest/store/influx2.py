@@ -21,7 +21,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
-from ingest.store.base import StoreError, StoreUnavailable
+from eit.store import StoreError, StoreUnavailable
 from ingest.store.influx import WRITE_CHUNK_LINES, InfluxStore
 
 UNAVAILABLE_STATUS = frozenset({401, 403, 404, 408, 429})

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from eit.model import Reading
 from eit.sqlitedb import immediate, open_durable
-from ingest.store.base import Bucket, Point, StoreUnavailable, check_aggregate, check_points
+from eit.store import Bucket, Point, StoreUnavailable, check_aggregate, check_points
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from fastapi import Depends, HTTPException
 from fastapi.security import OAuth2PasswordBearer
 
-from eit.api.accounts import OFFICER_ROLES, Accounts, User
 from eit.registry import Factory
+from server.accounts import OFFICER_ROLES, Accounts, User
 
 TOKEN_URL = "/api/v1/token"
 bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)

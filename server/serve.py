@@ -1,6 +1,6 @@
 """`eit serve`: ingest, rules and the HTTP API in one process.
 
-This module and :mod:`eit.cli` are the composition root: they are the only modules of ``eit``
+This module and :mod:`server.cli` are the composition root: they are the only modules of ``eit``
 that import ``ingest`` and ``alerts`` (lazily, so ``eit edge`` runs where only the agent is
 installed). Everything else in ``eit`` is the shared contract.
 """
@@ -12,18 +12,18 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from eit.config import ServeConfig
 from eit.registry import Registry, load_registry
 from eit.signals import stop_on_signals
+from server.config import ServeConfig
 
 if TYPE_CHECKING:
     from alerts.state import AlertStore
-    from eit.api import ApiSources
-    from eit.api.accounts import Accounts
+    from eit.store import Store
     from ingest.deadletters import DeadLetterStore
-    from ingest.store.base import Store
+    from server.accounts import Accounts
+    from server.api import ApiSources
 
-log = logging.getLogger("eit.serve")
+log = logging.getLogger("server.serve")
 
 
 class Server:
@@ -40,11 +40,11 @@ class Server:
         from alerts.notifiers.dispatch import Dispatcher, Route
         from alerts.notifiers.routing import Router
         from alerts.state import open_alert_store
-        from eit.api.accounts import open_accounts
         from ingest.deadletters import DeadLetterStore
         from ingest.metrics import IngestMetrics
         from ingest.service import Ingest, MqttIngest
         from ingest.store import open_store
+        from server.accounts import open_accounts
 
         self.config = config
         self.registry = registry or load_registry(config.site)
@@ -99,7 +99,7 @@ class Server:
 
     # -- health --------------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
-        from ingest.store.base import StoreUnavailable
+        from eit.store import StoreUnavailable
 
         store_ok, store_detail = True, "ok"
         try:
@@ -140,7 +140,7 @@ class Server:
         )
 
     def _start_http(self) -> None:
-        from eit.api import ApiSettings, create_app
+        from server.api import ApiSettings, create_app
 
         sources = api_sources(
             self.config, self.registry, self.store, self.alert_store, self.deadletters, self.accounts
@@ -227,7 +227,7 @@ def api_sources(
 
     from alerts.messages import alert_text
     from alerts.report import compliance_report, render
-    from eit.api import ApiSources
+    from server.api import ApiSources
 
     def report(first: date, last: date, factory: str | None) -> dict[str, Any]:
         # The same report as `eit report compliance`.
@@ -251,10 +251,10 @@ def run_api(config: ServeConfig) -> int:
     from prometheus_client import CollectorRegistry
 
     from alerts.state import open_alert_store
-    from eit.api import ApiSettings, create_app
-    from eit.api.accounts import open_accounts
     from ingest.deadletters import DeadLetterStore
     from ingest.store import StoreUnavailable, open_store
+    from server.accounts import open_accounts
+    from server.api import ApiSettings, create_app
 
     stop = stop_on_signals()
     registry = load_registry(config.site)

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from eit.config import parse_serve_config
 from eit.confread import load_yaml
-from eit.embedded_broker import EmbeddedBroker, choose_port, free_port, port_is_free
 from eit.model import Reading
 from eit.registry import Registry, load_registry
 from eit.timeutil import NS_PER_S, ns_to_datetime
+from server.config import parse_serve_config
+from server.embedded_broker import EmbeddedBroker, choose_port, free_port, port_is_free
 
 REPO_EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "town"
 
@@ -84,8 +84,8 @@ def run_demo(
 ) -> int:
     from edge.agent import Agent
     from edge.config import parse_edge_config
-    from eit.serve import Server
     from eit.signals import stop_on_signals
+    from server.serve import Server
 
     stop = stop_on_signals()
     site_dir = (site_dir or REPO_EXAMPLES).resolve()
@@ -241,10 +241,10 @@ def simulate_history(
     (never when None); a factory in ``silent_from_ns`` stops reporting at that time."""
     from alerts.engine import AlertEngine
     from alerts.notifiers.dispatch import Dispatcher
+    from alerts.settings import RuleSettings
     from edge.config import parse_edge_config
     from edge.drivers.base import DriverError
     from edge.drivers.sim import SimDriver
-    from eit.config import RuleSettings
 
     virtual = [0.0]
     drivers: list[tuple[str, str, SimDriver]] = []

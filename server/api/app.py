@@ -19,10 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eit import __version__
-from eit.api.auth import Auth
-from eit.api.common import Context
-from eit.api.sources import ApiSources
 from eit.errors import EitError
+from server.api.auth import Auth
+from server.api.common import Context
+from server.api.sources import ApiSources
 
 DESCRIPTION = """
 Real-time pollution monitoring of an eco-industrial town: factories, their monitors and
@@ -144,16 +144,16 @@ def create_app(
         return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     if sources is not None:
-        from eit.api.routes_admin import admin_router
-        from eit.api.routes_alerts import alerts_router
-        from eit.api.routes_data import data_router
+        from server.api.routes_admin import admin_router
+        from server.api.routes_alerts import alerts_router
+        from server.api.routes_data import data_router
 
         ctx = Context(sources, Auth(sources.accounts, sources.clock), settings.token_ttl_s)
         app.include_router(data_router(ctx))
         app.include_router(alerts_router(ctx))
         app.include_router(admin_router(ctx))
         if settings.pages:
-            from eit.api.pages import mount_pages
+            from server.api.pages import mount_pages
 
             mount_pages(app, sources.registry)
     return app

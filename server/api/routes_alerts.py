@@ -9,11 +9,13 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 
-from eit.api.accounts import OFFICER_ROLES, AccountError
-from eit.api.auth import Principal, forbidden
-from eit.api.common import Context, bad_parameter, errors
-from eit.api.routes_data import ID_REGEX
-from eit.api.schemas import (
+from alerts.model import Alert
+from eit.errors import EitError
+from server.accounts import OFFICER_ROLES, AccountError
+from server.api.auth import Principal, forbidden
+from server.api.common import Context, bad_parameter, errors
+from server.api.routes_data import ID_REGEX
+from server.api.schemas import (
     AlertDetailOut,
     AlertOut,
     AssignIn,
@@ -23,8 +25,6 @@ from eit.api.schemas import (
     ResponseIn,
     ResponseOut,
 )
-from eit.api.sources import AlertLike
-from eit.errors import EitError
 
 MAX_ALERT_ID = 2**62
 Lang = Literal["th", "en"]
@@ -37,12 +37,12 @@ def alerts_router(ctx: Context) -> APIRouter:
     alert_id_path = Path(ge=1, le=MAX_ALERT_ID, description="Alert number")
     lang_query = Query("en", description="Language of the alert text (th or en)")
 
-    def out(a: AlertLike, lang: str) -> dict[str, Any]:
+    def out(a: Alert, lang: str) -> dict[str, Any]:
         data = a.to_json()
         data["text"] = ctx.sources.alert_text(a, lang)
         return data
 
-    def fetch(p: Principal, alert_id: int) -> AlertLike:
+    def fetch(p: Principal, alert_id: int) -> Alert:
         try:
             a = book.get(alert_id)
         except EitError as exc:
@@ -54,9 +54,9 @@ def alerts_router(ctx: Context) -> APIRouter:
             raise forbidden(f"alert #{alert_id} belongs to another factory: an operator sees only its own")
         return a
 
-    def act(call: Any, *args: Any) -> AlertLike:
+    def act(call: Any, *args: Any) -> Alert:
         try:
-            result: AlertLike = call(*args)
+            result: Alert = call(*args)
         except EitError as exc:
             raise HTTPException(503, str(exc)) from exc
         except ValueError as exc:  # the lifecycle refuses (alerts.model.LifecycleError)

@@ -1,6 +1,6 @@
 """The web pages: the public town page, a factory page, the officers' console, the operator's
 page, the login page, and the API explorer. Each page is a small HTML shell (Jinja2) in Thai or
-English; its script reads the API. Everything it loads is served from eit/web/static: nothing
+English; its script reads the API. Everything it loads is served from server/web/static: nothing
 comes from the internet.
 
 Language: ``?lang=th`` or ``?lang=en``, else the browser's Accept-Language, else Thai.
@@ -19,12 +19,13 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+import eit
 from eit.confread import load_yaml
 from eit.model import ID_PATTERN
 from eit.registry import Registry
 
 WEB = Path(__file__).resolve().parent.parent / "web"
-STANDARDS = Path(__file__).resolve().parent.parent / "standards"
+STANDARDS = Path(eit.__file__).resolve().parent / "standards"
 LANGUAGES = ("th", "en")
 DEFAULT_LANGUAGE = "th"
 

@@ -16,12 +16,12 @@ from eit.logsetup import setup_logging
 
 if TYPE_CHECKING:
     from dashboards.datasource import InfluxSource
-    from ingest.store.base import Store
+    from eit.store import Store
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from eit.config import load_serve_config
-    from eit.serve import run_serve
+    from server.config import load_serve_config
+    from server.serve import run_serve
 
     return run_serve(load_serve_config(args.config))
 
@@ -41,7 +41,7 @@ def _edge_check(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from eit.demo import run_demo
+    from server.demo import run_demo
 
     return run_demo(
         args.duration,
@@ -67,9 +67,9 @@ def _registry_check(args: argparse.Namespace) -> int:
 def _dead_letters(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from eit.config import load_serve_config
     from eit.timeutil import ns_to_iso
     from ingest.deadletters import DeadLetterStore
+    from server.config import load_serve_config
 
     config = load_serve_config(args.config)
     store = DeadLetterStore(config.state_path)
@@ -88,7 +88,7 @@ def _dead_letters(args: argparse.Namespace) -> int:
 
 def _alerts(args: argparse.Namespace) -> int:
     from alerts.state import open_alert_store
-    from eit.config import load_serve_config
+    from server.config import load_serve_config
 
     config = load_serve_config(args.config)
     store = open_alert_store(config.state_url, config.state_path)
@@ -165,8 +165,9 @@ def _dashboards_push(args: argparse.Namespace) -> int:
 def _store_for(args: argparse.Namespace) -> tuple[Store, float]:
     """The store of ``--config serve.yaml``, else the embedded store in ``--data-dir``; and the
     completeness threshold."""
-    from eit.config import StoreSettings, load_serve_config
     from ingest.store import open_store
+    from ingest.store.settings import StoreSettings
+    from server.config import load_serve_config
 
     if args.config:
         config = load_serve_config(args.config)
@@ -239,8 +240,8 @@ def _report(args: argparse.Namespace) -> int:
 def _alert_action(args: argparse.Namespace) -> int:
     from alerts.model import LifecycleError
     from alerts.state import open_alert_store
-    from eit.config import load_serve_config
     from eit.timeutil import now_ns
+    from server.config import load_serve_config
 
     config = load_serve_config(args.config)
     store = open_alert_store(config.state_url, config.state_path)
@@ -285,8 +286,8 @@ def _alert_action(args: argparse.Namespace) -> int:
 
 
 def _api(args: argparse.Namespace) -> int:
-    from eit.config import load_serve_config
-    from eit.serve import run_api
+    from server.config import load_serve_config
+    from server.serve import run_api
 
     return run_api(load_serve_config(args.config))
 
@@ -299,16 +300,17 @@ def _bench(args: argparse.Namespace) -> int:
     repo = Path(__file__).resolve().parent.parent
     if not (repo / "bench" / "run.py").exists():
         print(
-            "eit bench: runs from a source checkout of EIT Monitor (bench/ and tests/ beside eit/);"
+            "eit bench: runs from a source checkout of EIT Monitor (bench/ and testbed/ beside server/);"
             f" none at {repo}",
             file=sys.stderr,
         )
         return 2
-    if str(repo) not in sys.path:
-        sys.path.insert(0, str(repo))
-    from bench.run import main as bench_main
+    import subprocess
 
-    return bench_main(args.bench_args)
+    # The harness runs as its own program: the shipped server never imports the checkout's tools.
+    path = os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
+    return subprocess.call([sys.executable, str(repo / "bench" / "run.py"), *args.bench_args], env=env)
 
 
 def _read_password(args: argparse.Namespace) -> tuple[str | None, bool]:
@@ -330,9 +332,9 @@ def _read_password(args: argparse.Namespace) -> tuple[str | None, bool]:
 
 
 def _users(args: argparse.Namespace) -> int:
-    from eit.api.accounts import AccountError, open_accounts
-    from eit.config import load_serve_config
     from eit.timeutil import now_ns
+    from server.accounts import AccountError, open_accounts
+    from server.config import load_serve_config
 
     config = load_serve_config(args.config)
     accounts = open_accounts(config.state_url, config.state_path)
@@ -379,14 +381,14 @@ def _users(args: argparse.Namespace) -> int:
 
 
 def _devices_add(args: argparse.Namespace) -> int:
-    from eit.brokerauth import BrokerAuthError, add_factory, add_ingest
+    from server.brokerauth import BrokerAuthError, add_factory, add_ingest
 
     passwd_file = Path(args.passwd_file) if args.passwd_file else None
     acl_file = Path(args.acl_file) if args.acl_file else None
     ingest_user = args.ingest_user
     if args.config:
-        from eit.config import load_serve_config
         from eit.registry import load_registry
+        from server.config import load_serve_config
 
         config = load_serve_config(args.config)
         if config.broker is not None:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import requests
 
-from ingest.store.base import Store
+from eit.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
-EIT = [sys.executable, "-m", "eit.cli"]
+EIT = [sys.executable, "-m", "server.cli"]
 
 
 def free_port() -> int:

@@ -10,86 +10,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from alerts.notifiers.settings import NOTIFIER_KINDS, NotifierSettings
+from alerts.settings import RuleSettings
 from eit.confread import Section, apply_env_overrides, load_yaml
 from eit.errors import ConfigError
 from eit.mqttconf import MqttSettings, read_mqtt
-
-STORE_KINDS = ("sqlite", "influxdb", "influxdb2")
-NOTIFIER_KINDS = ("log", "webhook", "email", "mqtt", "apprise")
-
-
-@dataclass(frozen=True, slots=True)
-class StoreSettings:
-    kind: str
-    path: Path | None = None  # sqlite
-    url: str = "http://localhost:8086"  # influxdb
-    database: str = "eit"
-    username: str | None = None
-    password: str | None = None
-    retention_policy: str | None = None
-    timeout_s: float = 10.0
-    org: str | None = None  # influxdb2: native writes (/api/v2/write) with a token
-    bucket: str | None = None
-    token: str | None = None
-
-    def __repr__(self) -> str:
-        return (
-            f"StoreSettings(kind={self.kind!r}, path={self.path}, url={self.url!r},"
-            f" database={self.database!r})"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class NotifierSettings:
-    kind: str
-    options: dict[str, Any]
-    # Routing: only alerts of these factories / districts (empty: all).
-    factories: tuple[str, ...] = ()
-    districts: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class IngestSettings:
-    batch_max_readings: int = 5000
-    # The longest a message waits for others to join its batch when the queue is idle.
-    flush_interval_s: float = 0.005
-    max_future_s: float = 300.0
-    retry_max_s: float = 30.0
-    stats_interval_s: float = 10.0  # the `platform` measurement (ingest/selfstats.py)
-
-
-@dataclass(frozen=True, slots=True)
-class RuleSettings:
-    stale_after_s: float = 120.0
-    check_interval_s: float = 5.0
-    # A day (and a rolling window) is complete when this share of its hours is valid (POMS: 80 %).
-    completeness: float = 0.8
-    # Early warning at this fraction of a limit (0 turns it off).
-    early_warning_fraction: float = 0.8
-    # A running hour whose valid average already exceeds a 1-hour limit opens a provisional
-    # exceedance once it holds this many valid points.
-    provisional_min_points: int = 10
-    # An hour is closed (averaged, judged) this long after its end, to let in-flight data in.
-    close_delay_s: float = 120.0
-    # An exceedance clears only below limit x (1 - hysteresis).
-    hysteresis: float = 0.05
-    # Minimum duration: consecutive exceeded hours to open, compliant hours to resolve.
-    open_after_hours: int = 1
-    clear_after_hours: int = 1
-    # A resolved alert whose condition returns within this time is reopened, not re-notified.
-    flap_window_s: float = 3600.0
-    # Sensor faults.
-    flatline_s: float = 1800.0
-    flatline_tolerance: float = 0.0
-    spike_z: float = 8.0
-    spike_window: int = 60
-    stuck_s: float = 600.0
-    fault_clear_s: float = 600.0
-    # Maximum plausible change per minute, per parameter, in the channel's unit.
-    rate_of_change: dict[str, float] = field(default_factory=dict)
-    # An open alert nobody acknowledged goes one step up the officers' escalate_to chain after
-    # this long (and again after each further period).
-    escalate_after_s: float = 1800.0
+from ingest.settings import IngestSettings
+from ingest.store.settings import STORE_KINDS, StoreSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,14 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
-from eit.api.auth import Principal
-from eit.api.common import HOUR_NS, Context, errors, time_range
-from eit.api.schemas import (
+from eit.errors import EitError
+from eit.model import ID_PATTERN
+from eit.registry import Channel, Factory
+from eit.store import AGGREGATES, Point
+from eit.timeutil import NS_PER_S, ns_to_datetime, ns_to_iso
+from server.api.auth import Principal
+from server.api.common import HOUR_NS, Context, errors, time_range
+from server.api.schemas import (
     AqiOut,
     ChannelOut,
     DeviceOut,
@@ -27,11 +32,6 @@ from eit.api.schemas import (
     SeriesOut,
     TownOut,
 )
-from eit.api.sources import AGGREGATES, PointLike
-from eit.errors import EitError
-from eit.model import ID_PATTERN
-from eit.registry import Channel, Factory
-from eit.timeutil import NS_PER_S, ns_to_datetime, ns_to_iso
 
 ID_REGEX = f"^{ID_PATTERN.pattern}$"
 MAX_POINTS = 10_000
@@ -269,7 +269,7 @@ def data_router(ctx: Context) -> APIRouter:
             truncated=truncated,
         )
 
-    def hour_out(ch: Channel, pt: PointLike) -> HourOut:
+    def hour_out(ch: Channel, pt: Point) -> HourOut:
         fl = pt.fields
 
         def num(name: str) -> float | None:

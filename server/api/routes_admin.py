@@ -9,13 +9,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from eit.api.accounts import AccountError, check_name
-from eit.api.auth import LoginThrottle, Principal, forbidden, unauthorized
-from eit.api.common import Context, bad_parameter, errors
-from eit.api.routes_data import ID_REGEX
-from eit.api.schemas import DeadLetterOut, DeadLettersOut, TokenOut, UserIn, UserOut
 from eit.errors import EitError
 from eit.timeutil import NS_PER_S, ns_to_datetime, ns_to_iso
+from server.accounts import AccountError, check_name
+from server.api.auth import LoginThrottle, Principal, forbidden, unauthorized
+from server.api.common import Context, bad_parameter, errors
+from server.api.routes_data import ID_REGEX
+from server.api.schemas import DeadLetterOut, DeadLettersOut, TokenOut, UserIn, UserOut
 
 MAX_REPORT_DAYS = 366
 

@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException
 
-from eit.api.auth import Auth, Principal, forbidden
-from eit.api.schemas import ErrorOut
-from eit.api.sources import ApiSources
 from eit.errors import EitError
 from eit.registry import Channel, Device, Factory, Registry
 from eit.timeutil import NS_PER_S, datetime_to_ns, ns_to_iso
 from eit.units import UnitError, conversion_factor
+from server.api.auth import Auth, Principal, forbidden
+from server.api.schemas import ErrorOut
+from server.api.sources import ApiSources
 
 # Times the stores can keep as signed 64-bit nanoseconds, with room to spare.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
