@@ -14,6 +14,7 @@ from importlib import resources
 from eit.confread import Section, load_yaml
 from eit.standards import Standards
 from eit.store import Point
+from eit.storeschema import DEVICE, FACTORY, Aqi
 from eit.units import conversion_factor
 
 SOURCE = "eit/standards/th_aqi.yaml"
@@ -117,19 +118,19 @@ def aqi_points(
         best = index if best is None else max(best, index)
         points.append(
             Point(
-                "aqi",
-                {"factory": factory, "device": device, "parameter": parameter},
+                Aqi.NAME,
+                {FACTORY: factory, DEVICE: device, Aqi.PARAMETER: parameter},
                 hour_start_ns,
-                {"value": float(index), "band": band, "concentration": float(converted)},
+                {Aqi.VALUE: float(index), Aqi.BAND: band, Aqi.CONCENTRATION: float(converted)},
             )
         )
     if best is not None:
         points.append(
             Point(
-                "aqi",
-                {"factory": factory, "device": device, "parameter": "overall"},
+                Aqi.NAME,
+                {FACTORY: factory, DEVICE: device, Aqi.PARAMETER: Aqi.OVERALL},
                 hour_start_ns,
-                {"value": float(best), "band": band_of(best)},
+                {Aqi.VALUE: float(best), Aqi.BAND: band_of(best)},
             )
         )
     return points

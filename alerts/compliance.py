@@ -16,6 +16,7 @@ from alerts.windows import HOUR_NS, HourAccumulator
 from eit.registry import Channel
 from eit.standards import Limit, Standards
 from eit.store import Point
+from eit.storeschema import Daily, Hourly, Rolling, series_tags
 from eit.timeutil import datetime_to_ns, ns_to_datetime
 from eit.units import conversion_factor
 
@@ -100,22 +101,22 @@ class HourResult:
 
     def point(self) -> Point:
         fields: dict[str, float | int | bool | str] = {
-            "points": self.points,
-            "quadrants": self.quadrants,
-            "valid": self.valid,
-            "reason": self.reason,
-            "exceeded": self.exceeded,
-            "retroactive": self.retroactive,
+            Hourly.POINTS: self.points,
+            Hourly.QUADRANTS: self.quadrants,
+            Hourly.VALID: self.valid,
+            Hourly.REASON: self.reason,
+            Hourly.EXCEEDED: self.exceeded,
+            Hourly.RETROACTIVE: self.retroactive,
         }
         if self.value is not None and self.corrected is not None:
-            fields["value"] = float(self.value)
-            fields["corrected"] = float(self.corrected)
+            fields[Hourly.VALUE] = float(self.value)
+            fields[Hourly.CORRECTED] = float(self.corrected)
         if self.verdict is not None:
-            fields["limit"] = float(self.verdict.bound)
-            fields["limit_unit"] = self.verdict.limit.unit
+            fields[Hourly.LIMIT] = float(self.verdict.bound)
+            fields[Hourly.LIMIT_UNIT] = self.verdict.limit.unit
         return Point(
-            "hourly",
-            {"factory": self.factory, "device": self.device, "channel": self.channel},
+            Hourly.NAME,
+            series_tags((self.factory, self.device, self.channel)),
             self.start_ns,
             fields,
         )
@@ -180,21 +181,16 @@ class RollingResult:
         if self.value is None:
             return None
         fields: dict[str, float | int | bool | str] = {
-            "value": float(self.value),
-            "hours": self.hours,
-            "valid": self.valid,
-            "exceeded": self.exceeded,
+            Rolling.VALUE: float(self.value),
+            Rolling.HOURS: self.hours,
+            Rolling.VALID: self.valid,
+            Rolling.EXCEEDED: self.exceeded,
         }
         if self.verdict is not None:
-            fields["limit"] = float(self.verdict.bound)
-            fields["limit_unit"] = self.verdict.limit.unit
-        tags = {
-            "factory": self.factory,
-            "device": self.device,
-            "channel": self.channel,
-            "window": self.window,
-        }
-        return Point("rolling", tags, self.end_ns, fields)
+            fields[Rolling.LIMIT] = float(self.verdict.bound)
+            fields[Rolling.LIMIT_UNIT] = self.verdict.limit.unit
+        tags = {**series_tags((self.factory, self.device, self.channel)), Rolling.WINDOW: self.window}
+        return Point(Rolling.NAME, tags, self.end_ns, fields)
 
 
 def hours_needed(window_hours: int, completeness: float) -> int:
@@ -245,17 +241,17 @@ def daily_point(
     expected = (end - start) // HOUR_NS
     share = valid_hours / expected if expected else 0.0
     return Point(
-        "daily",
-        {"factory": series[0], "device": series[1], "channel": series[2]},
+        Daily.NAME,
+        series_tags(series),
         start,
         {
-            "valid_hours": valid_hours,
-            "expected_hours": int(expected),
-            "completeness": float(share),
-            "complete": share >= completeness - 1e-12,
+            Daily.VALID_HOURS: valid_hours,
+            Daily.EXPECTED_HOURS: int(expected),
+            Daily.COMPLETENESS: float(share),
+            Daily.COMPLETE: share >= completeness - 1e-12,
         },
     )
 
 
 def count_valid(points: Iterable[Point]) -> int:
-    return sum(1 for p in points if p.fields.get("valid") is True)
+    return sum(1 for p in points if p.fields.get(Hourly.VALID) is True)

@@ -10,6 +10,7 @@ from importlib import resources
 
 from eit.confread import Section, load_yaml
 from eit.store import Point
+from eit.storeschema import DEVICE, FACTORY, Energy
 
 SOURCE = "eit/standards/th_grid.yaml"
 
@@ -58,12 +59,12 @@ def energy_point(factory: str, device: str, hour_start_ns: int, kwh: float, day:
     if factor is None:
         return None
     return Point(
-        "energy",
-        {"factory": factory, "device": device},
+        Energy.NAME,
+        {FACTORY: factory, DEVICE: device},
         hour_start_ns,
         {
-            "kwh": float(kwh),
-            "co2_kg": float(kwh * factor.kg_co2e_per_kwh),
-            "grid_factor": factor.kg_co2e_per_kwh,
+            Energy.KWH: float(kwh),
+            Energy.CO2_KG: float(kwh * factor.kg_co2e_per_kwh),
+            Energy.GRID_FACTOR: factor.kg_co2e_per_kwh,
         },
     )

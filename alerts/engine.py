@@ -64,6 +64,7 @@ from eit.model import VALID_FLAGS, Reading
 from eit.registry import Channel, Registry
 from eit.standards import Limit
 from eit.store import Point, Store, StoreError, StoreUnavailable
+from eit.storeschema import Hourly, series_tags
 from eit.timeutil import NS_PER_S, now_ns, ns_to_datetime
 
 log = logging.getLogger("eit.alerts.engine")
@@ -439,11 +440,10 @@ class AlertEngine:
     def _history(self, st: _Series, end: int) -> dict[int, tuple[float, bool]]:
         if not st.history_loaded and self.store is not None:
             st.history_loaded = True
-            factory, device, channel = st.key
             try:
                 stored = self.store.query_points(
-                    "hourly",
-                    {"factory": factory, "device": device, "channel": channel},
+                    Hourly.NAME,
+                    series_tags(st.key),
                     end - 48 * HOUR_NS,
                     end,
                 )
@@ -452,8 +452,8 @@ class AlertEngine:
                 stored = []
             for p in stored:
                 if p.ts_ns not in st.closed:
-                    corrected = p.fields.get("corrected", 0.0)
-                    st.closed[p.ts_ns] = (float(corrected), p.fields.get("valid") is True)
+                    corrected = p.fields.get(Hourly.CORRECTED, 0.0)
+                    st.closed[p.ts_ns] = (float(corrected), p.fields.get(Hourly.VALID) is True)
         return st.closed
 
     def _rolling(self, st: _Series, end: int, now: int, retroactive: bool) -> None:
@@ -556,10 +556,8 @@ class AlertEngine:
         if self.store is not None and min(st.closed, default=start) > start:
             # Some of the day's hours closed before this engine started: count them from the store.
             try:
-                stored = self.store.query_points(
-                    "hourly", {"factory": st.key[0], "device": st.key[1], "channel": st.key[2]}, start, end
-                )
-                seen = {p.ts_ns for p in stored if p.fields.get("valid") is True}
+                stored = self.store.query_points(Hourly.NAME, series_tags(st.key), start, end)
+                seen = {p.ts_ns for p in stored if p.fields.get(Hourly.VALID) is True}
                 seen |= {h for h, (_, ok) in st.closed.items() if start <= h < end and ok}
                 valid = len(seen)
             except (StoreUnavailable, StoreError) as exc:

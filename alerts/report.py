@@ -19,6 +19,7 @@ from alerts.compliance import day_bounds
 from alerts.windows import HOUR_NS
 from eit.registry import Registry
 from eit.store import Store
+from eit.storeschema import Hourly, Rolling, series_tags
 from eit.timeutil import now_ns, ns_to_datetime, ns_to_iso
 
 REPORT_VERSION = 1
@@ -53,8 +54,8 @@ def compliance_report(
             if d.kind == "energy":
                 continue
             for ch in d.channels.values():
-                tags = {"factory": f.id, "device": d.id, "channel": ch.id}
-                hourly = {p.ts_ns: p for p in store.query_points("hourly", tags, start, end)}
+                tags = series_tags((f.id, d.id, ch.id))
+                hourly = {p.ts_ns: p for p in store.query_points(Hourly.NAME, tags, start, end)}
                 valid_hours = 0
                 invalid = []
                 exceedances = []
@@ -66,46 +67,46 @@ def compliance_report(
                             {"start": ns_to_iso(h), "end": ns_to_iso(h + HOUR_NS), "reason": "no data"}
                         )
                         continue
-                    if p.fields.get("valid") is True:
+                    if p.fields.get(Hourly.VALID) is True:
                         valid_hours += 1
                     else:
                         invalid.append(
                             {
                                 "start": ns_to_iso(h),
                                 "end": ns_to_iso(h + HOUR_NS),
-                                "reason": str(p.fields.get("reason", "")),
+                                "reason": str(p.fields.get(Hourly.REASON, "")),
                             }
                         )
-                    if p.fields.get("exceeded") is True:
+                    if p.fields.get(Hourly.EXCEEDED) is True:
                         exceedances.append(
                             {
                                 "averaging": "1h",
                                 "start": ns_to_iso(h),
                                 "end": ns_to_iso(h + HOUR_NS),
                                 "local_start": _local(h, tz),
-                                "average": p.fields.get("corrected"),
-                                "measured_average": p.fields.get("value"),
-                                "limit": p.fields.get("limit"),
-                                "unit": p.fields.get("limit_unit", ch.unit),
-                                "retroactive": p.fields.get("retroactive") is True,
+                                "average": p.fields.get(Hourly.CORRECTED),
+                                "measured_average": p.fields.get(Hourly.VALUE),
+                                "limit": p.fields.get(Hourly.LIMIT),
+                                "unit": p.fields.get(Hourly.LIMIT_UNIT, ch.unit),
+                                "retroactive": p.fields.get(Hourly.RETROACTIVE) is True,
                             }
                         )
                 for window in ("8h", "24h"):
                     hours = 8 if window == "8h" else 24
                     for p in store.query_points(
-                        "rolling", {**tags, "window": window}, start + HOUR_NS, end + 1
+                        Rolling.NAME, {**tags, Rolling.WINDOW: window}, start + HOUR_NS, end + 1
                     ):
-                        if p.fields.get("exceeded") is True:
+                        if p.fields.get(Rolling.EXCEEDED) is True:
                             exceedances.append(
                                 {
                                     "averaging": window,
                                     "start": ns_to_iso(p.ts_ns - hours * HOUR_NS),
                                     "end": ns_to_iso(p.ts_ns),
                                     "local_start": _local(p.ts_ns - hours * HOUR_NS, tz),
-                                    "average": p.fields.get("value"),
-                                    "measured_average": p.fields.get("value"),
-                                    "limit": p.fields.get("limit"),
-                                    "unit": p.fields.get("limit_unit", ch.unit),
+                                    "average": p.fields.get(Rolling.VALUE),
+                                    "measured_average": p.fields.get(Rolling.VALUE),
+                                    "limit": p.fields.get(Rolling.LIMIT),
+                                    "unit": p.fields.get(Rolling.LIMIT_UNIT, ch.unit),
                                     "retroactive": False,
                                 }
                             )

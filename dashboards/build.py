@@ -33,6 +33,17 @@ from grafana_foundation_sdk.models import geomap as geomap_model
 from dashboards.influxql import DATASOURCE, InfluxQL
 from dashboards.public import check_public_dashboard, public_filter
 from eit.registry import Registry
+from eit.storeschema import (
+    Aqi,
+    Daily,
+    Energy,
+    Hourly,
+    Platform,
+    PlatformDeadLetters,
+    Readings,
+    Rolling,
+    Sites,
+)
 
 PUBLIC_FOLDER_UID = "eit-public"
 OFFICERS_FOLDER_UID = "eit-officers"
@@ -169,13 +180,13 @@ def town_overview(registry: Registry) -> dash.Dashboard:
             InfluxQL(
                 "A",
                 'SELECT last("lat") AS "lat", last("lon") AS "lon", last("name") AS "name"'
-                f' FROM "sites" WHERE {public} AND "public" = true GROUP BY "factory"',
+                f' FROM "{Sites.NAME}" WHERE {public} AND "public" = true GROUP BY "factory"',
             ).table()
         )
         .with_target(
             InfluxQL(
                 "B",
-                'SELECT count("value") AS "exceeded hours" FROM "hourly"'
+                f'SELECT count("value") AS "exceeded hours" FROM "{Hourly.NAME}"'
                 f' WHERE {public} AND "exceeded" = true AND $timeFilter GROUP BY "factory"',
             ).table()
         )
@@ -235,7 +246,7 @@ def town_overview(registry: Registry) -> dash.Dashboard:
             "Thai AQI now, by station",
             InfluxQL(
                 "A",
-                'SELECT last("value") AS "AQI", last("band") AS "band" FROM "aqi"'
+                f'SELECT last("value") AS "AQI", last("band") AS "band" FROM "{Aqi.NAME}"'
                 f' WHERE {public} AND "parameter" = \'overall\' AND $timeFilter GROUP BY "factory", "device"',
             ),
         )
@@ -256,7 +267,8 @@ def town_overview(registry: Registry) -> dash.Dashboard:
             "none",
             InfluxQL(
                 "A",
-                f'SELECT "value" FROM "aqi" WHERE {public} AND "parameter" = \'overall\' AND $timeFilter'
+                f'SELECT "value" FROM "{Aqi.NAME}"'
+                f" WHERE {public} AND \"parameter\" = 'overall' AND $timeFilter"
                 ' GROUP BY "factory", "device"',
             ).alias("$tag_factory/$tag_device"),
         )
@@ -271,17 +283,17 @@ def town_overview(registry: Registry) -> dash.Dashboard:
             "Compliance summary",
             InfluxQL(
                 "A",
-                'SELECT count("value") AS "valid hours" FROM "hourly"'
+                f'SELECT count("value") AS "valid hours" FROM "{Hourly.NAME}"'
                 f' WHERE {public} AND "valid" = true AND $timeFilter GROUP BY "factory"',
             ),
             InfluxQL(
                 "B",
-                'SELECT count("value") AS "hours above a limit" FROM "hourly"'
+                f'SELECT count("value") AS "hours above a limit" FROM "{Hourly.NAME}"'
                 f' WHERE {public} AND "exceeded" = true AND $timeFilter GROUP BY "factory"',
             ),
             InfluxQL(
                 "C",
-                'SELECT mean("completeness") * 100 AS "data completeness %" FROM "daily"'
+                f'SELECT mean("completeness") * 100 AS "data completeness %" FROM "{Daily.NAME}"'
                 f' WHERE {public} AND $timeFilter GROUP BY "factory"',
             ),
         )
@@ -324,9 +336,11 @@ def _tag_variable(name: str, label: str, query: str, *, multi: bool = False) -> 
     return variable
 
 
-FACTORY_VARIABLE_QUERY = 'SHOW TAG VALUES FROM "readings" WITH KEY = "factory"'
-DEVICE_VARIABLE_QUERY = 'SHOW TAG VALUES FROM "readings" WITH KEY = "device" WHERE "factory" =~ /^$factory$/'
-CHANNEL_VARIABLE_QUERY = f'SHOW TAG VALUES FROM "readings" WITH KEY = "channel" WHERE {FACTORY_DEVICE}'
+FACTORY_VARIABLE_QUERY = f'SHOW TAG VALUES FROM "{Readings.NAME}" WITH KEY = "factory"'
+DEVICE_VARIABLE_QUERY = (
+    f'SHOW TAG VALUES FROM "{Readings.NAME}" WITH KEY = "device" WHERE "factory" =~ /^$factory$/'
+)
+CHANNEL_VARIABLE_QUERY = f'SHOW TAG VALUES FROM "{Readings.NAME}" WITH KEY = "channel" WHERE {FACTORY_DEVICE}'
 
 
 def factory_detail(registry: Registry) -> dash.Dashboard:
@@ -336,14 +350,14 @@ def factory_detail(registry: Registry) -> dash.Dashboard:
             "none",
             InfluxQL(
                 "A",
-                f'SELECT mean("value") AS "reading" FROM "readings" WHERE {FACTORY_DEVICE_CHANNEL}'
+                f'SELECT mean("value") AS "reading" FROM "{Readings.NAME}" WHERE {FACTORY_DEVICE_CHANNEL}'
                 " AND (\"flag\" = 'N' OR \"flag\" = 'S') AND $timeFilter"
                 " GROUP BY time($__interval) fill(none)",
             ),
             InfluxQL(
                 "B",
                 f'SELECT "value" AS "hourly average", "corrected" AS "hourly average at reference O2",'
-                f' "limit" FROM "hourly" WHERE {FACTORY_DEVICE_CHANNEL} AND $timeFilter',
+                f' "limit" FROM "{Hourly.NAME}" WHERE {FACTORY_DEVICE_CHANNEL} AND $timeFilter',
             ),
         )
         .description(
@@ -368,7 +382,7 @@ def factory_detail(registry: Registry) -> dash.Dashboard:
             "Latest readings",
             InfluxQL(
                 "A",
-                f'SELECT last("value") AS "value", last("flag") AS "flag" FROM "readings"'
+                f'SELECT last("value") AS "value", last("flag") AS "flag" FROM "{Readings.NAME}"'
                 f' WHERE {FACTORY_DEVICE} AND $timeFilter GROUP BY "channel"',
             ),
         )
@@ -382,7 +396,7 @@ def factory_detail(registry: Registry) -> dash.Dashboard:
         .with_target(
             InfluxQL(
                 "A",
-                f'SELECT "completeness" FROM "daily" WHERE {FACTORY_DEVICE} AND $timeFilter'
+                f'SELECT "completeness" FROM "{Daily.NAME}" WHERE {FACTORY_DEVICE} AND $timeFilter'
                 ' GROUP BY "channel"',
             ).alias("$tag_channel")
         )
@@ -398,7 +412,7 @@ def factory_detail(registry: Registry) -> dash.Dashboard:
             InfluxQL(
                 "A",
                 'SELECT "value", "corrected", "limit", "limit_unit", "points", "quadrants", "valid",'
-                f' "reason", "exceeded", "retroactive" FROM "hourly" WHERE {FACTORY_DEVICE}'
+                f' "reason", "exceeded", "retroactive" FROM "{Hourly.NAME}" WHERE {FACTORY_DEVICE}'
                 ' AND $timeFilter GROUP BY "channel"',
             ),
         )
@@ -432,7 +446,7 @@ def compliance(registry: Registry) -> dash.Dashboard:
             "Hours above a limit, by factory and month",
             InfluxQL(
                 "A",
-                'SELECT count("value") AS "hours above a limit" FROM "hourly"'
+                f'SELECT count("value") AS "hours above a limit" FROM "{Hourly.NAME}"'
                 f' WHERE {public} AND "exceeded" = true AND $timeFilter'
                 f" GROUP BY time(1d), \"factory\" fill(none) tz('{registry.timezone}')",
             ),
@@ -466,7 +480,8 @@ def compliance(registry: Registry) -> dash.Dashboard:
         .with_target(
             InfluxQL(
                 "A",
-                f'SELECT count("value") FROM "hourly" WHERE {public} AND "exceeded" = true AND $timeFilter'
+                f'SELECT count("value") FROM "{Hourly.NAME}"'
+                f' WHERE {public} AND "exceeded" = true AND $timeFilter'
                 f" GROUP BY time(1d), \"factory\" fill(0) tz('{registry.timezone}')",
             ).alias("$tag_factory")
         )
@@ -478,7 +493,7 @@ def compliance(registry: Registry) -> dash.Dashboard:
         "Clock hours above a limit",
         InfluxQL(
             "A",
-            'SELECT "value", "corrected", "limit", "limit_unit", "retroactive" FROM "hourly"'
+            f'SELECT "value", "corrected", "limit", "limit_unit", "retroactive" FROM "{Hourly.NAME}"'
             f' WHERE {public} AND "exceeded" = true AND $timeFilter GROUP BY "factory", "device", "channel"',
         ),
     ).height(9)
@@ -488,7 +503,7 @@ def compliance(registry: Registry) -> dash.Dashboard:
             InfluxQL(
                 "A",
                 'SELECT count("value") AS "windows above the limit", max("value") AS "highest average",'
-                ' last("limit") AS "limit", last("limit_unit") AS "unit" FROM "rolling"'
+                f' last("limit") AS "limit", last("limit_unit") AS "unit" FROM "{Rolling.NAME}"'
                 f' WHERE {public} AND "exceeded" = true AND $timeFilter'
                 ' GROUP BY "factory", "device", "channel", "window"',
             ),
@@ -503,7 +518,7 @@ def compliance(registry: Registry) -> dash.Dashboard:
             InfluxQL(
                 "A",
                 'SELECT count("completeness") AS "incomplete days", min("completeness") AS "lowest"'
-                f' FROM "daily" WHERE {public} AND "complete" = false AND $timeFilter'
+                f' FROM "{Daily.NAME}" WHERE {public} AND "complete" = false AND $timeFilter'
                 ' GROUP BY "factory", "device", "channel"',
             ),
         )
@@ -538,7 +553,7 @@ def energy(registry: Registry) -> dash.Dashboard:
         .title("Energy used")
         .datasource(DATASOURCE)
         .with_target(
-            InfluxQL("A", f'SELECT sum("kwh") AS "kWh" FROM "energy" WHERE {public} AND $timeFilter')
+            InfluxQL("A", f'SELECT sum("kwh") AS "kWh" FROM "{Energy.NAME}" WHERE {public} AND $timeFilter')
         )
         .unit("kwatth")
         .height(5)
@@ -551,7 +566,7 @@ def energy(registry: Registry) -> dash.Dashboard:
         .with_target(
             InfluxQL(
                 "A",
-                'SELECT sum("co2_kg") / 1000 AS "t CO2e" FROM "energy"'
+                f'SELECT sum("co2_kg") / 1000 AS "t CO2e" FROM "{Energy.NAME}"'
                 f' WHERE {public} AND $timeFilter GROUP BY "factory"',
             ).alias("$tag_factory")
         )
@@ -566,7 +581,8 @@ def energy(registry: Registry) -> dash.Dashboard:
         .with_target(
             InfluxQL(
                 "A",
-                f'SELECT last("grid_factor") AS "kg CO2e/kWh" FROM "energy" WHERE {public} AND $timeFilter',
+                f'SELECT last("grid_factor") AS "kg CO2e/kWh" FROM "{Energy.NAME}"'
+                f" WHERE {public} AND $timeFilter",
             )
         )
         .decimals(4)
@@ -580,7 +596,7 @@ def energy(registry: Registry) -> dash.Dashboard:
         .with_target(
             InfluxQL(
                 "A",
-                f'SELECT sum("kwh") FROM "energy" WHERE {public} AND $timeFilter'
+                f'SELECT sum("kwh") FROM "{Energy.NAME}" WHERE {public} AND $timeFilter'
                 f" GROUP BY time(1d), \"factory\" fill(0) tz('{tz}')",
             ).alias("$tag_factory")
         )
@@ -595,7 +611,7 @@ def energy(registry: Registry) -> dash.Dashboard:
         .with_target(
             InfluxQL(
                 "A",
-                f'SELECT sum("co2_kg") FROM "energy" WHERE {public} AND $timeFilter'
+                f'SELECT sum("co2_kg") FROM "{Energy.NAME}" WHERE {public} AND $timeFilter'
                 f" GROUP BY time(1d), \"factory\" fill(0) tz('{tz}')",
             ).alias("$tag_factory")
         )
@@ -607,7 +623,8 @@ def energy(registry: Registry) -> dash.Dashboard:
         "Energy per hour (kWh)",
         "kwatth",
         InfluxQL(
-            "A", f'SELECT "kwh" FROM "energy" WHERE {public} AND $timeFilter GROUP BY "factory", "device"'
+            "A",
+            f'SELECT "kwh" FROM "{Energy.NAME}" WHERE {public} AND $timeFilter GROUP BY "factory", "device"',
         ).alias("$tag_factory/$tag_device"),
     ).height(8)
     return (
@@ -637,7 +654,8 @@ def platform_health(registry: Registry) -> dash.Dashboard:
             unit,
             InfluxQL(
                 "A",
-                f'SELECT non_negative_derivative(last("{field}"), 1s) FROM "platform" WHERE $timeFilter'
+                f'SELECT non_negative_derivative(last("{field}"), 1s) FROM "{Platform.NAME}"'
+                f" WHERE $timeFilter"
                 ' GROUP BY time($__interval), "instance" fill(none)',
             ).alias("$tag_instance"),
         )
@@ -649,7 +667,7 @@ def platform_health(registry: Registry) -> dash.Dashboard:
             "none",
             InfluxQL(
                 "A",
-                f'SELECT {selected} FROM "platform" WHERE $timeFilter'
+                f'SELECT {selected} FROM "{Platform.NAME}" WHERE $timeFilter'
                 ' GROUP BY time($__interval), "instance" fill(none)',
             ).alias("$tag_instance $col"),
         )
@@ -659,7 +677,8 @@ def platform_health(registry: Registry) -> dash.Dashboard:
         "none",
         InfluxQL(
             "A",
-            'SELECT non_negative_difference(last("count")) FROM "platform_dead_letters" WHERE $timeFilter'
+            f'SELECT non_negative_difference(last("count")) FROM "{PlatformDeadLetters.NAME}"'
+            f" WHERE $timeFilter"
             ' GROUP BY time($__interval), "reason" fill(none)',
         ).alias("$tag_reason"),
     ).draw_style(common.GraphDrawStyle.BARS)
@@ -668,7 +687,7 @@ def platform_health(registry: Registry) -> dash.Dashboard:
             "Dead letters since the server started, by reason",
             InfluxQL(
                 "A",
-                'SELECT last("count") AS "dead letters" FROM "platform_dead_letters" WHERE $timeFilter'
+                f'SELECT last("count") AS "dead letters" FROM "{PlatformDeadLetters.NAME}" WHERE $timeFilter'
                 ' GROUP BY "instance", "reason"',
             ),
         )
@@ -684,7 +703,7 @@ def platform_health(registry: Registry) -> dash.Dashboard:
             InfluxQL(
                 "A",
                 'SELECT last("devices_online") AS "online", last("devices_offline") AS "offline"'
-                ' FROM "platform" WHERE $timeFilter GROUP BY "instance"',
+                f' FROM "{Platform.NAME}" WHERE $timeFilter GROUP BY "instance"',
             )
         )
         .height(8)

@@ -33,15 +33,13 @@ from eit.mqttclient import connect_async, make_client
 from eit.mqttconf import MqttSettings
 from eit.registry import Registry
 from eit.store import StoreError, StoreUnavailable
+from eit.storeschema import FACTORY, Platform, PlatformDeadLetters, Sites
 from eit.timeutil import now_ns
 from ingest.metrics import IngestMetrics
 from ingest.store.influx import point_line
 
 log = logging.getLogger("eit.selfstats")
 
-PLATFORM = "platform"
-PLATFORM_DEAD_LETTERS = "platform_dead_letters"
-SITES = "sites"
 DEFAULT_INTERVAL_S = 10.0
 
 
@@ -54,17 +52,17 @@ def site_lines(registry: Registry, ts_ns: int) -> list[str]:
     """One ``sites`` point per factory of the registry (tag ``factory``)."""
     return [
         point_line(
-            SITES,
-            {"factory": f.id},
+            Sites.NAME,
+            {FACTORY: f.id},
             {
-                "name": f.name,
-                "name_th": f.name_th,
-                "lat": float(f.lat),
-                "lon": float(f.lon),
-                "district": f.district,
-                "estate": f.estate,
-                "public": f.public,
-                "devices": len(f.devices),
+                Sites.FACTORY_NAME: f.name,
+                Sites.NAME_TH: f.name_th,
+                Sites.LAT: float(f.lat),
+                Sites.LON: float(f.lon),
+                Sites.DISTRICT: f.district,
+                Sites.ESTATE: f.estate,
+                Sites.PUBLIC: f.public,
+                Sites.DEVICES: len(f.devices),
             },
             ts_ns,
         )
@@ -172,7 +170,7 @@ class PlatformStats:
 
     def snapshot(self, ts_ns: int) -> list[str]:
         """The ``platform`` and ``platform_dead_letters`` points at ``ts_ns``."""
-        tags = {"instance": self.instance}
+        tags = {Platform.INSTANCE: self.instance}
         dead = {
             dict(labels).get("reason", ""): n
             for labels, n in _counter_total(self.metrics, "eit_dead_letters").items()
@@ -180,21 +178,26 @@ class PlatformStats:
         online, offline, pending = self.watcher.counts() if self.watcher is not None else (0, 0, 0)
         alerts_open = self.metrics.registry.get_sample_value("eit_alerts_open")
         platform = point_line(
-            PLATFORM,
+            Platform.NAME,
             tags,
             {
-                "readings_stored": sum(_counter_total(self.metrics, "eit_readings_stored").values()),
-                "messages": sum(_counter_total(self.metrics, "eit_messages_received").values()),
-                "dead_letters": sum(dead.values()),
-                "devices_online": online,
-                "devices_offline": offline,
-                "outbox_pending": pending,
-                "alerts_open": int(alerts_open or 0),
+                Platform.READINGS_STORED: sum(_counter_total(self.metrics, "eit_readings_stored").values()),
+                Platform.MESSAGES: sum(_counter_total(self.metrics, "eit_messages_received").values()),
+                Platform.DEAD_LETTERS: sum(dead.values()),
+                Platform.DEVICES_ONLINE: online,
+                Platform.DEVICES_OFFLINE: offline,
+                Platform.OUTBOX_PENDING: pending,
+                Platform.ALERTS_OPEN: int(alerts_open or 0),
             },
             ts_ns,
         )
         per_reason = [
-            point_line(PLATFORM_DEAD_LETTERS, {**tags, "reason": reason}, {"count": count}, ts_ns)
+            point_line(
+                PlatformDeadLetters.NAME,
+                {**tags, PlatformDeadLetters.REASON: reason},
+                {PlatformDeadLetters.COUNT: count},
+                ts_ns,
+            )
             for reason, count in sorted(dead.items())
         ]
         return [platform, *per_reason]

@@ -25,8 +25,9 @@ from eit.store import (
     check_aggregate,
     check_points,
 )
+from eit.storeschema import Readings
 
-MEASUREMENT = "readings"
+MEASUREMENT = Readings.NAME
 WRITE_CHUNK_LINES = 5000
 
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})

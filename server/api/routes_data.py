@@ -14,6 +14,7 @@ from eit.errors import EitError
 from eit.model import ID_PATTERN
 from eit.registry import Channel, Factory
 from eit.store import AGGREGATES, Point
+from eit.storeschema import DEVICE, FACTORY, Aqi, Hourly, Rolling, series_tags
 from eit.timeutil import NS_PER_S, ns_to_datetime, ns_to_iso
 from server.api.auth import Principal
 from server.api.common import HOUR_NS, Context, errors, time_range
@@ -106,26 +107,28 @@ def data_router(ctx: Context) -> APIRouter:
                     continue
                 try:
                     points = ctx.sources.store.query_points(
-                        "aqi", {"factory": f.id, "device": d.id}, now - 26 * HOUR_NS, now + HOUR_NS
+                        Aqi.NAME, {FACTORY: f.id, DEVICE: d.id}, now - 26 * HOUR_NS, now + HOUR_NS
                     )
                 except EitError as exc:
                     raise HTTPException(503, str(exc)) from exc
-                overall = [p for p in points if p.tags.get("parameter") == "overall"]
+                overall = [p for p in points if p.tags.get(Aqi.PARAMETER) == Aqi.OVERALL]
                 if not overall:
                     continue
                 last = overall[-1]
                 subs = {
-                    str(p.tags.get("parameter")): float(p.fields["value"])
+                    str(p.tags.get(Aqi.PARAMETER)): float(p.fields[Aqi.VALUE])
                     for p in points
-                    if p.ts_ns == last.ts_ns and p.tags.get("parameter") != "overall" and "value" in p.fields
+                    if p.ts_ns == last.ts_ns
+                    and p.tags.get(Aqi.PARAMETER) != Aqi.OVERALL
+                    and Aqi.VALUE in p.fields
                 }
                 out.append(
                     AqiOut(
                         factory=f.id,
                         device=d.id,
                         time=ns_to_iso(last.ts_ns),
-                        value=float(last.fields.get("value", 0.0)),
-                        band=str(last.fields.get("band", "")),
+                        value=float(last.fields.get(Aqi.VALUE, 0.0)),
+                        band=str(last.fields.get(Aqi.BAND, "")),
                         sub_indices=subs,
                     )
                 )
@@ -276,20 +279,20 @@ def data_router(ctx: Context) -> APIRouter:
             v = fl.get(name)
             return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
-        limit_unit = fl.get("limit_unit")
+        limit_unit = fl.get(Hourly.LIMIT_UNIT)
         return HourOut(
             time=ns_to_iso(pt.ts_ns),
-            value=num("value"),
-            corrected=num("corrected"),
-            points=int(fl.get("points", 0)),
-            quadrants=int(fl.get("quadrants", 0)),
-            valid=fl.get("valid") is True,
-            reason=str(fl.get("reason", "")),
-            limit=num("limit"),
+            value=num(Hourly.VALUE),
+            corrected=num(Hourly.CORRECTED),
+            points=int(fl.get(Hourly.POINTS, 0)),
+            quadrants=int(fl.get(Hourly.QUADRANTS, 0)),
+            valid=fl.get(Hourly.VALID) is True,
+            reason=str(fl.get(Hourly.REASON, "")),
+            limit=num(Hourly.LIMIT),
             limit_unit=str(limit_unit) if limit_unit is not None else None,
-            limit_in_channel_unit=ctx.in_channel_unit(ch, fl.get("limit"), limit_unit),
-            exceeded=fl.get("exceeded") is True,
-            retroactive=fl.get("retroactive") is True,
+            limit_in_channel_unit=ctx.in_channel_unit(ch, fl.get(Hourly.LIMIT), limit_unit),
+            exceeded=fl.get(Hourly.EXCEEDED) is True,
+            retroactive=fl.get(Hourly.RETROACTIVE) is True,
         )
 
     @router.get(
@@ -308,9 +311,9 @@ def data_router(ctx: Context) -> APIRouter:
     ) -> HourlyOut:
         f, d, ch = ctx.channel(p, factory, device, channel)
         start_ns, end_ns = time_range(start, end, ctx.now(), 2 * DAY_S, 400 * DAY_S)
-        tags = {"factory": f.id, "device": d.id, "channel": ch.id}
+        tags = series_tags((f.id, d.id, ch.id))
         try:
-            points = ctx.sources.store.query_points("hourly", tags, start_ns, end_ns)
+            points = ctx.sources.store.query_points(Hourly.NAME, tags, start_ns, end_ns)
         except EitError as exc:
             raise HTTPException(503, str(exc)) from exc
         return HourlyOut(
@@ -340,31 +343,31 @@ def data_router(ctx: Context) -> APIRouter:
     ) -> RollingOut:
         f, d, ch = ctx.channel(p, factory, device, channel)
         start_ns, end_ns = time_range(start, end, ctx.now(), 2 * DAY_S, 400 * DAY_S)
-        tags = {"factory": f.id, "device": d.id, "channel": ch.id, "window": window}
+        tags = {**series_tags((f.id, d.id, ch.id)), Rolling.WINDOW: window}
         try:
-            points = ctx.sources.store.query_points("rolling", tags, start_ns, end_ns)
+            points = ctx.sources.store.query_points(Rolling.NAME, tags, start_ns, end_ns)
         except EitError as exc:
             raise HTTPException(503, str(exc)) from exc
         out = []
         for pt in points:
             fl = pt.fields
-            value = fl.get("value")
+            value = fl.get(Rolling.VALUE)
             if not isinstance(value, int | float) or isinstance(value, bool):
                 continue
-            limit = fl.get("limit")
-            limit_unit = fl.get("limit_unit")
+            limit = fl.get(Rolling.LIMIT)
+            limit_unit = fl.get(Rolling.LIMIT_UNIT)
             out.append(
                 RollingPointOut(
                     time=ns_to_iso(pt.ts_ns),
                     value=float(value),
-                    hours=int(fl.get("hours", 0)),
-                    valid=fl.get("valid") is True,
+                    hours=int(fl.get(Rolling.HOURS, 0)),
+                    valid=fl.get(Rolling.VALID) is True,
                     limit=float(limit)
                     if isinstance(limit, int | float) and not isinstance(limit, bool)
                     else None,
                     limit_unit=str(limit_unit) if limit_unit is not None else None,
                     limit_in_channel_unit=ctx.in_channel_unit(ch, limit, limit_unit),
-                    exceeded=fl.get("exceeded") is True,
+                    exceeded=fl.get(Rolling.EXCEEDED) is True,
                 )
             )
         return RollingOut(factory=f.id, device=d.id, channel=ch.id, window=window, unit=ch.unit, points=out)
