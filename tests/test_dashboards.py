@@ -32,6 +32,7 @@ from eit.store import StoreError
 from ingest.store.influx import InfluxStore, point_line
 from server.cli import main
 from testbed.services import REPO, InfluxDB
+from tests.test_storeschema import documented_schema
 from tests.town_data import (
     DAY,
     DAY_END_NS,
@@ -327,32 +328,6 @@ def test_the_public_panels_show_the_days_incidents_as_the_engine_judged_them(tow
     assert incomplete == {f"{E}/fenceline-1/o3": [1, (24 - len(O3_MAINTENANCE_HOURS)) / 24]}
     rolling = panel_rows(town_store, "eit-compliance", "Rolling averages above a limit (ambient air)", "A")
     assert list(rolling) == [f"{E}/fenceline-1/o3/8h"] and rolling[f"{E}/fenceline-1/o3/8h"][0] > 0
-
-
-def documented_schema() -> dict[str, tuple[set[str], dict[str, str]]]:
-    """docs/store-schema.md as {measurement: (tags, {field: type})}."""
-    text = (REPO / "docs" / "store-schema.md").read_text(encoding="utf-8")
-    schema: dict[str, tuple[set[str], dict[str, str]]] = {}
-    current = ""
-    for line in text.splitlines():
-        heading = re.match(r"^## `(\w+)`", line)
-        if heading:
-            current = heading.group(1)
-            schema[current] = (set(), {})
-            continue
-        row = re.match(r"^\| (tag|field) \| (.+?) \|", line)
-        if row and current:
-            tags, fields = schema[current]
-            if row.group(1) == "tag":
-                tags.update(re.findall(r"`(\w+)`", re.sub(r"\([^)]*\)", "", row.group(2))))
-            else:
-                # `a` (float), `b`, `c` (string): each name takes the type that follows it
-                for names, kind in re.findall(r"((?:`\w+`(?:, )?)+) \((\w+)", row.group(2)):
-                    fields.update(dict.fromkeys(re.findall(r"`(\w+)`", names), kind))
-    extra = re.search(r"`(\w+)` \(tag `(\w+)`, `(\w+)`; field `(\w+)` (\w+)\)", text)
-    assert extra is not None, "docs/store-schema.md: the platform_dead_letters sentence changed"
-    schema[extra.group(1)] = ({extra.group(2), extra.group(3)}, {extra.group(4): extra.group(5)})
-    return schema
 
 
 @pytest.mark.integration

@@ -7,28 +7,34 @@ import re
 from eit import storeschema
 from testbed.services import REPO
 
-SECTION = re.compile(r"^## `([a-z_]+)`", re.M)
-ROW = re.compile(r"^\| (tag|field) \| ([^|]+) \|", re.M)
 
-
-def _documented() -> dict[str, tuple[set[str], set[str]]]:
-    text = (REPO / "docs" / "store-schema.md").read_text()
-    heads = list(SECTION.finditer(text))
-    out: dict[str, tuple[set[str], set[str]]] = {}
-    for i, head in enumerate(heads):
-        body = text[head.end() : heads[i + 1].start() if i + 1 < len(heads) else len(text)]
-        tags: set[str] = set()
-        fields: set[str] = set()
-        for kind, names in ROW.findall(body):
-            names = re.sub(r"\([^)]*\)", "", names)  # "(`8h` or `24h`)": values, not names
-            (tags if kind == "tag" else fields).update(re.findall(r"`([a-z_0-9]+)`", names))
-        out[head.group(1)] = (tags, fields)
-    return out
+def documented_schema() -> dict[str, tuple[set[str], dict[str, str]]]:
+    """docs/store-schema.md as {measurement: (tags, {field: type})}."""
+    text = (REPO / "docs" / "store-schema.md").read_text(encoding="utf-8")
+    schema: dict[str, tuple[set[str], dict[str, str]]] = {}
+    current = ""
+    for line in text.splitlines():
+        heading = re.match(r"^## `(\w+)`", line)
+        if heading:
+            current = heading.group(1)
+            schema[current] = (set(), {})
+            continue
+        row = re.match(r"^\| (tag|field) \| (.+?) \|", line)
+        if row and current:
+            tags, fields = schema[current]
+            if row.group(1) == "tag":  # "(`8h` or `24h`)" are values, not names
+                tags.update(re.findall(r"`(\w+)`", re.sub(r"\([^)]*\)", "", row.group(2))))
+            else:
+                # `a` (float), `b`, `c` (string): each name takes the type that follows it
+                for names, kind in re.findall(r"((?:`\w+`(?:, )?)+) \((\w+)", row.group(2)):
+                    fields.update(dict.fromkeys(re.findall(r"`(\w+)`", names), kind))
+    return schema
 
 
 def test_the_schema_page_and_the_constants_name_the_same_things() -> None:
     in_code = {m.NAME: (set(m.TAGS), set(m.FIELDS)) for m in storeschema.MEASUREMENTS}
-    assert _documented() == in_code
+    documented = {name: (tags, set(fields)) for name, (tags, fields) in documented_schema().items()}
+    assert documented == in_code
 
 
 def _queries(node: object) -> list[str]:
