@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 
 from eit.confread import Section, load_yaml
-from eit.standards import Standards
+from eit.standards import Standards, methods
 from eit.store import Point
 from eit.storeschema import DEVICE, FACTORY, Aqi
 from eit.units import conversion_factor
@@ -107,6 +107,7 @@ def aqi_points(
     """AQI points of one station for one hour. ``concentrations``: parameter -> (average over
     the AQI's averaging period, unit)."""
     table = aqi_table()
+    method = methods()[Aqi.NAME].tag
     points = []
     best: float | None = None
     for parameter, (value, unit) in sorted(concentrations.items()):
@@ -121,7 +122,12 @@ def aqi_points(
                 Aqi.NAME,
                 {FACTORY: factory, DEVICE: device, Aqi.PARAMETER: parameter},
                 hour_start_ns,
-                {Aqi.VALUE: float(index), Aqi.BAND: band, Aqi.CONCENTRATION: float(converted)},
+                {
+                    Aqi.VALUE: float(index),
+                    Aqi.BAND: band,
+                    Aqi.CONCENTRATION: float(converted),
+                    Aqi.METHOD: method,
+                },
             )
         )
     if best is not None:
@@ -130,7 +136,7 @@ def aqi_points(
                 Aqi.NAME,
                 {FACTORY: factory, DEVICE: device, Aqi.PARAMETER: Aqi.OVERALL},
                 hour_start_ns,
-                {Aqi.VALUE: float(best), Aqi.BAND: band_of(best)},
+                {Aqi.VALUE: float(best), Aqi.BAND: band_of(best), Aqi.METHOD: method},
             )
         )
     return points

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from alerts.windows import HOUR_NS, HourAccumulator
 from eit.registry import Channel
-from eit.standards import Limit, Standards
+from eit.standards import Limit, Standards, methods
 from eit.store import Point
 from eit.storeschema import Daily, Hourly, Rolling, series_tags
 from eit.timeutil import datetime_to_ns, ns_to_datetime
@@ -94,6 +94,7 @@ class HourResult:
     retroactive: bool
     first_value: float | None = None
     last_value: float | None = None
+    minutes: int = 0
 
     @property
     def exceeded(self) -> bool:
@@ -102,6 +103,8 @@ class HourResult:
     def point(self) -> Point:
         fields: dict[str, float | int | bool | str] = {
             Hourly.POINTS: self.points,
+            Hourly.MINUTES: self.minutes,
+            Hourly.METHOD: methods()[Hourly.NAME].tag,
             Hourly.QUADRANTS: self.quadrants,
             Hourly.VALID: self.valid,
             Hourly.REASON: self.reason,
@@ -156,8 +159,9 @@ def hour_result(
         reason,
         verdict,
         retroactive,
-        acc.first_value if acc.points else None,
-        acc.last_value if acc.points else None,
+        acc.first_value,
+        acc.last_value,
+        acc.valid_minutes,
     )
 
 
@@ -185,6 +189,7 @@ class RollingResult:
             Rolling.HOURS: self.hours,
             Rolling.VALID: self.valid,
             Rolling.EXCEEDED: self.exceeded,
+            Rolling.METHOD: methods()[Rolling.NAME].tag,
         }
         if self.verdict is not None:
             fields[Rolling.LIMIT] = float(self.verdict.bound)
@@ -249,6 +254,7 @@ def daily_point(
             Daily.EXPECTED_HOURS: int(expected),
             Daily.COMPLETENESS: float(share),
             Daily.COMPLETE: share >= completeness - 1e-12,
+            Daily.METHOD: methods()[Daily.NAME].tag,
         },
     )
 

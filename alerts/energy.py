@@ -9,6 +9,7 @@ from functools import cache
 from importlib import resources
 
 from eit.confread import Section, load_yaml
+from eit.standards import methods
 from eit.store import Point
 from eit.storeschema import DEVICE, FACTORY, Energy
 
@@ -66,5 +67,6 @@ def energy_point(factory: str, device: str, hour_start_ns: int, kwh: float, day:
             Energy.KWH: float(kwh),
             Energy.CO2_KG: float(kwh * factor.kg_co2e_per_kwh),
             Energy.GRID_FACTOR: factor.kg_co2e_per_kwh,
+            Energy.METHOD: methods()[Energy.NAME].tag,
         },
     )

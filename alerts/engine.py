@@ -1,17 +1,31 @@
 """The compliance engine: legal averages in event time, rules, and the alerts they raise.
 
+Decisions apart from effects: the engine decides in memory, under its lock, and hands what its
+decisions do (derived points to write, alerts to raise, update or resolve) to an effect sink
+(alerts/effects.py) that applies them outside the lock. Store reads happen outside the lock too,
+in :meth:`AlertEngine.tick`: reading an hour back from a slow store delays that hour's verdict,
+never :meth:`AlertEngine.on_readings`, so the ingest's acknowledgements never wait on rule I/O.
+
 Per reading (the hot path, O(1) per rule): the reading goes into its series' clock-hour
-accumulator (with the O2 correction of its scan when its standard has a reference O2) and through
-the sensor-fault rules. Per batch: the running hour of each touched series is screened against
-its 1-hour limits (a provisional exceedance, an early warning). Every ``check_interval_s``
-(:meth:`AlertEngine.tick`): hours that ended ``close_delay_s`` ago are closed: averaged, judged,
-written to the store (``hourly``, ``rolling``, ``daily``, ``aqi``, ``energy``; docs/store-schema.md);
-silent devices go stale; unacknowledged alerts escalate.
+accumulator, minute by minute (alerts/windows.py; with the O2 correction of its scan when its
+standard has a reference O2), and through the sensor-fault rules. Per batch: the running hour of
+each touched series is screened against its 1-hour limits (a provisional exceedance, an early
+warning). Every ``check_interval_s`` (:meth:`AlertEngine.tick`): minutes that memory cannot vouch
+for (a possible repeat arrived, or they began before this process did) are read back from the
+store; hours that ended ``close_delay_s`` ago and are whole are closed: averaged, judged, written
+(``hourly``, ``rolling``, ``daily``, ``aqi``, ``energy``; docs/store-schema.md); silent devices
+go stale; unacknowledged alerts escalate.
+
+**The replay invariant.** Every hourly, rolling and daily result equals what the store's
+contents for its period give, whatever the delivery: redelivered, replayed, overwritten, late or
+imported. An hour is judged only once every minute of it is known to match the store (see
+alerts/windows.py); an hour that cannot be read back waits (it is never closed from partial
+memory); a failed read is tried again on the next tick.
 
 Event time: a reading counts in the hour its time stamp falls in, whenever it arrives. Data for
 an hour that was already closed (an edge backlog draining after an outage) reopens that hour: it
-is recomputed (from the store when the engine did not see the whole hour), rewritten with
-``retroactive`` set, and an exceedance found that way opens an alert marked retroactive.
+is recomputed, rewritten with ``retroactive`` set, and an exceedance found that way opens an
+alert marked retroactive.
 
 Rules and their alert keys (factory, device, channel, rule):
 - ``limit``: the clock-hour average (corrected, converted) beyond a 1-hour limit or range; a
@@ -51,14 +65,37 @@ from alerts.compliance import (
     needs_o2_correction,
     rolling_result,
 )
+from alerts.effects import (
+    Effect,
+    EffectApplier,
+    EffectSink,
+    InlineEffects,
+    RaiseAlert,
+    ResolveAlert,
+    SettleWork,
+    UpdateAlert,
+    WritePoints,
+)
 from alerts.energy import energy_point
 from alerts.faults import FaultFinding, FaultSettings, FaultState
-from alerts.messages import fragment, render
-from alerts.model import ENGINE, OPEN, RESOLVED, Alert, AlertEvent, AlertKey
+from alerts.messages import fragment
+from alerts.model import OPEN, AlertEvent, AlertKey
 from alerts.notifiers.dispatch import Dispatcher
+from alerts.pending import DAY, HOUR, LATE, MemoryPendingWork, Numbered, PendingItem, PendingWork
 from alerts.settings import RuleSettings
 from alerts.state import AlertStore
-from alerts.windows import HOUR_NS, NO_O2, O2_AT_21, HourAccumulator, accumulate, hour_start
+from alerts.windows import (
+    ALL_MINUTES,
+    HOUR_NS,
+    MINUTE_NS,
+    MINUTES,
+    NO_O2,
+    O2_AT_21,
+    HourAccumulator,
+    accumulate,
+    hour_start,
+    minute_ranges,
+)
 from eit import wire
 from eit.model import VALID_FLAGS, Reading
 from eit.registry import Channel, Registry
@@ -75,10 +112,12 @@ RULE_EARLY = "early_warning"
 RULE_INSTANT = "limit_instant"
 DEVICE_PARAMETER = "*"  # the parameter of device-wide alerts (stale)
 QUARTER_HOUR_NS = 900 * NS_PER_S
-# Reading hours back from the store (after a restart, or a backlog older than memory) holds the
-# rules while it runs: at most this long per tick, the rest on the next ticks.
+# Store reads per tick (read-backs of doubtful minutes, history): at most this long, the rest on
+# the next ticks, so a backlog's read-backs never delay the rules' verdicts for long.
 STORE_READS_PER_TICK_S = 0.5
 KEEP_HOURS = 30  # hours of accumulators and results kept in memory per series
+READ_ROUNDS_PER_TICK = 2
+HISTORY_HOURS = 48  # hourly results read back for rolling windows and the AQI
 
 
 def _g(value: float) -> str:
@@ -109,6 +148,39 @@ class _Series:
     limits_cache: dict[str, list[Limit]] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class Condition:
+    """What the engine knows of an active alert: enough to decide, nothing of the database."""
+
+    key: AlertKey
+    provisional: bool = False
+    period_start_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _HourRead:
+    key: tuple[str, str, str]
+    hour: int
+    mask: int
+    versions: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _HistoryRead:
+    key: tuple[str, str, str]
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class _DayRead:
+    key: tuple[str, str, str]
+    day: date
+
+
+_Read = _HourRead | _HistoryRead | _DayRead
+
+
 class AlertEngine:
     """A ReadingSink (ingest/service.py): ``on_readings`` and ``on_status`` after each stored batch."""
 
@@ -123,6 +195,8 @@ class AlertEngine:
         *,
         settings: RuleSettings | None = None,
         store: Store | None = None,
+        effects: EffectSink | None = None,
+        pending: PendingWork | None = None,
     ) -> None:
         self.registry = registry
         self.alerts = alerts
@@ -130,23 +204,52 @@ class AlertEngine:
         self.settings = settings or RuleSettings(stale_after_s=stale_after_s)
         self.stale_after_s = self.settings.stale_after_s
         self.clock = clock
-        self.on_event = on_event
         self.store = store
         self.tz = ZoneInfo(registry.timezone)
         self.standards = registry.standards
+        self.pending: PendingWork = pending if pending is not None else MemoryPendingWork()
+        self.applier = EffectApplier(
+            alerts, store, dispatcher, on_event, self.settings.flap_window_s, self.pending
+        )
+        self.applier.on_applied = self._applied
+        self.effects: EffectSink = effects if effects is not None else InlineEffects(self.applier)
         self._lock = threading.RLock()
         self.started_ns = clock()
-        # The first hour the engine sees from its start: memory holds earlier hours only in part.
-        self._first_whole_hour = self.started_ns - self.started_ns % HOUR_NS + HOUR_NS
-        self._active: dict[AlertKey, Alert] = {a.key: a for a in alerts.list(state="active", limit=1_000_000)}
+        # Minutes from here on pass through this engine whole; earlier ones are read back.
+        self._known_from = -(-self.started_ns // MINUTE_NS) * MINUTE_NS
+        self._active: dict[AlertKey, Condition] = {
+            a.key: Condition(a.key, a.provisional, a.period_start_ns)
+            for a in alerts.list(state="active", limit=1_000_000)
+        }
+        # Alert effects decided but not yet applied, per key; and a count of applied ones, so
+        # that the database's view of active alerts is taken for news only when nothing was in
+        # flight for a key (see _reconcile).
+        self._in_flight: dict[AlertKey, int] = {}
+        self._applied_count = 0
+        self._applied_at: dict[AlertKey, int] = {}
+        self._flight_lock = threading.Lock()
         self._last_seen: dict[tuple[str, str], int] = {
             (f.id, d.id): self.started_ns for f in registry.factories.values() for d in f.devices.values()
         }
         self._series: dict[tuple[str, str, str], _Series] = {}
         self._dirty: set[tuple[tuple[str, str, str], int]] = set()
         self._days_closed: dict[tuple[str, str, str], date] = {}
+        self._days_to_read: set[tuple[tuple[str, str, str], date]] = set()
         self._pending_points: dict[str, list[Point]] = {}
-        self.counters: dict[str, int] = {"hours_closed": 0, "hours_retroactive": 0, "store_errors": 0}
+        self._effects: list[Effect] = []
+        # Pending work (alerts/pending.py): recorded before a batch is acknowledged, settled once
+        # its results are written. Numbers increase across restarts (they start at the clock).
+        self._seq = time.time_ns()
+        self._recorded: dict[PendingItem, int] = {}
+        self._to_record: list[Numbered] = []
+        self._to_settle: list[Numbered] = []
+        self._recover()
+        self.counters: dict[str, int] = {
+            "hours_closed": 0,
+            "hours_retroactive": 0,
+            "store_errors": 0,
+            "minutes_read_back": 0,
+        }
 
     # -- series --------------------------------------------------------------------------------
     def _make_series(self, key: tuple[str, str, str]) -> _Series | None:
@@ -191,69 +294,136 @@ class AlertEngine:
         self._series[key] = series
         return series
 
+    def _new_hour(self, st: _Series, h: int, now: int) -> HourAccumulator:
+        """An hour's accumulator; the minutes memory cannot have seen whole are marked unknown:
+        those before this engine started, or all of an hour older than memory keeps (it was
+        forgotten and comes back with late data)."""
+        if h < hour_start(now) - KEEP_HOURS * HOUR_NS or h + HOUR_NS <= self._known_from:
+            unknown = ALL_MINUTES
+        elif h < self._known_from:
+            unknown = (1 << ((self._known_from - h) // MINUTE_NS)) - 1
+        else:
+            unknown = 0
+        acc = st.hours[h] = HourAccumulator(h, unknown)
+        self._owe((HOUR, st.key, h))
+        return acc
+
+    # -- pending work --------------------------------------------------------------------------
+    def _owe(self, item: PendingItem) -> None:
+        if item not in self._recorded:
+            self._seq += 1
+            self._recorded[item] = self._seq
+            self._to_record.append((item, self._seq))
+
+    def _paid(self, item: PendingItem) -> None:
+        seq = self._recorded.pop(item, None)
+        if seq is not None:
+            self._to_settle.append((item, seq))
+
+    def _record_owed(self) -> None:
+        """Make the work decided so far durable (before the batch is acknowledged)."""
+        with self._lock:
+            owed, self._to_record = self._to_record, []
+        if owed:
+            self.pending.record(owed)
+
+    def _recover(self) -> None:
+        """Reopen the work a previous process left pending: each such hour is read back whole."""
+        for (kind, key, start), seq in self.pending.items():
+            st = self._series.get(key) or self._make_series(key)
+            if st is None:
+                continue  # no longer in the registry
+            self._recorded[(kind, key, start)] = seq
+            if kind == DAY:
+                st.days_touched.add(local_day(start, self.tz))
+                continue
+            if start not in st.hours:
+                st.hours[start] = HourAccumulator(start, ALL_MINUTES)
+            if kind == LATE:
+                self._dirty.add((key, start))
+
     # -- ReadingSink ---------------------------------------------------------------------------
     def on_readings(self, readings: Sequence[Reading], now: int) -> None:
         with self._lock:
-            closed_before = hour_start(now - int(self.settings.close_delay_s * NS_PER_S)) - HOUR_NS
-            # The O2 of each scan, for the correction of the pollutants of the same scan.
-            o2: dict[tuple[str, str, int], tuple[float, str]] = {}
-            for r in readings:
-                if r.channel == "o2":
-                    o2[(r.factory, r.device, r.ts_ns)] = (r.value, r.flag)
-            touched: set[_Series] = set()
-            devices_seen: set[tuple[str, str]] = set()
-            last_factory = last_device = None
-            findings: list[FaultFinding] = []
-            series_map = self._series
-            dirty = self._dirty
-            valid_flags = VALID_FLAGS
-            for r in readings:
-                factory, device, flag, value, ts = r.factory, r.device, r.flag, r.value, r.ts_ns
-                key = (factory, device, r.channel)
-                st = series_map.get(key)
+            self._take_readings(readings, now)
+            effects = self._take_effects()
+        self._record_owed()  # durable before the batch is acknowledged
+        self.effects.submit(effects)
+
+    def _take_readings(self, readings: Sequence[Reading], now: int) -> None:
+        closed_before = hour_start(now - int(self.settings.close_delay_s * NS_PER_S)) - HOUR_NS
+        # The O2 of each scan, for the correction of the pollutants of the same scan.
+        o2: dict[tuple[str, str, int], tuple[float, str]] = {}
+        for r in readings:
+            if r.channel == "o2":
+                o2[(r.factory, r.device, r.ts_ns)] = (r.value, r.flag)
+        touched: set[_Series] = set()
+        devices_seen: set[tuple[str, str]] = set()
+        last_factory = last_device = None
+        findings: list[FaultFinding] = []
+        series_map = self._series
+        dirty = self._dirty
+        valid_flags = VALID_FLAGS
+        for r in readings:
+            factory, device, flag, value, ts = r.factory, r.device, r.flag, r.value, r.ts_ns
+            key = (factory, device, r.channel)
+            st = series_map.get(key)
+            if st is None:
+                st = self._make_series(key)
                 if st is None:
-                    st = self._make_series(key)
-                    if st is None:
-                        continue
-                # The readings of a scan come together: the device set is touched once per run.
-                if factory is not last_factory or device is not last_device:
-                    devices_seen.add((factory, device))
-                    last_factory, last_device = factory, device
-                h = ts - ts % HOUR_NS
+                    continue
+            # The readings of a scan come together: the device set is touched once per run.
+            if factory is not last_factory or device is not last_device:
+                devices_seen.add((factory, device))
+                last_factory, last_device = factory, device
+            h = ts - ts % HOUR_NS
+            acc = st.hours.get(h)
+            if acc is None:
+                acc = self._new_hour(st, h, now)
+            o2_reference = st.o2_reference
+            if flag not in valid_flags:
+                taken = acc.leave_out(ts, flag)
+            elif o2_reference is None:
+                taken = acc.add_valid(ts, value, value)
+            else:  # alerts.windows.add_point with the O2 of this scan
+                scan_o2 = o2.get((factory, device, ts))
+                if scan_o2 is None or scan_o2[1] not in valid_flags:
+                    taken = acc.leave_out(ts, NO_O2)
+                elif scan_o2[0] >= 21.0 or scan_o2[0] < 0.0:
+                    taken = acc.leave_out(ts, O2_AT_21)
+                else:
+                    taken = acc.add_valid(ts, value, value * (21.0 - o2_reference) / (21.0 - scan_o2[0]))
+            if not taken and r.channel == "o2":
+                self._doubt_corrected(factory, device, r.channel, ts, now)
+            if h <= closed_before or h in st.closed:
+                if (key, h) not in dirty:
+                    dirty.add((key, h))
+                    self._owe((LATE, key, h))
+            else:
+                touched.add(st)
+            if st.instant and flag in valid_flags:
+                self._check_instant(st, r, now)
+            st.faults.check(ts, value, flag, r.channel, st.channel.unit, findings)
+            if findings:
+                for finding in findings:
+                    self._fault(st, finding, now)
+                findings.clear()
+        for st in touched:
+            self._screen_running_hour(st, now)
+        for factory, device in devices_seen:
+            self._last_seen[(factory, device)] = now
+            self._clear((factory, device, DEVICE_PARAMETER, RULE_STALE), now, "data arrives again")
+
+    def _doubt_corrected(self, factory: str, device: str, o2_channel: str, ts: int, now: int) -> None:
+        """An O2 value that may have been overwritten: the pollutants corrected with it are in
+        doubt too, for that minute."""
+        h = ts - ts % HOUR_NS
+        for st in self._series.values():
+            if st.key[0] == factory and st.key[1] == device and st.o2_channel == o2_channel:
                 acc = st.hours.get(h)
                 if acc is None:
-                    acc = st.hours[h] = HourAccumulator(h)
-                    if h < self._first_whole_hour or h < now - now % HOUR_NS - KEEP_HOURS * HOUR_NS:
-                        acc.whole = False
-                o2_reference = st.o2_reference
-                if flag not in valid_flags:
-                    acc.leave_out(flag)
-                elif o2_reference is None:
-                    acc.add_valid(ts, value, value)
-                else:  # alerts.windows.add_point with the O2 of this scan
-                    scan_o2 = o2.get((factory, device, ts))
-                    if scan_o2 is None or scan_o2[1] not in valid_flags:
-                        acc.leave_out(NO_O2)
-                    elif scan_o2[0] >= 21.0 or scan_o2[0] < 0.0:
-                        acc.leave_out(O2_AT_21)
-                    else:
-                        acc.add_valid(ts, value, value * (21.0 - o2_reference) / (21.0 - scan_o2[0]))
-                if h <= closed_before or h in st.closed:
-                    dirty.add((key, h))
-                else:
-                    touched.add(st)
-                if st.instant and flag in valid_flags:
-                    self._check_instant(st, r, now)
-                st.faults.check(ts, value, flag, r.channel, st.channel.unit, findings)
-                if findings:
-                    for finding in findings:
-                        self._fault(st, finding, now)
-                    findings.clear()
-            for st in touched:
-                self._screen_running_hour(st, now)
-            for factory, device in devices_seen:
-                self._last_seen[(factory, device)] = now
-                self._clear((factory, device, DEVICE_PARAMETER, RULE_STALE), now, "data arrives again")
+                    acc = self._new_hour(st, h, now)
+                acc.doubt(ts)
 
     def on_status(self, factory: str, device: str, state: str, now: int) -> None:
         if state != wire.STATUS_OFFLINE:
@@ -271,25 +441,152 @@ class AlertEngine:
                 {"factory": factory, "device": device},
                 now,
             )
+            effects = self._take_effects()
+        self.effects.submit(effects)
 
     # -- periodic ------------------------------------------------------------------------------
     def tick(self, now: int | None = None) -> None:
-        """Close ended hours, recompute late ones, check staleness, escalate."""
+        """Read back what memory cannot vouch for, close ended hours, recompute late ones, check
+        staleness, escalate. Store and database I/O happen outside the lock."""
         now = self.clock() if now is None else now
+        applied_before = self._applied_count
+        active_in_db = self._active_in_db()
         with self._lock:
-            self._refresh_active()
-            self._close_hours(now)
-            self._recompute_dirty(now)
-            self._close_days(now)
-            pending, self._pending_points = self._pending_points, {}
+            if active_in_db is not None:
+                self._reconcile(active_in_db, applied_before)
+            plan = self._plan_reads(now)
+        # Closing hours and days can ask for reads of its own (a day that began before the
+        # engine did): a second round takes them in the same tick.
+        for _ in range(READ_ROUNDS_PER_TICK):
+            results = self._read(plan)
+            with self._lock:
+                self._apply_reads(results, now)
+                self._close_hours(now)
+                self._recompute_dirty(now)
+                self._close_days(now)
+                asked = set(plan)
+                plan = [read for read in self._plan_reads(now) if read not in asked]
+                effects = self._take_effects()
+            self._record_owed()
+            self.effects.submit(effects)
+            if not plan:
+                break
+        with self._lock:
             self._check_stale(now)
             self._clear_quiet_faults(now)
-        self._flush_points(pending)  # outside the lock: a slow store must not hold up the ingest
+            effects = self._take_effects()
+        self.effects.submit(effects)
         self._escalate(now)
 
-    def _refresh_active(self) -> None:
-        """Officers change alerts too (acknowledge, resolve by hand, from another process)."""
-        self._active = {a.key: a for a in self.alerts.list(state="active", limit=1_000_000)}
+    def _active_in_db(self) -> dict[AlertKey, Condition] | None:
+        try:
+            found = self.alerts.list(state="active", limit=1_000_000)
+        except Exception as exc:  # an unavailable alert database: the next tick tries again
+            log.error("cannot read the active alerts: %s", exc)
+            return None
+        return {a.key: Condition(a.key, a.provisional, a.period_start_ns) for a in found}
+
+    def _reconcile(self, active_in_db: dict[AlertKey, Condition], applied_before: int) -> None:
+        """Officers change alerts too (resolve by hand, from another process): take the
+        database's view for keys with nothing of the engine's in flight since it was read."""
+        with self._flight_lock:
+            settled = {
+                key
+                for key in (*active_in_db, *self._active)
+                if not self._in_flight.get(key) and self._applied_at.get(key, -1) < applied_before
+            }
+        for key in settled:
+            if key in active_in_db and key not in self._active:
+                self._active[key] = active_in_db[key]
+            elif key not in active_in_db and key in self._active:
+                del self._active[key]
+
+    # -- reading back --------------------------------------------------------------------------
+    def _plan_reads(self, now: int) -> list[_Read]:
+        """What memory cannot vouch for, oldest first: doubtful or unknown minutes of every hour
+        held, rolling history of series about to close an hour, days that began before the
+        engine did."""
+        closable = hour_start(now - int(self.settings.close_delay_s * NS_PER_S)) - HOUR_NS
+        hours: list[_HourRead] = []
+        histories: list[_Read] = []
+        for st in self._series.values():
+            for h, acc in st.hours.items():
+                mask = acc.to_read
+                if mask:
+                    versions = tuple((m, acc.versions[m]) for m in range(MINUTES) if mask >> m & 1)
+                    hours.append(_HourRead(st.key, h, mask, versions))
+            if st.rolling_windows and not st.history_loaded and st.hours and min(st.hours) <= closable:
+                end = hour_start(now)
+                histories.append(_HistoryRead(st.key, end - HISTORY_HOURS * HOUR_NS, end))
+        hours.sort(key=lambda r: r.hour)
+        days: list[_Read] = [_DayRead(key, day) for key, day in sorted(self._days_to_read)]
+        return [*hours, *histories, *days]
+
+    def _read(self, plan: list[_Read]) -> list[tuple[_Read, Any]]:
+        """Perform the reads of a plan, for at most STORE_READS_PER_TICK_S; stops at the first
+        failure (the store is likely down: the next tick tries again)."""
+        if self.store is None or not plan:
+            return []
+        deadline = time.monotonic() + STORE_READS_PER_TICK_S
+        results: list[tuple[_Read, Any]] = []
+        for read in plan:
+            if time.monotonic() > deadline:
+                break
+            try:
+                results.append((read, self._read_one(read)))
+            except (StoreUnavailable, StoreError) as exc:
+                self.counters["store_errors"] += 1
+                log.error("cannot read back from the store (tried again next tick): %s", exc)
+                break
+        return results
+
+    def _read_one(self, read: _Read) -> Any:
+        assert self.store is not None
+        if isinstance(read, _HourRead):
+            st = self._series[read.key]
+            factory, device, channel = read.key
+            points: list[tuple[int, float, str]] = []
+            o2: dict[int, tuple[float, str]] | None = {} if st.o2_channel is not None else None
+            for first, last in minute_ranges(read.mask):
+                start, end = read.hour + first * MINUTE_NS, read.hour + last * MINUTE_NS
+                points.extend(
+                    (r.ts_ns, r.value, r.flag)
+                    for r in self.store.readings(factory, device, channel, start, end)
+                )
+                if o2 is not None and st.o2_channel is not None:
+                    for r in self.store.readings(factory, device, st.o2_channel, start, end):
+                        o2[r.ts_ns] = (r.value, r.flag)
+            return accumulate(read.hour, points, o2, st.o2_reference)
+        if isinstance(read, _HistoryRead):
+            return self.store.query_points(Hourly.NAME, series_tags(read.key), read.start, read.end)
+        start, end = day_bounds(read.day, self.tz)
+        return self.store.query_points(Hourly.NAME, series_tags(read.key), start, end)
+
+    def _apply_reads(self, results: list[tuple[_Read, Any]], now: int) -> None:
+        screen: set[_Series] = set()
+        for read, result in results:
+            st = self._series[read.key]
+            if isinstance(read, _HourRead):
+                acc = st.hours.get(read.hour)
+                if acc is not None and acc.replace(read.mask, result, read.versions):
+                    self.counters["minutes_read_back"] += bin(read.mask).count("1")
+                    if acc.complete and read.hour == max(st.hours):
+                        screen.add(st)
+            elif isinstance(read, _HistoryRead):
+                st.history_loaded = True
+                for p in result:
+                    if p.ts_ns not in st.closed:
+                        corrected = p.fields.get(Hourly.CORRECTED, 0.0)
+                        st.closed[p.ts_ns] = (float(corrected), p.fields.get(Hourly.VALID) is True)
+            else:
+                self._days_to_read.discard((read.key, read.day))
+                start, end = day_bounds(read.day, self.tz)
+                seen = {p.ts_ns for p in result if p.fields.get(Hourly.VALID) is True}
+                seen |= {h for h, (_, ok) in st.closed.items() if start <= h < end and ok}
+                self._queue(daily_point(st.key, read.day, self.tz, len(seen), self.settings.completeness))
+                self._paid((DAY, st.key, start))
+        for st in screen:
+            self._screen_running_hour(st, now)
 
     def _check_stale(self, now: int) -> None:
         for (factory, device), last in self._last_seen.items():
@@ -324,25 +621,9 @@ class AlertEngine:
                 self._clear((*st.key, "rate"), now, "no fast change for the clearing period")
 
     # -- hours ---------------------------------------------------------------------------------
-    def _whole(self, st: _Series, acc: HourAccumulator, deadline: float) -> HourAccumulator | None:
-        """The hour's accumulator with all of its points: from memory when memory saw the whole
-        hour, else read from the store once (then kept whole in memory). None when the store
-        reads of this tick are used up (``deadline``): the hour waits for the next tick, so that
-        reading a backlog's hours back never holds the rules (and the ingest) up for long."""
-        if acc.whole or self.store is None:
-            return acc
-        if time.monotonic() > deadline:
-            return None
-        loaded = self._from_store(st, acc.start_ns)
-        if loaded is None:
-            return acc  # the store has none of it (or cannot be read): what memory has
-        st.hours[acc.start_ns] = loaded
-        return loaded
-
     def _close_hours(self, now: int) -> None:
         closable = hour_start(now - int(self.settings.close_delay_s * NS_PER_S)) - HOUR_NS
         forget = hour_start(now) - KEEP_HOURS * HOUR_NS
-        deadline = time.monotonic() + STORE_READS_PER_TICK_S
         for st in list(self._series.values()):
             for h in sorted(st.hours):
                 if h > closable:
@@ -351,9 +632,9 @@ class AlertEngine:
                     continue
                 if (st.key, h) in self._dirty:
                     continue  # it arrived after its hour had ended: recomputed as retroactive
-                acc = self._whole(st, st.hours[h], deadline)
-                if acc is None:
-                    break  # closed on a later tick
+                acc = st.hours[h]
+                if not acc.complete or (st.rolling_windows and not st.history_loaded):
+                    break  # read back first: hours close in order, on a later tick
                 self._finish_hour(st, acc, retroactive=False, now=now)
             for h in [h for h in st.hours if h < forget]:
                 del st.hours[h]
@@ -364,36 +645,15 @@ class AlertEngine:
         if not self._dirty:
             return
         dirty, self._dirty = sorted(self._dirty, key=lambda item: item[1]), set()
-        deadline = time.monotonic() + STORE_READS_PER_TICK_S
         for key, h in dirty:
             st = self._series[key]
             acc = st.hours.get(h)
             if acc is None:
                 continue
-            whole = self._whole(st, acc, deadline)
-            if whole is None:
-                self._dirty.add((key, h))  # on a later tick
+            if not acc.complete or (st.rolling_windows and not st.history_loaded):
+                self._dirty.add((key, h))  # after its read-back, on a later tick
                 continue
-            self._finish_hour(st, whole, retroactive=True, now=now)
-
-    def _from_store(self, st: _Series, h: int) -> HourAccumulator | None:
-        assert self.store is not None
-        factory, device, channel = st.key
-        try:
-            readings = self.store.readings(factory, device, channel, h, h + HOUR_NS)
-            o2 = None
-            if st.o2_channel is not None:
-                o2 = {
-                    r.ts_ns: (r.value, r.flag)
-                    for r in self.store.readings(factory, device, st.o2_channel, h, h + HOUR_NS)
-                }
-        except (StoreUnavailable, StoreError) as exc:
-            self.counters["store_errors"] += 1
-            log.error("cannot read hour %s of %s from the store: %s", h, "/".join(st.key), exc)
-            return None
-        if not readings:
-            return None
-        return accumulate(h, ((r.ts_ns, r.value, r.flag) for r in readings), o2, st.o2_reference)
+            self._finish_hour(st, acc, retroactive=True, now=now)
 
     def _finish_hour(self, st: _Series, acc: HourAccumulator, retroactive: bool, now: int) -> None:
         h = acc.start_ns
@@ -404,11 +664,15 @@ class AlertEngine:
         st.closed[h] = (result.corrected if result.corrected is not None else 0.0, result.valid)
         self.counters["hours_closed" if not retroactive else "hours_retroactive"] += 1
         self._queue(result.point())
+        self._paid((HOUR, st.key, h))
+        self._paid((LATE, st.key, h))
         st.days_touched.add(day)
+        start_of_day, _ = day_bounds(day, self.tz)
+        self._owe((DAY, st.key, start_of_day))
         if retroactive:
             key = st.key
             if self._days_closed.get(key) is not None and day <= self._days_closed[key]:
-                self._dirty_day(st, day)
+                st.days_touched.add(day)
         if st.hourly_limits:
             self._judge_hour(st, result, now)
         if st.rolling_windows:
@@ -423,42 +687,21 @@ class AlertEngine:
         if point is not None:
             self._pending_points.setdefault(point.measurement, []).append(point)
 
-    def _flush_points(self, pending: dict[str, list[Point]]) -> None:
-        if self.store is None:
-            return
-        for measurement, points in pending.items():
-            try:
-                self.store.write_points(measurement, points)
-            except (StoreUnavailable, StoreError) as exc:
-                self.counters["store_errors"] += 1
-                log.error("cannot write %d %s points: %s", len(points), measurement, exc)
-                if isinstance(exc, StoreUnavailable):
-                    with self._lock:  # try again on the next tick
-                        self._pending_points.setdefault(measurement, []).extend(points)
+    def _take_effects(self) -> list[Effect]:
+        """The effects decided since the last call: alert changes in order, then the points."""
+        effects, self._effects = self._effects, []
+        for measurement, points in self._pending_points.items():
+            effects.append(WritePoints(measurement, tuple(points)))
+        self._pending_points = {}
+        if self._to_settle:  # after the points they stand for
+            effects.append(SettleWork(tuple(self._to_settle)))
+            self._to_settle = []
+        return effects
 
     # -- rolling windows and the AQI -----------------------------------------------------------
-    def _history(self, st: _Series, end: int) -> dict[int, tuple[float, bool]]:
-        if not st.history_loaded and self.store is not None:
-            st.history_loaded = True
-            try:
-                stored = self.store.query_points(
-                    Hourly.NAME,
-                    series_tags(st.key),
-                    end - 48 * HOUR_NS,
-                    end,
-                )
-            except (StoreUnavailable, StoreError) as exc:
-                log.error("cannot read hourly history of %s: %s", "/".join(st.key), exc)
-                stored = []
-            for p in stored:
-                if p.ts_ns not in st.closed:
-                    corrected = p.fields.get(Hourly.CORRECTED, 0.0)
-                    st.closed[p.ts_ns] = (float(corrected), p.fields.get(Hourly.VALID) is True)
-        return st.closed
-
     def _rolling(self, st: _Series, end: int, now: int, retroactive: bool) -> None:
         day = local_day(end - HOUR_NS, self.tz)
-        history = self._history(st, end)
+        history = st.closed
         for window in st.rolling_windows:
             result = rolling_result(
                 st.key,
@@ -532,7 +775,7 @@ class AlertEngine:
 
     def _series_last_value(self, st: _Series, h: int) -> float | None:
         acc = st.hours.get(h)
-        return acc.last_value if acc is not None and acc.points else None
+        return acc.last_value if acc is not None else None
 
     # -- days ----------------------------------------------------------------------------------
     def _close_days(self, now: int) -> None:
@@ -547,22 +790,16 @@ class AlertEngine:
                 if last is None or day > last:
                     self._days_closed[st.key] = day
 
-    def _dirty_day(self, st: _Series, day: date) -> None:
-        st.days_touched.add(day)
-
     def _write_day(self, st: _Series, day: date) -> None:
         start, end = day_bounds(day, self.tz)
-        valid = sum(1 for h, (_, ok) in st.closed.items() if start <= h < end and ok)
         if self.store is not None and min(st.closed, default=start) > start:
-            # Some of the day's hours closed before this engine started: count them from the store.
-            try:
-                stored = self.store.query_points(Hourly.NAME, series_tags(st.key), start, end)
-                seen = {p.ts_ns for p in stored if p.fields.get(Hourly.VALID) is True}
-                seen |= {h for h, (_, ok) in st.closed.items() if start <= h < end and ok}
-                valid = len(seen)
-            except (StoreUnavailable, StoreError) as exc:
-                log.error("cannot read the hours of %s for %s: %s", day, "/".join(st.key), exc)
+            # Some of the day's hours closed before this engine started: counted from the store,
+            # read on the next tick.
+            self._days_to_read.add((st.key, day))
+            return
+        valid = sum(1 for h, (_, ok) in st.closed.items() if start <= h < end and ok)
         self._queue(daily_point(st.key, day, self.tz, valid, self.settings.completeness))
+        self._paid((DAY, st.key, start))
 
     # -- judging -------------------------------------------------------------------------------
     def _local(self, ts_ns: int) -> str:
@@ -698,7 +935,9 @@ class AlertEngine:
             return
         h = max(st.hours)
         acc = st.hours[h]
-        if acc.points < self.settings.provisional_min_points or h in st.closed:
+        # Judged only when memory vouches for every minute (read back on the next tick if not);
+        # the minimum counts valid minutes, not points.
+        if not acc.complete or acc.valid_minutes < self.settings.provisional_min_points or h in st.closed:
             return
         limits = self._limits(st, h, "1h")
         corrected = acc.mean_corrected()
@@ -763,7 +1002,7 @@ class AlertEngine:
         else:
             self._clear(key, now, "the sensor behaves again")
 
-    # -- alert state ---------------------------------------------------------------------------
+    # -- alert state: decided here, applied by the effect sink --------------------------------
     def _raise(
         self,
         key: AlertKey,
@@ -781,113 +1020,89 @@ class AlertEngine:
     ) -> None:
         if key in self._active:
             return
-        message = render(template, params, "en")
         if verdict is not None:
             value, bound, unit = verdict.compared, verdict.bound, verdict.limit.unit
         else:
             unit = params.get("unit", "")
-        previous = self.alerts.latest_for_key(key)
-        if (
-            previous is not None
-            and previous.state == RESOLVED
-            and previous.resolved_ns is not None
-            and now - previous.resolved_ns <= self.settings.flap_window_s * NS_PER_S
-        ):
-            reopened = self.alerts.reopen(previous.id, now, message)
-            if reopened is not None:
-                reopened = self.alerts.update(
-                    reopened.id,
-                    now,
-                    "updated",
-                    message,
-                    severity=severity,
-                    message=message,
-                    value=value,
-                    limit_value=bound,
-                    unit=unit,
-                    provisional=provisional,
-                    retroactive=retroactive,
-                    period_start_ns=period_start,
-                    template=template,
-                    params=params,
-                )
-                self._active[key] = reopened
-                self._emit(AlertEvent("reopened", reopened, reopened.escalation_step))
-                return
-        alert = self.alerts.open_alert(
-            key,
-            severity,
-            message,
-            now,
-            value,
-            bound,
-            unit,
-            provisional=provisional,
-            retroactive=retroactive,
-            period_start_ns=period_start,
-            template=template,
-            params=params,
+        self._active[key] = Condition(key, provisional, period_start)
+        self._decide(
+            RaiseAlert(
+                key,
+                severity,
+                template,
+                params,
+                now,
+                value,
+                bound,
+                unit,
+                provisional=provisional,
+                retroactive=retroactive,
+                period_start_ns=period_start,
+            )
         )
-        if alert is None:  # already active in the store (another process, or before a restart)
-            found = self.alerts.active(key)
-            if found is not None:
-                self._active[key] = found
-            return
-        self._active[key] = alert
-        self._emit(AlertEvent("opened", alert, 0))
 
     def _update(
         self,
-        alert: Alert,
+        cond: Condition,
         action: str,
         now: int,
         template: str,
         params: dict[str, str],
         verdict: Verdict,
         period_start: int,
-        **extra: Any,
+        provisional: bool | None = None,
     ) -> None:
-        message = render(template, params, "en")
-        updated = self.alerts.update(
-            alert.id,
-            now,
-            action,
-            message,
-            message=message,
-            value=verdict.compared,
-            limit_value=verdict.bound,
-            template=template,
-            params=params,
-            period_start_ns=period_start,
-            severity="critical",
-            **extra,
+        if provisional is not None:
+            cond.provisional = provisional
+        cond.period_start_ns = period_start
+        self._decide(
+            UpdateAlert(
+                cond.key,
+                action,
+                now,
+                template,
+                params,
+                verdict.compared,
+                verdict.bound,
+                period_start,
+                provisional,
+            )
         )
-        self._active[alert.key] = updated
-        self._emit(AlertEvent(action, updated, updated.escalation_step))
 
-    def _withdraw(self, alert: Alert, why: str, now: int) -> None:
-        resolved = self.alerts.resolve(alert.key, now, ENGINE, f"withdrawn: {why}")
-        self._active.pop(alert.key, None)
-        if resolved is not None:
-            self._emit(AlertEvent("withdrawn", resolved, 0))
+    def _withdraw(self, cond: Condition, why: str, now: int) -> None:
+        self._active.pop(cond.key, None)
+        self._decide(ResolveAlert(cond.key, now, why, withdrawn=True))
 
     def _clear(self, key: AlertKey, now: int, why: str) -> None:
         if key not in self._active:
             return
         del self._active[key]
-        alert = self.alerts.resolve(key, now, ENGINE, why)
-        if alert is not None:
-            self._emit(AlertEvent("resolved", alert, 0))
+        self._decide(ResolveAlert(key, now, why))
 
-    def _emit(self, event: AlertEvent) -> None:
-        self.dispatcher.submit(event)
-        if self.on_event is not None:
-            self.on_event(event)
+    def _decide(self, effect: RaiseAlert | UpdateAlert | ResolveAlert) -> None:
+        with self._flight_lock:
+            self._in_flight[effect.key] = self._in_flight.get(effect.key, 0) + 1
+        self._effects.append(effect)
+
+    def _applied(self, key: AlertKey) -> None:
+        with self._flight_lock:
+            left = self._in_flight.get(key, 0) - 1
+            if left > 0:
+                self._in_flight[key] = left
+            else:
+                self._in_flight.pop(key, None)
+            self._applied_count += 1
+            self._applied_at[key] = self._applied_count
 
     # -- escalation ----------------------------------------------------------------------------
     def _escalate(self, now: int) -> None:
         delay_ns = int(self.settings.escalate_after_s * NS_PER_S)
-        for alert in self.alerts.list(state=OPEN, limit=10_000):
+        try:
+            candidates = self.alerts.list(state=OPEN, limit=10_000)
+        except Exception as exc:
+            log.error("cannot read open alerts to escalate: %s", exc)
+            return
+        for alert in candidates:
             due = (now - alert.opened_ns) // delay_ns
             if due <= alert.escalation_step:
                 continue
@@ -898,10 +1113,7 @@ class AlertEngine:
                 alert.id, step, now, f"not acknowledged after {step * self.settings.escalate_after_s:.0f} s"
             )
             if escalated is not None:
-                with self._lock:
-                    if escalated.key in self._active:
-                        self._active[escalated.key] = escalated
-                self._emit(AlertEvent("escalated", escalated, step))
+                self.applier.emit(AlertEvent("escalated", escalated, step))
 
     def open_count(self) -> int:
         # No lock: len() of a dict is atomic, and /metrics must answer while a tick runs.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from eit.confread import Section, load_yaml
 from eit.errors import ConfigError
+from eit.storeschema import Aqi, Daily, Energy, Hourly, Rolling
 
 AVERAGING_PERIODS: dict[str, int] = {
     "instant": 0,
@@ -212,3 +213,49 @@ def _check_limit_parameter(sec: Section, limit: Limit, params: dict[str, Paramet
         sec.fail("parameter", f"unknown parameter '{limit.parameter}'")
     if limit.unit not in param.units:
         sec.fail("unit", f"'{limit.unit}' is not a unit of {limit.parameter} ({', '.join(param.units)})")
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    """How one derived measurement is computed (eit/standards/methods.yaml)."""
+
+    measurement: str
+    id: str
+    version: int
+    confirmed: bool
+    source: str
+
+    @property
+    def tag(self) -> str:
+        """What every stored point of the measurement records: ``minute_means/2``."""
+        return f"{self.id}/{self.version}"
+
+
+DERIVED = (Hourly.NAME, Rolling.NAME, Daily.NAME, Aqi.NAME, Energy.NAME)
+METHOD_ID = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+@cache
+def methods() -> dict[str, Method]:
+    """The methods of the derived measurements, by measurement name."""
+    source = "eit/standards/methods.yaml"
+    with resources.as_file(resources.files("eit").joinpath("standards/methods.yaml")) as real:
+        root = Section(load_yaml(real), source)
+    found: dict[str, Method] = {}
+    for name, sec in root.mapping_sections("methods", required=True):
+        if name not in DERIVED:
+            sec.fail("", f"unknown measurement; the derived ones are {', '.join(DERIVED)}")
+        found[name] = Method(
+            name,
+            sec.text("id", pattern=METHOD_ID, hint="a lower-case name such as minute_means"),
+            sec.integer("version", minimum=1),
+            sec.boolean("confirmed"),
+            sec.text("source"),
+        )
+        sec.text("description")
+        sec.finish()
+    root.finish()
+    missing = [name for name in DERIVED if name not in found]
+    if missing:
+        root.fail("methods", f"no method for {', '.join(missing)}")
+    return found

@@ -43,10 +43,14 @@ class Hourly:
     LIMIT_UNIT: Final = "limit_unit"
     EXCEEDED: Final = "exceeded"
     RETROACTIVE: Final = "retroactive"
+    MINUTES: Final = "minutes"
+    METHOD: Final = "method"
     FIELDS: Final = (
         VALUE,
         CORRECTED,
         POINTS,
+        MINUTES,
+        METHOD,
         QUADRANTS,
         VALID,
         REASON,
@@ -69,7 +73,8 @@ class Rolling:
     LIMIT: Final = "limit"
     LIMIT_UNIT: Final = "limit_unit"
     EXCEEDED: Final = "exceeded"
-    FIELDS: Final = (VALUE, HOURS, VALID, LIMIT, LIMIT_UNIT, EXCEEDED)
+    METHOD: Final = "method"
+    FIELDS: Final = (VALUE, HOURS, VALID, LIMIT, LIMIT_UNIT, EXCEEDED, METHOD)
 
 
 class Daily:
@@ -81,7 +86,8 @@ class Daily:
     EXPECTED_HOURS: Final = "expected_hours"
     COMPLETENESS: Final = "completeness"
     COMPLETE: Final = "complete"
-    FIELDS: Final = (VALID_HOURS, EXPECTED_HOURS, COMPLETENESS, COMPLETE)
+    METHOD: Final = "method"
+    FIELDS: Final = (VALID_HOURS, EXPECTED_HOURS, COMPLETENESS, COMPLETE, METHOD)
 
 
 class Aqi:
@@ -94,7 +100,8 @@ class Aqi:
     VALUE: Final = "value"
     BAND: Final = "band"
     CONCENTRATION: Final = "concentration"
-    FIELDS: Final = (VALUE, BAND, CONCENTRATION)
+    METHOD: Final = "method"
+    FIELDS: Final = (VALUE, BAND, CONCENTRATION, METHOD)
 
 
 class Energy:
@@ -105,7 +112,8 @@ class Energy:
     KWH: Final = "kwh"
     CO2_KG: Final = "co2_kg"
     GRID_FACTOR: Final = "grid_factor"
-    FIELDS: Final = (KWH, CO2_KG, GRID_FACTOR)
+    METHOD: Final = "method"
+    FIELDS: Final = (KWH, CO2_KG, GRID_FACTOR, METHOD)
 
 
 class Platform:

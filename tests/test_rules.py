@@ -397,6 +397,7 @@ def test_daily_completeness_follows_the_bangkok_day(rig: Rig) -> None:
         "expected_hours": 24,
         "completeness": pytest.approx(20 / 24),
         "complete": True,
+        "method": "valid_hours/1",
     }
 
 
@@ -405,7 +406,12 @@ def test_energy_co2_is_kwh_times_the_grid_factor_in_force(rig: Rig) -> None:
     rig.feed(readings)
     rig.tick(T0 + H + 150 * S)
     [point] = rig.store.query_points("energy", {"factory": "biomass"}, 0, 2**62)
-    assert point.fields == {"kwh": 590.0, "co2_kg": pytest.approx(590.0 * 0.4750), "grid_factor": 0.4750}
+    assert point.fields == {
+        "kwh": 590.0,
+        "co2_kg": pytest.approx(590.0 * 0.4750),
+        "grid_factor": 0.4750,
+        "method": "counter_difference/1",
+    }
 
 
 # -- stale, sensor faults ------------------------------------------------------------------------

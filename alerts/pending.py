@@ -1,0 +1,65 @@
+"""Work the rules owe the store, kept where a crash cannot lose it.
+
+The ingest acknowledges a message once its readings are stored and the rules have decided in
+memory; the results those decisions lead to (an hour's average when it closes, a day's
+completeness, an hour recomputed because late data arrived) are written later. So that a crash
+in between loses none of them, the engine records each hour it opens, each closed hour that late
+or repeated data made dirty and each day it has begun to count, *before* the batch is
+acknowledged; an item is settled once its results are written. A restarted engine reopens every
+pending item and reads it back from the store: nothing is left half done.
+
+An item is (kind, series, start): ``hour`` (an open hour), ``late`` (a closed hour to recompute)
+or ``day`` (a local day's completeness), with the hour's or the day's start. Each record carries
+a sequence number; settling removes the records up to the number the decision saw, so a record
+made again after the decision (more late data) survives the settling of the earlier one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Protocol
+
+HOUR = "hour"
+LATE = "late"
+DAY = "day"
+PendingItem = tuple[str, tuple[str, str, str], int]  # (kind, (factory, device, channel), start ns)
+Numbered = tuple[PendingItem, int]  # an item and its sequence number
+
+
+class PendingWork(Protocol):
+    def record(self, items: Iterable[Numbered]) -> None:
+        """Durable on return."""
+        ...
+
+    def settle(self, items: Iterable[Numbered]) -> None:
+        """Remove each item's records numbered up to the given number."""
+        ...
+
+    def items(self) -> list[Numbered]:
+        """Every pending item with its latest number."""
+        ...
+
+
+class MemoryPendingWork:
+    """Pending work held in memory: for a process that keeps nothing across restarts (`eit
+    import`, `eit recompute`, tests of the rules alone)."""
+
+    def __init__(self) -> None:
+        self._items: dict[PendingItem, int] = {}
+        self._lock = threading.Lock()
+
+    def record(self, items: Iterable[Numbered]) -> None:
+        with self._lock:
+            for item, seq in items:
+                self._items[item] = max(seq, self._items.get(item, seq))
+
+    def settle(self, items: Iterable[Numbered]) -> None:
+        with self._lock:
+            for item, seq in items:
+                if self._items.get(item, seq + 1) <= seq:
+                    del self._items[item]
+
+    def items(self) -> list[Numbered]:
+        with self._lock:
+            return sorted(self._items.items())
