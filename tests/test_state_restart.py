@@ -1,12 +1,14 @@
 """The state database restarted under a running `eit serve`: a real PostgreSQL, stopped and
 started again (as an operator's restart or a fail-over does) while `eit serve` keeps running.
 Alert actions through the API and new alerts from readings keep working afterwards, without
-restarting `eit serve`; while the database is down, the API says so (503) instead of failing."""
+restarting `eit serve`; while the database is down, the API says so (503) instead of failing,
+and the ingest holds a batch whose dead letters it cannot keep until the database is back."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,8 +18,14 @@ from typing import Any
 import pytest
 import requests
 
+from eit.registry import load_registry
+from ingest.deadletters import open_dead_letters
+from ingest.metrics import IngestMetrics
+from ingest.service import Incoming, Ingest
+from ingest.store.sqlite import SqliteStore
 from server.accounts import open_accounts
 from testbed.services import EitProcess, Mosquitto, PostgreSQL, free_port, wait_for, write_serve_config
+from tests.conftest import EXAMPLE_SITE
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +138,40 @@ def test_alert_actions_and_new_alerts_work_after_postgresql_restarts_under_eit_s
         assert serve.alive(), serve.output()
     finally:
         assert serve.terminate() == 0, serve.output()
+
+
+def test_a_dead_letter_waits_while_postgresql_is_down_and_is_kept_after(
+    tmp_path: Path, postgres: PostgreSQL
+) -> None:
+    """The state database down is an outage, like the store's: the batch with a dead letter is
+    held (unacknowledged) and retried, never dropped."""
+    letters = open_dead_letters(postgres.url, tmp_path / "unused.db")
+    ingest = Ingest(load_registry(EXAMPLE_SITE), SqliteStore(tmp_path / "r.db"), letters, IngestMetrics(), [])
+    result = ingest.decode_batch([Incoming(1, 1, f"eit/{FACTORY}/{DEVICE}/data", b"so2=41")], time.time_ns())
+    assert [d.reason for d in result.dead] == ["not_json"]
+    postgres.halt()
+    stored = threading.Event()
+
+    def store() -> None:
+        ingest.store_batch(result)
+        stored.set()
+
+    writer = threading.Thread(target=store)
+    writer.start()
+
+    def retried() -> bool:
+        value = ingest.metrics.registry.get_sample_value(
+            "eit_store_errors_total", {"kind": "dead_letters_unavailable"}
+        )
+        return value is not None and value >= 1
+
+    try:
+        wait_for(retried, 15, "the ingest to find the state database down")
+        assert not stored.is_set()
+    finally:
+        postgres.resume()
+    assert stored.wait(30), "the batch was not stored after the database came back"
+    writer.join()
+    assert [(d.reason, d.payload) for d in letters.recent()] == [("not_json", "so2=41")]
+    ingest.store.close()
+    letters.close()
