@@ -29,7 +29,7 @@ from alerts.model import AlertEvent
 from alerts.notifiers.dispatch import Dispatcher
 from alerts.pending import MemoryPendingWork
 from alerts.settings import RuleSettings
-from alerts.state import SqliteAlertStore
+from alerts.state import open_alert_store
 from eit.model import VALID_FLAGS, Reading
 from eit.registry import Registry, load_registry
 from eit.store import Store
@@ -65,7 +65,7 @@ class Town:
     def __init__(self, registry: Registry, store: Store, folder: Path) -> None:
         self.registry = registry
         self.store = store
-        self.alerts = SqliteAlertStore(folder / "state.db")
+        self.alerts = open_alert_store(None, folder / "state.db")
         self.pending = MemoryPendingWork()
         self.now = T0
         self.events: list[AlertEvent] = []
@@ -115,7 +115,8 @@ def oracle_hour(store: Store, key: tuple[str, str, str], h: int, o2_channel: str
         o2_ok = np.array([t in o2 and o2[t].flag in VALID_FLAGS for t in ts.tolist()], dtype=bool)
         usable = o2_ok & (o2_value < 21.0) & (o2_value >= 0.0)
         valid &= usable
-        corrected = np.where(usable, value * (21.0 - SO2_REFERENCE_O2) / (21.0 - o2_value), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):  # unusable O2 rows are masked out
+            corrected = np.where(usable, value * (21.0 - SO2_REFERENCE_O2) / (21.0 - o2_value), np.nan)
     minute = (ts - h) // MIN
     counts = np.bincount(minute[valid], minlength=60)
     minutes = counts > 0
@@ -128,7 +129,9 @@ def oracle_hour(store: Store, key: tuple[str, str, str], h: int, o2_channel: str
     }
     if minutes.any():
         raw_means = np.bincount(minute[valid], weights=value[valid], minlength=60)[minutes] / counts[minutes]
-        cor_means = np.bincount(minute[valid], weights=corrected[valid], minlength=60)[minutes] / counts[minutes]
+        cor_means = (
+            np.bincount(minute[valid], weights=corrected[valid], minlength=60)[minutes] / counts[minutes]
+        )
         result[Hourly.VALUE] = float(raw_means.mean())
         result[Hourly.CORRECTED] = float(cor_means.mean())
     return result
