@@ -20,6 +20,11 @@ import threading
 from collections.abc import Iterable
 from typing import Protocol
 
+import sqlalchemy as sa
+
+from statedb import StateDb
+from statedb.tables import rules_pending
+
 HOUR = "hour"
 LATE = "late"
 DAY = "day"
@@ -63,3 +68,54 @@ class MemoryPendingWork:
     def items(self) -> list[Numbered]:
         with self._lock:
             return sorted(self._items.items())
+
+
+class StatePendingWork:
+    """Pending work in the state database (``eit serve``): it survives the process."""
+
+    def __init__(self, db: StateDb) -> None:
+        self.db = db
+
+    def record(self, items: Iterable[Numbered]) -> None:
+        rows = [
+            {"kind": k, "factory": f, "device": d, "channel": c, "start_ns": start, "seq": seq}
+            for (k, (f, d, c), start), seq in items
+        ]
+        if not rows:
+            return
+        t = rules_pending
+        with self.db.write() as conn:
+            # Delete, then insert: an upsert written once for both databases.
+            for row in rows:
+                conn.execute(sa.delete(t).where(*_match(row)))
+            conn.execute(sa.insert(t), rows)
+
+    def settle(self, items: Iterable[Numbered]) -> None:
+        rows = [
+            {"kind": k, "factory": f, "device": d, "channel": c, "start_ns": start, "seq": seq}
+            for (k, (f, d, c), start), seq in items
+        ]
+        if not rows:
+            return
+        with self.db.write() as conn:
+            for row in rows:
+                conn.execute(sa.delete(rules_pending).where(*_match(row), rules_pending.c.seq <= row["seq"]))
+
+    def items(self) -> list[Numbered]:
+        t = rules_pending
+        with self.db.read() as conn:
+            found = conn.execute(sa.select(t).order_by(t.c.start_ns)).mappings().all()
+        return [
+            ((r["kind"], (r["factory"], r["device"], r["channel"]), r["start_ns"]), r["seq"]) for r in found
+        ]
+
+
+def _match(row: dict[str, object]) -> list[sa.ColumnElement[bool]]:
+    t = rules_pending
+    return [
+        t.c.kind == row["kind"],
+        t.c.factory == row["factory"],
+        t.c.device == row["device"],
+        t.c.channel == row["channel"],
+        t.c.start_ns == row["start_ns"],
+    ]

@@ -14,7 +14,7 @@ class RuleSettings:
     # Early warning at this fraction of a limit (0 turns it off).
     early_warning_fraction: float = 0.8
     # A running hour whose valid average already exceeds a 1-hour limit opens a provisional
-    # exceedance once it holds this many valid points.
+    # exceedance once it holds this many valid minutes (the hour averages minute means).
     provisional_min_points: int = 10
     # An hour is closed (averaged, judged) this long after its end, to let in-flight data in.
     close_delay_s: float = 120.0

@@ -35,10 +35,12 @@ class Server:
         on_alert: Callable[[Any], None] | None = None,
         registry: Registry | None = None,
     ) -> None:
+        from alerts.effects import EffectWorker
         from alerts.engine import AlertEngine, StaleChecker
         from alerts.notifiers import build_notifier
         from alerts.notifiers.dispatch import Dispatcher, Route
         from alerts.notifiers.routing import Router
+        from alerts.pending import StatePendingWork
         from alerts.state import AlertStore
         from ingest.deadletters import DeadLetterStore
         from ingest.metrics import IngestMetrics
@@ -71,7 +73,12 @@ class Server:
             on_event=on_alert,
             settings=config.rules,
             store=self.store,
+            pending=StatePendingWork(self.state_db),
         )
+        # The rules' effects (derived points, alert changes) are applied on a thread of their
+        # own: a slow store or alert database delays alerts, never the ingest's acknowledgements.
+        self.effects = EffectWorker(self.engine.applier, config.ingest.retry_max_s)
+        self.engine.effects = self.effects
         self.metrics = IngestMetrics()
         from prometheus_client import Gauge
 
@@ -128,6 +135,7 @@ class Server:
         if self.config.http.enabled:
             self._start_http()
         self.dispatcher.start()
+        self.effects.start()
         self.mqtt.start()
         self.stale.start()
         self.selfstats.start()
@@ -162,6 +170,11 @@ class Server:
         self.stale.stop()
         self.selfstats.stop()
         self.mqtt.stop()
+        if not self.effects.drain(10.0):
+            log.warning(
+                "stopping with %d rule effects not applied (pending work redoes them)", self.effects.backlog
+            )
+        self.effects.stop()
         self.dispatcher.stop()
         for notifier in self.notifiers:
             if hasattr(notifier, "close"):

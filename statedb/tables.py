@@ -168,3 +168,16 @@ schema_version = Table(
     Column("name", Text, nullable=False),
     Column("applied_ns", BigInteger, nullable=False),
 )
+
+# -- the rules' pending work (alerts/pending.py) -------------------------------------------------
+
+rules_pending = Table(
+    "rules_pending",
+    metadata,
+    Column("kind", Text, primary_key=True),
+    Column("factory", Text, primary_key=True),
+    Column("device", Text, primary_key=True),
+    Column("channel", Text, primary_key=True),
+    Column("start_ns", BigInteger, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
