@@ -23,7 +23,7 @@ from pathlib import Path
 from alerts.engine import AlertEngine
 from alerts.notifiers.dispatch import Dispatcher
 from alerts.settings import RuleSettings
-from alerts.state import SqliteAlertStore
+from alerts.state import open_alert_store
 from alerts.windows import HOUR_NS
 from eit.model import FLAGS, Reading
 from eit.registry import Registry
@@ -140,7 +140,7 @@ def recompute(registry: Registry, store: Store, readings: list[Reading], setting
             "escalate_after_s": 1e12,
         }
     )
-    alerts = SqliteAlertStore(Path(":memory:"))  # alerts of a historical load are not kept
+    alerts = open_alert_store(None, Path(":memory:"))  # alerts of a historical load are not kept
     engine = AlertEngine(
         registry, alerts, Dispatcher([]), clock=lambda: clock[0], settings=quiet, store=store
     )

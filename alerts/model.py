@@ -31,6 +31,10 @@ class LifecycleError(ValueError):
     """A change the lifecycle does not allow (e.g. acknowledging a closed alert)."""
 
 
+class ResponseError(ValueError):
+    """An operator response that cannot be kept (a part missing or too long); the message says why."""
+
+
 @dataclass(slots=True)
 class Alert:
     id: int
@@ -115,6 +119,31 @@ class AuditEntry:
             "actor": self.actor,
             "action": self.action,
             "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorResponse:
+    """What a factory operator says about an alert of its factory: the cause and the corrective
+    action."""
+
+    id: int
+    alert_id: int
+    factory: str
+    actor: str
+    ts_ns: int
+    cause: str
+    corrective_action: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "alert_id": self.alert_id,
+            "factory": self.factory,
+            "by": self.actor,
+            "at": ns_to_iso(self.ts_ns),
+            "cause": self.cause,
+            "corrective_action": self.corrective_action,
         }
 
 

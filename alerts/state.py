@@ -1,26 +1,28 @@
-"""Alert lifecycle stores: the embedded database (SQLite, the default) and PostgreSQL.
-
-Both keep the same three tables and run the same SQL (placeholders and a few column types
-differ), so one test suite runs against both:
+"""The alert lifecycle store, in the server's state database (statedb: SQLite or PostgreSQL, one
+implementation for both):
 
 - ``alerts``: one row per alert; the database itself guarantees one active (open or
   acknowledged) alert per (factory, device, parameter, rule) with a partial unique index;
 - ``alert_audit``: every change, who made it, when and what;
 - ``alert_notifications``: each notification claimed before it is sent, unique per (alert,
   escalation step, notifier, recipient), so an alert is notified once per channel per step, even
-  across restarts and with several processes.
+  across restarts and with several processes;
+- ``alert_responses``: what the factory's operator says about an alert (cause, corrective action).
+
+A change reads the alert it checks with ``FOR UPDATE`` (PostgreSQL; SQLite's write transaction
+holds the whole file), so two officers acting at once cannot both pass the lifecycle's check.
 """
 
 from __future__ import annotations
 
 import builtins
 import json
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import IntegrityError
 
 from alerts.model import (
     ACKNOWLEDGED,
@@ -33,14 +35,12 @@ from alerts.model import (
     AlertKey,
     AuditEntry,
     LifecycleError,
+    OperatorResponse,
+    ResponseError,
 )
-from eit.sqlitedb import immediate, open_durable
+from statedb import StateDb, open_state_db
+from statedb.tables import alert_audit, alert_notifications, alert_responses, alerts
 
-_COLUMNS = (
-    "id, factory, device, parameter, rule, severity, state, opened_ns, updated_ns, message, value,"
-    " limit_value, unit, resolved_ns, provisional, retroactive, period_start_ns, assignee,"
-    " acknowledged_ns, acknowledged_by, closed_ns, escalation_step, flaps, template, params"
-)
 # Columns the engine may change on an active alert.
 ENGINE_FIELDS = {
     "severity",
@@ -54,161 +54,68 @@ ENGINE_FIELDS = {
     "template",
     "params",
 }
+MAX_RESPONSE_LENGTH = 4000
 
-_TABLES = """
-CREATE TABLE IF NOT EXISTS alerts (
-    id              {id_column},
-    factory         TEXT    NOT NULL,
-    device          TEXT    NOT NULL,
-    parameter       TEXT    NOT NULL,
-    rule            TEXT    NOT NULL,
-    severity        TEXT    NOT NULL,
-    state           TEXT    NOT NULL,
-    opened_ns       BIGINT  NOT NULL,
-    updated_ns      BIGINT  NOT NULL,
-    message         TEXT    NOT NULL,
-    value           {real},
-    limit_value     {real},
-    unit            TEXT    NOT NULL DEFAULT '',
-    resolved_ns     BIGINT
-);
-CREATE TABLE IF NOT EXISTS alert_audit (
-    alert_id  BIGINT NOT NULL,
-    seq       {id_column},
-    ts_ns     BIGINT NOT NULL,
-    actor     TEXT   NOT NULL,
-    action    TEXT   NOT NULL,
-    detail    TEXT   NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS alert_notifications (
-    alert_id  BIGINT NOT NULL,
-    step      INTEGER NOT NULL,
-    notifier  TEXT   NOT NULL,
-    recipient TEXT   NOT NULL,
-    ts_ns     BIGINT NOT NULL,
-    PRIMARY KEY (alert_id, step, notifier, recipient)
-);
-"""
-# Columns added after the first release: added to an existing table when missing.
-_ADDED_COLUMNS = (
-    ("provisional", "INTEGER NOT NULL DEFAULT 0"),
-    ("retroactive", "INTEGER NOT NULL DEFAULT 0"),
-    ("period_start_ns", "BIGINT"),
-    ("assignee", "TEXT"),
-    ("acknowledged_ns", "BIGINT"),
-    ("acknowledged_by", "TEXT"),
-    ("closed_ns", "BIGINT"),
-    ("escalation_step", "INTEGER NOT NULL DEFAULT 0"),
-    ("flaps", "INTEGER NOT NULL DEFAULT 0"),
-    ("template", "TEXT NOT NULL DEFAULT ''"),
-    ("params", "TEXT NOT NULL DEFAULT '{}'"),
-)
-_INDEXES = """
-CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_active
-    ON alerts (factory, device, parameter, rule) WHERE state IN ('open', 'acknowledged');
-CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, id);
-CREATE INDEX IF NOT EXISTS alerts_key ON alerts (factory, device, parameter, rule, id);
-CREATE INDEX IF NOT EXISTS alert_audit_alert ON alert_audit (alert_id, seq);
-"""
+_c = alerts.c
 
 
-class AlertStore(Protocol):
-    """What the engine, the notifiers, the HTTP API and the command line use."""
-
-    kind: str
-
-    def open_alert(
-        self,
-        key: AlertKey,
-        severity: str,
-        message: str,
-        now_ns: int,
-        value: float | None = None,
-        limit: float | None = None,
-        unit: str = "",
-        *,
-        provisional: bool = False,
-        retroactive: bool = False,
-        period_start_ns: int | None = None,
-        template: str = "",
-        params: dict[str, str] | None = None,
-    ) -> Alert | None: ...
-
-    def update(self, alert_id: int, now_ns: int, action: str, detail: str = "", **fields: Any) -> Alert: ...
-
-    def reopen(self, alert_id: int, now_ns: int, detail: str = "") -> Alert | None: ...
-
-    def resolve(self, key: AlertKey, now_ns: int, actor: str = ENGINE, note: str = "") -> Alert | None: ...
-
-    def resolve_id(self, alert_id: int, actor: str, now_ns: int, note: str = "") -> Alert: ...
-
-    def acknowledge(self, alert_id: int, actor: str, now_ns: int, note: str = "") -> Alert: ...
-
-    def assign(self, alert_id: int, actor: str, assignee: str, now_ns: int) -> Alert: ...
-
-    def add_note(self, alert_id: int, actor: str, text: str, now_ns: int) -> Alert: ...
-
-    def close_alert(self, alert_id: int, actor: str, now_ns: int, note: str = "") -> Alert: ...
-
-    def escalate(self, alert_id: int, step: int, now_ns: int, detail: str = "") -> Alert | None: ...
-
-    def get(self, alert_id: int) -> Alert | None: ...
-
-    def active(self, key: AlertKey) -> Alert | None: ...
-
-    def latest_for_key(self, key: AlertKey) -> Alert | None: ...
-
-    def list(
-        self,
-        state: str | None = None,
-        factory: str | None = None,
-        limit: int = 500,
-        severity: str | None = None,
-    ) -> list[Alert]: ...
-
-    def open_keys(self) -> set[AlertKey]: ...
-
-    def audit(self, alert_id: int) -> builtins.list[AuditEntry]: ...
-
-    def claim_notification(
-        self, alert_id: int, step: int, notifier: str, recipient: str, now_ns: int
-    ) -> bool: ...
-
-    def close(self) -> None: ...
+def _key_is(key: AlertKey) -> sa.ColumnElement[bool]:
+    factory, device, parameter, rule = key
+    return sa.and_(_c.factory == factory, _c.device == device, _c.parameter == parameter, _c.rule == rule)
 
 
-class _SqlAlertStore:
-    """The lifecycle in SQL; subclasses provide the connection, transactions and dialect."""
+_IS_ACTIVE = _c.state.in_(ACTIVE_STATES)
 
-    kind = "sql"
-    _ph = "?"
-    _integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
 
-    def _sql(self, sql: str) -> str:
-        return sql if self._ph == "?" else sql.replace("?", self._ph)
+class AlertStore:
+    """What the engine, the notifiers, the HTTP API and the command line use.
 
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        raise NotImplementedError
-        yield
+    ``db`` is the state database, shared with the accounts and the dead letters; the store closes
+    it only when it opened it itself (:func:`open_alert_store`)."""
+
+    def __init__(self, db: StateDb, *, owns_db: bool = False) -> None:
+        self.db = db
+        self._owns_db = owns_db
+
+    @property
+    def kind(self) -> str:
+        return self.db.kind
 
     def close(self) -> None:
-        raise NotImplementedError
+        if self._owns_db:
+            self.db.close()
 
-    def _fetch_alert(self, cur: Any, alert_id: int) -> Alert:
-        cur.execute(self._sql(f"SELECT {_COLUMNS} FROM alerts WHERE id=?"), (alert_id,))
-        row = cur.fetchone()
+    # -- inside a transaction ------------------------------------------------------------------
+    @staticmethod
+    def _fetch_alert(conn: Connection, alert_id: int, *, for_update: bool = True) -> Alert:
+        query = sa.select(alerts).where(_c.id == alert_id)
+        row = conn.execute(query.with_for_update() if for_update else query).first()
         if row is None:
             raise LifecycleError(f"no alert #{alert_id}")
-        return _alert(row)
+        return _alert(row._mapping)
 
-    def _audit(self, cur: Any, alert_id: int, now_ns: int, actor: str, action: str, detail: str) -> None:
-        cur.execute(
-            self._sql(
-                "INSERT INTO alert_audit (alert_id, ts_ns, actor, action, detail) VALUES (?, ?, ?, ?, ?)"
-            ),
-            (alert_id, now_ns, actor, action, detail),
+    @staticmethod
+    def _audit(conn: Connection, alert_id: int, now_ns: int, actor: str, action: str, detail: str) -> None:
+        conn.execute(
+            alert_audit.insert().values(
+                alert_id=alert_id, ts_ns=now_ns, actor=actor, action=action, detail=detail
+            )
         )
+
+    def _change(
+        self,
+        conn: Connection,
+        alert_id: int,
+        now_ns: int,
+        actor: str,
+        action: str,
+        detail: str,
+        **values: Any,
+    ) -> Alert:
+        """Set ``values`` and updated_ns on the alert, audit the change, return the alert."""
+        conn.execute(alerts.update().where(_c.id == alert_id).values(updated_ns=now_ns, **values))
+        self._audit(conn, alert_id, now_ns, actor, action, detail)
+        return self._fetch_alert(conn, alert_id, for_update=False)
 
     # -- the engine's changes ------------------------------------------------------------------
     def open_alert(
@@ -230,37 +137,33 @@ class _SqlAlertStore:
         """Open an alert for ``key``; returns None when one is already active."""
         factory, device, parameter, rule = key
         try:
-            with self._tx() as cur:
-                cur.execute(
-                    self._sql(
-                        "INSERT INTO alerts (factory, device, parameter, rule, severity, state, opened_ns,"
-                        " updated_ns, message, value, limit_value, unit, provisional, retroactive,"
-                        " period_start_ns, template, params)"
-                        " VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
-                    ),
-                    (
-                        factory,
-                        device,
-                        parameter,
-                        rule,
-                        severity,
-                        now_ns,
-                        now_ns,
-                        message,
-                        value,
-                        limit,
-                        unit,
-                        int(provisional),
-                        int(retroactive),
-                        period_start_ns,
-                        template,
-                        json.dumps(params or {}, ensure_ascii=False, sort_keys=True),
-                    ),
-                )
-                alert_id = int(cur.fetchone()[0])
-                self._audit(cur, alert_id, now_ns, ENGINE, "opened", message)
-                return self._fetch_alert(cur, alert_id)
-        except self._integrity_errors:
+            with self.db.write() as conn:
+                alert_id = conn.execute(
+                    alerts.insert()
+                    .values(
+                        factory=factory,
+                        device=device,
+                        parameter=parameter,
+                        rule=rule,
+                        severity=severity,
+                        state=OPEN,
+                        opened_ns=now_ns,
+                        updated_ns=now_ns,
+                        message=message,
+                        value=value,
+                        limit_value=limit,
+                        unit=unit,
+                        provisional=int(provisional),
+                        retroactive=int(retroactive),
+                        period_start_ns=period_start_ns,
+                        template=template,
+                        params=_params_text(params or {}),
+                    )
+                    .returning(_c.id)
+                ).scalar_one()
+                self._audit(conn, alert_id, now_ns, ENGINE, "opened", message)
+                return self._fetch_alert(conn, alert_id, for_update=False)
+        except IntegrityError:
             return None
 
     def update(self, alert_id: int, now_ns: int, action: str, detail: str = "", **fields: Any) -> Alert:
@@ -268,35 +171,34 @@ class _SqlAlertStore:
         unknown = set(fields) - ENGINE_FIELDS
         if unknown:
             raise ValueError(f"not engine fields: {', '.join(sorted(unknown))}")
-        values = {k: (int(v) if isinstance(v, bool) else v) for k, v in fields.items()}
+        values: dict[str, Any] = {k: (int(v) if isinstance(v, bool) else v) for k, v in fields.items()}
         if "params" in values:
-            values["params"] = json.dumps(values["params"], ensure_ascii=False, sort_keys=True)
-        with self._tx() as cur:
-            sets = ", ".join(f"{k}=?" for k in values)
-            cur.execute(
-                self._sql(f"UPDATE alerts SET {sets}, updated_ns=? WHERE id=?"),
-                (*values.values(), now_ns, alert_id),
-            )
-            self._audit(cur, alert_id, now_ns, ENGINE, action, detail)
-            return self._fetch_alert(cur, alert_id)
+            values["params"] = _params_text(values["params"])
+        with self.db.write() as conn:
+            return self._change(conn, alert_id, now_ns, ENGINE, action, detail, **values)
 
     def reopen(self, alert_id: int, now_ns: int, detail: str = "") -> Alert | None:
-        """A resolved alert whose condition came back (flapping): open again, flaps + 1."""
+        """A resolved alert whose condition came back (flapping): open again, flaps + 1. None when
+        another alert of its key is active meanwhile."""
         try:
-            with self._tx() as cur:
-                alert = self._fetch_alert(cur, alert_id)
+            with self.db.write() as conn:
+                alert = self._fetch_alert(conn, alert_id)
                 if alert.state != RESOLVED:
                     raise LifecycleError(f"alert #{alert_id} is {alert.state}: only a resolved alert reopens")
-                cur.execute(
-                    self._sql(
-                        "UPDATE alerts SET state='open', resolved_ns=NULL, acknowledged_ns=NULL,"
-                        " acknowledged_by=NULL, flaps=flaps+1, updated_ns=? WHERE id=?"
-                    ),
-                    (now_ns, alert_id),
+                return self._change(
+                    conn,
+                    alert_id,
+                    now_ns,
+                    ENGINE,
+                    "reopened",
+                    detail,
+                    state=OPEN,
+                    resolved_ns=None,
+                    acknowledged_ns=None,
+                    acknowledged_by=None,
+                    flaps=_c.flaps + 1,
                 )
-                self._audit(cur, alert_id, now_ns, ENGINE, "reopened", detail)
-                return self._fetch_alert(cur, alert_id)
-        except self._integrity_errors:
+        except IntegrityError:
             return None
 
     def resolve(self, key: AlertKey, now_ns: int, actor: str = ENGINE, note: str = "") -> Alert | None:
@@ -310,113 +212,134 @@ class _SqlAlertStore:
             return None  # resolved by someone else in between
 
     def resolve_id(self, alert_id: int, actor: str, now_ns: int, note: str = "") -> Alert:
-        with self._tx() as cur:
-            alert = self._fetch_alert(cur, alert_id)
+        with self.db.write() as conn:
+            alert = self._fetch_alert(conn, alert_id)
             if alert.state not in ACTIVE_STATES:
                 raise LifecycleError(f"alert #{alert_id} is {alert.state}: only an active alert resolves")
-            cur.execute(
-                self._sql("UPDATE alerts SET state=?, resolved_ns=?, updated_ns=? WHERE id=?"),
-                (RESOLVED, now_ns, now_ns, alert_id),
+            return self._change(
+                conn, alert_id, now_ns, actor, "resolved", note, state=RESOLVED, resolved_ns=now_ns
             )
-            self._audit(cur, alert_id, now_ns, actor, "resolved", note)
-            return self._fetch_alert(cur, alert_id)
 
     def escalate(self, alert_id: int, step: int, now_ns: int, detail: str = "") -> Alert | None:
         """Raise the escalation step of an unacknowledged open alert (None when it no longer is)."""
-        with self._tx() as cur:
-            cur.execute(
-                self._sql(
-                    "UPDATE alerts SET escalation_step=?, updated_ns=? WHERE id=? AND state='open'"
-                    " AND escalation_step<?"
-                ),
-                (step, now_ns, alert_id, step),
-            )
-            if cur.rowcount != 1:
+        with self.db.write() as conn:
+            changed = conn.execute(
+                alerts.update()
+                .where(_c.id == alert_id, _c.state == OPEN, _c.escalation_step < step)
+                .values(escalation_step=step, updated_ns=now_ns)
+            ).rowcount
+            if changed != 1:
                 return None
-            self._audit(cur, alert_id, now_ns, ENGINE, "escalated", detail or f"step {step}")
-            return self._fetch_alert(cur, alert_id)
+            self._audit(conn, alert_id, now_ns, ENGINE, "escalated", detail or f"step {step}")
+            return self._fetch_alert(conn, alert_id, for_update=False)
 
     # -- the officers' changes -----------------------------------------------------------------
     def acknowledge(self, alert_id: int, actor: str, now_ns: int, note: str = "") -> Alert:
-        with self._tx() as cur:
-            alert = self._fetch_alert(cur, alert_id)
+        with self.db.write() as conn:
+            alert = self._fetch_alert(conn, alert_id)
             if alert.state != OPEN:
                 raise LifecycleError(
                     f"alert #{alert_id} is {alert.state}: only an open alert is acknowledged"
                 )
-            cur.execute(
-                self._sql(
-                    "UPDATE alerts SET state=?, acknowledged_ns=?, acknowledged_by=?, updated_ns=?,"
-                    " assignee=COALESCE(assignee, ?) WHERE id=?"
-                ),
-                (ACKNOWLEDGED, now_ns, actor, now_ns, actor, alert_id),
+            return self._change(
+                conn,
+                alert_id,
+                now_ns,
+                actor,
+                "acknowledged",
+                note,
+                state=ACKNOWLEDGED,
+                acknowledged_ns=now_ns,
+                acknowledged_by=actor,
+                assignee=sa.func.coalesce(_c.assignee, actor),
             )
-            self._audit(cur, alert_id, now_ns, actor, "acknowledged", note)
-            return self._fetch_alert(cur, alert_id)
 
     def assign(self, alert_id: int, actor: str, assignee: str, now_ns: int) -> Alert:
-        with self._tx() as cur:
-            alert = self._fetch_alert(cur, alert_id)
+        with self.db.write() as conn:
+            alert = self._fetch_alert(conn, alert_id)
             if alert.state == CLOSED:
                 raise LifecycleError(f"alert #{alert_id} is closed: it cannot be assigned")
-            cur.execute(
-                self._sql("UPDATE alerts SET assignee=?, updated_ns=? WHERE id=?"),
-                (assignee, now_ns, alert_id),
-            )
-            self._audit(cur, alert_id, now_ns, actor, "assigned", assignee)
-            return self._fetch_alert(cur, alert_id)
+            return self._change(conn, alert_id, now_ns, actor, "assigned", assignee, assignee=assignee)
 
     def add_note(self, alert_id: int, actor: str, text: str, now_ns: int) -> Alert:
         if not text.strip():
             raise LifecycleError("a note needs text")
-        with self._tx() as cur:
-            self._fetch_alert(cur, alert_id)
-            cur.execute(self._sql("UPDATE alerts SET updated_ns=? WHERE id=?"), (now_ns, alert_id))
-            self._audit(cur, alert_id, now_ns, actor, "note", text)
-            return self._fetch_alert(cur, alert_id)
+        with self.db.write() as conn:
+            self._fetch_alert(conn, alert_id)
+            return self._change(conn, alert_id, now_ns, actor, "note", text)
 
     def close_alert(self, alert_id: int, actor: str, now_ns: int, note: str = "") -> Alert:
-        with self._tx() as cur:
-            alert = self._fetch_alert(cur, alert_id)
+        with self.db.write() as conn:
+            alert = self._fetch_alert(conn, alert_id)
             if alert.state != RESOLVED:
                 raise LifecycleError(f"alert #{alert_id} is {alert.state}: resolve it before closing it")
-            cur.execute(
-                self._sql("UPDATE alerts SET state=?, closed_ns=?, updated_ns=? WHERE id=?"),
-                (CLOSED, now_ns, now_ns, alert_id),
+            return self._change(conn, alert_id, now_ns, actor, "closed", note, state=CLOSED, closed_ns=now_ns)
+
+    # -- the factory operator's response -------------------------------------------------------
+    def add_response(
+        self, alert_id: int, factory: str, actor: str, cause: str, corrective_action: str, now_ns: int
+    ) -> OperatorResponse:
+        """Keep the operator's cause and corrective action for the alert, and note them in its
+        audit trail beside the officers' actions (one transaction)."""
+        cause, corrective_action = cause.strip(), corrective_action.strip()
+        if not cause or not corrective_action:
+            raise ResponseError("give both the cause and the corrective action")
+        if len(cause) > MAX_RESPONSE_LENGTH or len(corrective_action) > MAX_RESPONSE_LENGTH:
+            raise ResponseError(
+                f"the cause and the corrective action are limited to {MAX_RESPONSE_LENGTH} characters"
             )
-            self._audit(cur, alert_id, now_ns, actor, "closed", note)
-            return self._fetch_alert(cur, alert_id)
+        with self.db.write() as conn:
+            self._fetch_alert(conn, alert_id)
+            response_id = conn.execute(
+                alert_responses.insert()
+                .values(
+                    alert_id=alert_id,
+                    factory=factory,
+                    actor=actor,
+                    ts_ns=now_ns,
+                    cause=cause,
+                    corrective_action=corrective_action,
+                )
+                .returning(alert_responses.c.id)
+            ).scalar_one()
+            self._change(
+                conn,
+                alert_id,
+                now_ns,
+                actor,
+                "note",
+                f"operator response: cause: {cause}; corrective action: {corrective_action}",
+            )
+        return OperatorResponse(response_id, alert_id, factory, actor, now_ns, cause, corrective_action)
+
+    def responses(self, alert_id: int) -> builtins.list[OperatorResponse]:
+        r = alert_responses.c
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(r.id, r.alert_id, r.factory, r.actor, r.ts_ns, r.cause, r.corrective_action)
+                .where(r.alert_id == alert_id)
+                .order_by(r.id)
+            ).all()
+        return [
+            OperatorResponse(int(i), int(a), str(f), str(who), int(t), str(c), str(x))
+            for i, a, f, who, t, c, x in rows
+        ]
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, alert_id: int) -> Alert | None:
-        with self._tx() as cur:
-            cur.execute(self._sql(f"SELECT {_COLUMNS} FROM alerts WHERE id=?"), (alert_id,))
-            row = cur.fetchone()
-        return _alert(row) if row else None
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(alerts).where(_c.id == alert_id)).first()
+        return _alert(row._mapping) if row else None
 
     def active(self, key: AlertKey) -> Alert | None:
-        with self._tx() as cur:
-            cur.execute(
-                self._sql(
-                    f"SELECT {_COLUMNS} FROM alerts WHERE factory=? AND device=? AND parameter=? AND rule=?"
-                    " AND state IN ('open', 'acknowledged')"
-                ),
-                key,
-            )
-            row = cur.fetchone()
-        return _alert(row) if row else None
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(alerts).where(_key_is(key), _IS_ACTIVE)).first()
+        return _alert(row._mapping) if row else None
 
     def latest_for_key(self, key: AlertKey) -> Alert | None:
-        with self._tx() as cur:
-            cur.execute(
-                self._sql(
-                    f"SELECT {_COLUMNS} FROM alerts WHERE factory=? AND device=? AND parameter=? AND rule=?"
-                    " ORDER BY id DESC LIMIT 1"
-                ),
-                key,
-            )
-            row = cur.fetchone()
-        return _alert(row) if row else None
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(alerts).where(_key_is(key)).order_by(_c.id.desc()).limit(1)).first()
+        return _alert(row._mapping) if row else None
 
     def list(
         self,
@@ -424,165 +347,96 @@ class _SqlAlertStore:
         factory: str | None = None,
         limit: int = 500,
         severity: str | None = None,
-    ) -> list[Alert]:
-        sql = f"SELECT {_COLUMNS} FROM alerts"
-        clauses, params = [], []
+    ) -> builtins.list[Alert]:
+        query = sa.select(alerts)
         if state == "active":
-            clauses.append("state IN ('open', 'acknowledged')")
+            query = query.where(_IS_ACTIVE)
         elif state is not None:
-            clauses.append("state=?")
-            params.append(state)
+            query = query.where(_c.state == state)
         if factory is not None:
-            clauses.append("factory=?")
-            params.append(factory)
+            query = query.where(_c.factory == factory)
         if severity is not None:
-            clauses.append("severity=?")
-            params.append(severity)
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY id DESC LIMIT ?"
-        with self._tx() as cur:
-            cur.execute(self._sql(sql), [*params, limit])
-            rows = cur.fetchall()
-        return [_alert(row) for row in rows]
+            query = query.where(_c.severity == severity)
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(_c.id.desc()).limit(limit)).all()
+        return [_alert(row._mapping) for row in rows]
 
     def open_keys(self) -> set[AlertKey]:
         return {a.key for a in self.list(state="active", limit=1_000_000)}
 
     def audit(self, alert_id: int) -> builtins.list[AuditEntry]:
-        with self._tx() as cur:
-            cur.execute(
-                self._sql(
-                    "SELECT alert_id, ts_ns, actor, action, detail FROM alert_audit"
-                    " WHERE alert_id=? ORDER BY seq"
-                ),
-                (alert_id,),
-            )
-            rows = cur.fetchall()
-        return [AuditEntry(int(a), int(t), str(who), str(what), str(d)) for a, t, who, what, d in rows]
+        a = alert_audit.c
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(a.alert_id, a.ts_ns, a.actor, a.action, a.detail)
+                .where(a.alert_id == alert_id)
+                .order_by(a.seq)
+            ).all()
+        return [AuditEntry(int(i), int(t), str(who), str(what), str(d)) for i, t, who, what, d in rows]
 
+    # -- notifications -------------------------------------------------------------------------
     def claim_notification(
         self, alert_id: int, step: int, notifier: str, recipient: str, now_ns: int
     ) -> bool:
         """Record that (alert, step, notifier, recipient) is being notified; False when it was
         already (the caller then does not send it again)."""
         try:
-            with self._tx() as cur:
-                cur.execute(
-                    self._sql(
-                        "INSERT INTO alert_notifications (alert_id, step, notifier, recipient, ts_ns)"
-                        " VALUES (?, ?, ?, ?, ?)"
-                    ),
-                    (alert_id, step, notifier, recipient, now_ns),
+            with self.db.write() as conn:
+                conn.execute(
+                    alert_notifications.insert().values(
+                        alert_id=alert_id, step=step, notifier=notifier, recipient=recipient, ts_ns=now_ns
+                    )
                 )
-        except self._integrity_errors:
+        except IntegrityError:
             return False
         return True
 
     def notifications(self, alert_id: int) -> builtins.list[tuple[int, str, str]]:
-        with self._tx() as cur:
-            cur.execute(
-                self._sql(
-                    "SELECT step, notifier, recipient FROM alert_notifications WHERE alert_id=?"
-                    " ORDER BY step, notifier, recipient"
-                ),
-                (alert_id,),
-            )
-            return [(int(s), str(n), str(r)) for s, n, r in cur.fetchall()]
+        n = alert_notifications.c
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(n.step, n.notifier, n.recipient)
+                .where(n.alert_id == alert_id)
+                .order_by(n.step, n.notifier, n.recipient)
+            ).all()
+        return [(int(s), str(who), str(to)) for s, who, to in rows]
 
 
-class SqliteAlertStore(_SqlAlertStore):
-    """The embedded default: a SQLite file (shared with the dead letters)."""
-
-    kind = "sqlite"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.RLock()
-        self._db = open_durable(path)
-        self._db.executescript(_TABLES.format(id_column="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL"))
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(alerts)")}
-        for name, decl in _ADDED_COLUMNS:
-            if name not in have:
-                self._db.execute(f"ALTER TABLE alerts ADD COLUMN {name} {decl}")
-        self._db.execute("DROP INDEX IF EXISTS alerts_one_open")  # the first release's (open only)
-        self._db.executescript(_INDEXES)
-
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        with self._lock, immediate(self._db) as cur:
-            yield cur
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+def _params_text(params: dict[str, str]) -> str:
+    return json.dumps(params, ensure_ascii=False, sort_keys=True)
 
 
-def _alert(row: Any) -> Alert:
-    (
-        aid,
-        factory,
-        device,
-        parameter,
-        rule,
-        severity,
-        state,
-        opened,
-        updated,
-        message,
-        value,
-        limit,
-        unit,
-        resolved,
-        provisional,
-        retroactive,
-        period_start,
-        assignee,
-        ack_ns,
-        ack_by,
-        closed,
-        step,
-        flaps,
-        template,
-        params,
-    ) = row
+def _alert(m: RowMapping) -> Alert:
     return Alert(
-        id=int(aid),
-        factory=str(factory),
-        device=str(device),
-        parameter=str(parameter),
-        rule=str(rule),
-        severity=str(severity),
-        state=str(state),
-        opened_ns=int(opened),
-        updated_ns=int(updated),
-        message=str(message),
-        value=None if value is None else float(value),
-        limit=None if limit is None else float(limit),
-        unit=str(unit),
-        resolved_ns=None if resolved is None else int(resolved),
-        provisional=bool(provisional),
-        retroactive=bool(retroactive),
-        period_start_ns=None if period_start is None else int(period_start),
-        assignee=assignee,
-        acknowledged_ns=None if ack_ns is None else int(ack_ns),
-        acknowledged_by=ack_by,
-        closed_ns=None if closed is None else int(closed),
-        escalation_step=int(step),
-        flaps=int(flaps),
-        template=str(template or ""),
-        params=json.loads(params) if params else {},
+        id=int(m["id"]),
+        factory=str(m["factory"]),
+        device=str(m["device"]),
+        parameter=str(m["parameter"]),
+        rule=str(m["rule"]),
+        severity=str(m["severity"]),
+        state=str(m["state"]),
+        opened_ns=int(m["opened_ns"]),
+        updated_ns=int(m["updated_ns"]),
+        message=str(m["message"]),
+        value=None if m["value"] is None else float(m["value"]),
+        limit=None if m["limit_value"] is None else float(m["limit_value"]),
+        unit=str(m["unit"]),
+        resolved_ns=None if m["resolved_ns"] is None else int(m["resolved_ns"]),
+        provisional=bool(m["provisional"]),
+        retroactive=bool(m["retroactive"]),
+        period_start_ns=None if m["period_start_ns"] is None else int(m["period_start_ns"]),
+        assignee=m["assignee"],
+        acknowledged_ns=None if m["acknowledged_ns"] is None else int(m["acknowledged_ns"]),
+        acknowledged_by=m["acknowledged_by"],
+        closed_ns=None if m["closed_ns"] is None else int(m["closed_ns"]),
+        escalation_step=int(m["escalation_step"]),
+        flaps=int(m["flaps"]),
+        template=str(m["template"] or ""),
+        params=json.loads(m["params"]) if m["params"] else {},
     )
 
 
-def open_alert_store(url: str | None, path: Path) -> _SqlAlertStore:
-    """The SQLite file ``path`` by default; PostgreSQL when ``url`` is a postgresql:// URL."""
-    if url:
-        from alerts.state_pg import PostgresAlertStore
-
-        return PostgresAlertStore(url)
-    return SqliteAlertStore(path)
-
-
-# The name the first release used.
-AlertStoreSqlite = SqliteAlertStore
+def open_alert_store(url: str | None, path: Path) -> AlertStore:
+    """An alert store on a state database of its own: PostgreSQL when ``url`` is given, else the
+    SQLite file ``path``. The server shares one database between its stores instead."""
+    return AlertStore(open_state_db(url, path), owns_db=True)

@@ -45,12 +45,12 @@ from typing import Any
 from alerts.engine import AlertEngine
 from alerts.notifiers.dispatch import Dispatcher
 from alerts.settings import RuleSettings
-from alerts.state import SqliteAlertStore
+from alerts.state import open_alert_store
 from eit import wire
 from eit.model import Reading
 from eit.registry import Registry, load_registry
 from eit.timeutil import parse_iso_ns
-from ingest.deadletters import DeadLetterStore
+from ingest.deadletters import open_dead_letters
 from ingest.metrics import IngestMetrics
 from ingest.service import Incoming, Ingest
 from ingest.settings import IngestSettings
@@ -148,7 +148,9 @@ class PostlessInflux(InfluxStore):
 
 def engine(registry: Registry, path: Path) -> AlertEngine:
     settings = RuleSettings(stale_after_s=1e12)
-    return AlertEngine(registry, SqliteAlertStore(path), Dispatcher([]), clock=lambda: T0, settings=settings)
+    return AlertEngine(
+        registry, open_alert_store(None, path), Dispatcher([]), clock=lambda: T0, settings=settings
+    )
 
 
 def timed(run: Callable[[], None]) -> float:
@@ -229,7 +231,7 @@ def measure(registry: Registry, tmp: Path, msgs: list[Incoming], runs: int, batc
         ingest = Ingest(
             registry,
             PostlessInflux(),
-            DeadLetterStore(tmp / f"dead{n}.db"),
+            open_dead_letters(None, tmp / f"dead{n}.db"),
             IngestMetrics(),
             [e],
             IngestSettings(batch_max_readings=batch_max),

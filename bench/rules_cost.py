@@ -28,7 +28,7 @@ from pathlib import Path
 from alerts.engine import AlertEngine
 from alerts.notifiers.dispatch import Dispatcher
 from alerts.settings import RuleSettings
-from alerts.state import SqliteAlertStore
+from alerts.state import open_alert_store
 from bench.proc import machine
 from eit.model import Reading
 from eit.registry import Registry, load_registry
@@ -69,7 +69,9 @@ def stream(seconds: int, every_s: int = 1) -> list[Reading]:
 
 def engine(registry: Registry, path: Path) -> AlertEngine:
     settings = RuleSettings(stale_after_s=1e12, rate_of_change={"so2": 1000.0, "pm25": 1000.0, "o2": 100.0})
-    return AlertEngine(registry, SqliteAlertStore(path), Dispatcher([]), clock=lambda: T0, settings=settings)
+    return AlertEngine(
+        registry, open_alert_store(None, path), Dispatcher([]), clock=lambda: T0, settings=settings
+    )
 
 
 def feed(sink: NoopSink | AlertEngine, readings: list[Reading]) -> float:

@@ -1,5 +1,6 @@
-"""The platform's SQLite files (edge outbox, embedded store, dead letters, alert state, accounts):
-one way to open them and one way to write to them."""
+"""The platform's own SQLite files (the edge outbox, the embedded store): one way to open them and
+one way to write to them. The server's state database (statedb/) opens its file the same way,
+through SQLAlchemy."""
 
 from __future__ import annotations
 

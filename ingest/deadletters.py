@@ -1,35 +1,27 @@
 """Dead letters: every rejected message or part of one, with its reason, kept for inspection.
 
-Stored in the server's state database (SQLite), never silently dropped, and counted by reason in
-the metrics. ``payload`` holds exactly what was rejected: the whole message when the message was
-unusable, the offending scan or value otherwise.
+Stored in the server's state database (statedb: the SQLite file of ``state.path``, or PostgreSQL
+when ``state.url`` is set), never silently dropped, and counted by reason in the metrics.
+``payload`` holds exactly what was rejected: the whole message when the message was unusable, the
+offending scan or value otherwise.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eit.sqlitedb import immediate, open_durable
+import sqlalchemy as sa
+
+from statedb import StateDb, open_state_db
+from statedb.tables import dead_letters
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    received_ns INTEGER NOT NULL,
-    topic       TEXT    NOT NULL,
-    reason      TEXT    NOT NULL,
-    detail      TEXT    NOT NULL,
-    location    TEXT    NOT NULL,
-    payload     TEXT    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (reason, id);
-"""
+_d = dead_letters.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,40 +45,60 @@ def payload_text(payload: bytes | Any) -> str:
 
 
 class DeadLetterStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = open_durable(path)
-        self._db.executescript(_SCHEMA)
+    """The dead letters in the state database ``db`` (shared with the alerts and the accounts;
+    closed here only when :func:`open_dead_letters` opened it for them alone).
+
+    :meth:`add` raises :class:`statedb.StateDbUnavailable` when the database cannot be reached:
+    the ingest then holds the batch unacknowledged and retries."""
+
+    def __init__(self, db: StateDb, *, owns_db: bool = False) -> None:
+        self.db = db
+        self._owns_db = owns_db
 
     def add(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:
             return
-        rows = [(d.received_ns, d.topic, d.reason, d.detail, d.location, d.payload) for d in letters]
-        with self._lock, immediate(self._db) as cur:
-            cur.executemany(
-                "INSERT INTO dead_letters (received_ns, topic, reason, detail, location, payload)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        rows = [
+            {
+                "received_ns": d.received_ns,
+                "topic": _no_nul(d.topic),
+                "reason": _no_nul(d.reason),
+                "detail": _no_nul(d.detail),
+                "location": _no_nul(d.location),
+                "payload": _no_nul(d.payload),
+            }
+            for d in letters
+        ]
+        with self.db.write() as conn:
+            conn.execute(dead_letters.insert(), rows)
 
     def recent(self, limit: int = 100, reason: str | None = None) -> list[DeadLetter]:
-        sql = "SELECT received_ns, topic, reason, detail, location, payload, id FROM dead_letters"
-        params: list[object] = []
+        query = sa.select(_d.received_ns, _d.topic, _d.reason, _d.detail, _d.location, _d.payload, _d.id)
         if reason is not None:
-            sql += " WHERE reason=?"
-            params.append(reason)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(limit)
-        with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
-        return [DeadLetter(*row) for row in rows]
+            query = query.where(_d.reason == reason)
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(_d.id.desc()).limit(limit)).all()
+        return [
+            DeadLetter(int(ns), str(topic), str(why), str(detail), str(where), str(payload), int(i))
+            for ns, topic, why, detail, where, payload, i in rows
+        ]
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._db.execute("SELECT reason, count(*) FROM dead_letters GROUP BY reason").fetchall()
-        return {reason: int(n) for reason, n in rows}
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(_d.reason, sa.func.count()).group_by(_d.reason)).all()
+        return {str(reason): int(n) for reason, n in rows}
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        if self._owns_db:
+            self.db.close()
+
+
+def _no_nul(text: str) -> str:
+    # PostgreSQL's text holds no NUL character (SQLite's does): written as the escape it stands for.
+    return text.replace("\x00", "\\x00")
+
+
+def open_dead_letters(url: str | None, path: Path) -> DeadLetterStore:
+    """Dead letters on a state database of their own: PostgreSQL when ``url`` is given, else the
+    SQLite file ``path``. The server shares one database between its stores instead."""
+    return DeadLetterStore(open_state_db(url, path), owns_db=True)

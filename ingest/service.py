@@ -37,6 +37,7 @@ from ingest.deadletters import DeadLetter, DeadLetterStore, payload_text
 from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
 from ingest.validate import Validator
+from statedb import StateDbUnavailable
 
 log = logging.getLogger("eit.ingest")
 
@@ -202,7 +203,20 @@ class Ingest:
                 if self._stopping.wait(delay):
                     raise
                 delay = min(delay * 2, self.settings.retry_max_s)
-        self.deadletters.add(result.dead)
+        delay = 0.5
+        while True:
+            try:
+                self.deadletters.add(result.dead)
+                break
+            except StateDbUnavailable as exc:
+                # The state database is down (PostgreSQL restarting): an outage like the store's.
+                self.metrics.store_errors.labels("dead_letters_unavailable").inc()
+                log.error(
+                    "dead letters cannot be kept, retrying in %.1f s (nothing acknowledged): %s", delay, exc
+                )
+                if self._stopping.wait(delay):
+                    raise StoreUnavailable(f"dead letters: {exc}") from exc
+                delay = min(delay * 2, self.settings.retry_max_s)
         self.metrics.readings_stored.inc(len(result.readings))
         self.metrics.batch_readings.observe(len(result.readings))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eit import __version__
-from eit.errors import ConfigError
+from eit.errors import ConfigError, EitError
 from eit.logsetup import setup_logging
 
 if TYPE_CHECKING:
@@ -68,12 +68,16 @@ def _dead_letters(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from eit.timeutil import ns_to_iso
-    from ingest.deadletters import DeadLetterStore
+    from ingest.deadletters import open_dead_letters
     from server.config import load_serve_config
 
     config = load_serve_config(args.config)
-    store = DeadLetterStore(config.state_path)
-    letters = store.recent(args.limit, args.reason)
+    store = open_dead_letters(config.state_url, config.state_path)
+    try:
+        letters = store.recent(args.limit, args.reason)
+        counts = store.counts()
+    finally:
+        store.close()
     if args.json:
         rows = [asdict(d) | {"received_at": ns_to_iso(d.received_ns)} for d in letters]
         print(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -82,7 +86,7 @@ def _dead_letters(args: argparse.Namespace) -> int:
             where = f" at {d.location}" if d.location else ""
             print(f"#{d.id} {ns_to_iso(d.received_ns)} {d.topic} {d.reason}{where}: {d.detail}")
             print(f"    {d.payload[:200]}")
-        print(f"{len(letters)} dead letter(s) shown; by reason: {store.counts()}")
+        print(f"{len(letters)} dead letter(s) shown; by reason: {counts}")
     return 0
 
 
@@ -92,7 +96,10 @@ def _alerts(args: argparse.Namespace) -> int:
 
     config = load_serve_config(args.config)
     store = open_alert_store(config.state_url, config.state_path)
-    alerts = store.list(state=args.state, factory=args.factory, limit=args.limit)
+    try:
+        alerts = store.list(state=args.state, factory=args.factory, limit=args.limit)
+    finally:
+        store.close()
     if args.json:
         print(json.dumps([a.to_json() for a in alerts], ensure_ascii=False, indent=2))
     else:
@@ -651,6 +658,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"eit: configuration error: {exc}", file=sys.stderr)
         return 2
+    except EitError as exc:  # a database or service the command needs, named with what went wrong
+        print(f"eit: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

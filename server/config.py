@@ -50,7 +50,7 @@ class ServeConfig:
     rules: RuleSettings
     http: HttpSettings
     notifiers: tuple[NotifierSettings, ...] = field(default_factory=tuple)
-    state_url: str | None = None  # PostgreSQL for the alert lifecycle (default: SQLite state_path)
+    state_url: str | None = None  # PostgreSQL for the state database (default: the SQLite file state_path)
     broker: BrokerFiles | None = None
 
 

@@ -185,12 +185,12 @@ def backfill(store: Any, registry: Registry, edge_dir: Path, hours: float) -> st
     """The last ``hours`` of the simulated meters, so the charts have a history on the first run.
     The boilers run normally in it (the exceedance is the live part of the demo); what the rules
     find in it is not kept as alerts."""
-    from alerts.state import SqliteAlertStore
+    from alerts.state import open_alert_store
     from eit.timeutil import now_ns
 
     end = now_ns()
     start = end - int(hours * 3600) * NS_PER_S
-    scratch = SqliteAlertStore(Path(":memory:"))
+    scratch = open_alert_store(None, Path(":memory:"))
     try:
         done = simulate_history(registry, store, scratch, edge_dir, start, end)
     finally:

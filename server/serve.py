@@ -39,20 +39,23 @@ class Server:
         from alerts.notifiers import build_notifier
         from alerts.notifiers.dispatch import Dispatcher, Route
         from alerts.notifiers.routing import Router
-        from alerts.state import open_alert_store
+        from alerts.state import AlertStore
         from ingest.deadletters import DeadLetterStore
         from ingest.metrics import IngestMetrics
         from ingest.service import Ingest, MqttIngest
         from ingest.store import open_store
-        from server.accounts import open_accounts
+        from server.accounts import Accounts
+        from statedb import open_state_db
 
         self.config = config
         self.registry = registry or load_registry(config.site)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(config.store)
-        self.deadletters = DeadLetterStore(config.state_path)
-        self.alert_store = open_alert_store(config.state_url, config.state_path)
-        self.accounts = open_accounts(config.state_url, config.state_path)
+        # One state database (and its connections) for the alerts, the accounts and the dead letters.
+        self.state_db = open_state_db(config.state_url, config.state_path)
+        self.deadletters = DeadLetterStore(self.state_db)
+        self.alert_store = AlertStore(self.state_db)
+        self.accounts = Accounts(self.state_db)
         self.notifiers = [build_notifier(n, config.mqtt) for n in config.notifiers]
         self.dispatcher = Dispatcher(
             self.notifiers,
@@ -166,9 +169,7 @@ class Server:
         if self._http is not None:
             self._http.join(5.0)
         self.store.close()
-        self.deadletters.close()
-        self.alert_store.close()
-        self.accounts.close()
+        self.state_db.close()
 
 
 def run_serve(config: ServeConfig) -> int:
@@ -250,19 +251,21 @@ def run_api(config: ServeConfig) -> int:
     """`eit api`: the HTTP API and pages alone, on the store and state `eit serve` writes."""
     from prometheus_client import CollectorRegistry
 
-    from alerts.state import open_alert_store
+    from alerts.state import AlertStore
     from ingest.deadletters import DeadLetterStore
     from ingest.store import StoreUnavailable, open_store
-    from server.accounts import open_accounts
+    from server.accounts import Accounts
     from server.api import ApiSettings, create_app
+    from statedb import open_state_db
 
     stop = stop_on_signals()
     registry = load_registry(config.site)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config.store)
-    deadletters = DeadLetterStore(config.state_path)
-    alert_store = open_alert_store(config.state_url, config.state_path)
-    accounts = open_accounts(config.state_url, config.state_path)
+    state_db = open_state_db(config.state_url, config.state_path)
+    deadletters = DeadLetterStore(state_db)
+    alert_store = AlertStore(state_db)
+    accounts = Accounts(state_db)
 
     def health() -> tuple[bool, dict[str, Any]]:
         ok, status = True, "ok"
@@ -285,7 +288,5 @@ def run_api(config: ServeConfig) -> int:
         http.should_exit()
         http.join(5.0)
         store.close()
-        deadletters.close()
-        alert_store.close()
-        accounts.close()
+        state_db.close()
     return 0

@@ -224,8 +224,10 @@ def write_serve_config(
     client_id: str = "eit-ingest-test",
     http_port: int | None = None,
     stale_after_s: float = 120,
+    state_url: str | None = None,
 ) -> Path:
-    """A serve.yaml for the example town, as an operator would write it."""
+    """A serve.yaml for the example town, as an operator would write it (the state database in
+    PostgreSQL when ``state_url`` is given)."""
     import yaml
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -242,6 +244,8 @@ def write_serve_config(
         "notifiers": [{"kind": "log"}]
         + ([{"kind": "webhook", "url": webhook_url, "retries": 3}] if webhook_url else []),
     }
+    if state_url:
+        config["state"] = {"url": state_url}
     path = workdir / "serve.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -375,6 +379,10 @@ class PostgreSQL:
             group=self.group,
             extra_groups=[] if self.user is not None else None,
         )
+        self._launch()
+        return self
+
+    def _launch(self) -> None:
         log = open(self.workdir / "postgres.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             [
@@ -398,7 +406,18 @@ class PostgreSQL:
             extra_groups=[] if self.user is not None else None,
         )
         wait_for(self._ready, 30, f"PostgreSQL on port {self.port}")
-        return self
+
+    def halt(self) -> None:
+        """Stop the server as an operator's restart does (fast shutdown: every client's connection
+        is cut), keeping its data for :meth:`resume`."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(30)
+        self.proc = None
+
+    def resume(self) -> None:
+        """Start the halted server again, on the same port with the same data."""
+        self._launch()
 
     def _ready(self) -> bool:
         import psycopg
@@ -410,8 +429,5 @@ class PostgreSQL:
             return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # fast shutdown
-            self.proc.wait(30)
-        self.proc = None
+        self.halt()
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -14,15 +14,16 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from alerts.state import open_alert_store
+from alerts.state import AlertStore
 from eit.registry import Registry, load_registry
 from eit.timeutil import now_ns
 from ingest.deadletters import DeadLetter, DeadLetterStore
 from ingest.store import open_store
-from server.accounts import open_accounts
+from server.accounts import Accounts
 from server.api import ApiSettings, create_app
 from server.config import ServeConfig, load_serve_config
 from server.serve import api_sources
+from statedb import open_state_db
 from testbed.services import REPO, free_port
 from tests.towndata import TownData, load_example_town
 
@@ -73,9 +74,10 @@ def build_town(
     registry = load_registry(serve.site)
     serve.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(serve.store)
-    alerts = open_alert_store(serve.state_url, serve.state_path)
-    accounts = open_accounts(serve.state_url, serve.state_path)
-    letters = DeadLetterStore(serve.state_path)
+    state_db = open_state_db(serve.state_url, serve.state_path)
+    alerts = AlertStore(state_db)
+    accounts = Accounts(state_db)
+    letters = DeadLetterStore(state_db)
     try:
         data = load_example_town(registry, store, alerts)
         for name, (role, factory) in USERS.items():
@@ -95,9 +97,7 @@ def build_town(
         )
     finally:
         store.close()
-        alerts.close()
-        accounts.close()
-        letters.close()
+        state_db.close()
     return Town(workdir, path, serve, registry, data)
 
 
@@ -108,9 +108,10 @@ class TownApp:
         self.town = town
         c = town.config
         self.store = open_store(c.store)
-        self.alerts = open_alert_store(c.state_url, c.state_path)
-        self.accounts = open_accounts(c.state_url, c.state_path)
-        self.letters = DeadLetterStore(c.state_path)
+        self.state_db = open_state_db(c.state_url, c.state_path)
+        self.alerts = AlertStore(self.state_db)
+        self.accounts = Accounts(self.state_db)
+        self.letters = DeadLetterStore(self.state_db)
         self.metrics = CollectorRegistry()
         sources = api_sources(c, town.registry, self.store, self.alerts, self.letters, self.accounts)
         self.app: FastAPI = create_app(
@@ -135,6 +136,4 @@ class TownApp:
     def close(self) -> None:
         self.client.close()
         self.store.close()
-        self.alerts.close()
-        self.accounts.close()
-        self.letters.close()
+        self.state_db.close()

@@ -91,15 +91,15 @@ def postgres_server() -> Iterator[str]:
 
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A database of its own for each test on the real PostgreSQL server."""
+    """A database of its own for each test on the real PostgreSQL server (a postgresql:// URL, as
+    ``state.url`` takes it)."""
+    from urllib.parse import urlsplit
+
     import psycopg
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     name = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(postgres_server, autocommit=True) as db:
         db.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(postgres_server)
-    params["dbname"] = name
-    yield make_conninfo(**params)  # type: ignore[arg-type]
+    yield urlsplit(postgres_server)._replace(path=f"/{name}").geturl()
     with psycopg.connect(postgres_server, autocommit=True) as db:
         db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

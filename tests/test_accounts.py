@@ -9,31 +9,35 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import yaml
 from argon2 import PasswordHasher
 
 from eit.timeutil import NS_PER_S, now_ns
-from server.accounts import AccountError, PostgresAccounts, SqliteAccounts, _SqlAccounts, token_digest
+from server.accounts import AccountError, Accounts, open_accounts, token_digest
+from statedb.tables import api_tokens, api_users
 from testbed.services import EIT, REPO
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def accounts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[_SqlAccounts]:
+def accounts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Accounts]:
     if request.param == "sqlite":
-        store: _SqlAccounts = SqliteAccounts(tmp_path / "state.db")
+        store = open_accounts(None, tmp_path / "state.db")
     else:
-        store = PostgresAccounts(request.getfixturevalue("postgres_url"))
+        store = open_accounts(request.getfixturevalue("postgres_url"), tmp_path / "unused.db")
+    assert store.kind == request.param
     yield store
     store.close()
 
 
-def _stored_hash(store: _SqlAccounts, name: str) -> str:
-    with store._tx() as cur:
-        cur.execute(store._sql("SELECT password_hash FROM api_users WHERE name=?"), (name,))
-        return str(cur.fetchone()[0])
+def _stored_hash(store: Accounts, name: str) -> str:
+    with store.db.read() as conn:
+        return str(
+            conn.execute(sa.select(api_users.c.password_hash).where(api_users.c.name == name)).scalar_one()
+        )
 
 
-def test_passwords_are_stored_as_argon2id_hashes_and_verified(accounts: _SqlAccounts) -> None:
+def test_passwords_are_stored_as_argon2id_hashes_and_verified(accounts: Accounts) -> None:
     accounts.add_user("olivia", "officer", "correct horse battery", now_ns())
     stored = _stored_hash(accounts, "olivia")
     assert stored.startswith("$argon2id$") and "correct horse" not in stored
@@ -42,24 +46,23 @@ def test_passwords_are_stored_as_argon2id_hashes_and_verified(accounts: _SqlAcco
     assert accounts.authenticate("nobody", "correct horse battery") is None
 
 
-def test_a_hash_with_old_parameters_is_replaced_at_login(accounts: _SqlAccounts) -> None:
+def test_a_hash_with_old_parameters_is_replaced_at_login(accounts: Accounts) -> None:
     accounts.add_user("olivia", "officer", "correct horse battery", now_ns())
     weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("correct horse battery")
-    with accounts._tx() as cur:
-        cur.execute(accounts._sql("UPDATE api_users SET password_hash=? WHERE name=?"), (weak, "olivia"))
+    with accounts.db.write() as conn:
+        conn.execute(api_users.update().where(api_users.c.name == "olivia").values(password_hash=weak))
     assert accounts.authenticate("olivia", "correct horse battery") is not None
     renewed = _stored_hash(accounts, "olivia")
     assert renewed != weak and not PasswordHasher().check_needs_rehash(renewed)
 
 
-def test_tokens_are_stored_hashed_and_expire(accounts: _SqlAccounts) -> None:
+def test_tokens_are_stored_hashed_and_expire(accounts: Accounts) -> None:
     user = accounts.add_user("kk-op", "operator", "operator-pass", now_ns(), "kaeng-khoi-biomass")
     now = now_ns()
     token, expires = accounts.issue_token(user, now, 3600)
     assert expires == now + 3600 * NS_PER_S
-    with accounts._tx() as cur:
-        cur.execute("SELECT token_hash FROM api_tokens")
-        stored = [str(r[0]) for r in cur.fetchall()]
+    with accounts.db.read() as conn:
+        stored = [str(h) for h in conn.execute(sa.select(api_tokens.c.token_hash)).scalars()]
     assert stored == [token_digest(token)] and token not in stored
     seen = accounts.user_for_token(token, now + 3599 * NS_PER_S)
     assert seen is not None and seen.factory == "kaeng-khoi-biomass"
@@ -67,7 +70,7 @@ def test_tokens_are_stored_hashed_and_expire(accounts: _SqlAccounts) -> None:
     assert accounts.user_for_token(token + "x", now) is None
 
 
-def test_logout_disable_and_a_new_password_end_the_tokens(accounts: _SqlAccounts) -> None:
+def test_logout_disable_and_a_new_password_end_the_tokens(accounts: Accounts) -> None:
     user = accounts.add_user("olivia", "officer", "first-password", now_ns())
     now = now_ns()
     a, _ = accounts.issue_token(user, now, 3600)
@@ -96,27 +99,17 @@ def test_logout_disable_and_a_new_password_end_the_tokens(accounts: _SqlAccounts
     ],
 )
 def test_bad_accounts_are_refused_with_the_reason(
-    accounts: _SqlAccounts, name: str, role: str, password: str, factory: str | None, problem: str
+    accounts: Accounts, name: str, role: str, password: str, factory: str | None, problem: str
 ) -> None:
     with pytest.raises(AccountError, match=problem):
         accounts.add_user(name, role, password, now_ns(), factory)
     assert accounts.list_users() == []
 
 
-def test_an_account_name_is_taken_once(accounts: _SqlAccounts) -> None:
+def test_an_account_name_is_taken_once(accounts: Accounts) -> None:
     accounts.add_user("olivia", "officer", "long-enough", now_ns())
     with pytest.raises(AccountError, match="exists already"):
         accounts.add_user("olivia", "admin", "long-enough", now_ns())
-
-
-def test_operator_responses_are_kept_per_alert(accounts: _SqlAccounts) -> None:
-    first = accounts.add_response(
-        7, "kaeng-khoi-biomass", "kk-op", "filter torn", "filter replaced", now_ns()
-    )
-    accounts.add_response(8, "kaeng-khoi-biomass", "kk-op", "other", "other", now_ns())
-    assert [r.id for r in accounts.responses(7)] == [first.id]
-    with pytest.raises(AccountError, match="both the cause and the corrective action"):
-        accounts.add_response(7, "kaeng-khoi-biomass", "kk-op", "  ", "x", now_ns())
 
 
 # -- `eit users` -----------------------------------------------------------------------------------
@@ -167,7 +160,7 @@ def test_users_add_reads_the_password_from_a_file_or_a_variable(serve_yaml: Path
         "--password-env", "SAM_PASSWORD", "sam", env=env,
     )  # fmt: skip
     assert out.returncode == 0 and "from-a-variable" not in out.stdout + out.stderr
-    accounts = SqliteAccounts(tmp_path / "data" / "state.db")
+    accounts = open_accounts(None, tmp_path / "data" / "state.db")
     try:
         assert accounts.authenticate("kk-op", "from-a-file-123") is not None
         assert accounts.authenticate("sam", "from-a-variable-1") is not None

@@ -1,4 +1,5 @@
-"""The alert lifecycle store, run against the embedded SQLite and a real PostgreSQL server."""
+"""The alert lifecycle store (with the operators' responses), run against the embedded SQLite and a
+real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from alerts.model import ACKNOWLEDGED, CLOSED, OPEN, RESOLVED, LifecycleError
-from alerts.state import SqliteAlertStore, _SqlAlertStore
+from alerts.model import ACKNOWLEDGED, CLOSED, OPEN, RESOLVED, LifecycleError, ResponseError
+from alerts.state import AlertStore, open_alert_store
 
 S = 1_000_000_000
 T0 = 1795752000 * S
@@ -17,18 +18,17 @@ KEY = ("kaeng-khoi-biomass", "boiler-1", "so2", "limit")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[_SqlAlertStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlertStore]:
     if request.param == "sqlite":
-        s: _SqlAlertStore = SqliteAlertStore(tmp_path / "state.db")
+        s = open_alert_store(None, tmp_path / "state.db")
     else:
-        from alerts.state_pg import PostgresAlertStore
-
-        s = PostgresAlertStore(request.getfixturevalue("postgres_url"))
+        s = open_alert_store(request.getfixturevalue("postgres_url"), tmp_path / "unused.db")
+    assert s.kind == request.param
     yield s
     s.close()
 
 
-def test_the_database_allows_one_active_alert_per_key(store: _SqlAlertStore) -> None:
+def test_the_database_allows_one_active_alert_per_key(store: AlertStore) -> None:
     first = store.open_alert(KEY, "critical", "first", T0, 75.0, 60.0, "ppm")
     assert first is not None and first.state == OPEN
     assert store.open_alert(KEY, "critical", "second", T0 + S) is None
@@ -41,7 +41,7 @@ def test_the_database_allows_one_active_alert_per_key(store: _SqlAlertStore) -> 
 
 
 def test_lifecycle_open_acknowledge_resolve_close_is_audited_with_who_when_what(
-    store: _SqlAlertStore,
+    store: AlertStore,
 ) -> None:
     alert = store.open_alert(
         KEY, "critical", "so2 75 ppm above the standard limit 60 ppm", T0, 75.0, 60.0, "ppm"
@@ -76,7 +76,7 @@ def test_lifecycle_open_acknowledge_resolve_close_is_audited_with_who_when_what(
     )
 
 
-def test_changes_the_lifecycle_forbids_are_refused_with_the_state_named(store: _SqlAlertStore) -> None:
+def test_changes_the_lifecycle_forbids_are_refused_with_the_state_named(store: AlertStore) -> None:
     alert = store.open_alert(KEY, "critical", "m", T0)
     assert alert is not None
     with pytest.raises(LifecycleError, match="is open: resolve it before closing it"):
@@ -91,7 +91,7 @@ def test_changes_the_lifecycle_forbids_are_refused_with_the_state_named(store: _
         store.acknowledge(999, "duty-rayong", T0)
 
 
-def test_a_resolved_alert_reopens_as_the_same_alert_and_counts_the_flap(store: _SqlAlertStore) -> None:
+def test_a_resolved_alert_reopens_as_the_same_alert_and_counts_the_flap(store: AlertStore) -> None:
     alert = store.open_alert(KEY, "critical", "m", T0)
     assert alert is not None
     store.resolve(KEY, T0 + S)
@@ -100,7 +100,7 @@ def test_a_resolved_alert_reopens_as_the_same_alert_and_counts_the_flap(store: _
     assert [e.action for e in store.audit(alert.id)] == ["opened", "resolved", "reopened"]
 
 
-def test_engine_updates_and_escalation_steps_are_recorded(store: _SqlAlertStore) -> None:
+def test_engine_updates_and_escalation_steps_are_recorded(store: AlertStore) -> None:
     alert = store.open_alert(
         KEY, "warning", "provisional", T0, 70.0, 60.0, "ppm", provisional=True, params={"a": "1"}
     )
@@ -118,7 +118,7 @@ def test_engine_updates_and_escalation_steps_are_recorded(store: _SqlAlertStore)
         store.update(alert.id, T0, "x", state="closed")
 
 
-def test_a_notification_is_claimed_once_per_alert_step_notifier_and_recipient(store: _SqlAlertStore) -> None:
+def test_a_notification_is_claimed_once_per_alert_step_notifier_and_recipient(store: AlertStore) -> None:
     alert = store.open_alert(KEY, "critical", "m", T0)
     assert alert is not None
     assert store.claim_notification(alert.id, 0, "email", "duty@example.org", T0)
@@ -132,7 +132,29 @@ def test_a_notification_is_claimed_once_per_alert_step_notifier_and_recipient(st
     ]
 
 
-def test_concurrent_openers_of_one_key_get_exactly_one_alert(store: _SqlAlertStore) -> None:
+def test_operator_responses_are_kept_beside_their_alert_and_noted_in_its_trail(store: AlertStore) -> None:
+    first = store.open_alert(KEY, "critical", "m", T0)
+    other = store.open_alert((*KEY[:3], "other-rule"), "critical", "m", T0)
+    assert first is not None and other is not None
+    response = store.add_response(first.id, KEY[0], "kk-op", " filter torn ", "filter replaced", T0 + S)
+    store.add_response(other.id, KEY[0], "kk-op", "other", "other", T0 + S)
+    assert [(r.id, r.cause, r.corrective_action, r.actor) for r in store.responses(first.id)] == [
+        (response.id, "filter torn", "filter replaced", "kk-op")
+    ]
+    assert (store.audit(first.id)[-1].actor, store.audit(first.id)[-1].detail) == (
+        "kk-op",
+        "operator response: cause: filter torn; corrective action: filter replaced",
+    )
+    with pytest.raises(ResponseError, match="both the cause and the corrective action"):
+        store.add_response(first.id, KEY[0], "kk-op", "  ", "x", T0)
+    with pytest.raises(ResponseError, match="limited to 4000 characters"):
+        store.add_response(first.id, KEY[0], "kk-op", "x" * 4001, "x", T0)
+    with pytest.raises(LifecycleError, match="no alert #999"):
+        store.add_response(999, KEY[0], "kk-op", "cause", "action", T0)
+    assert len(store.responses(first.id)) == 1
+
+
+def test_concurrent_openers_of_one_key_get_exactly_one_alert(store: AlertStore) -> None:
     results: list[object] = []
     barrier = threading.Barrier(8)
 
@@ -168,7 +190,7 @@ def test_a_first_release_state_file_is_upgraded_in_place(tmp_path: Path) -> None
               VALUES ('kaeng-khoi-biomass', 'boiler-1', 'so2', 'limit', 'critical', 'open', 1, 1, 'old');
             """
         )
-    store = SqliteAlertStore(path)
+    store = open_alert_store(None, path)
     [old] = store.list()
     assert (old.message, old.state, old.provisional, old.flaps) == ("old", OPEN, False, 0)
     assert store.open_alert(KEY, "critical", "dup", T0) is None

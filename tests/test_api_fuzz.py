@@ -47,9 +47,9 @@ class LateApp:
 def _spec_app() -> Any:
     from prometheus_client import CollectorRegistry
 
-    from alerts.state import SqliteAlertStore
+    from alerts.state import open_alert_store
     from eit.registry import load_registry
-    from server.accounts import SqliteAccounts
+    from server.accounts import open_accounts
     from server.api import ApiSources, create_app
     from testbed.services import REPO
 
@@ -57,8 +57,8 @@ def _spec_app() -> Any:
     sources = ApiSources(
         registry=registry,
         store=None,  # type: ignore[arg-type]  # the document is read, nothing is queried
-        alerts=SqliteAlertStore(Path(":memory:")),
-        accounts=SqliteAccounts(Path(":memory:")),
+        alerts=open_alert_store(None, Path(":memory:")),
+        accounts=open_accounts(None, Path(":memory:")),
         report=lambda first, last, factory: {},
         render_report=lambda report, fmt: "",
         alert_text=lambda alert, lang: "",

@@ -23,13 +23,14 @@ from testbed.services import REPO
 LAYERS: dict[str, set[str]] = {
     "eit": set(),
     "edge": {"eit"},
-    "ingest": {"eit"},
-    "alerts": {"eit"},
+    "statedb": {"eit"},
+    "ingest": {"eit", "statedb"},
+    "alerts": {"eit", "statedb"},
     "dashboards": {"eit"},
-    "server": {"eit", "edge", "ingest", "alerts", "dashboards"},
-    "testbed": {"eit", "edge", "ingest", "alerts", "dashboards", "server"},
-    "bench": {"eit", "edge", "ingest", "alerts", "dashboards", "server", "testbed"},
-    "tests": {"eit", "edge", "ingest", "alerts", "dashboards", "server", "testbed", "bench"},
+    "server": {"eit", "edge", "statedb", "ingest", "alerts", "dashboards"},
+    "testbed": {"eit", "edge", "statedb", "ingest", "alerts", "dashboards", "server"},
+    "bench": {"eit", "edge", "statedb", "ingest", "alerts", "dashboards", "server", "testbed"},
+    "tests": {"eit", "edge", "statedb", "ingest", "alerts", "dashboards", "server", "testbed", "bench"},
 }
 # Third-party packages the contract and the agent may use: what `pip install eit-monitor[edge]`
 # installs (orjson is optional in the wire decoder, which falls back to json).
@@ -37,7 +38,10 @@ THIRD_PARTY = {
     "eit": {"yaml", "paho", "orjson"},
     "edge": {"yaml", "paho", "pymodbus", "serial"},
 }
-SERVER_ONLY = ["fastapi", "uvicorn", "amqtt", "requests", "prometheus_client", "ingest", "alerts", "pydantic"]
+SERVER_ONLY = [
+    "fastapi", "uvicorn", "amqtt", "requests", "prometheus_client", "ingest", "alerts", "pydantic",
+    "sqlalchemy", "statedb",
+]  # fmt: skip
 
 
 MODULE_PATH = re.compile(rf"(?:{'|'.join(LAYERS)})(?:\.[a-z_][a-z0-9_]*)+")
@@ -113,7 +117,7 @@ def test_edge_extra_is_exactly_what_the_agent_needs() -> None:
 def test_the_wheel_ships_the_layers_and_not_the_checkout_tools() -> None:
     found = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
     shipped = {name.rstrip("*") for name in found["include"]}
-    assert shipped == {"eit", "edge", "ingest", "alerts", "dashboards", "server"}
+    assert shipped == {"eit", "edge", "statedb", "ingest", "alerts", "dashboards", "server"}
 
 
 def test_agent_and_its_check_run_where_server_packages_are_absent(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from alerts.state import SqliteAlertStore
+from alerts.state import open_alert_store
 from eit.errors import ConfigError
 from eit.registry import load_registry
 from server.config import load_serve_config
@@ -75,7 +75,7 @@ def test_notifier_routing_and_secrets_are_read(tmp_path: Path, monkeypatch: pyte
 
 def test_eit_alert_acknowledges_notes_resolves_and_closes_with_an_audit_trail(tmp_path: Path) -> None:
     config = write(tmp_path)
-    store = SqliteAlertStore(tmp_path / "data" / "state.db")
+    store = open_alert_store(None, tmp_path / "data" / "state.db")
     alert = store.open_alert(("kaeng-khoi-biomass", "boiler-1", "so2", "limit"), "critical", "so2 above", 1)
     store.close()
     assert alert is not None
@@ -115,14 +115,14 @@ def test_http_api_lists_alerts_and_shows_one_with_its_audit_trail(tmp_path: Path
     from fastapi.testclient import TestClient
     from prometheus_client import CollectorRegistry
 
-    from server.accounts import SqliteAccounts
+    from server.accounts import open_accounts
     from server.api import ApiSources, create_app
 
-    store = SqliteAlertStore(tmp_path / "state.db")
+    store = open_alert_store(None, tmp_path / "state.db")
     alert = store.open_alert(("kaeng-khoi-biomass", "boiler-1", "so2", "limit"), "critical", "so2 above", 1)
     assert alert is not None
     store.acknowledge(alert.id, "duty-rayong", 2, "on it")
-    accounts = SqliteAccounts(tmp_path / "state.db")
+    accounts = open_accounts(None, tmp_path / "state.db")
     accounts.add_user("duty-rayong", "officer", "officer-password", 1)
     sources = ApiSources(
         registry=load_registry(REPO / "examples" / "town" / "site.yaml"),

@@ -12,7 +12,7 @@ import pytest
 from eit.model import Reading
 from eit.registry import Registry, load_registry
 from eit.timeutil import now_ns, ns_to_iso
-from ingest.deadletters import DeadLetterStore
+from ingest.deadletters import open_dead_letters
 from ingest.metrics import IngestMetrics
 from ingest.service import Incoming, Ingest
 from ingest.store.sqlite import SqliteStore
@@ -44,7 +44,7 @@ def pipeline(tmp_path: Path, registry: Registry) -> Iterator[tuple[Ingest, Recor
     ingest = Ingest(
         registry,
         SqliteStore(tmp_path / "r.db"),
-        DeadLetterStore(tmp_path / "s.db"),
+        open_dead_letters(None, tmp_path / "s.db"),
         IngestMetrics(),
         [recorder],
     )

@@ -27,7 +27,7 @@ from alerts.notifiers.mqtt import MqttNotifier
 from alerts.notifiers.routing import Router
 from alerts.notifiers.webhook import WebhookNotifier, signature
 from alerts.settings import RuleSettings
-from alerts.state import SqliteAlertStore, _SqlAlertStore
+from alerts.state import AlertStore, open_alert_store
 from eit.confread import Section
 from eit.model import Reading
 from eit.mqttconf import read_mqtt
@@ -86,11 +86,11 @@ class Town:
         self,
         tmp: Path,
         notifiers: list[Any],
-        alerts: _SqlAlertStore | None = None,
+        alerts: AlertStore | None = None,
         routes: list[Route] | None = None,
     ) -> None:
         self.registry = load_registry(SITE)
-        self.alerts = alerts or SqliteAlertStore(tmp / "state.db")
+        self.alerts = alerts or open_alert_store(None, tmp / "state.db")
         self.store = SqliteStore(tmp / "readings.db")
         self.dispatcher = Dispatcher(notifiers, Router(self.registry), self.alerts, routes)
         self.dispatcher.start()
@@ -261,10 +261,9 @@ def test_alert_events_are_published_on_eit_alerts_factory(tmp_path: Path, mosqui
 
 
 def test_the_engine_keeps_its_alerts_in_a_real_postgresql(tmp_path: Path, postgres_url: str) -> None:
-    from alerts.state_pg import PostgresAlertStore
-
     with WebhookReceiver() as hook:
-        town = Town(tmp_path, [WebhookNotifier(hook.url, retries=0)], alerts=PostgresAlertStore(postgres_url))
+        alerts = open_alert_store(postgres_url, tmp_path / "unused.db")
+        town = Town(tmp_path, [WebhookNotifier(hook.url, retries=0)], alerts=alerts)
         town.engine.on_readings(stack_hour(T0, 80.0, range(20)), T0 + 20 * 60 * S)
         town.engine.on_readings(stack_hour(T0, 80.0, range(20, 60)), T0 + 60 * 60 * S)
         town.engine.tick(T0 + H + 150 * S)

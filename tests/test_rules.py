@@ -18,7 +18,7 @@ from alerts.engine import AlertEngine
 from alerts.model import AlertEvent
 from alerts.notifiers.dispatch import Dispatcher
 from alerts.settings import RuleSettings
-from alerts.state import SqliteAlertStore
+from alerts.state import open_alert_store
 from eit.model import Reading
 from eit.registry import load_registry
 from eit.store import Point
@@ -36,7 +36,7 @@ class Rig:
     def __init__(self, tmp: Path, settings: RuleSettings | None = None, start: int = T0) -> None:
         self.registry = load_registry(SITE)
         self.store = SqliteStore(tmp / "readings.db")
-        self.alerts = SqliteAlertStore(tmp / "state.db")
+        self.alerts = open_alert_store(None, tmp / "state.db")
         self.events: list[AlertEvent] = []
         self.now = start
         self.engine = AlertEngine(

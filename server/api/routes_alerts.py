@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 
-from alerts.model import Alert
+from alerts.model import Alert, LifecycleError, ResponseError
 from eit.errors import EitError
-from server.accounts import OFFICER_ROLES, AccountError
+from server.accounts import OFFICER_ROLES
 from server.api.auth import Principal, forbidden
 from server.api.common import Context, bad_parameter, errors
 from server.api.routes_data import ID_REGEX
@@ -104,7 +104,7 @@ def alerts_router(ctx: Context) -> APIRouter:
         a = fetch(p, alert_id)
         try:
             audit = [e.to_json() for e in book.audit(alert_id)]
-            responses = [r.to_json() for r in ctx.sources.accounts.responses(alert_id)]
+            responses = [r.to_json() for r in book.responses(alert_id)]
         except EitError as exc:
             raise HTTPException(503, str(exc)) from exc
         return out(a, lang) | {"audit": audit, "responses": responses}
@@ -208,23 +208,17 @@ def alerts_router(ctx: Context) -> APIRouter:
         p: Principal = Depends(auth.operator),
     ) -> dict[str, Any]:
         a = fetch(p, alert_id)
-        now = ctx.now()
         try:
-            response = ctx.sources.accounts.add_response(
-                alert_id, a.factory, p.name, body.cause, body.corrective_action, now
+            # Kept beside the alert, and noted in its audit trail beside the officers' actions.
+            response = book.add_response(
+                alert_id, a.factory, p.name, body.cause, body.corrective_action, ctx.now()
             )
-        except AccountError as exc:
+        except ResponseError as exc:
             raise HTTPException(422, f"body: {exc}") from exc
+        except LifecycleError as exc:
+            raise HTTPException(404, str(exc)) from exc
         except EitError as exc:
             raise HTTPException(503, str(exc)) from exc
-        # The audit trail keeps what the factory said, beside the officers' actions.
-        act(
-            book.add_note,
-            alert_id,
-            p.name,
-            f"operator response: cause: {response.cause}; corrective action: {response.corrective_action}",
-            now,
-        )
         return response.to_json()
 
     @router.get(

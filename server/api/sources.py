@@ -1,5 +1,6 @@
 """What the HTTP API reads and changes: the time-series store (the contract's interface,
-eit/store.py), the alert store (alerts/state.py), the dead letters and the report. The
+eit/store.py), the alert store with the operators' responses (alerts/state.py), the accounts,
+the dead letters and the report. The
 composition root (server/serve.py) hands the real ones to :func:`server.api.create_app`; the API
 knows nothing of how they are built.
 """

@@ -1,0 +1,170 @@
+"""The tables of the server's state, as the code reads and writes them (SQLAlchemy Core).
+
+This is the shape the numbered migrations (statedb/migrations/) leave a database in; a test
+(tests/test_statedb.py) migrates an empty database of each kind and compares it with these
+definitions. To change the schema, add a migration and change the table here to match.
+
+Identifiers are 64-bit: an identity column on PostgreSQL, SQLite's INTEGER PRIMARY KEY with
+AUTOINCREMENT (never reused). Times are integer nanoseconds since the epoch (UTC). Flags are
+integers 0/1, as the first release made them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Double,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData()
+
+# INTEGER on SQLite: only "INTEGER PRIMARY KEY" is its rowid (and then AUTOINCREMENT applies).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+# -- alerts (alerts/state.py) -----------------------------------------------------------------
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Id, Identity(always=True), primary_key=True),
+    Column("factory", Text, nullable=False),
+    Column("device", Text, nullable=False),
+    Column("parameter", Text, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("opened_ns", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("value", Double),
+    Column("limit_value", Double),
+    Column("unit", Text, nullable=False, server_default=text("''")),
+    Column("resolved_ns", BigInteger),
+    Column("provisional", Integer, nullable=False, server_default=text("0")),
+    Column("retroactive", Integer, nullable=False, server_default=text("0")),
+    Column("period_start_ns", BigInteger),
+    Column("assignee", Text),
+    Column("acknowledged_ns", BigInteger),
+    Column("acknowledged_by", Text),
+    Column("closed_ns", BigInteger),
+    Column("escalation_step", Integer, nullable=False, server_default=text("0")),
+    Column("flaps", Integer, nullable=False, server_default=text("0")),
+    Column("template", Text, nullable=False, server_default=text("''")),
+    Column("params", Text, nullable=False, server_default=text("'{}'")),
+    sqlite_autoincrement=True,
+)
+ACTIVE = ("open", "acknowledged")
+# The database itself keeps one active alert per (factory, device, parameter, rule).
+Index(
+    "alerts_one_active",
+    alerts.c.factory,
+    alerts.c.device,
+    alerts.c.parameter,
+    alerts.c.rule,
+    unique=True,
+    sqlite_where=alerts.c.state.in_(ACTIVE),
+    postgresql_where=alerts.c.state.in_(ACTIVE),
+)
+Index("alerts_state", alerts.c.state, alerts.c.id)
+Index("alerts_key", alerts.c.factory, alerts.c.device, alerts.c.parameter, alerts.c.rule, alerts.c.id)
+
+# Every change of an alert: who, when, what.
+alert_audit = Table(
+    "alert_audit",
+    metadata,
+    Column("alert_id", BigInteger, nullable=False),
+    Column("seq", Id, Identity(always=True), primary_key=True),
+    Column("ts_ns", BigInteger, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("detail", Text, nullable=False, server_default=text("''")),
+    sqlite_autoincrement=True,
+)
+Index("alert_audit_alert", alert_audit.c.alert_id, alert_audit.c.seq)
+
+# A notification is claimed before it is sent: once per (alert, escalation step, notifier,
+# recipient), across restarts and processes.
+alert_notifications = Table(
+    "alert_notifications",
+    metadata,
+    Column("alert_id", BigInteger, primary_key=True),
+    Column("step", Integer, primary_key=True),
+    Column("notifier", Text, primary_key=True),
+    Column("recipient", Text, primary_key=True),
+    Column("ts_ns", BigInteger, nullable=False),
+)
+
+# What a factory's operator says about an alert of its factory.
+alert_responses = Table(
+    "alert_responses",
+    metadata,
+    Column("id", Id, Identity(always=True), primary_key=True),
+    Column("alert_id", BigInteger, nullable=False),
+    Column("factory", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("ts_ns", BigInteger, nullable=False),
+    Column("cause", Text, nullable=False),
+    Column("corrective_action", Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+Index("alert_responses_alert", alert_responses.c.alert_id, alert_responses.c.id)
+
+# -- accounts of the HTTP API (server/accounts.py) --------------------------------------------
+
+api_users = Table(
+    "api_users",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("factory", Text),
+    Column("password_hash", Text, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("disabled", Integer, nullable=False, server_default=text("0")),
+)
+
+# Bearer tokens, by their SHA-256 only.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("user_name", Text, nullable=False),
+    Column("issued_ns", BigInteger, nullable=False),
+    Column("expires_ns", BigInteger, nullable=False),
+)
+Index("api_tokens_user", api_tokens.c.user_name)
+Index("api_tokens_expires", api_tokens.c.expires_ns)
+
+# -- dead letters of the ingest (ingest/deadletters.py) ---------------------------------------
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Id, Identity(always=True), primary_key=True),
+    Column("received_ns", BigInteger, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("location", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+Index("dead_letters_reason", dead_letters.c.reason, dead_letters.c.id)
+
+# -- what ran ---------------------------------------------------------------------------------
+
+# One row per migration applied (statedb/migrations/).
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False),
+    Column("applied_ns", BigInteger, nullable=False),
+)
