@@ -166,13 +166,13 @@ def _store_for(args: argparse.Namespace) -> tuple[Store, float]:
     """The store of ``--config serve.yaml``, else the embedded store in ``--data-dir``; and the
     completeness threshold."""
     from ingest.store import open_store
-    from ingest.store.settings import StoreSettings
+    from ingest.store.sqlite import SqliteSettings
     from server.config import load_serve_config
 
     if args.config:
         config = load_serve_config(args.config)
         return open_store(config.store), config.rules.completeness
-    return open_store(StoreSettings(kind="sqlite", path=Path(args.data_dir) / "readings.db")), 0.8
+    return open_store(SqliteSettings(path=Path(args.data_dir) / "readings.db")), 0.8
 
 
 def _import(args: argparse.Namespace) -> int:
