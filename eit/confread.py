@@ -22,15 +22,21 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, NoReturn, overload
+from typing import Any, NoReturn, Protocol, overload
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from eit.errors import ConfigError, Problem
 
@@ -144,7 +150,7 @@ def load_yaml(path: Path | str, source: str | None = None) -> Any:
 
 def parse_yaml(text: str, source: str) -> Document:
     """Parse YAML text; every problem found is reported at once."""
-    loader = _Loader(text)
+    loader = _new_loader(text)
     try:
         try:
             node = loader.get_single_node()
@@ -159,6 +165,10 @@ def parse_yaml(text: str, source: str) -> Document:
             if exc.context and exc.context_mark is not None:
                 context = f", {exc.context} at line {exc.context_mark.line + 1}"
             raise _SyntaxProblem(source, "", f"invalid YAML: {exc.problem}{column}{context}", line) from None
+        except yaml.reader.ReaderError as exc:
+            line = text.count("\n", 0, exc.position) + 1
+            char = f" (#x{exc.character:04x})" if isinstance(exc.character, int) else ""
+            raise _SyntaxProblem(source, "", f"invalid YAML: {exc.reason}{char}", line) from None
         except yaml.YAMLError as exc:
             raise _SyntaxProblem(source, "", f"invalid YAML: {exc}") from None
         if node is None:
@@ -184,12 +194,12 @@ class _TooDeep(Exception):
         self.line = line
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, composing nodes no deeper than MAX_DEPTH (its composer recurses,
-    so depth is checked as nodes are composed, before any is built)."""
+class _DepthComposer(Composer):
+    """PyYAML's composer, composing nodes no deeper than MAX_DEPTH (it recurses, so depth is
+    checked as nodes are composed, before any is built)."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+    def __init__(self) -> None:
+        super().__init__()
         self._depth = 0
         self._loc: list[Key] = []
 
@@ -200,8 +210,8 @@ class _Loader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-                raise _TooDeep(tuple(self._loc), mark.line + 1)
+                parser: Any = self  # the parser beside this composer (PyYAML's or libyaml's)
+                raise _TooDeep(tuple(self._loc), parser.peek_event().start_mark.line + 1)
             node = super().compose_node(parent, index)
             assert node is not None
             return node
@@ -211,10 +221,51 @@ class _Loader(yaml.SafeLoader):
                 self._loc.pop()
 
 
+class _PythonLoader(Reader, Scanner, Parser, _DepthComposer, SafeConstructor, Resolver):
+    """The safe loader in Python (PyYAML's yaml.SafeLoader with the composer above)."""
+
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        _DepthComposer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+
+
+class _YamlLoader(Protocol):
+    def get_single_node(self) -> Node | None: ...
+    def construct_object(self, node: Node, deep: bool = False) -> Any: ...
+    def dispose(self) -> None: ...
+
+
+def _new_loader(text: str) -> _YamlLoader:
+    if _LibyamlLoader is not None:
+        return _LibyamlLoader(text)
+    return _PythonLoader(text)
+
+
+_LibyamlLoader: Callable[[str], _YamlLoader] | None = None
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _Libyaml(_DepthComposer, CParser, SafeConstructor, Resolver):
+        """The same with libyaml's parser (C, 5x faster) under the Python composer: the events
+        are libyaml's, the nodes, lines and bounds are the composer's above."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            _DepthComposer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+    _LibyamlLoader = _Libyaml
+
+
 class _Builder:
     """Builds plain data from composed nodes, recording lines and collecting problems."""
 
-    def __init__(self, loader: _Loader, source: str) -> None:
+    def __init__(self, loader: _YamlLoader, source: str) -> None:
         self.loader = loader
         self.source = source
         self.lines: dict[Loc, int] = {}
@@ -711,7 +762,7 @@ class Section:
         problems = Problems()
         for key in unknown:
             with problems.gather():
-                self.fail(str(key), f"unknown key{hint}")
+                self._fail_at(self.key_path(str(key)), (*self.loc, key), f"unknown key{hint}")
         problems.check()
 
 

@@ -649,7 +649,8 @@ def main(argv: list[str] | None = None) -> int:
         result: int = args.func(args)
         return result
     except ConfigError as exc:
-        print(f"eit: configuration error: {exc}", file=sys.stderr)
+        for problem in exc.problems:  # one line each, every problem found
+            print(f"eit: configuration error: {problem}", file=sys.stderr)
         return 2
 
 
