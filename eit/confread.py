@@ -5,7 +5,7 @@ data, page texts, alert templates) goes through :func:`read_yaml`. It is safe (p
 no tags that build objects), keeps the line of every key, refuses a key given twice in one
 mapping, and bounds what it accepts before building it: nesting depth, digits of a number, the
 number of values (aliases cannot blow a small file up) and the file's size. Numbers that are
-not finite (``.inf``, ``.nan``, ``1e999``) are refused too. Every problem is a
+not finite (``.inf``, ``.nan``, ``1.0e+999``) are refused too. Every problem is a
 :class:`~eit.errors.ConfigError` naming file, line and key path, never a traceback, and the
 loader reports every problem it finds in one pass.
 
@@ -82,9 +82,6 @@ class Document:
     data: Any
     lines: Mapping[Loc, int] = field(default_factory=dict)
 
-    def line(self, loc: Loc) -> int | None:
-        return line_of(self.lines, loc)
-
 
 def line_of(lines: Mapping[Loc, int], loc: Loc) -> int | None:
     """The line of ``loc``, or of the nearest enclosing key that has one (a missing key is
@@ -105,12 +102,12 @@ def key_path(data: Any, loc: Sequence[Key]) -> str:
     text = ""
     node: Any = data
     for key in loc:
-        if isinstance(key, int):
-            text += f"[{_item_label(node, key)}]"
-            node = node[key] if isinstance(node, list) and 0 <= key < len(node) else None
-        else:
+        if isinstance(node, dict) or not isinstance(key, int) or isinstance(key, bool):
             text = f"{text}.{key}" if text else str(key)
             node = node.get(key) if isinstance(node, dict) else None
+        else:
+            text += f"[{_item_label(node, key)}]"
+            node = node[key] if isinstance(node, list) and 0 <= key < len(node) else None
     return text
 
 
@@ -132,7 +129,7 @@ def read_yaml(path: Path | str, source: str | None = None) -> Document:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ConfigError(source, "", f"{size} bytes, more than the {MAX_FILE_BYTES} a file may have")
+            raise ConfigError(source, "", f"{size} bytes, more than the {MAX_FILE_BYTES} bytes allowed")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(source, "", "file not found") from None

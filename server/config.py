@@ -334,10 +334,13 @@ class _Reader:
 
 
 def _unoptional(annotation: Any) -> Any:
+    """The type a field holds when given: ``X`` of ``X | None`` and of ``Annotated[X, ...]``."""
     if get_origin(annotation) in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
         if len(args) == 1:
-            return args[0]
+            annotation = args[0]
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
     return annotation
 
 

@@ -296,6 +296,19 @@ def test_section_getters_give_typed_values_and_name_every_unknown_key() -> None:
     assert [(p.key, p.line) for p in err.value.problems] == [("True", 4), ("extra", 5), ("more", 6)]
 
 
+def test_paths_are_taken_from_the_configuration_files_folder(tmp_path: Path) -> None:
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_text("not read here\n")
+    config = load_serve_config(serve_file(tmp_path, "mqtt: {tls: {ca_file: certs/ca.pem}}\n"), environ={})
+    assert config.mqtt.tls is not None and config.mqtt.tls.ca_file == tmp_path / "certs" / "ca.pem"
+    assert config.mqtt.port == 8883 and config.state_path == tmp_path / "data" / "state.db"
+    path = serve_file(tmp_path, "mqtt: {tls: {ca_file: certs/none.pem}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_serve_config(path, environ={})
+    assert (err.value.key, err.value.line) == ("mqtt.tls.ca_file", 3)
+    assert err.value.problem == f"file {tmp_path / 'certs' / 'none.pem'} not found"
+
+
 # -- kinds chosen by name ------------------------------------------------------------------------
 def test_unknown_kinds_list_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
