@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from eit.confread import load_yaml
+from eit.confread import read_yaml
 from eit.model import Reading
 from eit.registry import Registry, load_registry
 from eit.timeutil import NS_PER_S, ns_to_datetime
@@ -134,10 +134,11 @@ def run_demo(
         history = backfill(server.store, registry, site_dir / "edge", history_hours)
     agents = []
     for edge_file in sorted((site_dir / "edge").glob("*.yaml")):
-        data = load_yaml(edge_file)
+        doc = read_yaml(edge_file)
+        data = doc.data
         data["mqtt"] = dict(mqtt)
         data["outbox"] = {"path": str(data_dir / f"outbox-{data['factory']}.db")}
-        agents.append(Agent(parse_edge_config(data, str(edge_file), edge_file.parent)))
+        agents.append(Agent(parse_edge_config(data, str(edge_file), edge_file.parent, lines=doc.lines)))
 
     # Alert log lines would repeat what the console prints.
     logging.getLogger("eit.alerts").setLevel(logging.ERROR)
@@ -252,9 +253,10 @@ def simulate_history(
     virtual = [0.0]
     drivers: list[tuple[str, str, SimDriver]] = []
     for path in sorted(edge_dir.glob("*.yaml")):
-        data = load_yaml(path)
+        doc = read_yaml(path)
+        data = doc.data
         data["outbox"] = {"path": str(path.parent / "unused-outbox.db")}  # parsed, never opened
-        config = parse_edge_config(data, str(path), path.parent)
+        config = parse_edge_config(data, str(path), path.parent, lines=doc.lines)
         for dev in config.devices:
             if isinstance(dev.driver, SimDriver):
                 dev.driver.clock = lambda: virtual[0]
