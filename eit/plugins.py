@@ -41,11 +41,12 @@ class Kinds(Generic[S, F]):
         return tuple(self._modules)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._modules
+        return isinstance(name, str) and name in self._modules
 
     def unknown(self, name: object) -> str:
         """The message for a name that is not a kind: it lists the known ones."""
-        return f"'{name}' is not one of {', '.join(self.names())}"
+        shown = f"'{name}'" if isinstance(name, str) else repr(name)
+        return f"{shown} is not one of {', '.join(self.names())}"
 
     def get(self, name: str) -> Kind[S, F]:
         """The kind ``name``, its module imported on first use."""

@@ -158,10 +158,11 @@ def load_registry(path: Path | str) -> Registry:
             if officer.id in officers:
                 osec.fail("id", f"officer '{officer.id}' is defined twice")
             officers[officer.id] = officer
+    officer_ids = {osec.data.get("id") for osec in officer_sections}  # read or not, as above
     for osec in officer_sections:
         with problems.gather():
             escalate_to = osec.data.get("escalate_to")
-            if isinstance(escalate_to, str) and escalate_to not in officers:
+            if isinstance(escalate_to, str) and escalate_to not in officer_ids:
                 osec.fail("escalate_to", f"no officer '{escalate_to}'")
     with problems.gather():
         root.finish()

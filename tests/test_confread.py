@@ -313,11 +313,13 @@ def test_paths_are_taken_from_the_configuration_files_folder(tmp_path: Path) -> 
 def test_unknown_kinds_list_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_serve_config(
-            serve_file(tmp_path, "store: {kind: postgres}\nnotifiers: [{kind: line}]\n"), environ={}
+            serve_file(tmp_path, "store: {kind: postgres}\nnotifiers: [{kind: line}, {kind: [log]}]\n"),
+            environ={},
         )
     assert [(p.key, p.problem) for p in err.value.problems] == [
         ("store.kind", "'postgres' is not one of sqlite, influxdb, influxdb2"),
         ("notifiers[0].kind", "'line' is not one of log, webhook, email, mqtt, apprise"),
+        ("notifiers[1].kind", "['log'] is not one of log, webhook, email, mqtt, apprise"),
     ]
 
 
