@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from eit.confread import Section, load_yaml
+from eit.confread import Section, read_yaml
 from eit.standards import Standards, methods
 from eit.store import Point
 from eit.storeschema import DEVICE, FACTORY, Aqi
@@ -41,19 +41,22 @@ class AqiTable:
 def aqi_table() -> AqiTable:
     ref = resources.files("eit").joinpath("standards/th_aqi.yaml")
     with resources.as_file(ref) as real:
-        root = Section(load_yaml(real), SOURCE)
+        root = Section.of(read_yaml(real, SOURCE))
     root.text("source")
     bands = []
     for bsec in root.sections("bands", required=True):
-        rng = bsec.raw("aqi")
-        bands.append((bsec.text("id"), int(rng[0]), None if rng[1] is None else int(rng[1])))
+        low, high = _pair(bsec, "aqi")
+        bands.append((bsec.text("id"), int(low), None if high is None else int(high)))
         bsec.text("colour")
         bsec.text("en")
         bsec.text("th")
         bsec.finish()
     pollutants = {}
     for pid, psec in root.mapping_sections("pollutants", required=True):
-        bps = tuple((float(lo), None if hi is None else float(hi)) for lo, hi in psec.raw("breakpoints"))
+        listed = psec.raw("breakpoints")
+        if not isinstance(listed, list):
+            psec.fail("breakpoints", "expected a list of [low, high] pairs")
+        bps = tuple(_pair(psec, f"breakpoints.{i}", pair) for i, pair in enumerate(listed))
         if len(bps) != len(bands):
             psec.fail("breakpoints", f"{len(bps)} bands given, the AQI has {len(bands)}")
         pollutants[pid] = AqiPollutant(
@@ -140,3 +143,16 @@ def aqi_points(
             )
         )
     return points
+
+
+def _pair(sec: Section, key: str, value: object = None) -> tuple[float, float | None]:
+    """A [low, high] band edge pair (high may be null: open at the top)."""
+    pair = sec.raw(key) if value is None else value
+    if (
+        not isinstance(pair, list)
+        or len(pair) != 2
+        or not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in pair)
+        or pair[0] is None
+    ):
+        sec.fail(key, "expected [low, high] (high may be null)")
+    return float(pair[0]), None if pair[1] is None else float(pair[1])

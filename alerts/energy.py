@@ -8,7 +8,7 @@ from datetime import date
 from functools import cache
 from importlib import resources
 
-from eit.confread import Section, load_yaml
+from eit.confread import Section, read_yaml
 from eit.standards import methods
 from eit.store import Point
 from eit.storeschema import DEVICE, FACTORY, Energy
@@ -28,11 +28,10 @@ class GridFactor:
 def grid_factors() -> tuple[GridFactor, ...]:
     ref = resources.files("eit").joinpath("standards/th_grid.yaml")
     with resources.as_file(ref) as real:
-        root = Section(load_yaml(real), SOURCE)
+        root = Section.of(read_yaml(real, SOURCE))
     out = []
     for fsec in root.sections("factors", required=True):
-        raw = fsec.raw("effective_from")
-        day = raw if isinstance(raw, date) else date.fromisoformat(str(raw))
+        day = fsec.day("effective_from")
         out.append(
             GridFactor(
                 fsec.number("kg_co2e_per_kwh", exclusive_minimum=0),

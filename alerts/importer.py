@@ -133,13 +133,7 @@ def recompute(registry: Registry, store: Store, readings: list[Reading], setting
     """Run the engine over time-ordered readings; returns the number of hours it closed."""
     first_hour = readings[0].ts_ns - readings[0].ts_ns % HOUR_NS
     clock = [first_hour]
-    quiet = RuleSettings(
-        **{
-            **{name: getattr(settings, name) for name in settings.__dataclass_fields__},
-            "stale_after_s": 1e12,
-            "escalate_after_s": 1e12,
-        }
-    )
+    quiet = settings.model_copy(update={"stale_after_s": 1e12, "escalate_after_s": 1e12})
     alerts = open_alert_store(None, Path(":memory:"))  # alerts of a historical load are not kept
     engine = AlertEngine(
         registry, alerts, Dispatcher([]), clock=lambda: clock[0], settings=quiet, store=store

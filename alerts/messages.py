@@ -6,9 +6,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from alerts.model import Alert, AlertEvent
+from eit.confread import load_yaml
+from eit.errors import ConfigError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "messages.yaml"
 LANGUAGES = ("en", "th")
@@ -16,7 +16,9 @@ LANGUAGES = ("en", "th")
 
 @cache
 def _templates() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(TEMPLATES.read_text(encoding="utf-8"))
+    data = load_yaml(TEMPLATES, "alerts/templates/messages.yaml")
+    if not isinstance(data, dict):
+        raise ConfigError("alerts/templates/messages.yaml", "", "expected a mapping at the top level", 1)
     return data
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from eit.confread import Section
 
@@ -71,7 +70,7 @@ def read_mqtt(sec: Section, base_dir: Path, default_client_id: str) -> MqttSetti
     return settings
 
 
-def _existing(sec: Section, key: str, base_dir: Path) -> Any:
+def _existing(sec: Section, key: str, base_dir: Path) -> Path | None:
     path = sec.path_value(key, base_dir, None)
     if path is not None and not path.is_file():
         sec.fail(key, f"file {path} not found")

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from eit.confread import Section, load_yaml
-from eit.errors import ConfigError
+from eit.confread import Problems, Section, read_yaml
 from eit.model import ID_HINT, ID_PATTERN
 from eit.standards import Limit, Standards, load_standards, read_limit
 from eit.units import UnitError, conversion_factor
@@ -115,38 +114,59 @@ class Registry:
 
 
 def load_registry(path: Path | str) -> Registry:
-    """Load and check a site registry file."""
+    """Load and check a site registry file; every problem found is reported at once."""
     path = Path(path)
     source = str(path)
-    root = Section(load_yaml(path), source)
+    root = Section.of(read_yaml(path))
+    problems = Problems()
     standards = load_standards(tuple(_extra_standards(root, path.parent)))
-    town = root.section("town", required=True)
-    town_id = town.text("id", pattern=ID_PATTERN, hint=ID_HINT)
-    town_name = town.text("name")
-    timezone = town.text("timezone", "Asia/Bangkok")
-    town.finish()
+    town_id, town_name, timezone = "", "", "Asia/Bangkok"
+    with problems.gather():
+        town = root.section("town", required=True)
+        town_id = town.text("id", pattern=ID_PATTERN, hint=ID_HINT)
+        town_name = town.text("name")
+        timezone = town.text("timezone", "Asia/Bangkok")
+        town.finish()
 
     factories: dict[str, Factory] = {}
     device_count = 0
-    for fsec in root.sections("factories", required=True):
-        factory = _read_factory(fsec, standards)
-        if factory.id in factories:
-            fsec.fail("id", f"factory '{factory.id}' is defined twice")
-        factories[factory.id] = factory
-        device_count += len(factory.devices)
-    if not factories:
-        root.fail("factories", "the registry lists no factories")
+    factory_sections: list[Section] = []
+    with problems.gather():
+        factory_sections = list(root.sections("factories", required=True))
+        if not factory_sections:
+            root.fail("factories", "the registry lists no factories")
+    for fsec in factory_sections:
+        with problems.gather():
+            factory = _read_factory(fsec, standards, problems)
+            if factory.id in factories:
+                fsec.fail("id", f"factory '{factory.id}' is defined twice")
+            factories[factory.id] = factory
+            device_count += len(factory.devices)
 
+    # Officers are checked against every factory the file lists, read or not, so a factory with
+    # a problem of its own does not make each officer covering it a problem too.
+    listed = [fsec.data for fsec in factory_sections]
+    factory_ids = {str(f.get("id")) for f in listed}
+    districts = {str(f.get("district", "")) for f in listed}
     officers: dict[str, Officer] = {}
-    for osec in root.sections("officers"):
-        officer = _read_officer(osec, factories)
-        if officer.id in officers:
-            osec.fail("id", f"officer '{officer.id}' is defined twice")
-        officers[officer.id] = officer
-    for oid, officer in officers.items():
-        if officer.escalate_to is not None and officer.escalate_to not in officers:
-            raise ConfigError(source, f"officers.{oid}.escalate_to", f"no officer '{officer.escalate_to}'")
-    root.finish()
+    officer_sections: list[Section] = []
+    with problems.gather():
+        officer_sections = list(root.sections("officers"))
+    for osec in officer_sections:
+        with problems.gather():
+            officer = _read_officer(osec, factory_ids, districts)
+            if officer.id in officers:
+                osec.fail("id", f"officer '{officer.id}' is defined twice")
+            officers[officer.id] = officer
+    officer_ids = {osec.data.get("id") for osec in officer_sections}  # read or not, as above
+    for osec in officer_sections:
+        with problems.gather():
+            escalate_to = osec.data.get("escalate_to")
+            if isinstance(escalate_to, str) and escalate_to not in officer_ids:
+                osec.fail("escalate_to", f"no officer '{escalate_to}'")
+    with problems.gather():
+        root.finish()
+    problems.check()
     return Registry(town_id, town_name, timezone, factories, officers, standards, source, device_count)
 
 
@@ -162,18 +182,21 @@ def _extra_standards(root: Section, base: Path) -> list[Path]:
     return paths
 
 
-def _read_factory(sec: Section, standards: Standards) -> Factory:
+def _read_factory(sec: Section, standards: Standards, problems: Problems) -> Factory:
     fid = sec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
-    location = sec.section("location", required=True)
-    lat = location.number("lat", minimum=-90, maximum=90)
-    lon = location.number("lon", minimum=-180, maximum=180)
-    location.finish()
+    lat, lon = 0.0, 0.0
+    with problems.gather():
+        location = sec.section("location", required=True)
+        lat = location.number("lat", minimum=-90, maximum=90)
+        lon = location.number("lon", minimum=-180, maximum=180)
+        location.finish()
     devices: dict[str, Device] = {}
     for dsec in sec.sections("devices", required=True):
-        device = _read_device(dsec, standards)
-        if device.id in devices:
-            dsec.fail("id", f"device '{device.id}' is defined twice in factory '{fid}'")
-        devices[device.id] = device
+        with problems.gather():
+            device = _read_device(dsec, standards, problems)
+            if device.id in devices:
+                dsec.fail("id", f"device '{device.id}' is defined twice in factory '{fid}'")
+            devices[device.id] = device
     factory = Factory(
         id=fid,
         name=sec.text("name"),
@@ -190,18 +213,20 @@ def _read_factory(sec: Section, standards: Standards) -> Factory:
     return factory
 
 
-def _read_device(sec: Section, standards: Standards) -> Device:
+def _read_device(sec: Section, standards: Standards, problems: Problems) -> Device:
     did = sec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
     kind = sec.text("kind", choices=DEVICE_KINDS)
     device_preset = _preset_id(sec, standards, kind)
     channels: dict[str, Channel] = {}
-    for csec in sec.sections("channels", required=True):
-        channel = _read_channel(csec, standards, device_preset, kind)
-        if channel.id in channels:
-            csec.fail("id", f"channel '{channel.id}' is defined twice in device '{did}'")
-        channels[channel.id] = channel
-    if not channels:
+    channel_sections = list(sec.sections("channels", required=True))
+    if not channel_sections:
         sec.fail("channels", "a device needs at least one channel")
+    for csec in channel_sections:
+        with problems.gather():
+            channel = _read_channel(csec, standards, device_preset, kind)
+            if channel.id in channels:
+                csec.fail("id", f"channel '{channel.id}' is defined twice in device '{did}'")
+            channels[channel.id] = channel
     device = Device(
         id=did,
         kind=kind,
@@ -292,14 +317,13 @@ def _check_convertible(sec: Section, key: str, lim: Limit, unit: str, standards:
         sec.fail(key, f"limit from {lim.origin} is in {lim.unit}, channel is in {unit}: {exc}")
 
 
-def _read_officer(sec: Section, factories: dict[str, Factory]) -> Officer:
+def _read_officer(sec: Section, factory_ids: set[str], known_districts: set[str]) -> Officer:
     oid = sec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
     fact = tuple(sec.str_list("factories", []))
     for f in fact:
-        if f != "*" and f not in factories:
+        if f != "*" and f not in factory_ids:
             sec.fail("factories", f"no factory '{f}' in the registry")
     districts = tuple(sec.str_list("districts", []))
-    known_districts = {f.district for f in factories.values()}
     for d in districts:
         if d not in known_districts:
             sec.fail("districts", f"no factory is in district '{d}'")

@@ -9,7 +9,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from eit.confread import Section, load_yaml
+from eit.confread import Section, read_yaml
 from eit.errors import ConfigError
 from eit.storeschema import Aqi, Daily, Energy, Hourly, Rolling
 
@@ -91,8 +91,8 @@ def read_limit(sec: Section, default_source: str, origin: str, kind: str) -> Lim
     source = sec.text("source", default_source)
     if not source:
         sec.fail("source", "every limit needs its source")
-    eff_from = _date(sec, "effective_from")
-    eff_to = _date(sec, "effective_to")
+    eff_from = sec.day("effective_from", None)
+    eff_to = sec.day("effective_to", None)
     if eff_from and eff_to and eff_to < eff_from:
         sec.fail("effective_to", "ends before it starts")
     limit = Limit(
@@ -114,30 +114,16 @@ def read_limit(sec: Section, default_source: str, origin: str, kind: str) -> Lim
     return limit
 
 
-def _date(sec: Section, key: str) -> date | None:
-    value = sec.raw(key, None)
-    if value is None:
-        return None
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    sec.fail(key, f"expected a date like 2026-01-31, got {value!r}")
-
-
 def _load_parameters(path: Path | None) -> tuple[dict[str, Parameter], float, str]:
     if path is None:
         ref = resources.files("eit").joinpath("standards/parameters.yaml")
         source = "eit/standards/parameters.yaml"
         with resources.as_file(ref) as real:
-            data = load_yaml(real)
+            doc = read_yaml(real, source)
     else:
         source = str(path)
-        data = load_yaml(path)
-    root = Section(data, source)
+        doc = read_yaml(path)
+    root = Section.of(doc)
     mv = root.section("molar_volume", required=True)
     molar_volume = mv.number("l_per_mol", exclusive_minimum=0)
     mv.text("source")
@@ -177,7 +163,7 @@ def default_standards() -> Standards:
 
 
 def _load_presets(path: Path, source: str, params: dict[str, Parameter], presets: dict[str, Preset]) -> None:
-    root = Section(load_yaml(path), source)
+    root = Section.of(read_yaml(path, source))
     root.raw("sources", None)  # YAML anchors for sources; values are read through the limits
     for pid, sec in root.mapping_sections("presets", required=True):
         if not PRESET_ID.fullmatch(pid):
@@ -240,7 +226,7 @@ def methods() -> dict[str, Method]:
     """The methods of the derived measurements, by measurement name."""
     source = "eit/standards/methods.yaml"
     with resources.as_file(resources.files("eit").joinpath("standards/methods.yaml")) as real:
-        root = Section(load_yaml(real), source)
+        root = Section.of(read_yaml(real, source))
     found: dict[str, Method] = {}
     for name, sec in root.mapping_sections("methods", required=True):
         if name not in DERIVED:

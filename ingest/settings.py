@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pydantic import BaseModel, ConfigDict, Field
 
 
-@dataclass(frozen=True, slots=True)
-class IngestSettings:
-    batch_max_readings: int = 5000
+class IngestSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    batch_max_readings: int = Field(5000, ge=1)
     # The longest a message waits for others to join its batch when the queue is idle.
-    flush_interval_s: float = 0.005
-    max_future_s: float = 300.0
-    retry_max_s: float = 30.0
-    stats_interval_s: float = 10.0  # the `platform` measurement (ingest/selfstats.py)
+    flush_interval_s: float = Field(0.005, gt=0)
+    max_future_s: float = Field(300.0, ge=0)
+    retry_max_s: float = Field(30.0, gt=0)
+    stats_interval_s: float = Field(10.0, gt=0)  # the `platform` measurement (ingest/selfstats.py)

@@ -173,13 +173,13 @@ def _store_for(args: argparse.Namespace) -> tuple[Store, float]:
     """The store of ``--config serve.yaml``, else the embedded store in ``--data-dir``; and the
     completeness threshold."""
     from ingest.store import open_store
-    from ingest.store.settings import StoreSettings
+    from ingest.store.sqlite import SqliteSettings
     from server.config import load_serve_config
 
     if args.config:
         config = load_serve_config(args.config)
         return open_store(config.store), config.rules.completeness
-    return open_store(StoreSettings(kind="sqlite", path=Path(args.data_dir) / "readings.db")), 0.8
+    return open_store(SqliteSettings(path=Path(args.data_dir) / "readings.db")), 0.8
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -656,7 +656,8 @@ def main(argv: list[str] | None = None) -> int:
         result: int = args.func(args)
         return result
     except ConfigError as exc:
-        print(f"eit: configuration error: {exc}", file=sys.stderr)
+        for problem in exc.problems:  # one line each, every problem found
+            print(f"eit: configuration error: {problem}", file=sys.stderr)
         return 2
     except EitError as exc:  # a database or service the command needs, named with what went wrong
         print(f"eit: {exc}", file=sys.stderr)

@@ -2,40 +2,154 @@
 
 Environment variables override file keys, ``__`` separating levels: ``EIT_MQTT__PORT=1884``,
 ``EIT_STORE__KIND=influxdb``. Relative paths are taken from the configuration file's folder.
+
+The file is read by the project's one YAML loader (:mod:`eit.confread`: lines, duplicate keys,
+bounds) and validated with pydantic models, typed end to end: the sections below, the ingest's
+and the rules' settings, and the settings class of the store kind and of each notifier kind the
+file names (each kind's own module: :data:`ingest.store.STORE_KINDS`,
+:data:`alerts.notifiers.NOTIFIER_KINDS`). Every problem is reported at once, each with the file,
+line and key path, or the EIT_* variable that set the value.
+
+Before validation, values are brought into the models' terms by field type, the same for every
+section and kind: a key set to nothing counts as absent; a ``SecretStr`` field is read from
+``key``, ``key_file`` or ``key_env`` (never printed); a ``Path`` is taken from the file's folder;
+a number where text is expected is that text (``database: 2024``); one text where a list of text
+is expected is a list of one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import math
+import re
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
-from alerts.notifiers.settings import NOTIFIER_KINDS, NotifierSettings
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from alerts.notifiers import NOTIFIER_KINDS, NotifierSettings
 from alerts.settings import RuleSettings
-from eit.confread import Section, apply_env_overrides, load_yaml
-from eit.errors import ConfigError
-from eit.mqttconf import MqttSettings, read_mqtt
+from eit.confread import (
+    Loc,
+    SecretError,
+    apply_env_overrides,
+    describe,
+    key_path,
+    line_of,
+    read_secret,
+    read_yaml,
+    resolve_path,
+)
+from eit.errors import ConfigError, Problem
+from eit.mqttconf import PROTOCOLS, MqttSettings, TlsSettings
 from ingest.settings import IngestSettings
-from ingest.store.settings import STORE_KINDS, StoreSettings
+from ingest.store import STORE_KINDS, StoreSettings
+
+M = TypeVar("M", bound=BaseModel)
 
 
-@dataclass(frozen=True, slots=True)
-class HttpSettings:
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _existing_file(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError(f"file {path} not found")
+    return path
+
+
+ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
+
+
+class HttpSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(8080, ge=0, le=65535)
     # Bearer tokens of the API expire after this long.
-    token_ttl_s: float = 12 * 3600.0
+    token_ttl_s: float = Field(12 * 3600.0, ge=60, le=30 * 86400)
     # A factory whose newest reading is older than this shows as "no data" on the pages.
-    no_data_after_s: float = 900.0
+    no_data_after_s: float = Field(900.0, gt=0)
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerFiles:
+class BrokerFiles(_Section):
     """Where `eit devices add` writes the broker's logins (Mosquitto password file and ACL)."""
 
     passwd_file: Path
     acl_file: Path
+
+
+class TlsSection(_Section):
+    ca_file: ExistingFile | None = None
+    cert_file: ExistingFile | None = None
+    key_file: ExistingFile | None = None
+    insecure: bool = False  # skip host-name check (test brokers with self-made certificates)
+
+
+class MqttSection(_Section):
+    """The ingest's broker connection (the agent reads the same keys: eit.mqttconf.read_mqtt)."""
+
+    host: str = "localhost"
+    port: int | None = Field(None, ge=1, le=65535)  # default: 8883 with TLS, 1883 without
+    client_id: str = "eit-ingest"
+    protocol: Literal["5", "3.1.1"] = "5"
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsSection | None = None
+    keepalive_s: int = Field(30, ge=5, le=3600)
+
+    def settings(self) -> MqttSettings:
+        tls = None
+        if self.tls is not None:
+            tls = TlsSettings(self.tls.ca_file, self.tls.cert_file, self.tls.key_file, self.tls.insecure)
+        return MqttSettings(
+            host=self.host,
+            port=self.port or (8883 if tls else 1883),
+            client_id=self.client_id,
+            protocol=self.protocol,
+            username=self.username,
+            password=self.password.get_secret_value() if self.password else None,
+            tls=tls,
+            keepalive_s=self.keepalive_s,
+        )
+
+
+assert set(get_args(MqttSection.model_fields["protocol"].annotation)) == set(PROTOCOLS)
+
+
+class StateSection(_Section):
+    path: Path | None = None  # default: data_dir/state.db
+    url: SecretStr | None = None  # PostgreSQL for the alert lifecycle (default: the SQLite path)
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not url.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("expected a postgresql:// URL (leave it out for the embedded database)")
+        return url
+
+
+def _site_exists(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError(f"site registry {path} not found")
+    return path
+
+
+class ServeFile(_Section):
+    """The file as written. ``store`` and ``notifiers`` are checked for shape here and validated
+    with the settings class of the kind each names."""
+
+    site: Annotated[Path, AfterValidator(_site_exists)]
+    data_dir: Path | None = None  # default: data/ beside the file
+    mqtt: MqttSection = Field(default_factory=MqttSection)
+    store: dict[str, Any] = Field(default_factory=dict)
+    state: StateSection = Field(default_factory=StateSection)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    rules: RuleSettings = Field(default_factory=RuleSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    notifiers: list[dict[str, Any]] = Field(default_factory=list)
+    broker: BrokerFiles | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,176 +163,255 @@ class ServeConfig:
     ingest: IngestSettings
     rules: RuleSettings
     http: HttpSettings
-    notifiers: tuple[NotifierSettings, ...] = field(default_factory=tuple)
-    state_url: str | None = None  # PostgreSQL for the state database (default: the SQLite file state_path)
+    notifiers: tuple[NotifierSettings, ...] = ()
+    # PostgreSQL for the state database (default: the SQLite file state_path); its URL may hold a password.
+    state_url: str | None = field(default=None, repr=False)
     broker: BrokerFiles | None = None
 
 
 def load_serve_config(path: Path | str, environ: dict[str, str] | None = None) -> ServeConfig:
     path = Path(path)
-    data = load_yaml(path)
-    if data is None:
-        data = {}
+    doc = read_yaml(path)
+    data = {} if doc.data is None else doc.data
     if not isinstance(data, dict):
-        raise ConfigError(str(path), "", "expected a mapping at the top level")
+        raise ConfigError(str(path), "", "expected a mapping at the top level", 1)
     origins = apply_env_overrides(data, environ)
-    return parse_serve_config(data, str(path), path.parent.resolve(), origins)
+    return parse_serve_config(data, str(path), path.parent.resolve(), origins, lines=doc.lines)
 
 
 def parse_serve_config(
-    data: dict[str, Any], source: str, base_dir: Path, origins: dict[str, str] | None = None
+    data: dict[str, Any],
+    source: str,
+    base_dir: Path,
+    origins: dict[str, str] | None = None,
+    *,
+    lines: Mapping[Loc, int] | None = None,
 ) -> ServeConfig:
-    root = Section(data, source, "", origins)
-    site = root.path_value("site", base_dir)
-    if not site.is_file():
-        root.fail("site", f"site registry {site} not found")
-    data_dir = root.path_value("data_dir", base_dir, base_dir / "data")
-
-    mqtt = read_mqtt(root.section("mqtt"), base_dir, "eit-ingest")
-
-    ssec = root.section("store")
-    kind = ssec.text("kind", "sqlite", choices=STORE_KINDS)
-    store = StoreSettings(
-        kind=kind,
-        path=ssec.path_value("path", base_dir, data_dir / "readings.db"),
-        url=ssec.text("url", "http://localhost:8086").rstrip("/"),
-        database=ssec.text("database", "eit"),
-        username=ssec.text("username", None),
-        password=ssec.secret("password", base_dir),
-        retention_policy=ssec.text("retention_policy", None),
-        timeout_s=ssec.number("timeout_s", 10.0, exclusive_minimum=0),
-        org=ssec.text("org", None),
-        bucket=ssec.text("bucket", None),
-        token=ssec.secret("token", base_dir),
-    )
-    if kind == "influxdb2":
-        for key in ("org", "bucket", "token"):
-            if getattr(store, key) is None:
-                ssec.fail(key, f"store kind influxdb2 needs {key} (token also as token_file or token_env)")
-        if not ssec.has("database"):  # v1-compatible reads: the bucket's own DBRP name
-            store = replace(store, database=str(store.bucket))
-    ssec.finish()
-
-    state_sec = root.section("state")
-    state_path = state_sec.path_value("path", base_dir, data_dir / "state.db")
-    state_url = state_sec.secret("url", base_dir)
-    if state_url is not None and not state_url.startswith(("postgresql://", "postgres://")):
-        state_sec.fail("url", "expected a postgresql:// URL (leave it out for the embedded database)")
-    state_sec.finish()
-
-    isec = root.section("ingest")
-    ingest = IngestSettings(
-        batch_max_readings=isec.integer("batch_max_readings", 5000, minimum=1),
-        flush_interval_s=isec.number("flush_interval_s", 0.005, exclusive_minimum=0),
-        max_future_s=isec.number("max_future_s", 300.0, minimum=0),
-        retry_max_s=isec.number("retry_max_s", 30.0, exclusive_minimum=0),
-        stats_interval_s=isec.number("stats_interval_s", 10.0, exclusive_minimum=0),
-    )
-    isec.finish()
-
-    rsec = root.section("rules")
-    rate: dict[str, float] = {}
-    for param, value in (rsec.raw("rate_of_change", None) or {}).items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            rsec.fail(f"rate_of_change.{param}", "expected a positive number (change per minute)")
-        rate[str(param)] = float(value)
-    rules = RuleSettings(
-        stale_after_s=rsec.number("stale_after_s", 120.0, exclusive_minimum=0),
-        check_interval_s=rsec.number("check_interval_s", 5.0, exclusive_minimum=0),
-        completeness=rsec.number("completeness", 0.8, minimum=0, maximum=1),
-        early_warning_fraction=rsec.number("early_warning_fraction", 0.8, minimum=0, maximum=1),
-        provisional_min_points=rsec.integer("provisional_min_points", 10, minimum=1),
-        close_delay_s=rsec.number("close_delay_s", 120.0, minimum=0),
-        hysteresis=rsec.number("hysteresis", 0.05, minimum=0, maximum=0.5),
-        open_after_hours=rsec.integer("open_after_hours", 1, minimum=1),
-        clear_after_hours=rsec.integer("clear_after_hours", 1, minimum=1),
-        flap_window_s=rsec.number("flap_window_s", 3600.0, minimum=0),
-        flatline_s=rsec.number("flatline_s", 1800.0, exclusive_minimum=0),
-        flatline_tolerance=rsec.number("flatline_tolerance", 0.0, minimum=0),
-        spike_z=rsec.number("spike_z", 8.0, exclusive_minimum=0),
-        spike_window=rsec.integer("spike_window", 60, minimum=5),
-        stuck_s=rsec.number("stuck_s", 600.0, exclusive_minimum=0),
-        fault_clear_s=rsec.number("fault_clear_s", 600.0, exclusive_minimum=0),
-        rate_of_change=rate,
-        escalate_after_s=rsec.number("escalate_after_s", 1800.0, exclusive_minimum=0),
-    )
-    rsec.finish()
-
-    hsec = root.section("http")
-    http = HttpSettings(
-        enabled=hsec.boolean("enabled", True),
-        host=hsec.text("host", "127.0.0.1"),
-        port=hsec.integer("port", 8080, minimum=0, maximum=65535),
-        token_ttl_s=hsec.number("token_ttl_s", 12 * 3600.0, minimum=60, maximum=30 * 86400),
-        no_data_after_s=hsec.number("no_data_after_s", 900.0, exclusive_minimum=0),
-    )
-    hsec.finish()
-
-    notifiers = []
-    for nsec in root.sections("notifiers"):
-        nkind = nsec.text("kind", choices=NOTIFIER_KINDS)
-        options = _notifier_options(nkind, nsec, base_dir)
-        factories = tuple(nsec.str_list("factories", []))
-        districts = tuple(nsec.str_list("districts", []))
-        nsec.finish()
-        notifiers.append(NotifierSettings(nkind, options, factories, districts))
-    if not notifiers:
-        notifiers.append(NotifierSettings("log", {}))
-    broker: BrokerFiles | None = None
-    if root.has("broker"):
-        bsec = root.section("broker")
-        broker = BrokerFiles(bsec.path_value("passwd_file", base_dir), bsec.path_value("acl_file", base_dir))
-        bsec.finish()
-    root.finish()
-    return ServeConfig(
-        source=source,
-        site=site,
-        data_dir=data_dir,
-        mqtt=mqtt,
-        store=store,
-        state_path=state_path,
-        state_url=state_url,
-        ingest=ingest,
-        rules=rules,
-        http=http,
-        notifiers=tuple(notifiers),
-        broker=broker,
-    )
+    """Validate a server configuration (as parsed, EIT_* variables applied); every problem found
+    is reported in one ConfigError."""
+    return _Reader(data, source, base_dir, origins or {}, lines or {}).config()
 
 
-def _notifier_options(kind: str, nsec: Section, base_dir: Path) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if kind == "webhook":
-        url = nsec.text("url")
-        if not url.startswith(("http://", "https://")):
-            nsec.fail("url", f"'{url}' is not an http(s) URL")
-        options["url"] = url
-        options["timeout_s"] = nsec.number("timeout_s", 5.0, exclusive_minimum=0)
-        options["retries"] = nsec.integer("retries", 5, minimum=0)
-        options["secret"] = nsec.secret("secret", base_dir)
-    elif kind == "email":
-        options["host"] = nsec.text("host", "localhost")
-        options["port"] = nsec.integer("port", 25, minimum=1, maximum=65535)
-        options["sender"] = nsec.text("from")
-        options["starttls"] = nsec.boolean("starttls", False)
-        options["ssl"] = nsec.boolean("ssl", False)
-        options["username"] = nsec.text("username", None)
-        options["password"] = nsec.secret("password", base_dir)
-        options["timeout_s"] = nsec.number("timeout_s", 10.0, exclusive_minimum=0)
-        options["retries"] = nsec.integer("retries", 3, minimum=0)
-    elif kind == "mqtt":
-        options["qos"] = nsec.integer("qos", 1, minimum=0, maximum=2)
-    elif kind == "apprise":
-        urls = nsec.str_list("urls", [])
-        officers: dict[str, list[str]] = {}
-        for officer, value in (nsec.raw("officers", None) or {}).items():
+class _Reader:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        source: str,
+        base_dir: Path,
+        origins: dict[str, str],
+        lines: Mapping[Loc, int],
+    ) -> None:
+        self.data = data
+        self.source = source
+        self.base_dir = base_dir
+        self.origins = origins
+        self.lines = lines
+        self.problems: list[Problem] = []
+        self._reported: set[Loc] = set()  # secrets already reported: no second problem for them
+
+    def config(self) -> ServeConfig:
+        file = self.validate(ServeFile, self.data, ())
+        data_dir = (file.data_dir if file and file.data_dir else None) or self.base_dir / "data"
+        store = self.store(data_dir)
+        notifiers = self.notifiers()
+        if self.problems:
+            raise ConfigError.of(sorted(self.problems, key=lambda p: math.inf if p.line is None else p.line))
+        assert file is not None and store is not None
+        if not notifiers:
+            notifiers = [NOTIFIER_KINDS.get("log").settings.model_validate({"kind": "log"})]
+        return ServeConfig(
+            source=self.source,
+            site=file.site,
+            data_dir=data_dir,
+            mqtt=file.mqtt.settings(),
+            store=store,
+            state_path=file.state.path or data_dir / "state.db",
+            state_url=file.state.url.get_secret_value() if file.state.url else None,
+            ingest=file.ingest,
+            rules=file.rules,
+            http=file.http,
+            notifiers=tuple(notifiers),
+            broker=file.broker,
+        )
+
+    # -- plugin sections ---------------------------------------------------------------------------
+    def store(self, data_dir: Path) -> StoreSettings | None:
+        raw = self.data.get("store") or {}
+        if not isinstance(raw, dict):
+            return None  # reported by ServeFile
+        kind = raw.get("kind", "sqlite")
+        if kind not in STORE_KINDS:
+            self.add(("store", "kind"), STORE_KINDS.unknown(kind))
+            return None
+        settings = STORE_KINDS.get(kind).settings
+        return self.validate(settings, {"kind": kind, **raw}, ("store",), {"data_dir": data_dir})
+
+    def notifiers(self) -> list[NotifierSettings]:
+        raw = self.data.get("notifiers") or []
+        if not isinstance(raw, list):
+            return []  # reported by ServeFile
+        found = []
+        for index, entry in enumerate(raw):
+            loc: Loc = ("notifiers", index)
+            if not isinstance(entry, dict):
+                continue  # reported by ServeFile
+            kind = entry.get("kind")
+            if kind is None:
+                self.add(
+                    (*loc, "kind"), f"required key is missing (one of {', '.join(NOTIFIER_KINDS.names())})"
+                )
+            elif kind not in NOTIFIER_KINDS:
+                self.add((*loc, "kind"), NOTIFIER_KINDS.unknown(kind))
+            else:
+                settings = self.validate(NOTIFIER_KINDS.get(kind).settings, entry, loc)
+                if settings is not None:
+                    found.append(settings)
+        return found
+
+    # -- validation and its problems ---------------------------------------------------------------
+    def validate(
+        self, model: type[M], value: Any, loc: Loc, context: dict[str, Any] | None = None
+    ) -> M | None:
+        prepared = self.prepare(model, value, loc)
+        try:
+            return model.model_validate(prepared, context=context)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                where = (*loc, *error["loc"])
+                if not any(where[: len(r)] == r for r in self._reported):
+                    self.add(where, _message(error, model, tuple(error["loc"])))
+            return None
+
+    def prepare(self, model: type[BaseModel], value: Any, loc: Loc) -> Any:
+        """``value`` in the model's terms (see the module's docstring)."""
+        if not isinstance(value, dict):
+            return value
+        out = {k: v for k, v in value.items() if v is not None}
+        for name, info in model.model_fields.items():
+            key = info.alias or name
+            kind = _unoptional(info.annotation)
+            if kind is SecretStr:
+                forms = {f: out.pop(f) for f in (key, f"{key}_file", f"{key}_env") if f in out}
+                try:
+                    secret = read_secret(key, forms, self.base_dir)
+                except SecretError as exc:
+                    self.add((*loc, exc.key), exc.problem)
+                    self._reported.add((*loc, key))
+                    continue
+                if secret is not None:
+                    out[key] = secret
+            elif key in out:
+                out[key] = self._in_terms(kind, out[key], (*loc, key))
+        return out
+
+    def _in_terms(self, kind: Any, value: Any, loc: Loc) -> Any:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind is Path and isinstance(value, str):
+            return resolve_path(value, self.base_dir)
+        if (kind is str or _is_text_literal(kind)) and number:
+            return str(value)
+        if get_origin(kind) is tuple and get_args(kind) == (str, ...):
             if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
-                nsec.fail(f"officers.{officer}", "expected a list of Apprise URLs")
-            officers[str(officer)] = list(value)
-        if not urls and not officers:
-            nsec.fail("urls", "give Apprise URLs (urls: for everyone, officers: per officer)")
-        options["urls"] = urls
-        options["officers"] = officers
-    return options
+                return (value,)
+            if isinstance(value, list):
+                return tuple(
+                    str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value
+                )
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            return self.prepare(kind, value, loc)
+        return value
+
+    def add(self, loc: Loc, problem: str) -> None:
+        env_name = self.origins.get(".".join(str(k) for k in loc))
+        if env_name is not None:
+            self.problems.append(
+                Problem(f"environment variable {env_name}", key_path(self.data, loc), problem)
+            )
+        else:
+            self.problems.append(
+                Problem(self.source, key_path(self.data, loc), problem, line_of(self.lines, loc))
+            )
+
+
+def _unoptional(annotation: Any) -> Any:
+    """The type a field holds when given: ``X`` of ``X | None`` and of ``Annotated[X, ...]``."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            annotation = args[0]
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
+def _is_text_literal(kind: Any) -> bool:
+    return get_origin(kind) is Literal and all(isinstance(a, str) for a in get_args(kind))
+
+
+def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    """The model that holds the key at ``loc`` (relative to ``model``)."""
+    for key in loc[:-1]:
+        fields = {info.alias or name: info for name, info in model.model_fields.items()}
+        info = fields.get(str(key))
+        kind = _unoptional(info.annotation) if info is not None else None
+        if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
+            return None
+        model = kind
+    return model
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+def _message(error: Any, model: type[BaseModel], loc: Loc) -> str:
+    """A pydantic error in the house's words (as eit.confread.Section words them)."""
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    holder = _model_at(model, loc) if loc else None
+    if kind == "missing":
+        info = holder.model_fields.get(str(loc[-1])) if holder else None
+        if holder is not None and info is None:  # an alias
+            info = next((i for i in holder.model_fields.values() if i.alias == loc[-1]), None)
+        if info is not None and _unoptional(info.annotation) is SecretStr:
+            return f"required key is missing (give {loc[-1]}, {loc[-1]}_file or {loc[-1]}_env)"
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        known = sorted(i.alias or n for n, i in holder.model_fields.items()) if holder else []
+        return "unknown key" + (f" (known keys here: {', '.join(known)})" if known else "")
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected a whole number, got {describe(value)}"
+    if kind in ("float_type", "float_parsing"):
+        return f"expected a number, got {describe(value)}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {describe(value)}"
+    if kind == "string_type":
+        return f"expected text, got {describe(value)}"
+    if kind == "path_type":
+        return f"expected a file path, got {describe(value)}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping, got {describe(value)}"
+    if kind in ("list_type", "tuple_type"):
+        return f"expected a list, got {describe(value)}"
+    if kind == "finite_number":
+        return "must be a finite number"
+    if kind == "greater_than":
+        return f"{_fmt(value)} must be greater than {_fmt(ctx['gt'])}"
+    if kind == "greater_than_equal":
+        return f"{_fmt(value)} is below the minimum {_fmt(ctx['ge'])}"
+    if kind == "less_than_equal":
+        return f"{_fmt(value)} is above the maximum {_fmt(ctx['le'])}"
+    if kind == "less_than":
+        return f"{_fmt(value)} must be less than {_fmt(ctx['lt'])}"
+    if kind == "literal_error":
+        choices = _QUOTED.findall(str(ctx.get("expected", "")))
+        return f"'{value}' is not one of {', '.join(choices)}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return str(error["msg"])

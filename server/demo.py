@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from eit.confread import load_yaml
+from eit.confread import read_yaml
 from eit.model import Reading
 from eit.registry import Registry, load_registry
 from eit.timeutil import NS_PER_S, ns_to_datetime
+from ingest.store.sqlite import SqliteSettings
 from server.config import parse_serve_config
 from server.embedded_broker import EmbeddedBroker, choose_port, free_port, port_is_free
 
@@ -126,17 +127,20 @@ def run_demo(
         "eit demo",
         data_dir,
     )
+    assert isinstance(serve_config.store, SqliteSettings)  # the demo's own store: {kind: sqlite}
+    readings_db = serve_config.store.path
     server = Server(serve_config, extra_sinks=[console], on_alert=console.on_alert, registry=registry)
     accounts = demo_accounts(server.accounts, registry)
     history = ""
-    if history_hours > 0 and _count(serve_config.store.path) == 0:
+    if history_hours > 0 and _count(readings_db) == 0:
         history = backfill(server.store, registry, site_dir / "edge", history_hours)
     agents = []
     for edge_file in sorted((site_dir / "edge").glob("*.yaml")):
-        data = load_yaml(edge_file)
+        doc = read_yaml(edge_file)
+        data = doc.data
         data["mqtt"] = dict(mqtt)
         data["outbox"] = {"path": str(data_dir / f"outbox-{data['factory']}.db")}
-        agents.append(Agent(parse_edge_config(data, str(edge_file), edge_file.parent)))
+        agents.append(Agent(parse_edge_config(data, str(edge_file), edge_file.parent, lines=doc.lines)))
 
     # Alert log lines would repeat what the console prints.
     logging.getLogger("eit.alerts").setLevel(logging.ERROR)
@@ -146,7 +150,7 @@ def run_demo(
         f"  {len(registry.factories)} factories, {registry.device_count} devices,"
         f" {len(agents)} edge agents (simulated)\n"
         f"  broker   embedded MQTT on {host}:{port}{note}\n"
-        f"  store    embedded SQLite {serve_config.store.path}\n"
+        f"  store    embedded SQLite {readings_db}\n"
         f"  alerts   {serve_config.state_path}\n"
         + (f"  history  {history}\n" if history else "")
         + f"  web      http://{host}:{server.http_port}/  (town; officers /console; operators /operator)\n"
@@ -169,8 +173,8 @@ def run_demo(
         for agent in agents:
             agent.stop()
         broker.stop()
-    stored = _count(serve_config.store.path)
-    print(f"stopped. {stored} readings in {serve_config.store.path}", file=out, flush=True)
+    stored = _count(readings_db)
+    print(f"stopped. {stored} readings in {readings_db}", file=out, flush=True)
     return 0
 
 
@@ -255,9 +259,10 @@ def simulate_history(
     virtual = [0.0]
     drivers: list[tuple[str, str, SimDriver]] = []
     for path in sorted(edge_dir.glob("*.yaml")):
-        data = load_yaml(path)
+        doc = read_yaml(path)
+        data = doc.data
         data["outbox"] = {"path": str(path.parent / "unused-outbox.db")}  # parsed, never opened
-        config = parse_edge_config(data, str(path), path.parent)
+        config = parse_edge_config(data, str(path), path.parent, lines=doc.lines)
         for dev in config.devices:
             if isinstance(dev.driver, SimDriver):
                 dev.driver.clock = lambda: virtual[0]

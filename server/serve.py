@@ -37,7 +37,7 @@ class Server:
     ) -> None:
         from alerts.effects import EffectWorker
         from alerts.engine import AlertEngine, StaleChecker
-        from alerts.notifiers import build_notifier
+        from alerts.notifiers import NotifierContext, build_notifier
         from alerts.notifiers.dispatch import Dispatcher, Route
         from alerts.notifiers.routing import Router
         from alerts.pending import StatePendingWork
@@ -58,7 +58,8 @@ class Server:
         self.deadletters = DeadLetterStore(self.state_db)
         self.alert_store = AlertStore(self.state_db)
         self.accounts = Accounts(self.state_db)
-        self.notifiers = [build_notifier(n, config.mqtt) for n in config.notifiers]
+        context = NotifierContext(mqtt=config.mqtt)
+        self.notifiers = [build_notifier(n, context) for n in config.notifiers]
         self.dispatcher = Dispatcher(
             self.notifiers,
             Router(self.registry),

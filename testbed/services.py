@@ -264,8 +264,10 @@ def write_edge_config(
     """The example town's agent config for ``factory``, pointed at the test broker."""
     import yaml
 
+    from eit.confread import load_yaml
+
     workdir.mkdir(parents=True, exist_ok=True)
-    data = yaml.safe_load((REPO / "examples" / "town" / "edge" / f"{factory}.yaml").read_text())
+    data = load_yaml(REPO / "examples" / "town" / "edge" / f"{factory}.yaml")
     data["mqtt"] = {"host": "127.0.0.1", "port": broker_port}
     data["outbox"] = {"path": str(workdir / f"outbox-{factory}.db")}
     data["scan_interval_s"] = scan_interval_s

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from eit.confread import load_yaml
 from eit.timeutil import NS_PER_S, now_ns, ns_to_datetime, parse_iso_ns
 from server.api.pages import LANGUAGES, choose_language, strings
 from testbed.services import EIT, REPO, InfluxDB
@@ -68,7 +69,7 @@ def test_factory_lists_its_channels_with_the_limits_in_force(town_app: TownApp) 
 
 def test_limits_are_converted_into_the_channel_unit(tmp_path: Path) -> None:
     # The same boiler measuring SO2 in mg/m3: the 60 ppm limit is 60 x 64.07 / 24.45 mg/m3 (25 C).
-    site = yaml.safe_load((REPO / "examples" / "town" / "site.yaml").read_text())
+    site = load_yaml(REPO / "examples" / "town" / "site.yaml")
     channels = site["factories"][0]["devices"][0]["channels"]
     channels[0] = {"id": "so2", "unit": "mg/m3", "range": [0, 2000]}
     (tmp_path / "site.yaml").write_text(yaml.safe_dump(site, allow_unicode=True))
@@ -429,7 +430,7 @@ def test_pages_load_nothing_from_another_origin(town_app: TownApp) -> None:
 
 def test_the_page_configuration_cannot_close_its_script_element(tmp_path: Path) -> None:
     site = write_site_variant(tmp_path / "site.yaml", [])
-    data = yaml.safe_load(site.read_text())
+    data = load_yaml(site)
     data["town"]["name"] = "</script><script>alert(1)</script>"
     site.write_text(yaml.safe_dump(data, allow_unicode=True))
     app = TownApp(build_town(tmp_path / "town", site=site))

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from eit.confread import Section
+from eit.confread import Section, load_yaml
 from eit.mqttclient import make_client
 from eit.mqttconf import MqttSettings, read_mqtt
 from ingest.store.sqlite import SqliteStore
@@ -150,11 +150,11 @@ def test_factory_publishing_under_another_factorys_topic_is_refused_and_nothing_
     serve_cfg = write_serve_config(
         tmp_path / "serve", secure.broker.port, client_id=f"ingest-{uuid.uuid4().hex[:6]}"
     )
-    data = yaml.safe_load(serve_cfg.read_text())
+    data = load_yaml(serve_cfg)
     data["mqtt"] |= mqtt_section(secure, "eit-ingest")
     serve_cfg.write_text(yaml.safe_dump(data))
     edge_cfg = write_edge_config(tmp_path / "edge", secure.broker.port)
-    edata = yaml.safe_load(edge_cfg.read_text())
+    edata = load_yaml(edge_cfg)
     edata["mqtt"] = mqtt_section(secure, KK)
     edge_cfg.write_text(yaml.safe_dump(edata))
 
@@ -305,7 +305,7 @@ def test_acl_keeps_other_users_blocks_and_password_hash_matches_mosquittos_forma
 
 def test_devices_add_refuses_a_factory_missing_from_the_site_registry(tmp_path: Path) -> None:
     serve_cfg = write_serve_config(tmp_path, 1883)
-    data = yaml.safe_load(serve_cfg.read_text())
+    data = load_yaml(serve_cfg)
     data["broker"] = {"passwd_file": "passwd", "acl_file": "acl"}
     serve_cfg.write_text(yaml.safe_dump(data))
     out = subprocess.run(

@@ -28,14 +28,15 @@ from urllib.parse import urlsplit
 import jsonschema
 import paho.mqtt.client as mqtt
 import pytest
-import yaml
 from jsonschema.protocols import Validator
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.config import load_edge_config
+from eit.confread import load_yaml
 from eit.mqttclient import SESSION_EXPIRY_S
+from ingest.store.influx import InfluxSettings
 from server.config import parse_serve_config
 from testbed.services import REPO, _binary, free_port, port_open, wait_for
 
@@ -52,7 +53,7 @@ MOSQUITTO_DEFAULT_MAX_QUEUED = 1000  # mosquitto.conf(5), Mosquitto 2.0
 
 
 def load_yaml_mapping(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = load_yaml(path)
     assert isinstance(data, dict), f"{path}: expected a mapping at the top level"
     return data
 
@@ -320,13 +321,18 @@ def test_server_config_mounted_into_eit_serve_parses_and_names_compose_services(
     config = parse_serve_config(data, str(host_file), Path(in_container.parent))
 
     assert config.mqtt.host in svcs
-    assert config.store.kind == "influxdb"
-    assert urlsplit(config.store.url).hostname in svcs
+    store = config.store
+    assert isinstance(store, InfluxSettings) and store.kind == "influxdb"
+    assert urlsplit(store.url).hostname in svcs
     influx_env = svcs["influxdb"]["environment"]
     # The v1 database and login the InfluxDB init script makes (deploy/influxdb/init).
-    assert config.store.database == influx_env["EIT_INFLUX_DATABASE"]
-    assert config.store.username == influx_env["EIT_INFLUX_INGEST_USER"]
-    assert config.store.password == compose_environment(doc, "eit-serve")["EIT_INFLUX_INGEST_PASSWORD"]
+    assert store.database == influx_env["EIT_INFLUX_DATABASE"]
+    assert store.username == influx_env["EIT_INFLUX_INGEST_USER"]
+    assert store.password is not None
+    assert (
+        store.password.get_secret_value()
+        == compose_environment(doc, "eit-serve")["EIT_INFLUX_INGEST_PASSWORD"]
+    )
     assert (
         svcs["eit-serve"]["environment"]["EIT_INFLUX_INGEST_PASSWORD"]
         == influx_env["EIT_INFLUX_INGEST_PASSWORD"]

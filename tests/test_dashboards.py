@@ -27,6 +27,7 @@ from dashboards.build import (
 )
 from dashboards.influxql import DATASOURCE_UID
 from dashboards.public import PublicScopeError, check_public_dashboard, factory_filter, public_filter
+from eit.confread import load_yaml
 from eit.registry import Registry, load_registry
 from eit.store import StoreError
 from ingest.store.influx import InfluxStore, point_line
@@ -351,7 +352,7 @@ def test_the_store_holds_the_tags_and_field_types_the_store_schema_documents(tow
 
 def registry_with(tmp_path: Path, private: Collection[str]) -> Registry:
     """The example town with ``public: false`` on the factories ``private``."""
-    data = yaml.safe_load((REPO / "examples" / "town" / "site.yaml").read_text(encoding="utf-8"))
+    data = load_yaml(REPO / "examples" / "town" / "site.yaml")
     for factory in data["factories"]:
         if factory["id"] in private:
             factory["public"] = False
@@ -560,9 +561,7 @@ def test_the_up_to_date_check_notices_a_hand_edit(tmp_path: Path) -> None:
 
 
 def test_provisioning_points_grafana_at_the_generated_dashboards() -> None:
-    providers = yaml.safe_load((REPO / "deploy/grafana/provisioning/dashboards/eit.yaml").read_text())[
-        "providers"
-    ]
+    providers = load_yaml(REPO / "deploy/grafana/provisioning/dashboards/eit.yaml")["providers"]
     assert {p["folderUid"] for p in providers} == {PUBLIC_FOLDER_UID, OFFICERS_FOLDER_UID}
     for p in providers:
         folder = REPO / "deploy/grafana/dashboards" / p["folderUid"]

@@ -17,6 +17,7 @@ from edge.drivers.base import DriverError
 from edge.drivers.sim import SimChannel, SimDriver
 from edge.outbox import Outbox, message_payload
 from eit import wire
+from eit.confread import load_yaml
 from eit.errors import ConfigError
 from testbed.services import REPO
 
@@ -135,17 +136,17 @@ def test_example_agent_config_loads() -> None:
     [
         (
             lambda d: d["devices"][0].update(driver="opcua"),
-            "devices[0].driver",
+            "devices[boiler-1].driver",
             "'opcua' is not one of csv, modbus, sim",
         ),
         (
             lambda d: d["devices"][0]["sim"].update(profile="wobbly"),
-            "devices[0].sim.profile",
+            "devices[boiler-1].sim.profile",
             "'wobbly' is not one of normal, exceeding, flatline, dropout",
         ),
         (
             lambda d: d["devices"][0]["sim"]["channels"]["so2"].pop("mean"),
-            "devices[0].sim.channels.so2.mean",
+            "devices[boiler-1].sim.channels.so2.mean",
             "required key is missing",
         ),
         (lambda d: d["devices"][1].update(id="boiler-1"), "devices[1].id", "listed twice"),
@@ -157,7 +158,7 @@ def test_example_agent_config_loads() -> None:
 def test_agent_config_errors_name_the_key_and_problem(
     tmp_path: Path, mutate: Any, key: str, problem: str
 ) -> None:
-    data = yaml.safe_load(EDGE_EXAMPLE.read_text())
+    data = load_yaml(EDGE_EXAMPLE)
     mutate(data)
     path = tmp_path / "edge.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -165,10 +166,11 @@ def test_agent_config_errors_name_the_key_and_problem(
         load_edge_config(path, environ={})
     assert (err.value.source, err.value.key) == (str(path), key)
     assert problem in err.value.problem
+    assert err.value.line is not None and str(err.value).startswith(f"{path}:{err.value.line}: {key}: ")
 
 
 def test_cli_reports_config_errors_without_a_traceback(tmp_path: Path) -> None:
-    data = yaml.safe_load(EDGE_EXAMPLE.read_text())
+    data = load_yaml(EDGE_EXAMPLE)
     data["devices"][0]["driver"] = "opcua"
     path = tmp_path / "edge.yaml"
     path.write_text(json.dumps(data))
@@ -181,12 +183,13 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert out.stderr.strip() == (
-        f"eit: configuration error: {path}: devices[0].driver: 'opcua' is not one of csv, modbus, sim"
+        f"eit: configuration error: {path}:1: devices[boiler-1].driver:"
+        " 'opcua' is not one of csv, modbus, sim"
     )
 
 
 def test_status_payload_is_json_with_state_online(tmp_path: Path) -> None:
-    data = yaml.safe_load(EDGE_EXAMPLE.read_text())
+    data = load_yaml(EDGE_EXAMPLE)
     data["outbox"] = {"path": str(tmp_path / "o.db")}
     config = parse_edge_config(data, "edge.yaml", tmp_path)
     from edge.publisher import DevicePublisher

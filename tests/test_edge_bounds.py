@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 import edge.agent
 from edge.agent import Agent
@@ -20,7 +19,7 @@ from edge.drivers.base import SourceExhausted
 from edge.drivers.csv_replay import CsvReplayDriver, from_config
 from edge.metrics import render
 from edge.outbox import Outbox
-from eit.confread import Section
+from eit.confread import Section, load_yaml
 from eit.errors import ConfigError
 from eit.timeutil import NS_PER_S, now_ns, parse_iso_ns
 from ingest.store.sqlite import SqliteStore
@@ -260,7 +259,7 @@ def test_csv_replay_uploads_history_through_the_broker_and_the_agent_exits_when_
 def test_example_agent_configurations_load(tmp_path: Path) -> None:
     examples = Path(__file__).resolve().parent.parent / "examples" / "edge"
     for name in ("modbus-factory.yaml", "replay-history.yaml"):
-        data = yaml.safe_load((examples / name).read_text())
+        data = load_yaml(examples / name)
         data["mqtt"] = {"host": "127.0.0.1"}  # the example's password and CA files are the factory's
         data["outbox"] = {"path": str(tmp_path / f"{name}.db")}
         for device in data["devices"]:

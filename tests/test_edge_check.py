@@ -127,7 +127,9 @@ def test_config_error_names_the_key(tmp_path: Path) -> None:
     channels = {"so2": {"address": 0, "type": "float"}}
     code, out = run_check(tmp_path, 1883, channels, port=502)
     assert code == 2
+    written = (tmp_path / "edge.yaml").read_text().splitlines()
+    line = next(n for n, text in enumerate(written, 1) if text.strip() == "type: float")
     assert (
-        f"{tmp_path / 'edge.yaml'}: devices[0].modbus.channels.so2.type: 'float' is not one of "
+        f"{tmp_path / 'edge.yaml'}:{line}: devices[stack-1].modbus.channels.so2.type: 'float' is not one of "
         "int16, uint16, int32, uint32, float32"
     ) in out

@@ -17,6 +17,7 @@ import pytest
 import requests
 import yaml
 
+from eit.confread import load_yaml
 from ingest.store.sqlite import SqliteStore
 from testbed.services import (
     EIT,
@@ -46,7 +47,7 @@ def test_agent_with_its_clock_in_2000_flags_its_scans_and_says_so(
         tmp_path / "serve", mosquitto.port, client_id=f"ingest-{uuid.uuid4().hex[:6]}", http_port=http_port
     )
     edge_cfg = write_edge_config(tmp_path / "edge", mosquitto.port, scan_interval_s=0.5)
-    data = yaml.safe_load(edge_cfg.read_text())
+    data = load_yaml(edge_cfg)
     data["mqtt"]["client_id"] = f"agent-2000-{uuid.uuid4().hex[:6]}"
     edge_cfg.write_text(yaml.safe_dump(data))
     serve = EitProcess(["serve", "--config", str(serve_cfg)], tmp_path / "serve.log").start()

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from eit.confread import Section
+from eit.confread import Section, load_yaml
 from eit.mqttclient import connect_async, make_client
 from eit.mqttconf import read_mqtt
 from ingest.store.sqlite import SqliteStore
@@ -90,7 +90,7 @@ class Rig:
             tmp_path / "serve", broker.port, client_id=f"ingest-{uuid.uuid4().hex[:6]}"
         )
         self.edge_cfg = write_edge_config(tmp_path / "edge", broker.port, scan_interval_s=0.1)
-        data = yaml.safe_load(self.edge_cfg.read_text())
+        data = load_yaml(self.edge_cfg)
         data.update(edge)
         self.edge_cfg.write_text(yaml.safe_dump(data))
         self.outbox = tmp_path / "edge" / f"outbox-{F}.db"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from alerts.notifiers.webhook import WebhookSettings
 from alerts.state import open_alert_store
 from eit.errors import ConfigError
 from eit.registry import load_registry
@@ -68,9 +69,11 @@ def test_notifier_routing_and_secrets_are_read(tmp_path: Path, monkeypatch: pyte
             {"kind": "webhook", "url": "https://x/h", "secret_env": "HOOK_SECRET", "districts": ["Ban Chang"]}
         ],
     )
-    [n] = load_serve_config(path).notifiers
-    assert n.options["secret"] == "s3cret" and n.districts == ("Ban Chang",) and n.factories == ()
-    assert "s3cret" not in repr(n.options.get("url"))
+    config = load_serve_config(path)
+    [n] = config.notifiers
+    assert isinstance(n, WebhookSettings) and n.secret is not None
+    assert n.secret.get_secret_value() == "s3cret" and n.districts == ("Ban Chang",) and n.factories == ()
+    assert "s3cret" not in repr(n) and "s3cret" not in repr(config)
 
 
 def test_eit_alert_acknowledges_notes_resolves_and_closes_with_an_audit_trail(tmp_path: Path) -> None:

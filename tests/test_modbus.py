@@ -303,48 +303,48 @@ def test_meter_that_answers_again_is_back_online(tmp_path: Path, tcp_server: Mod
 @pytest.mark.parametrize(
     ("change", "key", "problem"),
     [
-        ({"transport": "serial"}, "devices[0].modbus.transport", "'serial' is not one of tcp, rtu"),
+        ({"transport": "serial"}, "devices[d].modbus.transport", "'serial' is not one of tcp, rtu"),
         (
             {"channels": {"so2": {"address": 0, "type": "float64"}}},
-            "devices[0].modbus.channels.so2.type",
+            "devices[d].modbus.channels.so2.type",
             "'float64' is not one of int16, uint16, int32, uint32, float32",
         ),
         (
             {"channels": {"so2": {"address": 0, "function": "coil"}}},
-            "devices[0].modbus.channels.so2.function",
+            "devices[d].modbus.channels.so2.function",
             "'coil' is not one of holding, input",
         ),
         (
             {"channels": {"so2": {"address": 0, "word_order": "middle"}}},
-            "devices[0].modbus.channels.so2.word_order",
+            "devices[d].modbus.channels.so2.word_order",
             "'middle' is not one of big, little",
         ),
         (
             {"channels": {"so2": {"address": 65535, "type": "float32"}}},
-            "devices[0].modbus.channels.so2.address",
+            "devices[d].modbus.channels.so2.address",
             "runs past register 65535",
         ),
         (
             {"channels": {"so2": {"type": "int16"}}},
-            "devices[0].modbus.channels.so2.address",
+            "devices[d].modbus.channels.so2.address",
             "required key is missing",
         ),
         (
             {"status": [{"address": 20, "bits": {0: "X"}}]},
-            "devices[0].modbus.status[0].bits.0",
+            "devices[d].modbus.status[0].bits.0",
             "'X' is not an HJ 212 flag",
         ),
         (
             {"status": [{"address": 20, "bits": {0: "M"}, "channels": ["co"]}]},
-            "devices[0].modbus.status[0].channels[0]",
+            "devices[d].modbus.status[0].channels[0]",
             "'co' is not one of this device's channels",
         ),
         (
             {"timeout_s": 0.4, "retries": 2},
-            "devices[0].modbus.timeout_s",
+            "devices[d].modbus.timeout_s",
             "takes up to 1.2 s to give up on",
         ),
-        ({"serial": {"port": "/dev/ttyUSB0"}}, "devices[0].modbus.serial", "for transport: rtu"),
+        ({"serial": {"port": "/dev/ttyUSB0"}}, "devices[d].modbus.serial", "for transport: rtu"),
     ],
 )
 def test_register_map_errors_name_the_key_and_problem(
@@ -364,5 +364,5 @@ def test_meters_on_one_serial_port_must_share_its_settings(tmp_path: Path) -> No
     b["modbus"]["serial"] = {"port": "/dev/ttyTEST0", "baudrate": 9600}
     with pytest.raises(ConfigError) as err:
         agent_config(tmp_path, [a, b])
-    assert err.value.key == "devices[1].modbus.serial"
+    assert err.value.key == "devices[b].modbus.serial"
     assert "meters on one RS-485 line share its settings" in err.value.problem

@@ -9,14 +9,17 @@ from typing import Any
 import pytest
 import yaml
 
+from eit.confread import load_yaml
 from eit.errors import ConfigError
 from eit.registry import load_registry
+from ingest.store.influx import InfluxSettings
+from ingest.store.sqlite import SqliteSettings
 from server.config import load_serve_config
 from tests.conftest import EXAMPLE_SITE
 
 
 def _site(tmp_path: Path, mutate: Any = None) -> Path:
-    data = yaml.safe_load(EXAMPLE_SITE.read_text())
+    data = load_yaml(EXAMPLE_SITE)
     if mutate is not None:
         mutate(data)
     path = tmp_path / "site.yaml"
@@ -78,52 +81,56 @@ def test_permit_limits_override_the_preset_from_their_effective_date(tmp_path: P
     [
         (
             lambda d: d["factories"][0]["devices"][0].update(kind="chimney"),
-            "factories[0].devices[0].kind",
+            "factories[kaeng-khoi-biomass].devices[boiler-1].kind",
             "'chimney' is not one of stack, effluent, ambient, energy",
         ),
         (
             lambda d: d["factories"][0]["devices"][0]["channels"][0].update(unit="mg/Nm3"),
-            "factories[0].devices[0].channels[0].unit",
+            "factories[kaeng-khoi-biomass].devices[boiler-1].channels[so2].unit",
             "'mg/Nm3' is not a unit of so2",
         ),
         (
             lambda d: d["factories"][0]["devices"][0].update(standard="th.stack.boiler.wood"),
-            "factories[0].devices[0].standard",
+            "factories[kaeng-khoi-biomass].devices[boiler-1].standard",
             "unknown preset 'th.stack.boiler.wood'",
         ),
         (
             lambda d: d["factories"][0]["devices"][0].update(standard="th.ambient"),
-            "factories[0].devices[0].standard",
+            "factories[kaeng-khoi-biomass].devices[boiler-1].standard",
             "is for ambient devices, not stack",
         ),
         (lambda d: d["factories"][1].update(id="Siam Cassava"), "factories[1].id", "is not valid"),
         (
             lambda d: d["factories"][0]["devices"][0]["channels"][1].update(range=[100, 0]),
-            "factories[0].devices[0].channels[1].range",
+            "factories[kaeng-khoi-biomass].devices[boiler-1].channels[nox].range",
             "must be below max",
         ),
         (
             lambda d: d["factories"][0]["devices"][0]["channels"][1].update(range="0-100"),
-            "factories[0].devices[0].channels[1].range",
+            "factories[kaeng-khoi-biomass].devices[boiler-1].channels[nox].range",
             "must be [min, max]",
         ),
         (
             lambda d: d["factories"][0]["location"].pop("lat"),
-            "factories[0].location.lat",
+            "factories[kaeng-khoi-biomass].location.lat",
             "required key is missing",
         ),
-        (lambda d: d["factories"][0].update(dsitrict="x"), "factories[0].dsitrict", "unknown key"),
+        (
+            lambda d: d["factories"][0].update(dsitrict="x"),
+            "factories[kaeng-khoi-biomass].dsitrict",
+            "unknown key",
+        ),
         (lambda d: d["factories"][2].update(id="kaeng-khoi-biomass"), "factories[2].id", "defined twice"),
         (
             lambda d: d["officers"][0].update(factories=["nowhere"]),
-            "officers[0].factories",
+            "officers[duty-rayong].factories",
             "no factory 'nowhere'",
         ),
         (
             lambda d: d["factories"][0]["devices"][0]["channels"].append(
                 {"id": "mystery", "unit": "x", "range": [0, 1]}
             ),
-            "factories[0].devices[0].channels[6].id",
+            "factories[kaeng-khoi-biomass].devices[boiler-1].channels[mystery].id",
             "unknown parameter 'mystery'",
         ),
     ],
@@ -137,7 +144,8 @@ def test_registry_errors_name_file_key_and_problem(
     assert err.value.source == str(path)
     assert err.value.key == key
     assert problem in err.value.problem
-    assert str(err.value).startswith(f"{path}: {key}: ")
+    assert err.value.line is not None
+    assert str(err.value).startswith(f"{path}:{err.value.line}: {key}: ")
 
 
 def test_yaml_syntax_errors_give_line_and_column(tmp_path: Path) -> None:
@@ -146,7 +154,9 @@ def test_yaml_syntax_errors_give_line_and_column(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_registry(path)
     assert err.value.source == str(path)
-    assert "line" in err.value.key and "invalid YAML" in err.value.problem
+    assert err.value.line == 4 and "invalid YAML" in err.value.problem
+    assert "flow sequence at line 3" in err.value.problem
+    assert str(err.value).startswith(f"{path}:4: invalid YAML")
 
 
 def test_missing_registry_file_is_named(tmp_path: Path) -> None:
@@ -164,7 +174,7 @@ def _serve_file(tmp_path: Path, body: str) -> Path:
 def test_serve_config_defaults_and_relative_paths(tmp_path: Path) -> None:
     config = load_serve_config(_serve_file(tmp_path, ""), environ={})
     assert config.site == tmp_path.resolve() / "site.yaml"
-    assert config.store.kind == "sqlite"
+    assert isinstance(config.store, SqliteSettings) and config.store.kind == "sqlite"
     assert config.store.path == tmp_path.resolve() / "data" / "readings.db"
     assert (config.mqtt.host, config.mqtt.port, config.mqtt.protocol) == ("localhost", 1883, "5")
 
@@ -180,6 +190,7 @@ def test_environment_overrides_file_keys(tmp_path: Path) -> None:
         },
     )
     assert config.mqtt.port == 1884
+    assert isinstance(config.store, InfluxSettings)
     assert (config.store.kind, config.store.url) == ("influxdb", "http://db:8086")
 
 

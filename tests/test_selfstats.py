@@ -14,6 +14,7 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from eit.confread import load_yaml
 from eit.registry import load_registry
 from ingest.metrics import IngestMetrics
 from ingest.selfstats import PlatformStats, parse_status
@@ -58,7 +59,7 @@ def test_serve_writes_platform_health_and_sites_into_influxdb(
         influx_database=influx_database,
         client_id="selfstats-ingest",
     )
-    data = yaml.safe_load(path.read_text())
+    data = load_yaml(path)
     data["ingest"]["stats_interval_s"] = 0.3
     path.write_text(yaml.safe_dump(data))
     server = Server(load_serve_config(path, environ={}))

@@ -14,7 +14,7 @@ from eit.model import Reading
 from eit.store import StoreError, StoreUnavailable
 from ingest.store import open_store
 from ingest.store.influx import line_protocol, point_line
-from ingest.store.influx2 import Influx2Store
+from ingest.store.influx2 import Influx2Settings, Influx2Store
 from server.config import parse_serve_config
 from testbed.services import InfluxDB, free_port
 from tests.conftest import EXAMPLE_SITE
@@ -131,12 +131,13 @@ def test_store_kind_influxdb2_reads_org_bucket_and_a_token_from_a_file(tmp_path:
         tmp_path,
     )
     settings = parse_serve_config(data, "serve.yaml", tmp_path).store
+    assert isinstance(settings, Influx2Settings)
     assert (
         settings.kind,
         settings.url,
         settings.org,
         settings.bucket,
-        settings.token,
+        settings.token.get_secret_value(),
         settings.database,
     ) == (
         "influxdb2",
@@ -154,5 +155,8 @@ def test_store_kind_influxdb2_reads_org_bucket_and_a_token_from_a_file(tmp_path:
 
 def test_store_kind_influxdb2_without_a_token_names_the_key(tmp_path: Path) -> None:
     data = config({"kind": "influxdb2", "org": ORG, "bucket": "eit"}, tmp_path)
-    with pytest.raises(ConfigError, match=r"serve.yaml: store.token: store kind influxdb2 needs token"):
+    with pytest.raises(
+        ConfigError,
+        match=r"serve.yaml: store.token: required key is missing \(give token, token_file or token_env\)",
+    ):
         parse_serve_config(data, "serve.yaml", tmp_path)

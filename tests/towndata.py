@@ -63,7 +63,9 @@ def write_site_variant(path: Path, private: Sequence[str]) -> Path:
     """The example site with the factories ``private`` marked ``public: false``."""
     import yaml
 
-    data = yaml.safe_load((REPO / "examples" / "town" / "site.yaml").read_text())
+    from eit.confread import load_yaml
+
+    data = load_yaml(REPO / "examples" / "town" / "site.yaml")
     for f in data["factories"]:
         if f["id"] in private:
             f["public"] = False

@@ -4,13 +4,43 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Literal
 
 import apprise
+from pydantic import Field, ValidationInfo, field_validator
 
 from alerts.messages import alert_text, footer, headline
 from alerts.model import AlertEvent
 from alerts.notifiers.base import NotifyError
+from alerts.notifiers.settings import NotifierContext, NotifierSettings
+from eit.plugins import Kind
 from eit.registry import Officer
+
+
+class AppriseSettings(NotifierSettings):
+    """``{kind: apprise, urls: [...], officers: {officer id: [urls]}}``: any Apprise URL, to
+    everyone (both languages) and to officers (in their language)."""
+
+    kind: Literal["apprise"] = "apprise"
+    officers: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    urls: tuple[str, ...] = Field(default=(), validate_default=True)
+
+    @field_validator("officers", mode="before")
+    @classmethod
+    def _one_url_is_a_list(cls, officers: Any) -> Any:
+        if isinstance(officers, dict):
+            return {
+                k: (v,) if isinstance(v, str) else tuple(v) if isinstance(v, list) else v
+                for k, v in officers.items()
+            }
+        return officers
+
+    @field_validator("urls")
+    @classmethod
+    def _someone_to_tell(cls, urls: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if not urls and not info.data.get("officers"):
+            raise ValueError("give Apprise URLs (urls: for everyone, officers: per officer)")
+        return urls
 
 
 def _body(event: AlertEvent, language: str) -> str:
@@ -50,3 +80,10 @@ class AppriseNotifier:
         self._officers[officer.id].notify(
             headline(event, lang), _body(event, lang), f"alert #{event.alert.id} to {officer.id}"
         )
+
+
+def build(settings: AppriseSettings, context: NotifierContext) -> AppriseNotifier:
+    return AppriseNotifier(settings.urls, {oid: list(urls) for oid, urls in settings.officers.items()})
+
+
+KIND = Kind(AppriseSettings, build)

@@ -7,12 +7,32 @@ import ssl
 import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Literal
+
+from pydantic import Field, SecretStr
 
 from alerts.messages import alert_text, footer, headline
 from alerts.model import AlertEvent
 from alerts.notifiers.base import NotifyError
+from alerts.notifiers.settings import NotifierContext, NotifierSettings
+from eit.plugins import Kind
 from eit.registry import Officer
 from eit.timeutil import ns_to_iso
+
+
+class EmailSettings(NotifierSettings):
+    """``{kind: email, host, port, from, starttls, ssl, username, password, timeout_s, retries}``."""
+
+    kind: Literal["email"] = "email"
+    host: str = "localhost"
+    port: int = Field(25, ge=1, le=65535)
+    sender: str = Field(alias="from")
+    starttls: bool = False
+    ssl: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_s: float = Field(10.0, gt=0)
+    retries: int = Field(3, ge=0)
 
 
 class EmailNotifier:
@@ -97,3 +117,20 @@ class EmailNotifier:
             if self.username:
                 smtp.login(self.username, self.password or "")
             smtp.send_message(msg)
+
+
+def build(settings: EmailSettings, context: NotifierContext) -> EmailNotifier:
+    return EmailNotifier(
+        settings.host,
+        settings.port,
+        settings.sender,
+        starttls=settings.starttls,
+        use_ssl=settings.ssl,
+        username=settings.username,
+        password=settings.password.get_secret_value() if settings.password else None,
+        timeout_s=settings.timeout_s,
+        retries=settings.retries,
+    )
+
+
+KIND = Kind(EmailSettings, build)

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from alerts.model import AlertEvent
+from alerts.notifiers.settings import NotifierContext, NotifierSettings
+from eit.plugins import Kind
 
 log = logging.getLogger("eit.alerts")
+
+
+class LogSettings(NotifierSettings):
+    """``{kind: log}``: nothing else to set."""
+
+    kind: Literal["log"] = "log"
 
 
 class LogNotifier:
@@ -24,3 +33,10 @@ class LogNotifier:
             a.rule,
             a.message,
         )
+
+
+def build(settings: LogSettings, context: NotifierContext) -> LogNotifier:
+    return LogNotifier()
+
+
+KIND = Kind(LogSettings, build)

@@ -5,14 +5,26 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
+from typing import Literal
 
 import paho.mqtt.client as mqtt
+from pydantic import Field
 
 from alerts.model import AlertEvent
 from alerts.notifiers.base import NotifyError
+from alerts.notifiers.settings import NotifierContext, NotifierSettings
 from alerts.notifiers.webhook import event_json
 from eit.mqttclient import connect_async, make_client
 from eit.mqttconf import MqttSettings
+from eit.plugins import Kind
+
+
+class MqttNotifierSettings(NotifierSettings):
+    """``{kind: mqtt, qos}``: publishes on the server's own broker (section ``mqtt``)."""
+
+    kind: Literal["mqtt"] = "mqtt"
+    qos: int = Field(1, ge=0, le=2)
 
 
 def alert_topic(factory: str) -> str:
@@ -54,3 +66,13 @@ class MqttNotifier:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def build(settings: MqttNotifierSettings, context: NotifierContext) -> MqttNotifier:
+    if context.mqtt is None:
+        raise ValueError("the mqtt notifier needs the broker settings")
+    broker = replace(context.mqtt, client_id=context.mqtt.client_id + "-alerts")
+    return MqttNotifier(broker, qos=settings.qos)
+
+
+KIND = Kind(MqttNotifierSettings, build)

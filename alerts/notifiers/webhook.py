@@ -11,12 +11,33 @@ import hashlib
 import hmac
 import json
 import time
+from typing import Literal
 
 import requests
+from pydantic import Field, SecretStr, field_validator
 
 from alerts.messages import alert_text
 from alerts.model import AlertEvent
 from alerts.notifiers.base import NotifyError
+from alerts.notifiers.settings import NotifierContext, NotifierSettings
+from eit.plugins import Kind
+
+
+class WebhookSettings(NotifierSettings):
+    """``{kind: webhook, url, secret (or secret_file, secret_env), timeout_s, retries}``."""
+
+    kind: Literal["webhook"] = "webhook"
+    url: str
+    secret: SecretStr | None = None
+    timeout_s: float = Field(5.0, gt=0)
+    retries: int = Field(5, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"'{url}' is not an http(s) URL")
+        return url
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -71,3 +92,15 @@ class WebhookNotifier:
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
         raise NotifyError(f"webhook {self.url}: {last}")
+
+
+def build(settings: WebhookSettings, context: NotifierContext) -> WebhookNotifier:
+    return WebhookNotifier(
+        settings.url,
+        timeout_s=settings.timeout_s,
+        retries=settings.retries,
+        secret=settings.secret.get_secret_value() if settings.secret else None,
+    )
+
+
+KIND = Kind(WebhookSettings, build)

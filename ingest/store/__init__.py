@@ -1,47 +1,37 @@
-"""Time-series stores behind one interface (:class:`eit.store.Store`).
+"""Time-series stores behind one interface (:class:`eit.store.Store`), each kind one module.
 
 ``sqlite`` (the embedded default) and ``influxdb`` (v1 HTTP API, also served by InfluxDB 2.x and
 3.x for compatibility) pass the same test suite; ``influxdb2`` writes through InfluxDB 2.x's native
 API (token, org, bucket) and reads through its v1 compatibility API.
+
+A kind's module defines its settings class (a :class:`StoreSettings`) and a factory, exported as
+``KIND = Kind(Settings, build)``; :data:`STORE_KINDS` names each module and imports it only when
+a configuration uses it (docs/plugins.md: adding a kind).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from eit.plugins import Kinds
 from eit.store import Store, StoreError, StoreUnavailable
 from ingest.store.settings import StoreSettings
 
+STORE_KINDS: Kinds[StoreSettings, Callable[[Any], Store]] = Kinds(
+    "store",
+    StoreSettings,
+    {
+        "sqlite": "ingest.store.sqlite",
+        "influxdb": "ingest.store.influx",
+        "influxdb2": "ingest.store.influx2",
+    },
+)
+
 
 def open_store(settings: StoreSettings) -> Store:
-    """Open the store ``settings.kind`` names."""
-    if settings.kind == "sqlite":
-        from ingest.store.sqlite import SqliteStore
-
-        assert settings.path is not None
-        return SqliteStore(settings.path)
-    if settings.kind == "influxdb":
-        from ingest.store.influx import InfluxStore
-
-        return InfluxStore(
-            settings.url,
-            settings.database,
-            username=settings.username,
-            password=settings.password,
-            retention_policy=settings.retention_policy,
-            timeout_s=settings.timeout_s,
-        )
-    if settings.kind == "influxdb2":
-        from ingest.store.influx2 import Influx2Store
-
-        assert settings.org and settings.bucket and settings.token, "checked by eit.config"
-        return Influx2Store(
-            settings.url,
-            settings.org,
-            settings.bucket,
-            settings.token,
-            database=settings.database,
-            timeout_s=settings.timeout_s,
-        )
-    raise ValueError(f"unknown store kind {settings.kind!r}")
+    """Open the store of ``settings.kind`` with its settings."""
+    return STORE_KINDS.get(settings.kind).build(settings)
 
 
-__all__ = ["Store", "StoreError", "StoreUnavailable", "open_store"]
+__all__ = ["STORE_KINDS", "Store", "StoreError", "StoreSettings", "StoreUnavailable", "open_store"]

@@ -11,11 +11,13 @@ and timestamp, so writing the same reading twice overwrites it: writes are idemp
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import requests
+from pydantic import Field, SecretStr, field_validator
 
 from eit.model import FLAGS, Reading
+from eit.plugins import Kind
 from eit.store import (
     Bucket,
     FieldValue,
@@ -26,6 +28,33 @@ from eit.store import (
     check_points,
 )
 from eit.storeschema import Readings
+from ingest.store.settings import StoreSettings
+
+
+class InfluxSettings(StoreSettings):
+    """``store: {kind: influxdb, url, database, username, password, retention_policy, timeout_s}``:
+    the v1 HTTP API (InfluxDB 1.x natively, 2.x and 3.x for compatibility)."""
+
+    kind: Literal["influxdb"] = "influxdb"
+    url: str = "http://localhost:8086"
+    database: str = "eit"
+    username: str | None = None
+    password: SecretStr | None = None
+    retention_policy: str | None = None
+    timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        return check_url(url)
+
+
+def check_url(url: str) -> str:
+    """An InfluxDB base URL, without its trailing slash."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"'{url}' is not an http(s) URL")
+    return url.rstrip("/")
+
 
 MEASUREMENT = Readings.NAME
 WRITE_CHUNK_LINES = 5000
@@ -357,3 +386,17 @@ class InfluxStore:
 
     def close(self) -> None:
         self._session.close()
+
+
+def build(settings: InfluxSettings) -> InfluxStore:
+    return InfluxStore(
+        settings.url,
+        settings.database,
+        username=settings.username,
+        password=settings.password.get_secret_value() if settings.password else None,
+        retention_policy=settings.retention_policy,
+        timeout_s=settings.timeout_s,
+    )
+
+
+KIND = Kind(InfluxSettings, build)

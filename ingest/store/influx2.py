@@ -14,17 +14,48 @@ lost while an operator fixes the token. A 400 (data refused) raises :class:`Stor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Literal
 
 import urllib3
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from eit.plugins import Kind
 from eit.store import StoreError, StoreUnavailable
-from ingest.store.influx import WRITE_CHUNK_LINES, InfluxStore
+from ingest.store.influx import WRITE_CHUNK_LINES, InfluxStore, check_url
+from ingest.store.settings import StoreSettings
 
 UNAVAILABLE_STATUS = frozenset({401, 403, 404, 408, 429})
+
+
+class Influx2Settings(StoreSettings):
+    """``store: {kind: influxdb2, url, org, bucket, token, database, timeout_s}``: native writes
+    with a token; reads through the v1 compatibility API on ``database`` (default: the bucket's
+    own DBRP name)."""
+
+    kind: Literal["influxdb2"] = "influxdb2"
+    url: str = "http://localhost:8086"
+    org: str
+    bucket: str
+    token: SecretStr
+    database: str
+    timeout_s: float = Field(10.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _database_defaults_to_the_bucket(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("database") is None:
+            bucket = data.get("bucket")
+            return {**data, "database": bucket if isinstance(bucket, str) else ""}
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        return check_url(url)
 
 
 class Influx2Store(InfluxStore):
@@ -71,3 +102,17 @@ class Influx2Store(InfluxStore):
     def close(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]
         super().close()
+
+
+def build(settings: Influx2Settings) -> Influx2Store:
+    return Influx2Store(
+        settings.url,
+        settings.org,
+        settings.bucket,
+        settings.token.get_secret_value(),
+        database=settings.database,
+        timeout_s=settings.timeout_s,
+    )
+
+
+KIND = Kind(Influx2Settings, build)

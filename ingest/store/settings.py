@@ -1,29 +1,17 @@
-"""Settings of the time-series store (section ``store`` of the server configuration)."""
+"""The settings every store kind shares (section ``store`` of the server configuration).
+
+Each kind subclasses :class:`StoreSettings` in its own module (ingest/store/sqlite.py,
+influx.py, influx2.py) with the keys it reads; the server validates the section with the class
+of the kind it names. Secrets are :class:`pydantic.SecretStr` (given in the file as ``key``,
+``key_file`` or ``key_env``), so they never show in a repr or an error.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
-STORE_KINDS = ("sqlite", "influxdb", "influxdb2")
+from pydantic import BaseModel, ConfigDict
 
 
-@dataclass(frozen=True, slots=True)
-class StoreSettings:
+class StoreSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
     kind: str
-    path: Path | None = None  # sqlite
-    url: str = "http://localhost:8086"  # influxdb
-    database: str = "eit"
-    username: str | None = None
-    password: str | None = None
-    retention_policy: str | None = None
-    timeout_s: float = 10.0
-    org: str | None = None  # influxdb2: native writes (/api/v2/write) with a token
-    bucket: str | None = None
-    token: str | None = None
-
-    def __repr__(self) -> str:
-        return (
-            f"StoreSettings(kind={self.kind!r}, path={self.path}, url={self.url!r},"
-            f" database={self.database!r})"
-        )

@@ -12,10 +12,31 @@ import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationInfo, model_validator
 
 from eit.model import Reading
+from eit.plugins import Kind
 from eit.sqlitedb import immediate, open_durable
 from eit.store import Bucket, Point, StoreUnavailable, check_aggregate, check_points
+from ingest.store.settings import StoreSettings
+
+
+class SqliteSettings(StoreSettings):
+    """``store: {kind: sqlite, path: readings.db}``; the path defaults to data_dir/readings.db."""
+
+    kind: Literal["sqlite"] = "sqlite"
+    path: Path
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_path(cls, data: Any, info: ValidationInfo) -> Any:
+        data_dir = (info.context or {}).get("data_dir")
+        if isinstance(data, dict) and data.get("path") is None and isinstance(data_dir, Path):
+            return {**data, "path": data_dir / "readings.db"}
+        return data
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -225,3 +246,10 @@ def _filters(factory: str | None, device: str | None, channel: str | None) -> tu
             clauses.append(f"{column}=?")
             params.append(value)
     return ((" WHERE " + " AND ".join(clauses)) if clauses else ""), params
+
+
+def build(settings: SqliteSettings) -> SqliteStore:
+    return SqliteStore(settings.path)
+
+
+KIND = Kind(SqliteSettings, build)
