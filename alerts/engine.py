@@ -214,6 +214,9 @@ class AlertEngine:
         self.applier.on_applied = self._applied
         self.effects: EffectSink = effects if effects is not None else InlineEffects(self.applier)
         self._lock = threading.RLock()
+        # Store reads per tick (read-backs, history): bounded so a backlog's read-backs never hold
+        # the verdicts up for long; `eit recompute` lifts the bound.
+        self.read_budget_s = STORE_READS_PER_TICK_S
         self.started_ns = clock()
         # Minutes from here on pass through this engine whole; earlier ones are read back.
         self._known_from = -(-self.started_ns // MINUTE_NS) * MINUTE_NS
@@ -307,6 +310,20 @@ class AlertEngine:
         acc = st.hours[h] = HourAccumulator(h, unknown)
         self._owe((HOUR, st.key, h))
         return acc
+
+    def reopen(self, hours: Sequence[tuple[tuple[str, str, str], int]]) -> int:
+        """Recompute these (series, hour start) from the store on the coming ticks, as closed hours
+        that late data reopened are (``eit recompute``). Returns how many were reopened."""
+        reopened = 0
+        with self._lock:
+            for key, h in hours:
+                st = self._series.get(key) or self._make_series(key)
+                if st is None:
+                    continue
+                st.hours[h] = HourAccumulator(h, ALL_MINUTES)
+                st.closed.pop(h, None)
+                reopened += 1
+        return reopened
 
     # -- pending work --------------------------------------------------------------------------
     def _owe(self, item: PendingItem) -> None:
@@ -527,7 +544,7 @@ class AlertEngine:
         failure (the store is likely down: the next tick tries again)."""
         if self.store is None or not plan:
             return []
-        deadline = time.monotonic() + STORE_READS_PER_TICK_S
+        deadline = time.monotonic() + self.read_budget_s
         results: list[tuple[_Read, Any]] = []
         for read in plan:
             if time.monotonic() > deadline:

@@ -5,10 +5,10 @@ Columns: ``time`` (RFC 3339 with a zone, or epoch seconds), ``factory``, ``devic
 number and the problem and counted; every valid row is imported. Values outside the channel's
 measuring range are stored flagged T, as the live ingest does.
 
-The derived data (hourly, rolling, daily, aqi, energy) are computed by the live engine itself,
-fed the imported readings hour by hour in time order: the same numbers whichever path computed
-them. Imported hours are a historical load, not late data: they are not marked retroactive, and
-no alert is raised or notified.
+The derived data (hourly, rolling, daily, aqi, energy) are then recomputed for the imported span
+(alerts/recompute.py: the live engine's own read-back path over the stored readings): the same
+numbers whichever path computed them. Imported hours are a historical load, not late data: they
+are not marked retroactive, and no alert is raised or notified.
 """
 
 from __future__ import annotations
@@ -20,11 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alerts.engine import AlertEngine
-from alerts.notifiers.dispatch import Dispatcher
+from alerts.recompute import recompute
 from alerts.settings import RuleSettings
-from alerts.state import open_alert_store
-from alerts.windows import HOUR_NS
 from eit.model import FLAGS, Reading
 from eit.registry import Registry
 from eit.store import Store
@@ -125,33 +122,7 @@ def import_csv(
     if not readings:
         return result
     result.first_ns, result.last_ns = readings[0].ts_ns, readings[-1].ts_ns
-    result.hours = recompute(registry, store, readings, settings or RuleSettings())
+    factories = {r.factory for r in readings}
+    done = recompute(registry, store, result.first_ns, result.last_ns + 1, factories, settings)
+    result.hours = done.hours
     return result
-
-
-def recompute(registry: Registry, store: Store, readings: list[Reading], settings: RuleSettings) -> int:
-    """Run the engine over time-ordered readings; returns the number of hours it closed."""
-    first_hour = readings[0].ts_ns - readings[0].ts_ns % HOUR_NS
-    clock = [first_hour]
-    quiet = settings.model_copy(update={"stale_after_s": 1e12, "escalate_after_s": 1e12})
-    alerts = open_alert_store(None, Path(":memory:"))  # alerts of a historical load are not kept
-    engine = AlertEngine(
-        registry, alerts, Dispatcher([]), clock=lambda: clock[0], settings=quiet, store=store
-    )
-    delay = int(settings.close_delay_s * NS_PER_S)
-    index = 0
-    while index < len(readings):
-        h = readings[index].ts_ns - readings[index].ts_ns % HOUR_NS
-        end = index
-        while end < len(readings) and readings[end].ts_ns < h + HOUR_NS:
-            end += 1
-        clock[0] = h + HOUR_NS - 1
-        engine.on_readings(readings[index:end], clock[0])
-        clock[0] = h + HOUR_NS + delay
-        engine.tick(clock[0])
-        index = end
-    # Close the last day too.
-    clock[0] = readings[-1].ts_ns - readings[-1].ts_ns % HOUR_NS + 25 * HOUR_NS + delay
-    engine.tick(clock[0])
-    alerts.close()
-    return engine.counters["hours_closed"] + engine.counters["hours_retroactive"]

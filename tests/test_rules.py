@@ -512,20 +512,18 @@ def test_a_retained_offline_delivered_with_fresh_data_does_not_open_a_stale_aler
 
 
 def test_an_hour_begun_before_the_engine_is_read_back_from_the_store_within_a_tick_budget(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     # The engine starts at 11:30 (a restart): the store has 11:00-11:29 from before. The hour's
     # average needs those points, read back from the store; when a tick's store reads are used up,
     # the hour waits for a later tick instead of holding up the rules.
-    from alerts import engine as engine_mod
-
     rig = Rig(tmp_path, start=T0 + 30 * 60 * S)
     rig.store.write(stack_hour(T0, 80.0, 7.0, minutes=range(30)))
     rig.feed(stack_hour(T0, 40.0, 7.0, minutes=range(30, 60)), T0 + 60 * 60 * S)
-    monkeypatch.setattr(engine_mod, "STORE_READS_PER_TICK_S", -1.0)
+    rig.engine.read_budget_s = -1.0
     rig.tick(T0 + H + 150 * S)
     assert rig.hourly("so2") == []
-    monkeypatch.setattr(engine_mod, "STORE_READS_PER_TICK_S", 0.5)
+    rig.engine.read_budget_s = 0.5
     rig.tick(T0 + H + 155 * S)
     [hour] = rig.hourly("so2")
     assert hour.fields["points"] == 60

@@ -4,7 +4,7 @@ the dashboard tests.
 - raw ``readings`` of every channel, one a minute, written through ``InfluxStore.write``;
 - the derived measurements (``hourly``, ``rolling``, ``daily``, ``aqi``, ``energy``) computed and
   written by the compliance engine itself, fed the day as `eit import` feeds it
-  (:func:`alerts.importer.recompute`): the panels are tested against what the engine writes;
+  (:func:`alerts.recompute.recompute`): the panels are tested against what the engine writes;
 - ``platform`` / ``platform_dead_letters`` written by ``ingest/selfstats.py``'s
   :class:`PlatformStats`, from a real :class:`IngestMetrics` registry the fixture counts into as
   the ingest counts, and a :class:`StatusWatcher` handed the status messages the agents publish;
@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as mqtt
 from prometheus_client import Gauge
 
-from alerts.importer import recompute
+from alerts.recompute import recompute
 from alerts.settings import RuleSettings
 from eit import wire
 from eit.model import Reading
@@ -206,7 +206,10 @@ def write_town_day(
     points only with ``platform``."""
     readings = fixture_readings(registry, factories)
     store.write(readings)
-    recompute(registry, store, readings, RuleSettings())  # hourly, rolling, daily, aqi, energy
+    first, last = min(r.ts_ns for r in readings), max(r.ts_ns for r in readings)
+    recompute(
+        registry, store, first, last + 1, settings=RuleSettings()
+    )  # hourly, rolling, daily, aqi, energy
     chosen = {f.id: f for f in registry.factories.values() if factories is None or f.id in factories}
     lines = site_lines(replace(registry, factories=chosen), DAY_START_NS)
     if platform:
