@@ -209,6 +209,47 @@ def _import(args: argparse.Namespace) -> int:
     return 0 if result.imported or not result.rows else 1
 
 
+def _recompute(args: argparse.Namespace) -> int:
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from alerts.compliance import day_bounds
+    from alerts.recompute import recompute
+    from alerts.settings import RuleSettings
+    from eit.registry import load_registry
+
+    registry = load_registry(args.site)
+    try:
+        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
+    except ValueError as exc:
+        print(f"eit recompute: --from/--to: {exc} (use 2026-11-01)", file=sys.stderr)
+        return 2
+    if last < first:
+        print("eit recompute: --to is before --from", file=sys.stderr)
+        return 2
+    unknown = [f for f in args.factory or [] if f not in registry.factories]
+    if unknown:
+        print(f"eit recompute: --factory {', '.join(unknown)}: not in {args.site}", file=sys.stderr)
+        return 2
+    tz = ZoneInfo(registry.timezone)
+    start, _ = day_bounds(first, tz)
+    _, end = day_bounds(last, tz)
+    store, completeness = _store_for(args)
+    try:
+        from alerts.settings import RuleSettings
+
+        result = recompute(
+            registry, store, start, end, args.factory or None, RuleSettings(completeness=completeness)
+        )
+    finally:
+        store.close()
+    print(
+        f"eit recompute: {result.hours} hours of {result.series} channels recomputed,"
+        f" {first} to {last} ({registry.timezone} days)"
+    )
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from datetime import date
 
@@ -582,6 +623,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", help="CSV with columns time, factory, device, channel, value, flag")
     p.set_defaults(func=_import)
+
+    p = sub.add_parser(
+        "recompute",
+        help="rerun the rules over stored readings: hourly, rolling, daily, AQI, energy (no alerts)",
+    )
+    p.add_argument("--site", required=True, help="site registry (YAML)")
+    p.add_argument("--from", dest="date_from", required=True, help="first day (the town's time zone)")
+    p.add_argument("--to", dest="date_to", required=True, help="last day, inclusive")
+    p.add_argument("--factory", action="append", help="only this factory (repeatable; default: all)")
+    p.add_argument("--config", default=None, help="serve.yaml naming the store (default: --data-dir)")
+    p.add_argument(
+        "--data-dir", default="data", help="embedded store folder when no --config (default: ./data)"
+    )
+    p.set_defaults(func=_recompute)
 
     rep = sub.add_parser("report", help="reports")
     rep_sub = rep.add_subparsers(dest="report_command", required=True, metavar="COMMAND")
