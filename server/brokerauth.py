@@ -1,5 +1,5 @@
 """Broker logins: a Mosquitto password file and ACL giving each factory a login that may publish
-only under ``eit/<factory>/#`` (DESIGN.md, "Broker ACL"), and the ingest a login that reads
+only under ``eit/<factory>/#`` (docs/architecture.md, "Contracts"), and the ingest a login that reads
 ``eit/#``. Used by `eit devices add` on the server side.
 
 The password file is written here, in Mosquitto 2's PBKDF2-SHA512 format

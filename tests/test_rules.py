@@ -1,5 +1,5 @@
 """Golden tests of the compliance engine, one or more per rule kind, built from the regulatory
-reference (shared/reference/thai-regulations.md): biomass boiler SO2 60 ppm at 7 % O2 (MOI B.E.
+reference data with their sources (eit/standards/*.yaml): biomass boiler SO2 60 ppm at 7 % O2 (MOI B.E.
 2549), NOx as NO2, effluent pH 5.5-9.0 (MNRE B.E. 2559), ambient PM2.5 37.5 ug/m3 over 24 h and
 O3 0.07 ppm over 8 h (NEB), Thai AQI PM2.5 breakpoints, TGO grid factor 0.4750 kgCO2e/kWh.
 
