@@ -127,16 +127,18 @@ class HourAccumulator:
 
     def add_valid(self, ts_ns: int, raw: float, corrected: float) -> bool:
         """Add a valid point; False when it may be a repeat (its minute is then doubtful)."""
-        m = self._take(ts_ns)
-        if m < 0:
+        m = (ts_ns - self.start_ns) // MINUTE_NS  # _take, inlined: this runs once per reading
+        self.versions[m] += 1
+        if ts_ns <= self.max_ts[m]:
+            self.doubtful |= 1 << m
             return False
+        self.max_ts[m] = ts_ns
         self.n[m] += 1
         self.sum_raw[m] += raw
         self.sum_corrected[m] += corrected
-        if self.first_ts[m] < 0 or ts_ns < self.first_ts[m]:
+        if self.first_ts[m] < 0:  # a new point is past the minute's latest: first only if none yet
             self.first_ts[m], self.first_values[m] = ts_ns, raw
-        if ts_ns > self.last_ts[m]:
-            self.last_ts[m], self.last_values[m] = ts_ns, raw
+        self.last_ts[m], self.last_values[m] = ts_ns, raw
         return True
 
     def leave_out(self, ts_ns: int, reason: str) -> bool:
