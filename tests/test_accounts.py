@@ -17,7 +17,8 @@ from server.accounts import AccountError, PostgresAccounts, SqliteAccounts, _Sql
 from testbed.services import EIT, REPO
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# A fixture that starts its service itself marks its param: conftest sees only requested fixtures.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def accounts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[_SqlAccounts]:
     if request.param == "sqlite":
         store: _SqlAccounts = SqliteAccounts(tmp_path / "state.db")

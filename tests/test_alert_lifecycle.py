@@ -16,7 +16,8 @@ T0 = 1795752000 * S
 KEY = ("kaeng-khoi-biomass", "boiler-1", "so2", "limit")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# A fixture that starts its service itself marks its param: conftest sees only requested fixtures.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[_SqlAlertStore]:
     if request.param == "sqlite":
         s: _SqlAlertStore = SqliteAlertStore(tmp_path / "state.db")

@@ -45,6 +45,8 @@ def test_the_load_and_the_probes_are_valid_scans_of_the_bench_town(tmp_path: Pat
             assert (co > PROBE_LIMIT) is factory.startswith("p")
 
 
+@pytest.mark.integration
+@pytest.mark.serial  # stops and kills its broker, InfluxDB and ingest, and measures throughput
 def test_a_short_run_of_every_pass_stores_every_reading_once(report: Callable[[str], None]) -> None:
     tiny = Profile(
         "tiny",
@@ -154,6 +156,7 @@ def test_the_publisher_delivers_every_message_with_its_topic_and_payload(broker:
 
 
 @pytest.mark.integration
+@pytest.mark.serial  # the broker is stopped at a set time into the run
 def test_a_broker_outage_mid_run_loses_no_message(broker: Mosquitto, report: Callable[[str], None]) -> None:
     collector = Collector(broker.port, "eit-test-lg-outage-collector")
     cmd = [

@@ -242,6 +242,7 @@ def assert_healthy_meters_undelayed(
     return slowest
 
 
+@pytest.mark.serial  # read times and ticks are timed
 def test_dead_and_slow_tcp_meters_never_delay_the_other_meters(
     tmp_path: Path, tcp_server: ModbusServer, report: Callable[[str], None]
 ) -> None:
@@ -266,6 +267,7 @@ def test_dead_and_slow_tcp_meters_never_delay_the_other_meters(
     )
 
 
+@pytest.mark.serial  # read times and ticks are timed
 def test_dead_rtu_meter_on_a_shared_line_never_delays_the_other_meters(
     tmp_path: Path, rtu_line: tuple[ModbusServer, PtyLink], report: Callable[[str], None]
 ) -> None:
@@ -287,6 +289,7 @@ def test_dead_rtu_meter_on_a_shared_line_never_delays_the_other_meters(
     )
 
 
+@pytest.mark.serial  # read times and ticks are timed
 def test_meter_that_answers_again_is_back_online(tmp_path: Path, tcp_server: ModbusServer) -> None:
     devices = [tcp_device("m1", tcp_server.tcp_port or 0, 1, timeout_s=0.1, retries=0)]
     agent, _ = run_agent_with_a_meter_going_silent(

@@ -30,7 +30,8 @@ from testbed.services import (
     write_serve_config,
 )
 
-pytestmark = pytest.mark.integration
+# Processes are killed and the broker stopped on purpose, and gaps are timed: alone, after the parallel pass.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 F = AGENT_FACTORY
 DEVICES = AGENT_DEVICES
