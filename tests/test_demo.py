@@ -8,6 +8,7 @@ to one worker): each demo takes MQTT port 1883 when it is free.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from testbed.services import EIT, REPO, free_port
+from testbed.services import EIT, REPO, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,13 +44,14 @@ def test_demo_shows_an_exceedance_alert_within_a_minute_and_stops_on_ctrl_c(
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
     reader.start()
     started = time.monotonic()
-    alert_after_s = None
+
+    def alerted() -> bool:
+        return any("ALERT OPENED" in line and "boiler-1 so2 [limit]" in line for line in lines)
+
     try:
-        while time.monotonic() - started < 60 and proc.poll() is None:
-            if any("ALERT OPENED" in line and "boiler-1 so2 [limit]" in line for line in lines):
-                alert_after_s = time.monotonic() - started
-                break
-            time.sleep(0.2)
+        with contextlib.suppress(TimeoutError):  # the assertions below show the output
+            wait_for(lambda: alerted() or proc.poll() is not None, 60, "the exceedance alert", 0.05)
+        alert_after_s = time.monotonic() - started if alerted() else None
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(30)
@@ -86,9 +88,12 @@ def test_demo_serves_the_console_with_its_accounts_and_a_day_of_history(
     base = f"http://127.0.0.1:{port}"
     alerts: list[dict[str, object]] = []
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any("ALERT OPENED" in line for line in lines):
-            time.sleep(0.5)
+        with contextlib.suppress(TimeoutError):  # the assertions below show the output
+            wait_for(
+                lambda: proc.poll() is not None or any("ALERT OPENED" in line for line in lines),
+                60,
+                "the first alert",
+            )
         banner = "".join(lines)
         accounts = dict(re.findall(r"(\w+)/(\w+-demo)", banner))
         assert set(accounts) == {"officer", "supervisor", "admin", "operator"}, banner
