@@ -17,8 +17,7 @@ import yaml
 from eit.timeutil import NS_PER_S, now_ns, ns_to_datetime, parse_iso_ns
 from server.api.pages import LANGUAGES, choose_language, strings
 from testbed.services import EIT, REPO, InfluxDB
-from tests.apitown import TownApp, build_town
-from tests.towndata import event_kinds, write_site_variant
+from testbed.town import EXAMPLE_STORY, TownApp, build_town, event_kinds, town_site
 
 FACTORY = "kaeng-khoi-biomass"
 SO2 = f"/api/v1/factories/{FACTORY}/devices/boiler-1/channels/so2"
@@ -428,7 +427,7 @@ def test_pages_load_nothing_from_another_origin(town_app: TownApp) -> None:
 
 
 def test_the_page_configuration_cannot_close_its_script_element(tmp_path: Path) -> None:
-    site = write_site_variant(tmp_path / "site.yaml", [])
+    site = town_site(tmp_path / "site.yaml", EXAMPLE_STORY)
     data = yaml.safe_load(site.read_text())
     data["town"]["name"] = "</script><script>alert(1)</script>"
     site.write_text(yaml.safe_dump(data, allow_unicode=True))

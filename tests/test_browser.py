@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from testbed.services import REPO, EitProcess, refuse_in_unit_run, wait_for
-from tests.apitown import Town, build_town, password_of
+from testbed.town import Town, build_town, password_of
 
 pytestmark = pytest.mark.integration
 
