@@ -17,6 +17,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,14 +104,30 @@ def example_site() -> Path:
 
 
 @pytest.fixture
-def report(capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest) -> Callable[[str], None]:
-    """Print a measured figure to the terminal even when pytest captures output."""
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Note a measured figure: the run lists them at its end ("measured figures"), from every
+    pytest-xdist worker too (a worker's own output is not shown)."""
 
     def emit(line: str) -> None:
-        with capsys.disabled():
-            print(f"\n  {request.node.name}: {line}")
+        request.node.user_properties.append((FIGURE, f"{request.node.name}: {line}"))
 
     return emit
+
+
+FIGURE = "measured figure"
+_figures: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _figures.extend(str(value) for name, value in report.user_properties if name == FIGURE)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _figures:
+        terminalreporter.section("measured figures")
+        for line in _figures:
+            terminalreporter.write_line(f"  {line}")
 
 
 @pytest.fixture(autouse=True)
