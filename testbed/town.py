@@ -28,7 +28,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -43,6 +43,7 @@ from eit.timeutil import NS_PER_S, now_ns
 from server.history import History, Meter, Scan, edge_meters, judge_live, take_scans
 from testbed.services import REPO, free_port
 
+AccountsT = TypeVar("AccountsT")
 EXAMPLE_DIR = REPO / "examples" / "town"
 EDGE_DIR = EXAMPLE_DIR / "edge"
 HOUR_NS = 3600 * NS_PER_S
@@ -245,6 +246,19 @@ def password_of(name: str) -> str:
     return f"{name}-pass-2026"
 
 
+def cheap_hashing(accounts: AccountsT) -> AccountsT:
+    """``accounts`` hashing with argon2-cffi's CHEAPEST profile, the library's own profile for
+    tests: the API tests log in and out over a hundred times, at 0.2 s of CPU each with the
+    production parameters. Argon2id with those parameters is tested in tests/test_accounts.py;
+    a login through `eit api` (the browser tests) rehashes to them, as after any change of
+    parameters."""
+    from argon2 import PasswordHasher
+    from argon2.profiles import CHEAPEST
+
+    accounts._hasher = PasswordHasher.from_parameters(CHEAPEST)  # type: ignore[attr-defined]
+    return accounts
+
+
 @dataclass(slots=True)
 class Town:
     workdir: Path
@@ -290,7 +304,7 @@ def build_town(
     serve.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(serve.store)
     alerts = open_alert_store(serve.state_url, serve.state_path)
-    accounts = open_accounts(serve.state_url, serve.state_path)
+    accounts = cheap_hashing(open_accounts(serve.state_url, serve.state_path))
     letters = DeadLetterStore(serve.state_path)
     try:
         data = load_town(registry, store, alerts, spec)
@@ -336,7 +350,7 @@ class TownApp:
         c = town.config
         self.store = open_store(c.store)
         self.alerts = open_alert_store(c.state_url, c.state_path)
-        self.accounts = open_accounts(c.state_url, c.state_path)
+        self.accounts = cheap_hashing(open_accounts(c.state_url, c.state_path))
         self.letters = DeadLetterStore(c.state_path)
         self.metrics = CollectorRegistry()
         sources = api_sources(c, town.registry, self.store, self.alerts, self.letters, self.accounts)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shared = sorted(nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1)
+    if shared:
+        # pytest-xdist's --dist loadfile keys tests by node id: it would run one of each.
+        raise pytest.UsageError(f"tests share a node id, so only one of each would run: {shared[:3]}")
     deselected: list[pytest.Item] = []
     kept: list[pytest.Item] = []
     for item in items:
