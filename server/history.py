@@ -189,21 +189,26 @@ def judge_live(
         for scan in batch:
             engine.on_readings(scan.readings, scan.arrives_ns)
 
-    next_tick: int | None = None
-    for scan in scans:
-        if history.scans == 0 and start_ns is None:
-            history.start_ns = clock[0] = scan.readings[0].ts_ns
-        history.scans += 1
-        history.readings += len(scan.readings)
-        taken = scan.readings[0].ts_ns
-        if next_tick is None:
-            next_tick = taken - taken % ENGINE_TICK_NS + ENGINE_TICK_NS
-        while taken >= next_tick:  # the virtual time passed a tick: what has arrived is judged
+    next_tick = history.start_ns - history.start_ns % ENGINE_TICK_NS + ENGINE_TICK_NS
+
+    def tick_until(now_ns: int) -> None:
+        """Every tick the virtual time has passed: what has arrived by then is judged."""
+        nonlocal next_tick
+        while now_ns >= next_tick:
             deliver(next_tick - 1)
             clock[0] = next_tick
             engine.tick(next_tick)
             next_tick += ENGINE_TICK_NS
+
+    for scan in scans:
+        if history.scans == 0 and start_ns is None:
+            history.start_ns = clock[0] = scan.readings[0].ts_ns
+            next_tick = history.start_ns - history.start_ns % ENGINE_TICK_NS + ENGINE_TICK_NS
+        history.scans += 1
+        history.readings += len(scan.readings)
+        tick_until(scan.readings[0].ts_ns)
         heapq.heappush(waiting, (scan.arrives_ns, next(order), scan))
+    tick_until(end_ns - 1)  # the ticks before the end, even where no meter reported
     deliver(end_ns)
     clock[0] = end_ns
     engine.tick(end_ns)
