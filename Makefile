@@ -33,8 +33,8 @@ test: $(STAMP)
 	$(BIN)/pytest -n $(WORKERS) --dist loadfile -m "not serial" $(PYTEST_ARGS)
 	$(BIN)/pytest -m serial $(PYTEST_ARGS)
 
-## The tests that need no service (no Mosquitto, InfluxDB, PostgreSQL, Chromium or `eit`
-## process): the inner loop, well under a minute. A test that starts a service here fails.
+## The tests that need no service (no Mosquitto, InfluxDB, PostgreSQL, Chromium or `eit serve`
+## process): the inner loop. A test that starts a service here fails.
 unit: $(STAMP)
 	$(BIN)/pytest --unit -n 2 $(PYTEST_ARGS)
 
