@@ -3,8 +3,9 @@
 The MQTT session is persistent and acknowledgements are manual: a message is acknowledged only
 after its readings and its dead letters are durable. If the process dies before that, the broker
 delivers the message again; the store's idempotent writes keep it from being counted twice.
-While the store is down the batch is retried with backoff and nothing is acknowledged, so the
-broker's flow control (receive maximum) holds the rest back: nothing is lost, memory is bounded.
+While the store is down the batch is retried with backoff and jitter (tenacity) and nothing is
+acknowledged, so the broker's flow control (receive maximum) holds the rest back: nothing is
+lost, memory is bounded.
 
 Beside paho's network thread, three stages run in their own threads, batch after batch in the
 order received: decode (collect a batch, decode, validate), write (make it durable), rules (hand
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
+import tenacity
 
 from eit import wire
 from eit.errors import DecodeError
@@ -38,6 +40,9 @@ from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
 from ingest.validate import Validator
 from statedb import StateDbUnavailable
+
+STORE_RETRY_FIRST_S = 0.5
+STORE_RETRY_JITTER_S = 0.5
 
 log = logging.getLogger("eit.ingest")
 
@@ -88,6 +93,18 @@ class Ingest:
         self.sinks = list(sinks)
         self.validator = Validator(registry, self.settings.max_future_s)
         self._stopping = threading.Event()
+        # Store outages: 0.5 s, 1 s, 2 s ... up to retry_max_s, each plus up to 0.5 s of jitter so
+        # that ingest workers and servers coming back together do not retry in step.
+        self._store_retries = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(StoreUnavailable),
+            wait=tenacity.wait_exponential_jitter(
+                multiplier=STORE_RETRY_FIRST_S, max=self.settings.retry_max_s, jitter=STORE_RETRY_JITTER_S
+            ),
+            sleep=self._wait_unless_stopping,
+            before_sleep=self._store_unavailable,
+            reraise=True,
+        )
+        self._dead_letter_retries = self._store_retries.copy(before_sleep=self._dead_letters_unavailable)
 
     def decode_batch(self, messages: Sequence[Incoming], received_ns: int) -> BatchResult:
         result = BatchResult()
@@ -189,36 +206,47 @@ class Ingest:
         result.dead.append(DeadLetter(received_ns, msg.topic, reason, detail, where, payload_text(payload)))
 
     def store_batch(self, result: BatchResult) -> None:
-        """Make the batch durable, retrying while the store is unavailable."""
-        delay = 0.5
-        while True:
-            try:
+        """Make the batch durable, retrying while the store is unavailable. Raises
+        :class:`StoreUnavailable` only when the ingest stops meanwhile."""
+        for attempt in self._store_retries:
+            with attempt:
                 started = time.perf_counter()
                 self._write(result)
                 self.metrics.store_write_seconds.observe(time.perf_counter() - started)
-                break
-            except StoreUnavailable as exc:
-                self.metrics.store_errors.labels("unavailable").inc()
-                log.error("store unavailable, retrying in %.1f s (nothing acknowledged): %s", delay, exc)
-                if self._stopping.wait(delay):
-                    raise
-                delay = min(delay * 2, self.settings.retry_max_s)
-        delay = 0.5
-        while True:
-            try:
-                self.deadletters.add(result.dead)
-                break
-            except StateDbUnavailable as exc:
-                # The state database is down (PostgreSQL restarting): an outage like the store's.
-                self.metrics.store_errors.labels("dead_letters_unavailable").inc()
-                log.error(
-                    "dead letters cannot be kept, retrying in %.1f s (nothing acknowledged): %s", delay, exc
-                )
-                if self._stopping.wait(delay):
-                    raise StoreUnavailable(f"dead letters: {exc}") from exc
-                delay = min(delay * 2, self.settings.retry_max_s)
+        for attempt in self._dead_letter_retries:
+            with attempt:
+                self._keep_dead_letters(result)
         self.metrics.readings_stored.inc(len(result.readings))
         self.metrics.batch_readings.observe(len(result.readings))
+
+    def _keep_dead_letters(self, result: BatchResult) -> None:
+        try:
+            self.deadletters.add(result.dead)
+        except StateDbUnavailable as exc:
+            # The state database is down (PostgreSQL restarting): an outage like the store's.
+            raise StoreUnavailable(f"dead letters: {exc}") from exc
+
+    def _dead_letters_unavailable(self, state: tenacity.RetryCallState) -> None:
+        assert state.outcome is not None and state.next_action is not None
+        self.metrics.store_errors.labels("dead_letters_unavailable").inc()
+        log.error(
+            "dead letters cannot be kept, retrying in %.1f s (nothing acknowledged): %s",
+            state.next_action.sleep,
+            state.outcome.exception(),
+        )
+
+    def _store_unavailable(self, state: tenacity.RetryCallState) -> None:
+        assert state.outcome is not None and state.next_action is not None
+        self.metrics.store_errors.labels("unavailable").inc()
+        log.error(
+            "store unavailable, retrying in %.1f s (nothing acknowledged): %s",
+            state.next_action.sleep,
+            state.outcome.exception(),
+        )
+
+    def _wait_unless_stopping(self, seconds: float) -> None:
+        if self._stopping.wait(seconds):
+            raise StoreUnavailable("the ingest is stopping while the store is unavailable")
 
     def _write(self, result: BatchResult) -> None:
         try:

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from eit.timeutil import now_ns
-from tests.apitown import USERS, TownApp, build_town, password_of
-from tests.towndata import write_site_variant
+from testbed.town import EXAMPLE_STORY, USERS, TownApp, build_town, password_of
 
 FACTORY = "kaeng-khoi-biomass"  # kk-op's factory; sc-op operates another one
 CHANNEL = f"/api/v1/factories/{FACTORY}/devices/boiler-1/channels/so2"
@@ -293,8 +292,7 @@ def test_the_pages_and_the_api_document_are_open_to_everyone(town_app: TownApp) 
 def private_town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TownApp]:
     """The town with the ambient station's factory not published."""
     workdir = tmp_path_factory.mktemp("private")
-    site = write_site_variant(workdir / "site.yaml", ["eastern-petrochem"])
-    app = TownApp(build_town(workdir, site=site))
+    app = TownApp(build_town(workdir, replace(EXAMPLE_STORY, private=("eastern-petrochem",))))
     yield app
     app.close()
 

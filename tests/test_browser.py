@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from testbed.services import REPO, EitProcess, wait_for
-from tests.apitown import Town, build_town, password_of
+from testbed.services import REPO, EitProcess, refuse_in_unit_run, wait_for
+from testbed.town import Town, build_town, password_of
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +69,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         pytest.fail("Debian's chromium is not installed: run `make test`, which installs it")
+    refuse_in_unit_run("Chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -11,19 +12,22 @@ from testbed.services import wait_for
 
 
 class WebhookReceiver:
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0, fail_status: int = 503) -> None:
         self.received: list[dict[str, Any]] = []
         self.raw: list[tuple[dict[str, str], bytes]] = []  # headers and body of accepted calls
         self.attempts = 0
+        self.attempted_at: list[float] = []  # time.monotonic() of each call
         self.fail_first = fail_first
+        self.fail_status = fail_status
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 receiver.attempts += 1
+                receiver.attempted_at.append(time.monotonic())
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if receiver.attempts <= receiver.fail_first:
-                    self.send_response(503)
+                    self.send_response(receiver.fail_status)
                     self.end_headers()
                     return
                 receiver.received.append(json.loads(body))

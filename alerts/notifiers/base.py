@@ -8,14 +8,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
+
+import tenacity
 
 from alerts.model import AlertEvent
 from eit.registry import Officer
 
+MAX_BACKOFF_S = 30.0
+
 
 class NotifyError(Exception):
     """A notification could not be delivered (after the notifier's own retries)."""
+
+
+def retrying(retries: int, backoff_s: float, retry_on: Callable[[BaseException], bool]) -> tenacity.Retrying:
+    """A notifier's retries: up to ``retries`` more tries after the first, for the failures
+    ``retry_on`` accepts, waiting ``backoff_s``, then twice as long each time up to 30 s, each wait
+    plus up to ``backoff_s`` of jitter (so that notifiers failing together do not retry in step).
+    The last failure is raised as it was."""
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(retries + 1),
+        wait=tenacity.wait_exponential_jitter(multiplier=backoff_s, max=MAX_BACKOFF_S, jitter=backoff_s),
+        retry=tenacity.retry_if_exception(retry_on),
+        reraise=True,
+    )
 
 
 class Notifier(Protocol):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Literal
@@ -13,7 +12,7 @@ from pydantic import Field, SecretStr
 
 from alerts.messages import alert_text, footer, headline
 from alerts.model import AlertEvent
-from alerts.notifiers.base import NotifyError
+from alerts.notifiers.base import NotifyError, retrying
 from alerts.notifiers.settings import NotifierContext, NotifierSettings
 from eit.plugins import Kind
 from eit.registry import Officer
@@ -89,20 +88,14 @@ class EmailNotifier:
 
     def send_to(self, event: AlertEvent, officer: Officer) -> None:
         msg = self.message(event, officer)
-        delay = self.backoff_s
-        last = ""
-        for attempt in range(self.retries + 1):
-            try:
-                self._send(msg)
-                return
-            except (smtplib.SMTPException, OSError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, smtplib.SMTPRecipientsRefused):
-                    break
-            if attempt < self.retries:
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        raise NotifyError(f"e-mail to {officer.email} via {self.host}:{self.port}: {last}")
+        try:
+            for attempt in retrying(self.retries, self.backoff_s, _may_pass_next_time):
+                with attempt:
+                    self._send(msg)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise NotifyError(
+                f"e-mail to {officer.email} via {self.host}:{self.port}: {type(exc).__name__}: {exc}"
+            ) from None
 
     def _send(self, msg: EmailMessage) -> None:
         if self.use_ssl:
@@ -134,3 +127,10 @@ def build(settings: EmailSettings, context: NotifierContext) -> EmailNotifier:
 
 
 KIND = Kind(EmailSettings, build)
+
+
+def _may_pass_next_time(exc: BaseException) -> bool:
+    """A connection or server failure; a refused recipient is refused again."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return False
+    return isinstance(exc, smtplib.SMTPException | OSError)

@@ -1,4 +1,4 @@
-"""POSTs alert events as JSON to a URL, HMAC-signed, retrying with backoff.
+"""POSTs alert events as JSON to a URL, HMAC-signed, retrying with backoff and jitter.
 
 Signature: ``X-EIT-Signature: sha256=<hex HMAC-SHA256 of the raw body with the shared secret>``
 and ``X-EIT-Timestamp`` (Unix seconds, also part of the signed message:
@@ -18,7 +18,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from alerts.messages import alert_text
 from alerts.model import AlertEvent
-from alerts.notifiers.base import NotifyError
+from alerts.notifiers.base import NotifyError, retrying
 from alerts.notifiers.settings import NotifierContext, NotifierSettings
 from eit.plugins import Kind
 
@@ -71,27 +71,37 @@ class WebhookNotifier:
 
     def send(self, event: AlertEvent) -> None:
         body = json.dumps(event_json(event), ensure_ascii=False).encode()
+        try:
+            for attempt in retrying(self.retries, self.backoff_s, lambda exc: isinstance(exc, _Retryable)):
+                with attempt:
+                    self._post(body)
+        except _Failed as exc:
+            raise NotifyError(f"webhook {self.url}: {exc}") from None
+
+    def _post(self, body: bytes) -> None:
         headers = {"Content-Type": "application/json", "User-Agent": "eit-monitor"}
-        delay = self.backoff_s
-        last = ""
-        for attempt in range(self.retries + 1):
-            if self.secret is not None:
-                stamp = str(int(time.time()))
-                headers["X-EIT-Timestamp"] = stamp
-                headers["X-EIT-Signature"] = signature(self.secret, stamp, body)
-            try:
-                resp = self._session.post(self.url, data=body, headers=headers, timeout=self.timeout_s)
-                if resp.status_code < 300:
-                    return
-                last = f"HTTP {resp.status_code}"
-                if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
-                    break  # the receiver refuses this request: retrying will not help
-            except requests.RequestException as exc:
-                last = str(exc)
-            if attempt < self.retries:
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        raise NotifyError(f"webhook {self.url}: {last}")
+        if self.secret is not None:
+            stamp = str(int(time.time()))  # signed afresh for each try: a receiver refuses stale stamps
+            headers["X-EIT-Timestamp"] = stamp
+            headers["X-EIT-Signature"] = signature(self.secret, stamp, body)
+        try:
+            resp = self._session.post(self.url, data=body, headers=headers, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise _Retryable(str(exc)) from exc
+        if resp.status_code < 300:
+            return
+        if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
+            # The receiver refuses this request: retrying will not help.
+            raise _Failed(f"HTTP {resp.status_code}")
+        raise _Retryable(f"HTTP {resp.status_code}")
+
+
+class _Failed(Exception):
+    """One try failed; the message says how."""
+
+
+class _Retryable(_Failed):
+    """One try failed in a way another try may not (a network error, 408, 429, 5xx)."""
 
 
 def build(settings: WebhookSettings, context: NotifierContext) -> WebhookNotifier:
