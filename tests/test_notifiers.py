@@ -92,7 +92,7 @@ class Town:
         self.registry = load_registry(SITE)
         self.alerts = alerts or open_alert_store(None, tmp / "state.db")
         self.store = SqliteStore(tmp / "readings.db")
-        self.dispatcher = Dispatcher(notifiers, Router(self.registry), self.alerts, routes)
+        self.dispatcher = Dispatcher(notifiers, Router(self.registry), self.alerts.db, routes)
         self.dispatcher.start()
         self.events: list[AlertEvent] = []
         self.engine = AlertEngine(
