@@ -178,7 +178,6 @@ class Server:
         sources = api_sources(
             self.config, self.registry, self.store, self.alert_store, self.deadletters, self.accounts
         )
-        sources.notifications = self.dispatcher.queue
         app = create_app(
             self.health, self.metrics.registry, sources, ApiSettings(token_ttl_s=self.config.http.token_ttl_s)
         )
@@ -263,6 +262,7 @@ def api_sources(
     from datetime import date
 
     from alerts.messages import alert_text
+    from alerts.notifiers.queue import DeliveryQueue
     from alerts.report import compliance_report, render
     from server.api import ApiSources
 
@@ -279,6 +279,7 @@ def api_sources(
         render_report=render,
         alert_text=alert_text,
         deadletters=deadletters,
+        notifications=DeliveryQueue(alert_store.db),
         stale_after_s=config.http.no_data_after_s,
     )
 
@@ -287,7 +288,6 @@ def run_api(config: ServeConfig) -> int:
     """`eit api`: the HTTP API and pages alone, on the store and state `eit serve` writes."""
     from prometheus_client import CollectorRegistry
 
-    from alerts.notifiers.queue import DeliveryQueue
     from alerts.state import AlertStore
     from ingest.deadletters import DeadLetterStore
     from ingest.store import StoreUnavailable, open_store
@@ -313,7 +313,6 @@ def run_api(config: ServeConfig) -> int:
         return ok, {"store": {"kind": store.kind, "status": status}, "role": "api"}
 
     sources = api_sources(config, registry, store, alert_store, deadletters, accounts)
-    sources.notifications = DeliveryQueue(state_db)
     app = create_app(health, CollectorRegistry(), sources, ApiSettings(token_ttl_s=config.http.token_ttl_s))
     http = HttpThread(app, config.http.host, config.http.port)
     http.start()

@@ -26,6 +26,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
+from eit.timeutil import ns_to_iso
 from statedb import StateDb
 from statedb.tables import alert_notifications, notification_queue
 
@@ -33,6 +34,9 @@ PENDING = "pending"
 DELIVERED = "delivered"
 EXPIRED = "expired"
 STATES = (PENDING, DELIVERED, EXPIRED)
+# What the console asks for besides the states: pending after a failed attempt; that or expired.
+FAILING = "failing"
+TROUBLED = "troubled"
 MAX_ERROR_LENGTH = 1000
 
 _q = notification_queue.c
@@ -89,6 +93,31 @@ class Delivery:
     def failing(self) -> bool:
         """Pending after at least one failed attempt."""
         return self.state == PENDING and bool(self.last_error)
+
+    def to_json(self) -> dict[str, Any]:
+        """As the officers' console shows it (what was sent stays in the queue)."""
+
+        def at(ts_ns: int | None) -> str | None:
+            return ns_to_iso(ts_ns) if ts_ns is not None else None
+
+        return {
+            "id": self.id,
+            "notifier": self.notifier,
+            "alert_id": self.alert_id,
+            "event": self.event,
+            "step": self.step,
+            "recipient": self.recipient,
+            "state": self.state,
+            "failing": self.failing,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "idempotency_key": self.key,
+            "queued_at": at(self.created_ns),
+            "last_attempt_at": at(self.last_attempt_ns),
+            "next_attempt_at": at(self.next_attempt_ns) if self.state == PENDING else None,
+            "delivered_at": at(self.delivered_ns),
+            "expires_at": at(self.expires_ns),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,28 +201,27 @@ class DeliveryQueue:
     def next_due(self, notifier: str, now_ns: int) -> tuple[Delivery | None, int | None]:
         """The row to send now: of each recipient's oldest pending row (rows go out in order, per
         recipient, so one refusing mailbox does not hold the others'), the one due first and not
-        leased by another worker. Returns (that row, None), or (None, when the next is due)."""
+        leased by another worker. Returns (that row, None), or (None, when the next is due: a
+        wait for its attempt, or for another worker's lease to end)."""
         heads = (
             sa.select(sa.func.min(_q.id))
             .where(_q.notifier == notifier, _q.state == PENDING)
             .group_by(_q.recipient)
         )
         with self.db.read() as conn:
-            row = conn.execute(
-                sa.select(notification_queue)
-                .where(
-                    _q.id.in_(heads.scalar_subquery()),
-                    sa.or_(_q.lease_until_ns.is_(None), _q.lease_until_ns <= now_ns),
-                )
+            rows = conn.execute(
+                sa.select(_q.id, _q.next_attempt_ns, _q.lease_until_ns)
+                .where(_q.id.in_(heads.scalar_subquery()))
                 .order_by(_q.next_attempt_ns, _q.id)
-                .limit(1)
-            ).first()
-        if row is None:
-            return None, None
-        delivery = _delivery(row._mapping)
-        if delivery.next_attempt_ns > now_ns:
-            return None, delivery.next_attempt_ns
-        return delivery, None
+            ).all()
+            wake_ns: int | None = None
+            for row_id, next_attempt_ns, lease_until_ns in rows:
+                free_at = max(int(next_attempt_ns), int(lease_until_ns or 0))
+                if free_at <= now_ns:
+                    found = conn.execute(sa.select(notification_queue).where(_q.id == row_id)).one()
+                    return _delivery(found._mapping), None
+                wake_ns = free_at if wake_ns is None else min(wake_ns, free_at)
+        return None, wake_ns
 
     def lease(self, delivery_id: int, now_ns: int, until_ns: int) -> bool:
         """Take the row for one attempt (False: delivered, expired or leased meanwhile)."""
@@ -267,16 +295,17 @@ class DeliveryQueue:
             ).all()
         return [_delivery(r._mapping) for r in rows]
 
-    def troubled(self, limit: int = 500) -> builtins.list[Delivery]:
-        """Notifications not delivered that failed at least once, or expired; newest first."""
+    def listing(self, state: str = TROUBLED, limit: int = 500) -> builtins.list[Delivery]:
+        """Notifications in ``state``, newest first: pending, delivered, expired, ``failing``
+        (pending after a failed attempt) or ``troubled`` (failing or expired)."""
+        failing = sa.and_(_q.state == PENDING, _q.last_error != "")
+        where = {
+            TROUBLED: sa.or_(_q.state == EXPIRED, failing),
+            FAILING: failing,
+        }.get(state, _q.state == state)
         with self.db.read() as conn:
             rows = conn.execute(
-                sa.select(notification_queue)
-                .where(
-                    sa.or_(_q.state == EXPIRED, sa.and_(_q.state == PENDING, _q.last_error != "")),
-                )
-                .order_by(_q.id.desc())
-                .limit(limit)
+                sa.select(notification_queue).where(where).order_by(_q.id.desc()).limit(limit)
             ).all()
         return [_delivery(r._mapping) for r in rows]
 

@@ -55,7 +55,7 @@ class DeliveryPolicy:
     def wait_s(self, failed_attempts: int) -> float:
         """The wait after the ``failed_attempts``-th failed attempt, jitter included."""
         wait = tenacity.wait_exponential_jitter(
-            initial=self.retry_after_s, max=self.retry_max_s, jitter=self.retry_after_s
+            multiplier=self.retry_after_s, max=self.retry_max_s, jitter=self.retry_after_s
         )
         state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
         state.attempt_number = max(1, failed_attempts)
