@@ -411,3 +411,20 @@ def _api(town: Town) -> tuple[TestClient, Any]:
         return str(r.json()["access_token"])
 
     return client, token
+
+
+def test_two_notifiers_of_one_kind_each_get_every_alert(town: Town) -> None:
+    """Each notifier has its own queue and claims (by its name), so the second webhook is not
+    taken for the first."""
+    with WebhookReceiver() as a, WebhookReceiver() as b:
+        d = town.dispatcher([WebhookNotifier(a.url, retries=0), WebhookNotifier(b.url, retries=0)])
+        d.start()
+        event = town.opened()
+        d.submit(event)
+        rows = town.wait_state(event.alert.id, DELIVERED)
+        assert [r.notifier for r in rows] == ["webhook", "webhook-2"]
+        assert len(a.received) == 1 and len(b.received) == 1
+        assert town.alerts.notifications(event.alert.id) == [
+            (0, "webhook-2:opened", "*"),
+            (0, "webhook:opened", "*"),
+        ]
