@@ -154,9 +154,9 @@ class Server:
         # out of the collector's sight, it no longer lengthens every full collection.
         gc.collect()
         gc.freeze()
+        self.dispatcher.start()  # before /healthz answers: it reports the notifiers' workers
         if self.config.http.enabled:
             self._start_http()
-        self.dispatcher.start()
         self.effects.start()
         self.mqtt.start()
         self.stale.start()

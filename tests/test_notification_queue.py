@@ -75,12 +75,13 @@ def mailbox() -> Iterator[Mailbox]:
 
 
 class Town:
-    """The compliance test town's registry and a state database (SQLite file) with its alerts."""
+    """The compliance test town's registry and a state database with its alerts: the SQLite file
+    ``path``, or PostgreSQL at ``url``."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, url: str | None = None) -> None:
         self.path = tmp / "state.db"
         self.registry: Registry = load_registry(SITE)
-        self.db: StateDb = open_state_db(None, self.path)
+        self.db: StateDb = open_state_db(url, self.path)
         self.alerts = AlertStore(self.db)
         self.queue = DeliveryQueue(self.db)
         self.dispatchers: list[Dispatcher] = []
@@ -117,6 +118,15 @@ class Town:
 @pytest.fixture
 def town(tmp_path: Path) -> Iterator[Town]:
     t = Town(tmp_path)
+    yield t
+    t.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_town(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Town]:
+    """A town on each kind of state database."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    t = Town(tmp_path, url)
     yield t
     t.close()
 
@@ -214,7 +224,10 @@ def test_a_notification_answered_is_not_sent_again_while_its_mark_waits_for_the_
         assert hook.attempts == 1 and len(hook.received) == 1
 
 
-def test_a_receiver_down_for_a_while_gets_every_notification_in_order_once_it_is_back(town: Town) -> None:
+def test_a_receiver_down_for_a_while_gets_every_notification_in_order_once_it_is_back(
+    either_town: Town,
+) -> None:
+    town = either_town
     with WebhookReceiver() as hook:
         hook.refusing = True
         d = town.dispatcher([Channel(WebhookNotifier(hook.url, retries=0), "webhook", policy=QUICK)])
@@ -248,7 +261,10 @@ def test_a_receiver_down_for_a_while_gets_every_notification_in_order_once_it_is
         assert f'eit_notification_attempts_failed_total{{notifier="webhook"}} {len(hook.refused)}.0' in text
 
 
-def test_a_notification_not_delivered_in_expire_after_s_expires_and_officers_see_why(town: Town) -> None:
+def test_a_notification_not_delivered_in_expire_after_s_expires_and_officers_see_why(
+    either_town: Town,
+) -> None:
+    town = either_town
     with WebhookReceiver() as hook:
         hook.refusing = True
         policy = DeliveryPolicy(expire_after_s=1.5, retry_after_s=0.2, retry_max_s=0.4)
