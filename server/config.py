@@ -251,6 +251,7 @@ class _Reader:
         if not isinstance(raw, list):
             return []  # reported by ServeFile
         found = []
+        names: dict[str, int] = {}  # each notifier's name (its queue's) -> its index
         for index, entry in enumerate(raw):
             loc: Loc = ("notifiers", index)
             if not isinstance(entry, dict):
@@ -266,6 +267,13 @@ class _Reader:
                 settings = self.validate(NOTIFIER_KINDS.get(kind).settings, entry, loc)
                 if settings is not None:
                     found.append(settings)
+                    named = names.setdefault(settings.queue_name, index)
+                    if named != index:
+                        self.add(
+                            (*loc, "name" if settings.name else "kind"),
+                            f"notifiers[{named}] is named '{settings.queue_name}' too:"
+                            " give each notifier of one kind a name of its own (name: ...)",
+                        )
         return found
 
     # -- validation and its problems ---------------------------------------------------------------

@@ -38,8 +38,10 @@ class Server:
         from alerts.effects import EffectWorker
         from alerts.engine import AlertEngine, StaleChecker
         from alerts.notifiers import NotifierContext, build_notifier
-        from alerts.notifiers.dispatch import Dispatcher, Route
+        from alerts.notifiers.dispatch import Channel, Dispatcher, Route
+        from alerts.notifiers.metrics import NotificationMetrics
         from alerts.notifiers.routing import Router
+        from alerts.notifiers.worker import DeliveryPolicy
         from alerts.pending import StatePendingWork
         from alerts.state import AlertStore
         from ingest.deadletters import DeadLetterStore
@@ -60,11 +62,19 @@ class Server:
         self.accounts = Accounts(self.state_db)
         context = NotifierContext(mqtt=config.mqtt)
         self.notifiers = [build_notifier(n, context) for n in config.notifiers]
+        # Each notifier sends from its own queue in the state database, on a thread of its own.
         self.dispatcher = Dispatcher(
-            self.notifiers,
+            [
+                Channel(
+                    notifier,
+                    n.queue_name,
+                    Route(n.factories, n.districts),
+                    DeliveryPolicy(n.expire_after_s, n.retry_after_s, n.retry_max_s),
+                )
+                for notifier, n in zip(self.notifiers, config.notifiers, strict=True)
+            ],
             Router(self.registry),
-            self.alert_store,
-            [Route(n.factories, n.districts) for n in config.notifiers],
+            self.state_db,
         )
         self.engine = AlertEngine(
             self.registry,
@@ -85,6 +95,7 @@ class Server:
 
         alerts_open = Gauge("eit_alerts_open", "Alerts currently open", registry=self.metrics.registry)
         alerts_open.set_function(self.engine.open_count)
+        self.metrics.registry.register(NotificationMetrics(self.dispatcher))
         self.ingest = Ingest(
             self.registry,
             self.store,
@@ -118,12 +129,22 @@ class Server:
         except StoreUnavailable as exc:
             store_ok, store_detail = False, str(exc)
         broker_ok = self.mqtt.connected
+        notifiers = {
+            name: {
+                "alive": worker.alive,
+                "undelivered": worker.stats.undelivered,
+                "oldest_undelivered_s": round(worker.stats.oldest_undelivered_age_s(), 1),
+            }
+            for name, worker in self.dispatcher.workers.items()
+        }
+        workers_ok = all(w["alive"] for w in notifiers.values())
         detail = {
             "broker": "connected" if broker_ok else "disconnected",
             "store": {"kind": self.store.kind, "status": store_detail},
             "alerts_open": self.engine.open_count(),
+            "notifiers": notifiers,
         }
-        return broker_ok and store_ok, detail
+        return broker_ok and store_ok and workers_ok, detail
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -133,9 +154,9 @@ class Server:
         # out of the collector's sight, it no longer lengthens every full collection.
         gc.collect()
         gc.freeze()
+        self.dispatcher.start()  # before /healthz answers: it reports the notifiers' workers
         if self.config.http.enabled:
             self._start_http()
-        self.dispatcher.start()
         self.effects.start()
         self.mqtt.start()
         self.stale.start()
@@ -241,6 +262,7 @@ def api_sources(
     from datetime import date
 
     from alerts.messages import alert_text
+    from alerts.notifiers.queue import DeliveryQueue
     from alerts.report import compliance_report, render
     from server.api import ApiSources
 
@@ -257,6 +279,7 @@ def api_sources(
         render_report=render,
         alert_text=alert_text,
         deadletters=deadletters,
+        notifications=DeliveryQueue(alert_store.db),
         stale_after_s=config.http.no_data_after_s,
     )
 

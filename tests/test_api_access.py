@@ -143,6 +143,11 @@ ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
         ),
         {"public": 401, "kk-op": 201, "sc-op": 403, "olivia": 403, "sam": 403, "ada": 403},
     ),
+    ("GET", "/api/v1/alerts/{alert_id}/notifications"): (
+        lambda a, w: Call("GET", f"/api/v1/alerts/{fresh_alert(a)}/notifications"),
+        OFFICERS,
+    ),
+    ("GET", "/api/v1/notifications"): (lambda a, w: Call("GET", "/api/v1/notifications"), OFFICERS),
     ("GET", "/api/v1/officers"): (lambda a, w: Call("GET", "/api/v1/officers"), OFFICERS),
     ("POST", "/api/v1/token"): (
         lambda a, w: Call(

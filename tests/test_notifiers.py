@@ -1,6 +1,7 @@
 """Notifiers against real endpoints on this machine: an SMTP server (aiosmtpd), an HTTP server
 (webhook, and Apprise's json:// target), Mosquitto; routing by factory and district, escalation,
-Thai and English texts, and each exceedance notified once per channel per escalation step."""
+Thai and English texts, and each exceedance queued once per channel per escalation step
+(delivery at least once: tests/test_notification_queue.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from alerts.notifiers.base import NotifyError, retrying
 from alerts.notifiers.dispatch import Dispatcher, Route
 from alerts.notifiers.email import EmailNotifier
 from alerts.notifiers.mqtt import MqttNotifier
+from alerts.notifiers.queue import DeliveryQueue
 from alerts.notifiers.routing import Router
 from alerts.notifiers.webhook import WebhookNotifier, signature
 from alerts.settings import RuleSettings
@@ -103,7 +105,7 @@ class Town:
         self.registry = load_registry(SITE)
         self.alerts = alerts or open_alert_store(None, tmp / "state.db")
         self.store = SqliteStore(tmp / "readings.db")
-        self.dispatcher = Dispatcher(notifiers, Router(self.registry), self.alerts, routes)
+        self.dispatcher = Dispatcher(notifiers, Router(self.registry), self.alerts.db, routes)
         self.dispatcher.start()
         self.events: list[AlertEvent] = []
         self.engine = AlertEngine(
@@ -326,6 +328,9 @@ def test_alert_events_are_published_on_eit_alerts_factory(tmp_path: Path, mosqui
         assert topic == "eit/alerts/biomass"
         assert body["event"] == "opened" and body["alert"]["parameter"] == "so2"
         assert "ppm above the standard limit 60 ppm" in body["message"]["en"]
+        [queued] = DeliveryQueue(town.alerts.db).for_alert(body["alert"]["id"])
+        assert (queued.notifier, queued.state) == ("mqtt", "delivered")
+        assert body["idempotency_key"] == queued.key  # receivers drop a repeat by it
     finally:
         town.close()
         notifier.close()
