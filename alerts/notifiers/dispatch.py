@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from alerts.model import Alert, AlertEvent
 from alerts.notifiers.base import Notifier, NotifyError, OfficerNotifier
 from alerts.notifiers.routing import Router
+from eit.supervise import Stage, Supervisor, Worker
 from eit.timeutil import now_ns
 
 log = logging.getLogger("eit.alerts.dispatch")
@@ -52,6 +53,7 @@ class Dispatcher:
         router: Router | None = None,
         claims: Claims | None = None,
         routes: Sequence[Route] | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.notifiers = list(notifiers)
         self.routes = list(routes) if routes is not None else [Route() for _ in self.notifiers]
@@ -61,12 +63,17 @@ class Dispatcher:
         self.failed = 0
         self.skipped = 0
         self._queue: queue.Queue[AlertEvent | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
+        # The event being delivered: a failed run of the thread, restarted by its supervisor,
+        # delivers it again first (the claims keep a delivered notification from repeating).
+        self._current: AlertEvent | None = None
+        self.supervisor = supervisor or Supervisor()
+        self.stage = Stage("notify", lambda: self._queue.qsize() + (self._current is not None))
+        self._worker: Worker | None = None
         self._idle = threading.Event()
         self._idle.set()
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker = self.supervisor.run(self.stage, self._run)
 
     def submit(self, event: AlertEvent) -> None:
         self._idle.clear()
@@ -74,7 +81,8 @@ class Dispatcher:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._queue.put(None)
-        self._thread.join(timeout_s)
+        if self._worker is not None:
+            self._worker.stop(timeout_s)
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until every submitted event was handled (tests, `eit import`)."""
@@ -135,11 +143,17 @@ class Dispatcher:
 
     def _run(self) -> None:
         while True:
-            event = self._queue.get()
+            event = self._current
             if event is None:
-                self._idle.set()
-                return
+                event = self._queue.get()
+                if event is None:
+                    self._idle.set()
+                    return
+                self._current = event
+            self.stage.progress()
             self.deliver(event)
+            self._current = None
+            self.stage.progress()
             if self._queue.empty():
                 self._idle.set()
 
