@@ -165,15 +165,19 @@ class Ingest:
         self._agent_metrics(topic, details)
 
     def _agent_metrics(self, topic: wire.Topic, details: dict[str, Any]) -> None:
-        """The agent's own figures from a JSON status: outbox drops and backlog, clock."""
+        """The agent's own figures from a JSON status: outbox drops, backlog and write errors,
+        scan loop restarts, clock."""
         labels = (topic.factory, topic.device)
         for key, gauge in (
             ("outbox_dropped", self.metrics.edge_outbox_dropped),
             ("outbox_pending", self.metrics.edge_outbox_pending),
+            ("outbox_write_errors", self.metrics.edge_outbox_write_errors),
+            ("scan_restarts", self.metrics.edge_scan_restarts),
         ):
-            value = details.get(key)
+            value = details.get(key, 0 if key in ("outbox_write_errors", "scan_restarts") else None)
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 gauge.labels(*labels).set(value)
+        self.metrics.edge_outbox_ok.labels(*labels).set(0 if details.get("outbox_error") else 1)
         clock = details.get("clock")
         if isinstance(clock, str):
             self.metrics.edge_clock_ok.labels(*labels).set(0 if clock == "wrong" else 1)

@@ -80,7 +80,9 @@ def test_exceedance_flows_from_simulated_meter_to_store_and_webhook(
             assert body["alert"]["factory"] == F and body["alert"]["device"] == "boiler-1"
             assert body["alert"]["value"] > body["alert"]["limit"] == 60.0
             health = requests.get(f"http://127.0.0.1:{http_port}/healthz", timeout=10).json()
-            assert health["status"] == "ok" and health["store"]["kind"] == store_kind
+            assert health["status"] == "ok" and health["stages"]["ingest-write"] == "ok"
+            ready = requests.get(f"http://127.0.0.1:{http_port}/readyz", timeout=10).json()
+            assert ready["status"] == "ok" and ready["store"]["kind"] == store_kind
             metrics = requests.get(f"http://127.0.0.1:{http_port}/metrics", timeout=5).text
             assert "eit_readings_stored_total" in metrics and "eit_alerts_open" in metrics
         finally:
