@@ -82,7 +82,7 @@ class HttpSettings(_Section):
 
 
 class HealthSettings(_Section):
-    """When `eit serve` calls itself unhealthy, and when it gives up (docs/operations.md)."""
+    """When `eit serve` calls itself unhealthy, and when it gives up (docs/health.md)."""
 
     # A stage with work waiting that has not progressed for this long is stuck (/healthz: 503).
     stuck_after_s: float = Field(60.0, gt=0)
