@@ -131,6 +131,9 @@ class Dispatcher:
             self._attempt(notifier.name, event, lambda o=officer: notifier.send_to(event, o))
 
     def _attempt(self, name: str, event: AlertEvent, action: Any) -> None:
+        # Each delivery is progress: a notifier whose server is down ends its call after its own
+        # timeouts and retries (under a minute with the defaults); one that never returns is stuck.
+        self.stage.progress()
         try:
             action()
             self.sent += 1
