@@ -80,6 +80,8 @@ def tap(broker: Mosquitto) -> Iterator[StatusTap]:
     t.close()
 
 
+@pytest.mark.integration
+@pytest.mark.serial  # times things (decision 12: runs alone)
 def test_a_full_outbox_is_reported_and_counted_and_scanning_goes_on(
     tmp_path: Path, broker: Mosquitto, tap: StatusTap, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,6 +171,7 @@ def test_a_really_full_outbox_file_refuses_scans_and_takes_them_again_without_a_
         outbox.close()
 
 
+@pytest.mark.integration
 def test_a_scan_loop_that_dies_is_restarted_and_the_status_says_so(
     tmp_path: Path, broker: Mosquitto, tap: StatusTap, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -207,6 +210,7 @@ def test_a_scan_loop_that_dies_is_restarted_and_the_status_says_so(
         agent.stop(drain_s=0)
 
 
+@pytest.mark.integration
 def test_a_scan_loop_that_keeps_dying_turns_healthz_to_503_and_stops_the_agent_with_code_70(
     tmp_path: Path, broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
 ) -> None:

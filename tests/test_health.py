@@ -187,6 +187,7 @@ def test_a_stage_that_fails_once_is_restarted_and_every_scan_is_stored_and_acked
     assert restarts(again, stage) == 0
 
 
+@pytest.mark.serial  # times things (decision 12: runs alone)
 def test_a_stage_that_keeps_failing_turns_healthz_to_503(
     servers: Servers, broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -222,6 +223,7 @@ def test_a_stage_that_keeps_failing_turns_healthz_to_503(
     assert 'eit_stage_alive{stage="ingest-decode"} 1.0' in metrics
 
 
+@pytest.mark.serial  # times things (decision 12: runs alone)
 def test_eit_serve_exits_with_code_70_when_a_worker_fails_too_often(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
@@ -255,6 +257,7 @@ def test_eit_serve_exits_with_code_70_when_a_worker_fails_too_often(
     assert "exiting with code 70: ingest-write failed more than 1 times within 300 s" in output
 
 
+@pytest.mark.serial  # times things (decision 12: runs alone)
 def test_a_store_write_that_blocks_makes_the_write_stage_stuck_until_it_returns(
     servers: Servers, broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -284,6 +287,7 @@ def test_a_store_write_that_blocks_makes_the_write_stage_stuck_until_it_returns(
     assert restarts(server, "ingest-write") == 0
 
 
+@pytest.mark.serial  # times things (decision 12: runs alone)
 def test_a_stopped_broker_shows_in_readyz_with_its_reason_and_healthz_stays_ok(
     servers: Servers, broker: Mosquitto
 ) -> None:

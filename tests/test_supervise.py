@@ -89,6 +89,7 @@ def test_stopping_a_loop_waiting_to_restart_runs_it_once_more_to_finish_cleanly(
     assert finished_cleanly.is_set() and runs == 2
 
 
+@pytest.mark.serial  # times things (decision 12: runs alone)
 def test_a_stage_is_stuck_only_with_work_waiting_and_no_progress() -> None:
     waiting = 0
     release = threading.Event()
@@ -126,10 +127,11 @@ def test_a_stage_is_stuck_only_with_work_waiting_and_no_progress() -> None:
         assert worker.stop(5.0)
 
 
+@pytest.mark.serial  # times things (decision 12: runs alone)
 def test_resting_before_a_retry_is_not_stuck() -> None:
     stage = Stage("retrying", lambda: 1)
     stage.running = True
-    stage.rest(0.5)  # a backoff before retrying an unavailable store
+    stage.rest(2.0)  # a backoff before retrying an unavailable store
     time.sleep(0.3)  # scenario time: longer than stuck_after_s, shorter than the rest
     assert not stage.status(0.2).stuck
     wait_for(lambda: stage.status(0.2).stuck, 5, "stuck once the rest is over and nothing moved")
