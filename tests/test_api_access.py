@@ -79,7 +79,13 @@ ADMINS = {"public": 401, "kk-op": 403, "sc-op": 403, "olivia": 403, "sam": 403, 
 
 ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
     ("GET", "/healthz"): (lambda a, w: Call("GET", "/healthz"), OK_ALL),
-    ("GET", "/metrics"): (lambda a, w: Call("GET", "/metrics"), OK_ALL),
+    # Readiness for officers; metrics with the metrics token (tests/test_health.py) or from this
+    # machine. The test client calls from elsewhere ("testclient").
+    ("GET", "/readyz"): (lambda a, w: Call("GET", "/readyz"), OFFICERS),
+    ("GET", "/metrics"): (
+        lambda a, w: Call("GET", "/metrics"),
+        {"public": 401, **{n: 403 for n in USERS}},
+    ),
     ("GET", "/api/v1/town"): (lambda a, w: Call("GET", "/api/v1/town"), OK_ALL),
     ("GET", "/api/v1/factories"): (lambda a, w: Call("GET", "/api/v1/factories"), OK_ALL),
     ("GET", "/api/v1/aqi"): (lambda a, w: Call("GET", "/api/v1/aqi"), OK_ALL),

@@ -93,8 +93,11 @@ def test_exceedance_flows_from_simulated_meter_to_store_and_webhook(
             headers, _ = hook.raw[hook.received.index(body)]
             assert headers["Idempotency-Key"] == body["idempotency_key"]
             health = requests.get(f"http://127.0.0.1:{http_port}/healthz", timeout=10).json()
-            assert health["status"] == "ok" and health["store"]["kind"] == store_kind
-            assert health["notifiers"]["webhook"]["alive"] is True
+            assert health["status"] == "ok" and health["stages"]["ingest-write"] == "ok"
+            assert health["stages"]["notify-webhook"] == "ok"
+            ready = requests.get(f"http://127.0.0.1:{http_port}/readyz", timeout=10).json()
+            assert ready["status"] == "ok" and ready["store"]["kind"] == store_kind
+            assert ready["notifiers"]["webhook"]["alive"] is True
             metrics = requests.get(f"http://127.0.0.1:{http_port}/metrics", timeout=5).text
             assert "eit_readings_stored_total" in metrics and "eit_alerts_open" in metrics
             wait_for(lambda: delivered_count(http_port, "webhook") >= 1, 10, "the delivery counted")

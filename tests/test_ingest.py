@@ -209,6 +209,30 @@ def test_agent_status_reports_its_outbox_drops_and_clock_in_the_metrics(
     assert sample("eit_edge_clock_ok", labels) == 0
     ingest.process([msg(b'{"state":"online","clock":"ok"}', "eit/kaeng-khoi-biomass/boiler-1/status")])
     assert sample("eit_edge_clock_ok", labels) == 1
+    assert sample("eit_edge_outbox_ok", labels) == 1 and sample("eit_edge_outbox_write_errors", labels) == 0
+
+
+def test_agent_status_reports_a_refusing_outbox_and_scan_restarts_in_the_metrics(
+    pipeline: tuple[Ingest, Recorder],
+) -> None:
+    ingest, _ = pipeline
+    status = (
+        b'{"state":"online","outbox_pending":3,"outbox_write_errors":17,'
+        b'"outbox_error":"outbox /var/lib/eit/outbox.db cannot store scans: database or disk is full",'
+        b'"scan_restarts":2,"scan_error":"RuntimeError: x"}'
+    )
+    ingest.process([msg(status, "eit/kaeng-khoi-biomass/boiler-1/status")])
+    labels = {"factory": "kaeng-khoi-biomass", "device": "boiler-1"}
+    sample = ingest.metrics.registry.get_sample_value
+    assert sample("eit_edge_outbox_ok", labels) == 0
+    assert sample("eit_edge_outbox_write_errors", labels) == 17
+    assert sample("eit_edge_scan_restarts", labels) == 2
+    # The outbox stores scans again: the agent's next status has no outbox_error, the count stays.
+    ingest.process(
+        [msg(b'{"state":"online","outbox_write_errors":17}', "eit/kaeng-khoi-biomass/boiler-1/status")]
+    )
+    assert sample("eit_edge_outbox_ok", labels) == 1
+    assert sample("eit_edge_outbox_write_errors", labels) == 17
 
 
 # -- an unavailable store: the batch waits, retried with backoff and jitter -------------------------
