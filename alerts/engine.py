@@ -851,6 +851,8 @@ class AlertEngine:
             "screening": fragment("screening", "en") if st.screening else "",
             **value_params,
         }
+        if not lim.confirmed:
+            params["origin"] += ", value unconfirmed"
         if not lim.averaging_confirmed:
             params["origin"] += ", averaging period unconfirmed"
         return params
