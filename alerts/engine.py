@@ -779,7 +779,7 @@ class AlertEngine:
             needed = max(1, int(hours * self.settings.completeness + 0.999999))
             if len(valid) >= needed:
                 concentrations[channel.parameter] = (sum(valid) / len(valid), channel.unit)
-        for point in aqi_mod.aqi_points(factory, device, h, concentrations, self.standards):
+        for point in aqi_mod.aqi_points(factory, device, h, day, concentrations, self.standards):
             self._queue(point)
 
     def _energy(self, st: _Series, result: HourResult, day: date) -> None:
@@ -852,6 +852,8 @@ class AlertEngine:
             "screening": fragment("screening", "en") if st.screening else "",
             **value_params,
         }
+        if not lim.confirmed:
+            params["origin"] += ", value unconfirmed"
         if not lim.averaging_confirmed:
             params["origin"] += ", averaging period unconfirmed"
         return params

@@ -65,6 +65,8 @@ def test_factory_lists_its_channels_with_the_limits_in_force(town_app: TownApp) 
     [limit] = [lim for lim in so2["limits"] if lim["averaging"] == "1h"]
     assert limit["max"] == 60 and limit["unit"] == "ppm" and limit["max_in_channel_unit"] == 60
     assert "th.stack.boiler.biomass" in limit["origin"]
+    assert limit["source"].startswith("Notification of the Ministry of Industry B.E. 2549")
+    assert limit["confirmed"] is True
 
 
 def test_limits_are_converted_into_the_channel_unit(tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ class LimitOut(BaseModel):
     min_in_channel_unit: float | None
     origin: str = Field(description="The preset or permit the limit comes from")
     kind: str = Field(description="standard or permit")
+    source: str = Field(description="The regulation, permit or estate rule that sets the value")
+    confirmed: bool = Field(description="false where the sources leave the value uncertain")
 
 
 class ChannelOut(BaseModel):
