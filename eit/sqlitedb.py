@@ -29,15 +29,17 @@ def open_durable(path: Path, timeout_s: float = 30.0) -> sqlite3.Connection:
 
 @contextmanager
 def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
-    """A write transaction: BEGIN IMMEDIATE, COMMIT when the block ends, ROLLBACK on any error."""
+    """A write transaction: BEGIN IMMEDIATE, COMMIT when the block ends, ROLLBACK on any error
+    (a COMMIT that fails too, as on a full disk: the connection is left without a transaction,
+    so the next write can begin one once the disk has room)."""
     cur = db.cursor()
     cur.execute("BEGIN IMMEDIATE")
     try:
         yield cur
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    else:
         db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR)
+            db.execute("ROLLBACK")
+        raise
     finally:
         cur.close()
