@@ -38,6 +38,9 @@ from statedb import StateDb, open_state_db
 from statedb.tables import dead_letters
 
 MAX_PAYLOAD_BYTES = 64 * 1024
+# What payload_text gives at most: 64 KiB, each undecodable byte written as 4 characters, and
+# the note of the whole payload's size and hash.
+_MAX_PAYLOAD_CHARS = 4 * MAX_PAYLOAD_BYTES + 256
 MAX_TOPIC_CHARS = 512
 MAX_REASON_CHARS = 64
 MAX_DETAIL_CHARS = 2000
@@ -77,7 +80,7 @@ class DeadLetter:
             location=_cap(self.location, MAX_LOCATION_CHARS),
             payload=_storable(
                 self.payload
-                if len(self.payload) <= MAX_PAYLOAD_BYTES
+                if len(self.payload) <= _MAX_PAYLOAD_CHARS
                 else payload_text(self.payload.encode("utf-8", "surrogatepass"))
             ),
             factory=_cap(self.factory, MAX_REASON_CHARS),
@@ -188,7 +191,10 @@ class DeadLetterStore:
                 "last_ns": sa.func.greatest(_d.last_ns, insert.excluded.last_ns)
                 if self.db.kind == "postgresql"
                 else sa.func.max(_d.last_ns, insert.excluded.last_ns),
-                "detail": insert.excluded.detail,
+                # The detail of the latest time it came (a late redelivery keeps the newer one).
+                "detail": sa.case(
+                    (insert.excluded.last_ns >= _d.last_ns, insert.excluded.detail), else_=_d.detail
+                ),
             },
         )
         with self.db.write() as conn:

@@ -231,3 +231,131 @@ def test_numbers_beyond_a_double_are_dead_letters_not_crashes() -> None:
     with pytest.raises(DecodeError) as err:  # refused before parsing (Python converts 4300 digits)
         wire.decode(b'{"v":1,"scans":[{"ts":1795752000,"values":{"a":' + b"1" * 5000 + b"}}]}")
     assert err.value.reason == "number_too_long"
+
+
+# -- the contract's bounds (eit/bounds.py), read before or as the JSON is parsed ------------------
+
+
+@pytest.fixture(params=["orjson", "json"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both JSON readers: orjson (the server's) and json (the reference, and the agent's)."""
+    if request.param == "json":
+        monkeypatch.setattr(jsonload, "_fast_loads", None)
+    return str(request.param)
+
+
+def _nested(levels: int) -> bytes:
+    return (
+        b'{"v":1,"scans":[{"ts":1795752000,"values":{"a":1}}],"x":'
+        + b"[" * (levels - 1)
+        + b"]" * (levels - 1)
+        + b"}"
+    )
+
+
+def test_nesting_up_to_the_bound_is_read_and_deeper_is_refused_before_anything_recurses(reader: str) -> None:
+    assert jsonload.loads(b"[" * 32 + b"]" * 32) is not None
+    for payload in (b"[" * 33 + b"]" * 33, b"[" * 100_000 + b"]" * 100_000, b"[" * 100_000, _nested(10_000)):
+        with pytest.raises(DecodeError) as err:
+            jsonload.loads(payload)
+        assert err.value.reason == "too_deep", payload[:40]
+    # Brackets inside strings are text, not nesting.
+    assert jsonload.loads(b'["' + b"[" * 1000 + b'"]') == ["[" * 1000]
+
+
+def test_a_number_of_more_than_500_digits_is_refused_before_it_is_converted(reader: str) -> None:
+    assert jsonload.loads(b"[" + b"9" * 500 + b"]") == [int("9" * 500)]
+    for number in (b"9" * 501, b"1." + b"1" * 501, b"1e" + b"0" * 501, b"7" * 100_000):
+        with pytest.raises(DecodeError) as err:
+            jsonload.loads(b'{"a":' + number + b"}")
+        assert err.value.reason == "number_too_long"
+    assert jsonload.loads(b'{"a":"' + b"9" * 5000 + b'"}') == {"a": "9" * 5000}  # digits in a string
+
+
+def test_a_key_given_twice_is_refused_and_named(reader: str) -> None:
+    with pytest.raises(DecodeError) as err:
+        wire.decode(
+            b'{"v":1,"scans":[{"seq":1,"ts":1795752000,"values":{"so2":1}}],'
+            b'"scans":[{"seq":2,"ts":1795752001,"values":{"so2":2}}]}'
+        )
+    assert (err.value.reason, err.value.where) == ("duplicate_key", "scans")
+    assert "'scans' twice" in err.value.detail
+    with pytest.raises(DecodeError) as err:
+        wire.decode(b'{"v":1,"scans":[{"ts":1795752000,"values":{"so2":1,"o2":2,"so2" :3}}]}')
+    assert (err.value.reason, err.value.where) == ("duplicate_key", "so2")
+    # A quote and a colon inside a string are no key: read as they are.
+    doc = jsonload.loads(b'{"a":"x\\":y","b":"\\"\\":"}')
+    assert doc == {"a": 'x":y', "b": '"":'}
+
+
+def test_a_message_larger_than_1_mib_is_refused_unread() -> None:
+    payload = b'{"v":1,"scans":[' + b" " * (1024 * 1024) + b"]}"
+    for decode in (wire.decode, wire.decode_status):
+        with pytest.raises(DecodeError) as err:
+            decode(payload)
+        assert err.value.reason == "too_large" and "1,048,594 bytes" in err.value.detail
+
+
+@pytest.mark.parametrize(
+    ("ts", "reason"),
+    [
+        ("1999-12-31T23:59:59Z", "time_out_of_range"),
+        ("2000-01-01T06:59:59+07:00", "time_out_of_range"),
+        ("0001-01-01T00:00:00Z", "time_out_of_range"),
+        ("9999-12-31T23:59:59-01:00", "time_out_of_range"),
+        ("2262-04-11T23:47:17Z", "time_out_of_range"),
+        (946684799, "time_out_of_range"),
+        (9300000000, "time_out_of_range"),
+        ("2000-01-01T00:00:00Z", None),
+        (946684800, None),
+        ("2262-04-11T23:47:16Z", None),
+    ],
+)
+def test_scan_times_are_bounded_from_2000_to_what_every_store_holds(ts: Any, reason: str | None) -> None:
+    decoded = wire.decode(_payload({"v": 1, "scans": [{"ts": ts, "values": {"so2": 1}}]}))
+    assert [r.reason for r in decoded.rejected] == ([reason] if reason else [])
+    if reason:
+        assert decoded.rejected[0].where == "scans[0].ts"
+
+
+def test_seq_is_bounded_to_a_signed_64_bit_integer() -> None:
+    decoded = wire.decode(
+        _payload(
+            {
+                "v": 1,
+                "scans": [{"seq": s, "ts": T, "values": {"so2": 1}} for s in (2**63 - 1, 2**63, 10**400)],
+            }
+        )
+    )
+    assert [s.seq for s in decoded.scans] == [2**63 - 1]
+    assert [(r.reason, r.where) for r in decoded.rejected] == [
+        ("seq_out_of_range", "scans[1].seq"),
+        ("seq_out_of_range", "scans[2].seq"),
+    ]
+    assert "9223372036854775808" in decoded.rejected[0].detail
+    assert "1329 bits" in decoded.rejected[1].detail
+
+
+@pytest.mark.parametrize(
+    ("payload", "state", "reason"),
+    [
+        (b"online", "online", None),
+        (b" offline\n", "offline", None),
+        (b'{"state":"online","outbox_pending":3}', "online", None),
+        (b"sleepy", None, "bad_status"),
+        (b'{"state":"asleep"}', None, "bad_status"),
+        (b'{"state":"online"', None, "not_json"),
+        (b'{"state":"online","n":' + b"7" * 5000 + b"}", None, "number_too_long"),
+        (b'{"state":"online","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}", None, "too_deep"),
+        (b'{"state":"offline","state":"online"}', None, "duplicate_key"),
+    ],
+)
+def test_status_messages_are_read_within_the_same_bounds(
+    payload: bytes, state: str | None, reason: str | None
+) -> None:
+    if reason is None:
+        assert wire.decode_status(payload).state == state
+        return
+    with pytest.raises(DecodeError) as err:
+        wire.decode_status(payload)
+    assert err.value.reason == reason
