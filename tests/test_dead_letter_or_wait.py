@@ -32,7 +32,7 @@ from ingest.service import BatchResult, Incoming, Ingest
 from ingest.settings import IngestSettings
 from ingest.store.influx import InfluxStore, write_refusal
 from ingest.store.sqlite import SqliteStore
-from testbed.services import InfluxDB, wait_for
+from testbed.services import REPO, InfluxDB, wait_for
 from tests.conftest import EXAMPLE_SITE
 
 F, D = "kaeng-khoi-biomass", "boiler-1"
@@ -450,3 +450,13 @@ def test_influxdb_write_refusals_are_classified_by_what_they_are_about(
     else:
         assert isinstance(error, StoreError) and error.reason == outcome, error
     assert str(status) in str(error)
+
+
+def test_every_row_of_the_table_in_the_architecture_notes_names_a_test_that_exists() -> None:
+    text = (REPO / "docs" / "architecture.md").read_text()
+    table = text[text.index("### The table") : text.index("### Dead letters cannot grow")]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "tests/" in line]
+    assert len(rows) >= 18
+    for row in rows:
+        path, name = row.rstrip(" |").rsplit("| ", 1)[1].split("::")
+        assert f"def {name}(" in (REPO / path).read_text(), row
