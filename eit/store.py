@@ -44,9 +44,12 @@ class StoreError(EitError):
     refusal). A writer given several readings finds the ones refused by writing fewer at a time
     (ingest/service.py)."""
 
-    def __init__(self, message: str, reason: str = "store_refused") -> None:
+    def __init__(self, message: str, reason: str = "store_refused", dropped: int | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        # How many of the data written the store says it refused, when it says (InfluxDB's
+        # "dropped=N"): all of them spares the writer from trying each one alone.
+        self.dropped = dropped
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ and timestamp, so writing the same reading twice overwrites it: writes are idemp
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -66,6 +67,7 @@ _STORE_REFUSALS = (
     "disk quota exceeded",
 )
 UNAVAILABLE_STATUS = frozenset({401, 403, 404, 408, 429})
+_DROPPED = re.compile(r"dropped=(\d{1,9})")
 
 
 def write_refusal(status: int, text: str, what: str) -> StoreError | StoreUnavailable:
@@ -78,10 +80,12 @@ def write_refusal(status: int, text: str, what: str) -> StoreError | StoreUnavai
     lowered = text.lower()
     if any(cause in lowered for cause in _STORE_REFUSALS):
         return StoreUnavailable(detail)
+    dropped = _DROPPED.search(lowered)
+    count = int(dropped.group(1)) if dropped else None
     for cause, reason in _POINT_REFUSALS:
         if cause in lowered:
-            return StoreError(detail, reason)
-    return StoreError(detail)
+            return StoreError(detail, reason, count)
+    return StoreError(detail, dropped=count)
 
 
 def check_url(url: str) -> str:
