@@ -90,9 +90,12 @@ def test_demo_serves_the_console_with_its_accounts_and_a_day_of_history(
     try:
         with contextlib.suppress(TimeoutError):  # the assertions below show the output
             wait_for(
-                lambda: proc.poll() is not None or any("ALERT OPENED" in line for line in lines),
+                lambda: (
+                    proc.poll() is not None
+                    or any("ALERT OPENED" in line and "boiler-1 so2 [limit]" in line for line in lines)
+                ),
                 60,
-                "the first alert",
+                "the exceedance alert",
             )
         banner = "".join(lines)
         accounts = dict(re.findall(r"(\w+)/(\w+-demo)", banner))
