@@ -43,7 +43,7 @@ from eit.confread import (
     resolve_path,
 )
 from eit.errors import ConfigError, Problem
-from eit.mqttconf import PROTOCOLS, MqttSettings, TlsSettings
+from eit.mqttconf import PROTOCOLS, MqttSettings, TlsSettings, check_username
 from ingest.settings import IngestSettings
 from ingest.store import STORE_KINDS, StoreSettings
 
@@ -73,18 +73,40 @@ class HttpSettings(_Section):
     no_data_after_s: float = Field(900.0, gt=0)
 
 
-class BrokerFiles(_Section):
-    """Where `eit devices add` writes the broker's logins (Mosquitto password file and ACL)."""
-
-    passwd_file: Path
-    acl_file: Path
-
-
 class TlsSection(_Section):
     ca_file: ExistingFile | None = None
     cert_file: ExistingFile | None = None
     key_file: ExistingFile | None = None
     insecure: bool = False  # skip host-name check (test brokers with self-made certificates)
+
+    def settings(self) -> TlsSettings:
+        return TlsSettings(self.ca_file, self.cert_file, self.key_file, self.insecure)
+
+
+class BrokerAdmin(_Section):
+    """How `eit devices add|revoke` reach the running broker's dynamic-security control topic:
+    the administrator's login (`eit devices init` makes it), bound to the client id of the same
+    name. Host, port and TLS default to the ingest's (section ``mqtt``)."""
+
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    tls: TlsSection | None = None
+    username: str = "eit-admin"
+    password: SecretStr | None = None
+    timeout_s: float = Field(10.0, gt=0, le=300)
+
+    def settings(self, mqtt: MqttSettings) -> MqttSettings:
+        tls = self.tls.settings() if self.tls is not None else mqtt.tls
+        return MqttSettings(
+            host=self.host or mqtt.host,
+            port=self.port or (mqtt.port if self.tls is None else 8883),
+            client_id=self.username,
+            protocol="5",
+            username=self.username,
+            password=self.password.get_secret_value() if self.password else None,
+            tls=tls,
+            keepalive_s=mqtt.keepalive_s,
+        )
 
 
 class MqttSection(_Section):
@@ -99,10 +121,15 @@ class MqttSection(_Section):
     tls: TlsSection | None = None
     keepalive_s: int = Field(30, ge=5, le=3600)
 
+    @field_validator("username")
+    @classmethod
+    def _placeholder(cls, username: str | None) -> str | None:
+        if username is not None and (problem := check_username(username)) is not None:
+            raise ValueError(problem)
+        return username
+
     def settings(self) -> MqttSettings:
-        tls = None
-        if self.tls is not None:
-            tls = TlsSettings(self.tls.ca_file, self.tls.cert_file, self.tls.key_file, self.tls.insecure)
+        tls = self.tls.settings() if self.tls is not None else None
         return MqttSettings(
             host=self.host,
             port=self.port or (8883 if tls else 1883),
@@ -149,7 +176,7 @@ class ServeFile(_Section):
     rules: RuleSettings = Field(default_factory=RuleSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     notifiers: list[dict[str, Any]] = Field(default_factory=list)
-    broker: BrokerFiles | None = None
+    broker: BrokerAdmin = Field(default_factory=BrokerAdmin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +193,7 @@ class ServeConfig:
     notifiers: tuple[NotifierSettings, ...] = ()
     # PostgreSQL for the state database (default: the SQLite file state_path); its URL may hold a password.
     state_url: str | None = field(default=None, repr=False)
-    broker: BrokerFiles | None = None
+    broker: BrokerAdmin = field(default_factory=BrokerAdmin)
 
 
 def load_serve_config(path: Path | str, environ: dict[str, str] | None = None) -> ServeConfig:
