@@ -476,18 +476,18 @@ def test_devices_add_refuses_what_the_site_registry_does_not_list(tmp_path: Path
     assert factory_role(KK).acls == (("publishClientSend", f"eit/{KK}/#"),)
 
 
+def edge_check(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*EIT, "edge", "check", "--config", str(config)], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+
+
 def test_edge_check_logs_in_as_each_device_connection(tmp_path: Path, secure: SecureBroker) -> None:
     edge_cfg = write_edge_config(tmp_path / "edge", secure.broker.tls_port)
     edata = load_yaml(edge_cfg)
     edata["mqtt"] = agent_mqtt(secure, KK)
     edge_cfg.write_text(yaml.safe_dump(edata))
-    out = subprocess.run(
-        [*EIT, "edge", "check", "--config", str(edge_cfg)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+    out = edge_check(edge_cfg)
     assert out.returncode == 0, out.stdout + out.stderr
     for device in ("boiler-1", "meter-1"):
         assert any(
@@ -495,14 +495,52 @@ def test_edge_check_logs_in_as_each_device_connection(tmp_path: Path, secure: Se
             for line in out.stdout.splitlines()
         ), out.stdout
     devices("revoke", KK, "--config", str(secure.serve_cfg), "--device", "meter-1")
-    out = subprocess.run(
-        [*EIT, "edge", "check", "--config", str(edge_cfg)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+    out = edge_check(edge_cfg)
     assert out.returncode != 0
     assert any(line.startswith("FAIL") and "broker meter-1" in line for line in out.stdout.splitlines()), (
         out.stdout
     )
+
+
+def test_devices_add_says_what_is_wrong_with_the_administrators_login_or_the_password_given(
+    secure: SecureBroker, tmp_path: Path
+) -> None:
+    data = load_yaml(secure.serve_cfg)
+    data["broker"] = {"username": "eit-admin", "password": "not-the-password"}
+    wrong = tmp_path / "wrong-admin.yaml"
+    wrong.write_text(yaml.safe_dump(data))
+    out = devices("add", "eastern-petrochem", "--config", str(wrong), check=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "refused the administrator's login 'eit-admin'" in out.stderr
+    out = devices(
+        "add",
+        "eastern-petrochem",
+        "--config",
+        str(secure.serve_cfg),
+        "--password-env",
+        "NO_SUCH_VAR",
+        check=False,
+    )
+    assert out.returncode == 2 and "variable NO_SUCH_VAR is not set" in out.stderr
+    # Nothing was made on the way.
+    assert refused(_login(secure, "eastern-petrochem-fenceline-1", ""))
+
+
+def test_a_username_placeholder_other_than_the_client_id_is_a_configuration_error(tmp_path: Path) -> None:
+    edge_cfg = write_edge_config(tmp_path / "edge", 8883)
+    text = edge_cfg.read_text().replace(
+        "  host: 127.0.0.1\n", '  host: 127.0.0.1\n  username: "{factory}-{device}"\n'
+    )
+    edge_cfg.write_text(text)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "username:" in ln)
+    out = edge_check(edge_cfg)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{edge_cfg}:{line}: mqtt.username: only {{client_id}} may stand in braces" in out.stderr
+    serve_cfg = write_serve_config(tmp_path / "serve", 8883)
+    data = load_yaml(serve_cfg)
+    data["mqtt"]["username"] = "{device}"
+    serve_cfg.write_text(yaml.safe_dump(data))
+    out = subprocess.run(
+        [*EIT, "serve", "--config", str(serve_cfg)], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert out.returncode == 2 and "mqtt.username" in out.stderr and "{client_id}" in out.stderr
