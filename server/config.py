@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from alerts.notifiers import NOTIFIER_KINDS, NotifierSettings
 from alerts.settings import RuleSettings
@@ -94,6 +103,17 @@ class BrokerAdmin(_Section):
     username: str = "eit-admin"
     password: SecretStr | None = None
     timeout_s: float = Field(10.0, gt=0, le=300)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ({"passwd_file", "acl_file"} & set(data)):
+            raise ValueError(
+                "passwd_file and acl_file are retired: the broker's logins live in Mosquitto's "
+                "dynamic-security plugin, changed through the running broker (docs/broker.md); give "
+                "the administrator's login here (username, password_file or password_env)"
+            )
+        return data
 
     def settings(self, mqtt: MqttSettings) -> MqttSettings:
         tls = self.tls.settings() if self.tls is not None else mqtt.tls

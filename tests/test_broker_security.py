@@ -474,6 +474,11 @@ def test_devices_add_refuses_what_the_site_registry_does_not_list(tmp_path: Path
     out = devices("add", KK, "--config", str(serve_cfg), check=False)
     assert out.returncode == 2 and "cannot reach the broker" in out.stderr and "Traceback" not in out.stderr
     assert factory_role(KK).acls == (("publishClientSend", f"eit/{KK}/#"),)
+    # A configuration of the password-file days says what replaced it.
+    data["broker"] = {"passwd_file": "passwd", "acl_file": "acl"}
+    serve_cfg.write_text(yaml.safe_dump(data))
+    out = devices("add", KK, "--config", str(serve_cfg), check=False)
+    assert out.returncode == 2 and "broker: passwd_file and acl_file are retired" in out.stderr
 
 
 def edge_check(config: Path) -> subprocess.CompletedProcess[str]:

@@ -3,8 +3,10 @@ is in the repository, and the files it hands the platform parse with the platfor
 
 No Docker engine runs on this machine, so the compose file is checked at its contract: against
 the specification's JSON Schema (vendored in tests/data, see its README), and for what Docker
-would only find out at `docker compose up`. The Mosquitto configuration is checked for real with
-the Mosquitto this test suite runs anyway.
+would only find out at `docker compose up`. The files it mounts are checked with the real
+programs that can run here: the broker's configuration file itself with Debian's Mosquitto 2.0.11
+(its logins, topics, queue and packet size; testbed.services.DynsecMosquitto), the proxy's with
+Debian's Caddy (`caddy validate`), the broker's preflight script with the shell.
 """
 
 from __future__ import annotations
