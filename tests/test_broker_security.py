@@ -78,20 +78,21 @@ class SecureBroker:
 @pytest.fixture
 def secure(tmp_path: Path) -> Iterator[SecureBroker]:
     certs = make_certs(tmp_path / "certs")
-    broker = DynsecMosquitto(certs.server_cert, certs.server_key).start()
-    serve_cfg = write_serve_config(tmp_path / "serve", broker.port, client_id="eit-ingest")
-    data = load_yaml(serve_cfg)
-    data["mqtt"] = broker.ingest_mqtt()
-    data["broker"] = broker.admin_section()
-    serve_cfg.write_text(yaml.safe_dump(data))
-    password_files: dict[str, Path] = {}
-    for factory in (KK, SC):
-        password_files[factory] = tmp_path / f"{factory}.password"
-        out = devices(
-            "add", factory, "--config", str(serve_cfg), "--password-out", str(password_files[factory])
-        )
-        assert "login(s) created" in out.stdout, out.stdout
+    broker = DynsecMosquitto(certs.server_cert, certs.server_key)
     try:
+        broker.start()
+        serve_cfg = write_serve_config(tmp_path / "serve", broker.port, client_id="eit-ingest")
+        data = load_yaml(serve_cfg)
+        data["mqtt"] = broker.ingest_mqtt()
+        data["broker"] = broker.admin_section()
+        serve_cfg.write_text(yaml.safe_dump(data))
+        password_files: dict[str, Path] = {}
+        for factory in (KK, SC):
+            password_files[factory] = tmp_path / f"{factory}.password"
+            out = devices(
+                "add", factory, "--config", str(serve_cfg), "--password-out", str(password_files[factory])
+            )
+            assert "login(s) created" in out.stdout, out.stdout
         yield SecureBroker(broker, certs, serve_cfg, password_files)
     finally:
         broker.remove()

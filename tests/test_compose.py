@@ -790,8 +790,9 @@ def compose_broker(tmp_path: Path) -> Iterator[DynsecMosquitto]:
     writes and a factory's device login added through the running broker, as `eit devices add`
     adds it."""
     certs = make_certs(tmp_path / "certs")
-    broker = DynsecMosquitto(certs.server_cert, certs.server_key, conf=broker_conf()).start()
+    broker = DynsecMosquitto(certs.server_cert, certs.server_key, conf=broker_conf())
     try:
+        broker.start()
         with DynsecControl(admin_settings(broker)) as control:
             add_logins(control, factory_role("f1"), [AGENT_LOGIN[0]], AGENT_LOGIN[1], rotate=False)
         yield broker
