@@ -274,13 +274,26 @@ def _raw(regs: list[int]) -> str:
 
 
 def _check_broker(config: EdgeConfig, report: Report) -> None:
+    s = config.mqtt
+    if not s.login_per_connection:
+        _check_login(config, report, f"{s.client_id}-check", "broker")
+        return
+    # One login per device connection, each bound to its client id: log in as each, as the
+    # agent will (a running agent's connection is taken over for a moment and reconnects; its
+    # outbox keeps the scans).
+    for device in config.devices:
+        _check_login(config, report, f"{s.client_id}-{device.id}", f"broker {device.id}")
+
+
+def _check_login(config: EdgeConfig, report: Report, client_id: str, what: str) -> None:
     from eit.mqttclient import make_client
 
     s = config.mqtt
     where = f"{s.host}:{s.port}"
     how = "over TLS" if s.tls else "without TLS"
-    who = f"as {s.username}" if s.username else "without a login"
-    client = make_client(s, client_id=f"{s.client_id}-check")
+    username = s.username_for(client_id)
+    who = f"as {username}" if username else "without a login"
+    client = make_client(s, client_id=client_id)
     done = threading.Event()
     result: dict[str, Any] = {}
 
@@ -300,23 +313,21 @@ def _check_broker(config: EdgeConfig, report: Report) -> None:
     except ssl.SSLCertVerificationError as exc:
         report.item(
             FAIL,
-            "broker",
+            what,
             f"{where}: the broker's certificate was not accepted ({exc.verify_message}): check "
             "mqtt.tls.ca_file, and that mqtt.host is a name the certificate was made for",
         )
         return
     except ssl.SSLError as exc:
-        report.item(
-            FAIL, "broker", f"{where}: TLS failed ({exc.reason}): check mqtt.tls and the broker's port"
-        )
+        report.item(FAIL, what, f"{where}: TLS failed ({exc.reason}): check mqtt.tls and the broker's port")
         return
     except ConnectionRefusedError:
-        report.item(FAIL, "broker", f"nothing listens at {where}: check mqtt.host and mqtt.port")
+        report.item(FAIL, what, f"nothing listens at {where}: check mqtt.host and mqtt.port")
         return
     except OSError as exc:  # timeouts, unknown host names, unreachable networks
         report.item(
             FAIL,
-            "broker",
+            what,
             f"cannot reach {where}: {exc.strerror or exc}: check mqtt.host, the network and the firewall",
         )
         return
@@ -335,15 +346,16 @@ def _check_broker(config: EdgeConfig, report: Report) -> None:
             if s.tls and s.tls.cert_file is None
             else ": check that the port speaks MQTT" + (" over TLS" if s.tls else " without TLS")
         )
-        report.item(FAIL, "broker", f"{where} {problem} before accepting the login {how}{hint}")
+        report.item(FAIL, what, f"{where} {problem} before accepting the login {how}{hint}")
         return
     if connack.is_failure:
         report.item(
             FAIL,
-            "broker",
+            what,
             f"{where} refused the login {who} {how}: {connack}: check mqtt.username and the password "
             f"(password_file or password_env); the platform operator creates or rotates it with "
-            f"`eit devices add {config.factory}`",
+            f"`eit devices add {config.factory}`"
+            + (f" (login {username}, client id {client_id})" if s.login_per_connection else ""),
         )
         return
     took = time.monotonic() - started
@@ -352,4 +364,4 @@ def _check_broker(config: EdgeConfig, report: Report) -> None:
         cert = f"; broker certificate verified against {s.tls.ca_file or 'the system CAs'}"
         if s.tls.cert_file:
             cert += f"; client certificate {s.tls.cert_file}"
-    report.item(OK, "broker", f"logged in to {where} {how} {who} ({took * 1000:.0f} ms){cert}")
+    report.item(OK, what, f"logged in to {where} {how} {who} ({took * 1000:.0f} ms){cert}")

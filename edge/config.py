@@ -1,7 +1,7 @@
 """The agent's configuration file (YAML), checked with errors that name the file and the key.
 
 factory: kaeng-khoi-biomass
-mqtt: {host: broker.example, port: 8883, username: kaeng-khoi-biomass, password_file: ...}
+mqtt: {host: broker.example, port: 8883, username: "{client_id}", password_file: ...}
 outbox: {path: /var/lib/eit-edge/outbox.db, max_mb: 1024, max_age_days: 30}
 clock: {min_year: 2020}
 metrics: {host: 127.0.0.1, port: 9108}     # optional Prometheus endpoint (/metrics, /healthz)
@@ -81,7 +81,9 @@ def parse_edge_config(
     factory = root.text("factory", pattern=ID_PATTERN, hint=ID_HINT)
     mqtt: MqttSettings | None = None
     with problems.gather():
-        mqtt = read_mqtt(root.section("mqtt"), base_dir, f"eit-edge-{factory}")
+        # Each device's connection is <client_id>-<device> (edge/publisher.py): by default
+        # <factory>-<device>, the login `eit devices add` makes for it.
+        mqtt = read_mqtt(root.section("mqtt"), base_dir, factory)
     outbox_path, max_mb, max_age_days = base_dir / f"outbox-{factory}.db", 1024.0, 30.0
     with problems.gather():
         osec = root.section("outbox")

@@ -34,15 +34,17 @@ def make_client(
 ) -> mqtt.Client:
     """A paho client configured from settings; the caller connects it with :func:`connect_async`."""
     v5 = settings.protocol == "5"
+    client_id = client_id or settings.client_id
     client = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=client_id or settings.client_id,
+        client_id=client_id,
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         clean_session=None if v5 else not persistent,
         manual_ack=manual_ack,
     )
-    if settings.username is not None:
-        client.username_pw_set(settings.username, settings.password)
+    username = settings.username_for(client_id)
+    if username is not None:
+        client.username_pw_set(username, settings.password)
     if settings.tls is not None:
         client.tls_set_context(settings.tls.context())
     if will is not None:

@@ -1,4 +1,12 @@
-"""MQTT connection settings shared by the edge agent and the server."""
+"""MQTT connection settings shared by the edge agent and the server.
+
+A process may open several connections with one configuration: the agent one per device
+(client id ``<client_id>-<device>``), the ingest three (``<client_id>``, ``-stats``,
+``-alerts``). With a broker that binds each login to one client id (Mosquitto's dynamic
+security, docs/broker.md), each connection logs in as itself: ``username: "{client_id}"``
+stands for the connection's own client id, and all of a process's connections share its one
+password.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,8 @@ from pathlib import Path
 from eit.confread import Section
 
 PROTOCOLS = ("5", "3.1.1")
+# In ``username``: the client id of the connection that logs in (one login per connection).
+CLIENT_ID_PLACEHOLDER = "{client_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +48,16 @@ class MqttSettings:
     tls: TlsSettings | None
     keepalive_s: int
 
+    @property
+    def login_per_connection(self) -> bool:
+        return self.username is not None and CLIENT_ID_PLACEHOLDER in self.username
+
+    def username_for(self, client_id: str) -> str | None:
+        """The user name the connection with this client id logs in with."""
+        if self.username is None:
+            return None
+        return self.username.replace(CLIENT_ID_PLACEHOLDER, client_id)
+
     def __repr__(self) -> str:  # never print the password
         return (
             f"MqttSettings(host={self.host!r}, port={self.port}, client_id={self.client_id!r}, "
@@ -61,13 +81,33 @@ def read_mqtt(sec: Section, base_dir: Path, default_client_id: str) -> MqttSetti
         port=sec.integer("port", 8883 if tls else 1883, minimum=1, maximum=65535),
         client_id=sec.text("client_id", default_client_id),
         protocol=str(sec.text("protocol", "5", choices=PROTOCOLS)),
-        username=sec.text("username", None),
+        username=_username(sec),
         password=sec.secret("password", base_dir),
         tls=tls,
         keepalive_s=sec.integer("keepalive_s", 30, minimum=5, maximum=3600),
     )
     sec.finish()
     return settings
+
+
+def check_username(username: str) -> str | None:
+    """Why a configured user name cannot be used (None when it can): braces only as the
+    ``{client_id}`` placeholder."""
+    if "{" in username.replace(CLIENT_ID_PLACEHOLDER, "") or "}" in username.replace(
+        CLIENT_ID_PLACEHOLDER, ""
+    ):
+        return (
+            f"only {CLIENT_ID_PLACEHOLDER} may stand in braces (each connection's own client id, "
+            "for a broker with one login per connection)"
+        )
+    return None
+
+
+def _username(sec: Section) -> str | None:
+    username = sec.text("username", None)
+    if username is not None and (problem := check_username(username)) is not None:
+        sec.fail("username", problem)
+    return username
 
 
 def _existing(sec: Section, key: str, base_dir: Path) -> Path | None:

@@ -173,8 +173,11 @@ def _dashboards_push(args: argparse.Namespace) -> int:
     except requests.RequestException as exc:
         print(f"eit: dashboards push: Grafana at {args.url} cannot be reached: {exc}", file=sys.stderr)
         return 1
+    # The links are for the public: under the public address of Grafana, not the one this
+    # command reached it at (inside the compose network, http://grafana:3000/grafana).
+    public = (args.public_url or args.url).rstrip("/")
     for line in report.lines():
-        print(line.replace(" /public-dashboards/", f" {args.url.rstrip('/')}/public-dashboards/"))
+        print(line.replace(" /public-dashboards/", f" {public}/public-dashboards/"))
     print(f"{report.changes} change(s) made in Grafana at {args.url}")
     return 1 if report.skipped else 0
 
@@ -438,63 +441,6 @@ def _users(args: argparse.Namespace) -> int:
         accounts.close()
 
 
-def _devices_add(args: argparse.Namespace) -> int:
-    from server.brokerauth import BrokerAuthError, add_factory, add_ingest
-
-    passwd_file = Path(args.passwd_file) if args.passwd_file else None
-    acl_file = Path(args.acl_file) if args.acl_file else None
-    ingest_user = args.ingest_user
-    if args.config:
-        from eit.registry import load_registry
-        from server.config import load_serve_config
-
-        config = load_serve_config(args.config)
-        if config.broker is not None:
-            passwd_file = passwd_file or config.broker.passwd_file
-            acl_file = acl_file or config.broker.acl_file
-        ingest_user = ingest_user or config.mqtt.username
-        if not args.ingest and load_registry(config.site).factories.get(args.name) is None:
-            print(
-                f"eit: factory '{args.name}' is not in the site registry {config.site}: add it there first",
-                file=sys.stderr,
-            )
-            return 2
-    if passwd_file is None or acl_file is None:
-        print(
-            "eit: say where the broker's files are: --config serve.yaml (with broker.passwd_file and "
-            "broker.acl_file) or --passwd-file and --acl-file",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        if args.ingest:
-            result = add_ingest(args.name, passwd_file, acl_file)
-        else:
-            result = add_factory(args.name, passwd_file, acl_file, ingest_user or "eit-ingest")
-    except BrokerAuthError as exc:
-        print(f"eit: {exc}", file=sys.stderr)
-        return 2
-    who = "the ingest" if args.ingest else f"factory {result.user}"
-    if result.rotated:
-        print(f"{who}: password rotated; the old password stops working when Mosquitto reloads its files")
-    else:
-        print(f"{who}: login created")
-    print(f"  username: {result.user}")
-    if args.password_out:
-        out = Path(args.password_out)
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(result.password + "\n")
-        print(f"  password: written to {out} (mode 600): hand it over as the agent's mqtt.password_file")
-    else:
-        print(f"  password: {result.password}")
-        print("            (shown once: give it to the factory for its agent's mqtt.password_file)")
-    print(f"  allowed:  {'; '.join(result.topics)}")
-    print(f"wrote {passwd_file} and {acl_file}")
-    print("Reload Mosquitto to apply: systemctl reload mosquitto, or send it SIGHUP")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eit", description="EIT Monitor: pollution monitoring for eco-industrial towns"
@@ -551,26 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_dead_letters)
 
-    devices = sub.add_parser("devices", help="broker logins of the factories (server side)")
-    devices_sub = devices.add_subparsers(dest="devices_command", required=True, metavar="COMMAND")
-    p = devices_sub.add_parser(
-        "add",
-        help="create (or rotate) a factory's broker login: it may publish only under eit/FACTORY/#",
-    )
-    p.add_argument("name", metavar="FACTORY", help="the factory's id in the site registry")
-    p.add_argument(
-        "--config", default=None, help="server configuration (broker.passwd_file, broker.acl_file)"
-    )
-    p.add_argument("--passwd-file", default=None, help="Mosquitto password file to write")
-    p.add_argument("--acl-file", default=None, help="Mosquitto ACL file to write")
-    p.add_argument(
-        "--ingest-user", default=None, help="the ingest's login, given read on eit/# (default: mqtt.username)"
-    )
-    p.add_argument("--ingest", action="store_true", help="create the ingest's login (NAME) instead")
-    p.add_argument(
-        "--password-out", default=None, help="write the password to this file instead of printing it"
-    )
-    p.set_defaults(func=_devices_add)
+    from server.devices import add_parsers as add_devices_parsers
+
+    add_devices_parsers(sub)
 
     p = sub.add_parser("alerts", help="list alerts")
     p.add_argument("--config", required=True)
@@ -605,6 +534,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = dash_sub.add_parser("push", help="create or update folders, data source, dashboards, public access")
     p.add_argument("--url", required=True, help="Grafana URL, e.g. http://localhost:3000")
+    p.add_argument(
+        "--public-url",
+        default=None,
+        help="Grafana's address for the public, which the printed public links start with, e.g. "
+        "https://eit.example.go.th/grafana (default: --url)",
+    )
     p.add_argument("--token", default=None, help="service account token (default: $GRAFANA_TOKEN)")
     p.add_argument("--user", default=None, help="or a Grafana admin user (password in $GRAFANA_PASSWORD)")
     influx_options(p)

@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from alerts.notifiers import NOTIFIER_KINDS, NotifierSettings
 from alerts.settings import RuleSettings
@@ -43,7 +52,7 @@ from eit.confread import (
     resolve_path,
 )
 from eit.errors import ConfigError, Problem
-from eit.mqttconf import PROTOCOLS, MqttSettings, TlsSettings
+from eit.mqttconf import PROTOCOLS, MqttSettings, TlsSettings, check_username
 from ingest.settings import IngestSettings
 from ingest.store import STORE_KINDS, StoreSettings
 
@@ -92,18 +101,51 @@ class HealthSettings(_Section):
     restart_window_s: float = Field(300.0, gt=0)
 
 
-class BrokerFiles(_Section):
-    """Where `eit devices add` writes the broker's logins (Mosquitto password file and ACL)."""
-
-    passwd_file: Path
-    acl_file: Path
-
-
 class TlsSection(_Section):
     ca_file: ExistingFile | None = None
     cert_file: ExistingFile | None = None
     key_file: ExistingFile | None = None
     insecure: bool = False  # skip host-name check (test brokers with self-made certificates)
+
+    def settings(self) -> TlsSettings:
+        return TlsSettings(self.ca_file, self.cert_file, self.key_file, self.insecure)
+
+
+class BrokerAdmin(_Section):
+    """How `eit devices add|revoke` reach the running broker's dynamic-security control topic:
+    the administrator's login (`eit devices init` makes it), bound to the client id of the same
+    name. Host, port and TLS default to the ingest's (section ``mqtt``)."""
+
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    tls: TlsSection | None = None
+    username: str = "eit-admin"
+    password: SecretStr | None = None
+    timeout_s: float = Field(10.0, gt=0, le=300)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ({"passwd_file", "acl_file"} & set(data)):
+            raise ValueError(
+                "passwd_file and acl_file are retired: the broker's logins live in Mosquitto's "
+                "dynamic-security plugin, changed through the running broker (docs/broker.md); give "
+                "the administrator's login here (username, password_file or password_env)"
+            )
+        return data
+
+    def settings(self, mqtt: MqttSettings) -> MqttSettings:
+        tls = self.tls.settings() if self.tls is not None else mqtt.tls
+        return MqttSettings(
+            host=self.host or mqtt.host,
+            port=self.port or (mqtt.port if self.tls is None else 8883),
+            client_id=self.username,
+            protocol="5",
+            username=self.username,
+            password=self.password.get_secret_value() if self.password else None,
+            tls=tls,
+            keepalive_s=mqtt.keepalive_s,
+        )
 
 
 class MqttSection(_Section):
@@ -118,10 +160,15 @@ class MqttSection(_Section):
     tls: TlsSection | None = None
     keepalive_s: int = Field(30, ge=5, le=3600)
 
+    @field_validator("username")
+    @classmethod
+    def _placeholder(cls, username: str | None) -> str | None:
+        if username is not None and (problem := check_username(username)) is not None:
+            raise ValueError(problem)
+        return username
+
     def settings(self) -> MqttSettings:
-        tls = None
-        if self.tls is not None:
-            tls = TlsSettings(self.tls.ca_file, self.tls.cert_file, self.tls.key_file, self.tls.insecure)
+        tls = self.tls.settings() if self.tls is not None else None
         return MqttSettings(
             host=self.host,
             port=self.port or (8883 if tls else 1883),
@@ -169,7 +216,7 @@ class ServeFile(_Section):
     http: HttpSettings = Field(default_factory=HttpSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     notifiers: list[dict[str, Any]] = Field(default_factory=list)
-    broker: BrokerFiles | None = None
+    broker: BrokerAdmin = Field(default_factory=BrokerAdmin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +233,7 @@ class ServeConfig:
     notifiers: tuple[NotifierSettings, ...] = ()
     # PostgreSQL for the state database (default: the SQLite file state_path); its URL may hold a password.
     state_url: str | None = field(default=None, repr=False)
-    broker: BrokerFiles | None = None
+    broker: BrokerAdmin = field(default_factory=BrokerAdmin)
     health: HealthSettings = field(default_factory=HealthSettings)
 
 

@@ -4,6 +4,7 @@ directory, and `eit` processes run as a user would run them."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -11,11 +12,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 
 from eit.store import Store
+
+if TYPE_CHECKING:
+    from server.brokerauth import InitialLogins
 
 REPO = Path(__file__).resolve().parent.parent
 EIT = [sys.executable, "-m", "server.cli"]
@@ -136,6 +142,185 @@ class Mosquitto:
     def log(self) -> str:
         p = self.workdir / "mosquitto.log"
         return p.read_text(errors="replace") if p.exists() else ""
+
+
+DEPLOY_MOSQUITTO = REPO / "deploy" / "mosquitto"
+BROKER_CONF = DEPLOY_MOSQUITTO / "mosquitto.conf"
+# Where the compose stack's broker configuration names its files, and the ports it listens on.
+BROKER_PLAIN_PORT = 1883
+BROKER_TLS_PORT = 8883
+
+
+def dynsec_plugin() -> str:
+    """The dynamic-security plugin of this machine's Mosquitto (Debian keeps it under its
+    multiarch folder; the eclipse-mosquitto image at /usr/lib)."""
+    found = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))
+    found += [p for p in [Path("/usr/lib/mosquitto_dynamic_security.so")] if p.exists()]
+    if not found:
+        raise RuntimeError("Mosquitto's dynamic-security plugin is not installed (Debian: mosquitto)")
+    return str(found[0])
+
+
+def broker_conf_here(text: str, ports: dict[int, int], files: dict[str, Path], data_dir: Path) -> str:
+    """A broker configuration made to run on this machine: each listener's port mapped to a free
+    one on the loopback, the plugin's path to this machine's, the files it names to local files,
+    its data in ``data_dir``; every other line as it is."""
+    lines: list[str] = []
+    seen_ports: set[int] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "listener":
+            port = int(value.split()[0])
+            seen_ports.add(port)
+            line = f"listener {ports[port]} 127.0.0.1"
+        elif key == "plugin":
+            line = f"plugin {dynsec_plugin()}"
+        elif key == "persistence_location":
+            line = f"persistence_location {data_dir}/"
+        elif key in files:
+            line = f"{key} {files[key]}"
+        lines.append(line)
+    if seen_ports != set(ports):
+        raise ValueError(f"the configuration listens on {sorted(seen_ports)}, not {sorted(ports)}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerLogins:
+    """The passwords of the logins `eit devices init` writes."""
+
+    admin: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    ingest: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    health: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    ingest_client_id: str = "eit-ingest"
+
+
+class DynsecMosquitto:
+    """The compose stack's broker configuration (deploy/mosquitto/mosquitto.conf: dynamic
+    security, no anonymous client, a plain and a TLS listener) run by this machine's Mosquitto,
+    with the first dynamic-security file `eit devices init` writes.
+
+    Started as root, Mosquitto drops to its own user (Debian's ``mosquitto``, as the image's
+    uid 1883) before it reads that file: the folders are made as the deployment documents them,
+    owned by that user, files mode 640. The folder is not under pytest's temporary folder, which
+    only root may enter."""
+
+    def __init__(
+        self,
+        cert_file: Path,
+        key_file: Path,
+        logins: BrokerLogins | None = None,
+        conf: Path = BROKER_CONF,
+        ca_file: Path | None = None,
+    ) -> None:
+        import pwd
+        import tempfile
+
+        from server.brokerauth import initial_config, write_initial_config
+
+        self.binary = _binary("mosquitto", "/usr/sbin")
+        self.logins = logins or BrokerLogins()
+        self.port, self.tls_port = free_port(), free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="eit-broker-"))
+        self.workdir.chmod(0o755)
+        self.owner: tuple[int, int] | None = None
+        if os.geteuid() == 0:
+            account = pwd.getpwnam("mosquitto")
+            self.owner = (account.pw_uid, account.pw_gid)
+        self.dynsec_file = self.workdir / "dynsec" / "dynamic-security.json"
+        write_initial_config(self.dynsec_file, initial_config(self._initial()), self.owner)
+        certs, data = self.workdir / "certs", self.workdir / "data"
+        certs.mkdir()
+        data.mkdir()
+        shutil.copy(cert_file, certs / "server.crt")
+        shutil.copy(key_file, certs / "server.key")
+        files = [certs / "server.crt", certs / "server.key"]
+        if ca_file is not None:  # for a listener that asks for client certificates
+            shutil.copy(ca_file, certs / "ca.crt")
+            files.append(certs / "ca.crt")
+        # Mosquitto reads them after it has dropped to its own user.
+        certs.chmod(0o750)
+        for path in files:
+            path.chmod(0o640)
+        if self.owner is not None:
+            for path in (certs, *files, data):
+                os.chown(path, *self.owner)
+        self.conf = self.workdir / "mosquitto.conf"
+        self.conf.write_text(
+            broker_conf_here(
+                conf.read_text(),
+                {BROKER_PLAIN_PORT: self.port, BROKER_TLS_PORT: self.tls_port},
+                {
+                    "plugin_opt_config_file": self.dynsec_file,
+                    "certfile": certs / "server.crt",
+                    "keyfile": certs / "server.key",
+                    "cafile": certs / "ca.crt",
+                },
+                data,
+            )
+        )
+        self.log_path = self.workdir / "mosquitto.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _initial(self) -> InitialLogins:
+        from server.brokerauth import InitialLogins
+
+        return InitialLogins(
+            self.logins.admin, self.logins.ingest, self.logins.health, self.logins.ingest_client_id
+        )
+
+    def start(self) -> DynsecMosquitto:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
+            )
+        _STARTED.append(self.proc)
+        proc = self.proc
+        wait_for(
+            lambda: (port_open(self.port) and port_open(self.tls_port)) or proc.poll() is not None,
+            10,
+            f"mosquitto on ports {self.port} and {self.tls_port}",
+        )
+        if proc.poll() is not None:
+            raise RuntimeError(f"mosquitto refused the configuration:\n{self.log()}")
+        return self
+
+    def stop(self) -> int:
+        """A clean stop (SIGTERM, as `docker compose stop` sends): the broker saves its state."""
+        code = 0
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            code = self.proc.wait(60)
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+    def remove(self) -> None:
+        self.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def ingest_mqtt(self) -> dict[str, object]:
+        """The ``mqtt`` section of a serve.yaml that logs the ingest in, one login per connection
+        (plain listener, as inside the compose network)."""
+        return {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "client_id": self.logins.ingest_client_id,
+            "username": "{client_id}",
+            "password": self.logins.ingest,
+        }
+
+    def admin_section(self) -> dict[str, object]:
+        """The ``broker`` section of a serve.yaml: `eit devices` as the administrator."""
+        return {"username": "eit-admin", "password": self.logins.admin}
 
 
 class InfluxDB:

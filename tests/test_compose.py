@@ -3,8 +3,10 @@ is in the repository, and the files it hands the platform parse with the platfor
 
 No Docker engine runs on this machine, so the compose file is checked at its contract: against
 the specification's JSON Schema (vendored in tests/data, see its README), and for what Docker
-would only find out at `docker compose up`. The Mosquitto configuration is checked for real with
-the Mosquitto this test suite runs anyway.
+would only find out at `docker compose up`. The files it mounts are checked with the real
+programs that can run here: the broker's configuration file itself with Debian's Mosquitto 2.0.11
+(its logins, topics, queue and packet size; testbed.services.DynsecMosquitto), the proxy's with
+Debian's Caddy (`caddy validate`), the broker's preflight script with the shell.
 """
 
 from __future__ import annotations
@@ -13,12 +15,11 @@ import copy
 import json
 import os
 import re
-import signal
 import subprocess
 import threading
 import tomllib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -33,11 +34,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.config import load_edge_config
+from eit.bounds import MAX_MESSAGE_BYTES
 from eit.confread import load_yaml
 from eit.mqttclient import SESSION_EXPIRY_S
+from eit.mqttconf import MqttSettings
 from ingest.store.influx import InfluxSettings
+from server.brokerauth import DynsecControl, add_logins, factory_logins, factory_role
 from server.config import parse_serve_config
-from testbed.services import REPO, _binary, free_port, port_open, wait_for
+from testbed.services import REPO, DynsecMosquitto, _binary, free_port, wait_for
+from tests.tlscerts import make_certs
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 COMPOSE_DIR = COMPOSE_FILE.parent
@@ -46,6 +51,9 @@ EXAMPLE_AGENT = REPO / "examples" / "town" / "edge" / "kaeng-khoi-biomass.yaml"
 MOSQUITTO_CONF_IN_CONTAINER = "/mosquitto/config/mosquitto.conf"
 GRAFANA_PROVISIONING_IN_CONTAINER = "/etc/grafana/provisioning"
 MOSQUITTO_DEFAULT_MAX_QUEUED = 1000  # mosquitto.conf(5), Mosquitto 2.0
+# The contract's largest message (decision 6 of the design: 1 MiB), which the broker's
+# max_packet_size is set to.
+CONTRACT_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES  # the contract's (eit/bounds.py)
 
 
 # -- reading the compose file ----------------------------------------------------------------
@@ -282,7 +290,7 @@ def test_dependencies_exist_and_awaited_health_is_checked() -> None:
 
 def test_every_built_service_has_its_dockerfile_and_the_extras_it_installs() -> None:
     built = {name: svc["build"] for name, svc in services(compose()).items() if "build" in svc}
-    assert set(built) == {"eit-serve", "edge-sim", "grafana-setup"}
+    assert set(built) == {"eit-serve", "edge-sim", "grafana-setup", "broker-admin"}
     extras = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
     for name, build in built.items():
         if isinstance(build, str):
@@ -336,9 +344,14 @@ def test_server_config_mounted_into_eit_serve_parses_and_names_compose_services(
         svcs["eit-serve"]["environment"]["EIT_INFLUX_INGEST_PASSWORD"]
         == influx_env["EIT_INFLUX_INGEST_PASSWORD"]
     )
-    # The broker login the ACL gives the ingest's rights to.
-    assert config.mqtt.username == "eit-ingest"
+    # One login per connection, each the connection's own client id: the logins `eit devices init`
+    # makes for the ingest (server/brokerauth.py), with the password the broker's file got.
+    assert config.mqtt.login_per_connection
+    assert config.mqtt.username_for(config.mqtt.client_id) == config.mqtt.client_id == "eit-ingest"
+    assert config.mqtt.port == 1883 and 1883 not in published_container_ports(svcs["mosquitto"])
     assert config.mqtt.password == compose_environment(doc, "eit-serve")["EIT_MQTT_INGEST_PASSWORD"]
+    # The administrator's password is not given to the process that faces the public.
+    assert not any("ADMIN" in name and "MQTT" in name for name in svcs["eit-serve"]["environment"])
     assert config.http.host == "0.0.0.0", "the API must listen beyond the container's loopback"
     assert config.http.port in published_container_ports(svcs["eit-serve"])
     assert on_named_volume(doc, "eit-serve", config.data_dir)
@@ -355,9 +368,16 @@ def test_edge_config_mounted_into_edge_sim_parses_and_uses_the_compose_broker(
     config = load_edge_config(host_file, environ={})
 
     assert config.mqtt.host in services(doc)
-    assert config.mqtt.username == config.factory, "the ACL lets a factory's login publish under its id"
+    # Each device connection logs in as <factory>-<device>, the logins `eit devices add` makes.
+    assert config.mqtt.client_id == config.factory
+    assert [config.mqtt.username_for(f"{config.mqtt.client_id}-{d.id}") for d in config.devices] == (
+        factory_logins(config.factory, [d.id for d in config.devices])
+    )
     assert services(doc)["edge-sim"]["profiles"] == ["demo"]
-    assert [n for n, svc in services(doc).items() if "profiles" in svc] == ["edge-sim"]
+    assert {n: svc["profiles"] for n, svc in services(doc).items() if "profiles" in svc} == {
+        "edge-sim": ["demo"],
+        "broker-admin": ["tools"],
+    }
     assert on_named_volume(doc, "edge-sim", config.outbox_path), "the outbox must survive a restart"
     # It is the example town's agent, only pointed at the compose broker and outbox volume.
     assert load_yaml_mapping(host_file)["devices"] == load_yaml_mapping(EXAMPLE_AGENT)["devices"]
@@ -397,7 +417,18 @@ def test_grafana_gets_the_generated_dashboards_and_keeps_anonymous_access_off() 
     assert "GF_AUTH_ANONYMOUS_ORG_ROLE" not in grafana["environment"]
     setup = services(doc)["grafana-setup"]
     assert setup["command"][:2] == ["dashboards", "push"]
-    assert "--url=http://grafana:3000" in setup["command"]
+    # Grafana serves itself under /grafana/ of the public URL, behind the proxy; grafana-setup
+    # reaches it inside the compose network and prints links under the public URL.
+    root_url = grafana["environment"]["GF_SERVER_ROOT_URL"]
+    assert root_url.startswith("${EIT_PUBLIC_URL:?") and root_url.endswith("}/grafana/")
+    assert grafana["environment"]["GF_SERVER_SERVE_FROM_SUB_PATH"] == "true"
+    assert "--url=http://grafana:3000/grafana" in setup["command"]
+    (public,) = [a for a in setup["command"] if a.startswith("--public-url=")]
+    assert public.startswith("--public-url=${EIT_PUBLIC_URL:?") and public.endswith("}/grafana")
+    assert "http://localhost:3000/grafana/api/health" in grafana["healthcheck"]["test"]
+    assert "ports" not in grafana, "Grafana is reached through the proxy only"
+    for sub in ("plugins", "alerting"):  # Grafana logs an error for each missing one
+        assert host_file_mounted_at(doc, "grafana", f"{GRAFANA_PROVISIONING_IN_CONTAINER}/{sub}").is_dir()
     assert setup["depends_on"]["grafana"]["condition"] == "service_healthy"
     site = next(a.split("=", 1)[1] for a in setup["command"] if a.startswith("--site="))
     assert host_file_mounted_at(doc, "grafana-setup", site) == host_file_mounted_at(
@@ -460,14 +491,17 @@ def mosquitto_options(text: str) -> dict[str, list[str]]:
     return options
 
 
+def broker_conf() -> Path:
+    return host_file_mounted_at(compose(), "mosquitto", MOSQUITTO_CONF_IN_CONTAINER)
+
+
 def test_broker_queue_holds_the_agents_messages_for_the_ingest_session_lifetime(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     doc = compose()
     for name, value in compose_environment(doc, "edge-sim").items():
         monkeypatch.setenv(name, value)
-    conf = host_file_mounted_at(doc, "mosquitto", MOSQUITTO_CONF_IN_CONTAINER)
-    options = mosquitto_options(conf.read_text())
+    options = mosquitto_options(broker_conf().read_text())
     assert options["persistence"] == ["true"]
     max_queued = int(options["max_queued_messages"][-1])  # 0 is no limit
     agent = load_edge_config(config_file_of(doc, "edge-sim")[0], environ={})
@@ -475,44 +509,234 @@ def test_broker_queue_holds_the_agents_messages_for_the_ingest_session_lifetime(
     assert max_queued == 0 or max_queued >= SESSION_EXPIRY_S * messages_per_s
 
 
-def local_broker_conf(text: str, ports: dict[int, int], files: dict[str, Path], data_dir: Path) -> str:
-    """The compose broker's configuration on this machine: each listener's port mapped to a free
-    one on the loopback, the files it names inside the container mapped to host files, its data in
-    `data_dir`; nothing else changed."""
-    lines: list[str] = []
-    seen_ports: set[int] = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(" ")
-        if key == "listener":
-            port = int(value.split()[0])
-            seen_ports.add(port)
-            line = f"listener {ports[port]} 127.0.0.1"
-        elif key == "persistence_location":
-            line = f"persistence_location {data_dir}/"
-        elif key in files:
-            line = f"{key} {files[key]}"
-        lines.append(line)
-    assert seen_ports == set(ports), f"the compose broker listens on {sorted(seen_ports)}"
-    if os.geteuid() == 0:
-        # Mosquitto started as root drops to the mosquitto user, who cannot enter pytest's
-        # private temporary folders.
-        lines.append("user root")
-    return "\n".join(lines) + "\n"
+def test_broker_configuration_means_the_same_on_mosquitto_2_0_and_2_1() -> None:
+    doc = compose()
+    mosquitto = services(doc)["mosquitto"]
+    image, _, tag = mosquitto["image"].partition(":")
+    assert image == "eclipse-mosquitto" and re.fullmatch(r"2\.1\.\d+(-alpine)?", tag), tag
+    text = broker_conf().read_text()
+    options = mosquitto_options(text)
+    # Retired or release-dependent: the password and ACL files (dynamic security instead),
+    # per-listener settings (deprecated in 2.1; on 2.0.12-2.0.22 it dropped an offline session's
+    # queue), and any anonymous access.
+    for retired in ("password_file", "acl_file", "per_listener_settings", "listener_allow_anonymous"):
+        assert retired not in options, retired
+    assert options["allow_anonymous"] == ["false"]
+    lines = [line.split(" ", 1)[0] for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines.index("allow_anonymous") < lines.index("listener"), "set once, before the listeners"
+    assert lines.index("plugin") < lines.index("listener")
+    (plugin,) = options["plugin"]
+    assert PurePosixPath(plugin).name == "mosquitto_dynamic_security.so"
+    # The contract's largest message, set explicitly (the defaults differ: 256 MB on 2.0, 2 MB on
+    # 2.1).
+    assert options["max_packet_size"] == [str(CONTRACT_MAX_MESSAGE_BYTES)]
+    # The agents' listener is TLS and published; the plain one stays inside the compose network.
+    assert {int(v.split()[0]) for v in options["listener"]} == {1883, 8883}
+    tls_block = text[text.index("listener 8883") :]
+    tls_options = mosquitto_options(tls_block.split("\nlistener ")[0])
+    for key in ("certfile", "keyfile"):
+        (path,) = tls_options[key]
+        assert host_file_mounted_at(doc, "mosquitto", path).parent == REPO / "deploy" / "mosquitto" / "certs"
+    assert published_container_ports(mosquitto) == {8883}
 
 
-def start_broker(conf: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [_binary("mosquitto", "/usr/sbin"), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT
-        )
-    wait_for(lambda: port_open(port) or proc.poll() is not None, 10, f"mosquitto on port {port}")
-    assert proc.poll() is None, f"mosquitto refused the configuration:\n{log.read_text()}"
-    return proc
+def mounted_through_folder(doc: dict[str, Any], service: str, path: str) -> bool:
+    """The file at ``path`` in the container comes from a writable bind mount of a folder above
+    it, never from a mount of the file itself (a single-file bind mount keeps showing the old file
+    once it is replaced by a rename, and cannot be replaced from inside the container)."""
+    wanted = PurePosixPath(path)
+    for m in mounts(doc, service):
+        target = PurePosixPath(m.target)
+        if target == wanted:
+            return False
+    for m in mounts(doc, service):
+        target = PurePosixPath(m.target)
+        if m.kind == "bind" and target in wanted.parents:
+            spec = next(
+                s for s in services(doc)[service]["volumes"] if parse_mount(service, s).target == m.target
+            )
+            read_only = spec.get("read_only", False) if isinstance(spec, dict) else spec.endswith(":ro")
+            return not read_only
+    return False
 
 
-def stop_broker(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGTERM)  # a clean stop, as `docker compose stop` makes
-    return proc.wait(10)
+def test_files_eit_devices_rewrites_are_mounted_through_their_folder() -> None:
+    """`eit devices init` writes the broker's dynamic-security file and the broker rewrites it
+    with each change (a new file renamed over the old one): both see it through one folder."""
+    doc = compose()
+    (dynsec,) = mosquitto_options(broker_conf().read_text())["plugin_opt_config_file"]
+    assert mounted_through_folder(doc, "mosquitto", dynsec)
+    assert mounted_through_folder(doc, "broker-admin", dynsec), "`devices init --file` writes there"
+    assert host_file_mounted_at(doc, "mosquitto", dynsec) == host_file_mounted_at(doc, "broker-admin", dynsec)
+    # The check itself: a single-file mount, or the folder read-only, is caught.
+    single = copy.deepcopy(doc)
+    single["services"]["mosquitto"]["volumes"].append(f"./deploy/mosquitto/dynsec/x.json:{dynsec}")
+    assert not mounted_through_folder(single, "mosquitto", dynsec)
+    read_only = copy.deepcopy(doc)
+    read_only["services"]["mosquitto"]["volumes"] = [
+        v + ":ro" if isinstance(v, str) and v.startswith("./deploy/mosquitto/dynsec:") else v
+        for v in doc["services"]["mosquitto"]["volumes"]
+    ]
+    assert not mounted_through_folder(read_only, "mosquitto", dynsec)
+
+
+def test_no_mounted_file_is_a_symbolic_link() -> None:
+    """Mosquitto 2.1 refuses to read its files through a symbolic link."""
+    linked = []
+    for m in mounts(compose()):
+        if m.kind != "bind" or m.source is None:
+            continue
+        source = COMPOSE_DIR / m.source
+        found = [source] + (sorted(source.rglob("*")) if source.is_dir() else [])
+        linked += [str(p.relative_to(COMPOSE_DIR)) for p in found if p.is_symlink()]
+    assert linked == []
+
+
+def test_every_image_is_pinned_to_an_exact_release() -> None:
+    for name, svc in services(compose()).items():
+        if "image" in svc:
+            image = svc["image"]
+            assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+(-[a-z0-9]+)?", image), f"{name}: {image}"
+
+
+def test_image_build_context_lets_in_every_package_the_wheel_ships() -> None:
+    packages = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    shipped = {p.rstrip("*") for p in packages["find"]["include"]}
+    allowed = {line[1:] for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")}
+    assert shipped <= allowed, f"not in the image: {sorted(shipped - allowed)}"
+
+
+def test_admin_tool_reaches_the_broker_as_its_administrator(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = compose()
+    for name, value in compose_environment(doc, "broker-admin").items():
+        monkeypatch.setenv(name, value)
+    svc = services(doc)["broker-admin"]
+    assert svc["profiles"] == ["tools"]
+    config_file = host_file_mounted_at(doc, "broker-admin", "/etc/eit/devices.yaml")
+    data = load_yaml_mapping(config_file)
+    data["site"] = str(host_file_mounted_at(doc, "broker-admin", str(data["site"])))
+    config = parse_serve_config(data, str(config_file), Path("/etc/eit"))
+    admin = config.broker.settings(config.mqtt)
+    assert admin.host in services(doc) and admin.port == 1883 and admin.tls is None
+    assert admin.username == admin.client_id == "eit-admin"
+    assert admin.password == compose_environment(doc, "broker-admin")["EIT_MQTT_ADMIN_PASSWORD"]
+    serve = load_yaml_mapping(config_file_of(doc, "eit-serve")[0])
+    assert config.mqtt.client_id == serve["mqtt"]["client_id"], "the ingest's logins are named after it"
+
+
+# -- the broker's preflight ----------------------------------------------------------------------
+
+
+PREFLIGHT_IN_CONTAINER = "/eit/preflight.sh"
+
+
+@dataclass
+class PreflightRun:
+    code: int
+    out: str
+
+
+def run_preflight(dynsec_dir: Path, certs_dir: Path, broker_uid: int) -> PreflightRun:
+    doc = compose()
+    mosquitto = services(doc)["mosquitto"]
+    assert mosquitto["entrypoint"][:3] == ["/bin/sh", PREFLIGHT_IN_CONTAINER, "/docker-entrypoint.sh"]
+    script = host_file_mounted_at(doc, "mosquitto", PREFLIGHT_IN_CONTAINER)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "EIT_BROKER_DYNSEC_DIR": str(dynsec_dir),
+        "EIT_BROKER_CERTS_DIR": str(certs_dir),
+        "EIT_BROKER_UID": str(broker_uid),
+    }
+    done = subprocess.run(
+        ["/bin/sh", str(script), "echo", "mosquitto starts"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    return PreflightRun(done.returncode, done.stdout + done.stderr)
+
+
+def test_broker_preflight_explains_why_the_broker_cannot_start(tmp_path: Path) -> None:
+    dynsec, certs = tmp_path / "dynsec", tmp_path / "certs"
+    dynsec.mkdir()
+    certs.mkdir()
+    me = os.geteuid()
+    missing = run_preflight(dynsec, certs, me)
+    assert missing.code == 78 and "mosquitto starts" not in missing.out
+    assert f"{dynsec}/dynamic-security.json is missing" in missing.out and "devices init" in missing.out
+    assert f"{certs}/server.crt is missing" in missing.out and "3 problem(s)" in missing.out
+
+    (dynsec / "dynamic-security.json").write_text("{}")
+    for name in ("server.crt", "server.key"):
+        (certs / name).write_text("pem")
+    ok = run_preflight(dynsec, certs, me)
+    assert ok.code == 0 and ok.out == "mosquitto starts\n"
+
+    # Files the broker's user (another uid) does not own: named, with the command that fixes it.
+    other = run_preflight(dynsec, certs, me + 1883)
+    assert other.code == 78
+    assert f"must belong to the broker's user (uid {me + 1883})" in other.out
+    assert f"sudo chown -R {me + 1883}:{me + 1883} deploy/mosquitto/dynsec" in other.out
+
+    (certs / "server.key").unlink()
+    (certs / "server.key").symlink_to(certs / "server.crt")
+    linked = run_preflight(dynsec, certs, me)
+    assert linked.code == 78 and "server.key is a symbolic link" in linked.out
+
+
+# -- the reverse proxy ---------------------------------------------------------------------------
+
+
+CADDYFILE_IN_CONTAINER = "/etc/caddy/Caddyfile"
+
+
+def caddy(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_binary("caddy", "/usr/bin"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "EIT_PUBLIC_URL": "https://eit.example.go.th"},
+        timeout=60,
+    )
+
+
+def upstreams(node: Any) -> set[str]:
+    """Every reverse-proxy upstream address in Caddy's JSON configuration."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if node.get("handler") == "reverse_proxy":
+            found |= {str(u["dial"]) for u in node.get("upstreams", [])}
+        for value in node.values():
+            found |= upstreams(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= upstreams(item)
+    return found
+
+
+@pytest.mark.integration
+def test_proxy_configuration_is_valid_and_fronts_the_pages_the_api_and_grafana(tmp_path: Path) -> None:
+    doc = compose()
+    proxy = services(doc)["proxy"]
+    assert published_container_ports(proxy) == {80, 443}
+    caddyfile = host_file_mounted_at(doc, "proxy", CADDYFILE_IN_CONTAINER)
+    valid = caddy("validate", "--config", str(caddyfile), "--adapter", "caddyfile", cwd=tmp_path)
+    assert valid.returncode == 0, valid.stderr
+    adapted = caddy("adapt", "--config", str(caddyfile), "--adapter", "caddyfile", cwd=tmp_path)
+    assert adapted.returncode == 0, adapted.stderr
+    config = json.loads(adapted.stdout)
+    (server,) = config["apps"]["http"]["servers"].values()
+    assert server["listen"] == [":443"]
+    assert json.dumps(server).count("eit.example.go.th") >= 1, "the site is the public URL's host"
+    serve_port = load_yaml_mapping(config_file_of(doc, "eit-serve")[0])["http"]["port"]
+    assert upstreams(config) == {f"eit-serve:{serve_port}", "grafana:3000"}
+    assert "/metrics" in adapted.stdout  # answered 404 at the proxy: scraped inside the network
+    assert proxy["environment"]["EIT_PUBLIC_URL"].startswith("${EIT_PUBLIC_URL:?")
+
+
+# -- the broker, run here ------------------------------------------------------------------------
 
 
 def mqtt5_client(
@@ -540,53 +764,11 @@ def close(client: mqtt.Client) -> None:
     client.loop_stop()
 
 
-INGEST_LOGIN = ("eit-ingest", "ingest-secret")
-FACTORY_LOGIN = ("f1", "f1-secret")  # a factory's agents log in with the factory id
-
-
-@dataclass
-class LocalBroker:
-    conf: Path
-    port: int
-    health_port: int
-    log: Path
-
-
-def local_compose_broker(tmp_path: Path) -> LocalBroker:
-    """The compose broker's configuration, ACL and password file (with two logins added as
-    `eit devices add` / mosquitto_passwd would add them), run on this machine's loopback."""
-    doc = compose()
-    port, health_port, data_dir = free_port(), free_port(), tmp_path / "data"
-    data_dir.mkdir()
-    passwd = tmp_path / "passwd"
-    passwd.write_text(host_file_mounted_at(doc, "mosquitto", "/mosquitto/config/passwd").read_text())
-    for user, password in (INGEST_LOGIN, FACTORY_LOGIN):
-        subprocess.run(
-            [_binary("mosquitto_passwd", "/usr/bin"), "-b", str(passwd), user, password], check=True
-        )
-    acl = host_file_mounted_at(doc, "mosquitto", "/mosquitto/config/acl")
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(
-        local_broker_conf(
-            host_file_mounted_at(doc, "mosquitto", MOSQUITTO_CONF_IN_CONTAINER).read_text(),
-            {1883: port, 1880: health_port},
-            {"password_file": passwd, "acl_file": acl},
-            data_dir,
-        )
-    )
-    return LocalBroker(conf, port, health_port, tmp_path / "mosquitto.log")
-
-
-def test_committed_broker_password_file_holds_no_login() -> None:
-    doc = compose()
-    passwd = host_file_mounted_at(doc, "mosquitto", "/mosquitto/config/passwd").read_text()
-    assert [line for line in passwd.splitlines() if line.strip() and not line.startswith("#")] == []
-
-
-def connack(port: int, login: tuple[str, str] | None) -> str:
+def connack(port: int, login: tuple[str, str] | None, client_id: str | None = None) -> str:
     """The broker's answer to a connection with that login (or none)."""
     answers: list[str] = []
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{free_port()}", protocol=mqtt.MQTTv5)
+    cid = client_id or (login[0] if login else f"probe-{free_port()}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
     if login is not None:
         client.username_pw_set(*login)
     client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(str(reason))
@@ -600,102 +782,150 @@ def connack(port: int, login: tuple[str, str] | None) -> str:
     return answers[0]
 
 
+AGENT_LOGIN = ("f1-d1", "f1-secret")  # factory f1's device d1: <factory>-<device>
+
+
+@pytest.fixture
+def compose_broker(tmp_path: Path) -> Iterator[DynsecMosquitto]:
+    """The compose broker's configuration file run here, with the first file `eit devices init`
+    writes and a factory's device login added through the running broker, as `eit devices add`
+    adds it."""
+    certs = make_certs(tmp_path / "certs")
+    broker = DynsecMosquitto(certs.server_cert, certs.server_key, conf=broker_conf())
+    try:
+        broker.start()
+        with DynsecControl(admin_settings(broker)) as control:
+            add_logins(control, factory_role("f1"), [AGENT_LOGIN[0]], AGENT_LOGIN[1], rotate=False)
+        yield broker
+    finally:
+        broker.remove()
+
+
+def admin_settings(broker: DynsecMosquitto) -> MqttSettings:
+    return MqttSettings(
+        "127.0.0.1", broker.port, "eit-admin", "5", "eit-admin", broker.logins.admin, None, 30
+    )
+
+
+def healthcheck(broker: DynsecMosquitto, password: str) -> subprocess.CompletedProcess[str]:
+    """The compose file's health check command, run as the container's shell runs it."""
+    kind, command = services(compose())["mosquitto"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL" and " -p 1883 " in command
+    command = command.replace("$$", "$").replace(" -p 1883 ", f" -p {broker.port} ")
+    return subprocess.run(
+        ["/bin/sh", "-c", command],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "EIT_MQTT_HEALTH_PASSWORD": password},
+        timeout=20,
+    )
+
+
 @pytest.mark.integration
-def test_compose_broker_needs_a_login_and_keeps_each_factory_to_its_own_topics(tmp_path: Path) -> None:
-    broker = local_compose_broker(tmp_path)
-    proc = start_broker(broker.conf, broker.port, broker.log)
+def test_compose_broker_needs_a_login_and_keeps_each_factory_to_its_own_topics(
+    compose_broker: DynsecMosquitto,
+) -> None:
+    broker = compose_broker
+    ingest_login = ("eit-ingest", broker.logins.ingest)
     received: list[str] = []
     subscribed = threading.Event()
-    try:
-        assert connack(broker.port, None) == "Not authorized"
-        assert connack(broker.port, ("f1", "wrong")) in ("Bad user name or password", "Not authorized")
-        assert connack(broker.port, FACTORY_LOGIN) == "Success"
-        # The health check's listener, inside the broker's container.
-        health = subprocess.run(
-            [
-                _binary("mosquitto_sub", "/usr/bin"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(broker.health_port),
-                "-t",
-                "$SYS/broker/uptime",
-                "-C",
-                "1",
-                "-W",
-                "5",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        assert health.returncode == 0 and "seconds" in health.stdout
+    assert connack(broker.port, None) == "Not authorized"
+    assert connack(broker.port, ("f1-d1", "wrong")) in ("Bad user name or password", "Not authorized")
+    assert connack(broker.port, AGENT_LOGIN) == "Success"
+    assert connack(broker.port, AGENT_LOGIN, client_id="f1-d2") == "Not authorized", "bound client id"
+    # The health check logs in as itself; with a wrong password the container turns unhealthy.
+    assert healthcheck(broker, broker.logins.health).returncode == 0
+    assert healthcheck(broker, "wrong").returncode != 0
 
-        ingest = mqtt5_client(
-            "acl-ingest",
-            broker.port,
-            session=False,
-            login=INGEST_LOGIN,
-            on_message=lambda _c, _u, msg: received.append(msg.topic),
-        )
-        ingest.on_subscribe = lambda *_: subscribed.set()
-        ingest.subscribe([("eit/+/+/data", 1), ("eit/+/+/status", 1)])
-        assert subscribed.wait(10)
-        agent = mqtt5_client("acl-agent", broker.port, session=False, login=FACTORY_LOGIN)
-        for topic in ("eit/f2/d1/data", "eit/f1/d1/data", "eit/f1/d1/status"):
-            agent.publish(topic, "x", qos=1).wait_for_publish(10)
-        # The factory's own messages went out after the forbidden one, on the same connection: the
-        # broker handles them in order, so once they are here a wrongly delivered one would be too.
-        wait_for(lambda: len(received) >= 2, 10, "the factory's own messages")
-        close(agent)
-        close(ingest)
-    finally:
-        assert stop_broker(proc) == 0
+    ingest = mqtt5_client(
+        "eit-ingest",
+        broker.port,
+        session=False,
+        login=ingest_login,
+        on_message=lambda _c, _u, msg: received.append(msg.topic),
+    )
+    ingest.on_subscribe = lambda *_: subscribed.set()
+    ingest.subscribe([("eit/+/+/data", 1), ("eit/+/+/status", 1)])
+    assert subscribed.wait(10)
+    agent = mqtt5_client("f1-d1", broker.port, session=False, login=AGENT_LOGIN)
+    for topic in ("eit/f2/d1/data", "eit/f1/d1/data", "eit/f1/d1/status"):
+        agent.publish(topic, "x", qos=1).wait_for_publish(10)
+    wait_for(lambda: len(received) >= 2, 10, "the factory's own messages")
+    # The ingest subscribed before the forbidden message was sent, which came before the allowed
+    # ones: had it passed, it would have arrived before them.
+    close(agent)
+    close(ingest)
+    assert broker.stop() == 0
     assert sorted(received) == ["eit/f1/d1/data", "eit/f1/d1/status"]
 
 
 @pytest.mark.integration
-def test_compose_broker_keeps_an_offline_sessions_whole_backlog_across_a_restart(tmp_path: Path) -> None:
+def test_compose_broker_refuses_a_message_over_the_contracts_size(compose_broker: DynsecMosquitto) -> None:
+    broker = compose_broker
+    received: list[int] = []
+    subscribed = threading.Event()
+    ingest = mqtt5_client(
+        "eit-ingest",
+        broker.port,
+        session=False,
+        login=("eit-ingest", broker.logins.ingest),
+        on_message=lambda _c, _u, msg: received.append(len(msg.payload)),
+    )
+    ingest.on_subscribe = lambda *_: subscribed.set()
+    ingest.subscribe("eit/+/+/data", qos=1)
+    assert subscribed.wait(10)
+    agent = mqtt5_client("f1-d1", broker.port, session=False, login=AGENT_LOGIN)
+    fits = CONTRACT_MAX_MESSAGE_BYTES - 1024  # room for the topic and the packet's header
+    agent.publish("eit/f1/d1/data", b"x" * fits, qos=1).wait_for_publish(10)
+    wait_for(lambda: received == [fits], 10, "the message that fits")
+    dropped: list[str] = []
+    agent.on_disconnect = lambda _c, _u, _f, reason, _p: dropped.append(str(reason))
+    too_large = agent.publish("eit/f1/d1/data", b"x" * CONTRACT_MAX_MESSAGE_BYTES, qos=1)
+    wait_for(lambda: bool(dropped), 10, "the broker to close the connection")
+    assert not too_large.is_published()
+    close(agent)
+    close(ingest)
+    assert received == [fits]
+
+
+@pytest.mark.integration
+def test_compose_broker_keeps_an_offline_sessions_whole_backlog_across_a_restart(
+    compose_broker: DynsecMosquitto,
+) -> None:
     """A persistent session that is away while more than Mosquitto's default queue limit is
     published gets every message when it comes back, even after the broker was restarted."""
-    broker = local_compose_broker(tmp_path)
-    port, conf, log = broker.port, broker.conf, broker.log
+    broker = compose_broker
+    ingest_login = ("eit-ingest", broker.logins.ingest)
     count = 3 * MOSQUITTO_DEFAULT_MAX_QUEUED
     received: set[str] = set()
     subscribed = threading.Event()
 
-    proc = start_broker(conf, port, log)
+    ingest = mqtt5_client("eit-ingest", broker.port, session=True, login=ingest_login)
+    ingest.on_subscribe = lambda *_: subscribed.set()
+    ingest.subscribe("eit/+/+/data", qos=1)
+    assert subscribed.wait(10)
+    close(ingest)
+    agent = mqtt5_client("f1-d1", broker.port, session=False, login=AGENT_LOGIN)
+    sent = [agent.publish("eit/f1/d1/data", str(i), qos=1) for i in range(count)]
+    for info in sent:
+        info.wait_for_publish(10)
+    close(agent)
+    assert broker.stop() == 0
+
+    broker.start()
+    ingest = mqtt5_client(
+        "eit-ingest",
+        broker.port,
+        session=True,
+        on_message=lambda _c, _u, msg: received.add(msg.payload.decode()),
+        login=ingest_login,
+    )
     try:
-        ingest = mqtt5_client("compose-backlog-ingest", port, session=True, login=INGEST_LOGIN)
-        ingest.on_subscribe = lambda *_: subscribed.set()
-        ingest.subscribe("eit/+/+/data", qos=1)
-        assert subscribed.wait(10)
+        wait_for(lambda: len(received) >= count, 30, f"{count} queued messages")
+    except TimeoutError:
+        pytest.fail(f"the returning session got {len(received)} of {count} messages")
+    finally:
         close(ingest)
-
-        agent = mqtt5_client("compose-backlog-agent", port, session=False, login=FACTORY_LOGIN)
-        sent = [agent.publish("eit/f1/d1/data", str(i), qos=1) for i in range(count)]
-        for info in sent:
-            info.wait_for_publish(10)
-        close(agent)
-    finally:
-        assert stop_broker(proc) == 0
-
-    proc = start_broker(conf, port, log)
-    try:
-        ingest = mqtt5_client(
-            "compose-backlog-ingest",
-            port,
-            session=True,
-            on_message=lambda _c, _u, msg: received.add(msg.payload.decode()),
-            login=INGEST_LOGIN,
-        )
-        try:
-            wait_for(lambda: len(received) >= count, 30, f"{count} queued messages")
-        except TimeoutError:
-            pytest.fail(f"the returning session got {len(received)} of {count} messages")
-        finally:
-            close(ingest)
-    finally:
-        assert stop_broker(proc) == 0
+    assert broker.stop() == 0
     assert received == {str(i) for i in range(count)}
-    assert "Error" not in log.read_text(), log.read_text()
+    assert "Error" not in broker.log(), broker.log()

@@ -162,3 +162,20 @@ def test_push_with_the_admin_login_as_compose_runs_it(
     args = ["dashboards", "push", "--url", grafana.url, "--user", "admin"]
     assert main([*args, "--influx-password-env", "EIT_INFLUX_GRAFANA_PASSWORD"]) == 0
     assert grafana.state.datasource_secrets["eit-influxdb"] == {"password": "from-env"}
+
+
+def test_printed_public_links_start_with_the_public_address_not_the_one_pushed_to(
+    grafana: FakeGrafana, capsys: pytest.CaptureFixture[str]
+) -> None:
+    public = "https://eit.example.go.th/grafana"
+    args = ["dashboards", "push", "--url", grafana.url, "--site", str(SITE), "--token", grafana.token]
+    assert main([*args, "--public-url", public + "/"]) == 0
+    links = [line for line in capsys.readouterr().out.splitlines() if line.startswith("public ")]
+    tokens = {uid: p["accessToken"] for uid, p in grafana.state.public_dashboards.items()}
+    assert sorted(links) == sorted(
+        f"public    {uid}: {public}/public-dashboards/{token}" for uid, token in tokens.items()
+    )
+    # Without it, the links start with the address pushed to (a Grafana reached directly).
+    assert main(args) == 0
+    links = [line for line in capsys.readouterr().out.splitlines() if line.startswith("public ")]
+    assert links and all(f" {grafana.url}/public-dashboards/" in line for line in links)
