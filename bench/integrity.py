@@ -81,7 +81,10 @@ def evaluate(
     injected: int,
     kinds: Sequence[str] | None = None,
     th: Thresholds | None = None,
+    candidates: int | None = None,
 ) -> Evaluation:
+    """``devices`` clean device-months per seed; per manipulation, the first ``injected`` of the
+    seed's device-months (among ``candidates``, default ``devices``) that qualify, injected."""
     th = th or load_thresholds()
     params = load_params()
     injections = load_injections()
@@ -108,8 +111,9 @@ def evaluate(
                 result.flagged_examples.append(f"seed {seed} {who[0]}: {', '.join(f.variant for f in found)}")
         for kind_index, kind in enumerate(kinds):
             k = result.kinds[kind]
-            for index in range(devices):
-                if k.tried >= injected * len(seeds) and k.qualified >= injected * len(seeds):
+            wanted = injected * (list(seeds).index(seed) + 1)
+            for index in range(candidates or devices):
+                if k.qualified >= wanted:
                     break
                 g = generate(params, seed, index)
                 rng = np.random.default_rng([seed, index, 2, kind_index])
@@ -123,8 +127,6 @@ def evaluate(
                     k.detected += 1
                 else:
                     k.missed.append(f"seed {seed} {g.month.factory} {g.injected.get(kind)}")
-                if k.qualified >= injected * (seeds.index(seed) + 1):
-                    break
     return result
 
 
@@ -189,6 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--injected", type=int, default=100, help="qualified injected device-months per kind and seed"
     )
+    p.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        help="device-months scanned per seed for injections (default --devices)",
+    )
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("cpu", help="CPU time of the detectors for a month of 1-minute data")
     p.add_argument("--devices", type=int, default=600)
@@ -199,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine()
     if args.command == "evaluate":
         seeds = [int(s) for s in params["seeds"][args.seeds]]
-        e = evaluate(seeds, args.devices, args.injected)
+        e = evaluate(seeds, args.devices, args.injected, candidates=args.candidates)
         if args.json:
             print(
                 json.dumps(

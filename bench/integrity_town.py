@@ -345,7 +345,12 @@ def inject(g: Generated, kind: str, spec: dict[str, Any], rng: np.random.Generat
         return True
     if kind == "replay":
         days = minutes // 1440
-        source, target = (int(d) for d in rng.choice(days, 2, replace=False))
+        running_by_day = _running_hours(g)[: days * 24].reshape(days, 24).sum(axis=1)
+        sources = np.flatnonzero(running_by_day >= need.get("source_running_hours", 0))
+        if sources.size == 0:
+            return False
+        source = int(rng.choice(sources))
+        target = int(rng.choice([d for d in range(days) if d != source]))
         for c in m.channels.values():
             for arr in (c.value, c.flag):
                 arr[target * 1440 : (target + 1) * 1440] = arr[source * 1440 : (source + 1) * 1440]
