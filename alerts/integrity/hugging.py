@@ -21,7 +21,7 @@ import numpy.typing as npt
 from scipy import stats
 
 from alerts.integrity.findings import Finding, finding, p_score
-from alerts.integrity.month import BoolArray, DeviceMonth, FloatArray
+from alerts.integrity.month import BoolArray, DeviceMonth, FloatArray, row_quantile
 from alerts.integrity.running import RunningHours, channel_of
 from alerts.integrity.thresholds import HuggingThresholds, Thresholds
 
@@ -104,8 +104,8 @@ def _edge_steps(minutes: FloatArray, hours: npt.NDArray[np.int64]) -> tuple[Floa
     multiple of the 90th percentile of the absolute changes inside the hour (NaN: unknown)."""
     rows = minutes.reshape(-1, 60)
     inside = np.abs(np.diff(rows[hours], axis=1))
+    typical = row_quantile(inside, 0.9)
     with np.errstate(all="ignore"):
-        typical = np.nanpercentile(inside, 90, axis=1)
         typical[((~np.isnan(inside)).sum(axis=1) < 30) | (typical <= 0)] = np.nan
         entry = (rows[hours, 0] - rows[hours - 1, 59]) / typical
         leaving = (rows[hours + 1, 0] - rows[hours, 59]) / typical

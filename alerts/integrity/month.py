@@ -170,3 +170,21 @@ def corrected_minutes(value: FloatArray, o2: FloatArray | None, o2_reference: fl
     usable = (o2 < 21.0) & (o2 >= 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(usable, value * (21.0 - o2_reference) / (21.0 - o2), np.nan)
+
+
+def row_quantile(rows: FloatArray, q: float) -> FloatArray:
+    """The ``q`` quantile of each row, ignoring NaN (linear interpolation, as numpy's default);
+    NaN for a row without values. One sort of the whole array: numpy's nanpercentile along an
+    axis loops over the rows in Python."""
+    ordered = np.sort(rows, axis=1)  # NaN sort last
+    n = (~np.isnan(rows)).sum(axis=1)
+    position = q * np.maximum(n - 1, 0)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, np.maximum(n - 1, 0))
+    fraction = position - low
+    index = np.arange(rows.shape[0])
+    out: FloatArray = (ordered[index, low] * (1.0 - fraction) + ordered[index, high] * fraction).astype(
+        np.float64
+    )
+    out[n == 0] = np.nan
+    return out

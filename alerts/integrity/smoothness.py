@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alerts.integrity.findings import Finding, finding
-from alerts.integrity.month import MINUTES_PER_HOUR, ChannelMinutes, DeviceMonth
+from alerts.integrity.month import MINUTES_PER_HOUR, ChannelMinutes, DeviceMonth, row_quantile
 from alerts.integrity.running import RunningHours, analyzer_channels, channel_of
 from alerts.integrity.thresholds import Thresholds
 
@@ -79,8 +79,7 @@ def detect(month: DeviceMonth, th: Thresholds, run: RunningHours) -> tuple[list[
         enough = counted >= t.min_running_minutes_per_day
         if enough.sum() < 2 * t.min_days:
             continue
-        with np.errstate(all="ignore"):
-            per_day = np.nanmedian(np.where(enough[:, None], day_steps, 0.0), axis=1)
+        per_day = row_quantile(np.where(enough[:, None], day_steps, 0.0), 0.5)
         typical = float(np.median(per_day[enough]))
         if typical <= 0:
             continue
