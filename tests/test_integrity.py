@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from scipy import stats
 
 from alerts.integrity import integrity_report, load_thresholds
 from alerts.integrity.load import MonthSpan, device_months
@@ -43,18 +44,26 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_reduced_evaluation_on_unseen_seeds_keeps_false_findings_rare_and_finds_each_manipulation(
     report: Callable[[str], None],
 ) -> None:
+    """The evaluation of bench/integrity.py, reduced to stay fast (40 clean device-months, 10
+    injected per manipulation), on the test seed that tuning never saw. A sample this small
+    cannot show a rate to the percent: each observed count must be consistent with the targets
+    (at most 1 % of clean months flagged, at least 95 % of injected ones found; a one-sided
+    binomial test at 5 %), and the detections pooled over the kinds must reach 95 %."""
     seeds = [int(s) for s in PARAMS["seeds"]["test"]]
     assert not set(seeds) & {int(s) for s in PARAMS["seeds"]["tuning"]}
     started = time.monotonic()
-    result = evaluate(seeds, devices=40, injected=5, candidates=160)
+    result = evaluate(seeds, devices=40, injected=10, candidates=240)
     elapsed = time.monotonic() - started
     assert result.clean == 40
-    assert result.false_rate <= 0.01, result.flagged_examples
+    assert stats.binom.sf(result.clean_flagged - 1, result.clean, 0.01) >= 0.05, result.flagged_examples
     for kind, k in result.kinds.items():
-        assert k.qualified >= 5, (kind, k)
-        assert k.rate >= 0.95, (kind, k.missed)
+        assert k.qualified >= 10, (kind, k)
+        assert stats.binom.cdf(k.detected, k.qualified, 0.95) >= 0.05, (kind, k.missed)
+    detected = sum(k.detected for k in result.kinds.values())
+    assert detected >= 0.95 * sum(k.qualified for k in result.kinds.values())
     assert set(result.kinds) == set(load_thresholds().__slots__) - {"source", "running"}
-    report(f"reduced evaluation: {result.clean} clean device-months, {elapsed:.1f} s")
+    rates = ", ".join(f"{kind} {k.detected}/{k.qualified}" for kind, k in result.kinds.items())
+    report(f"clean flagged {result.clean_flagged}/{result.clean}; found {rates}; {elapsed:.1f} s")
 
 
 def _injected_replay_and_flags(g: Generated) -> None:
