@@ -20,6 +20,7 @@ from scipy import stats
 
 from alerts.integrity import integrity_report, load_thresholds
 from alerts.integrity.load import MonthSpan, device_months
+from alerts.integrity.month import hourly_means
 from alerts.integrity.render import neutralise
 from alerts.recompute import recompute
 from alerts.settings import RuleSettings
@@ -235,3 +236,80 @@ def test_csv_cells_that_could_run_as_formulas_are_neutralised() -> None:
         -2,
         "",
     ]
+
+
+def _clean(index: int = 3) -> Generated:
+    return generate(PARAMS, 201, index)
+
+
+def _kinds(g: Generated) -> set[str]:
+    from alerts.integrity import analyse_month
+
+    return {f.variant for f in analyse_month(g.month, load_thresholds()).findings}
+
+
+def test_o2_below_the_sources_floor_is_a_finding() -> None:
+    g = _clean()
+    assert _kinds(g) == set()
+    o2 = g.month.channels["o2"]
+    firing = o2.value < 17
+    o2.value[firing] = np.maximum(o2.value[firing] - 7.0, 0.5)  # a biomass boiler at 1-3 % O2
+    g.rebuild_hours()
+    assert "o2_floor" in _kinds(g)
+
+
+def test_dilution_is_found_where_the_limit_is_judged_at_the_o2_measured() -> None:
+    """Where no reference O2 applies, air let in when the concentration is high lowers the
+    measured value (C x (21 - O2 diluted) / (21 - O2)) and raises the O2: an upward step."""
+    from alerts.integrity import o2
+    from alerts.integrity.running import running_hours
+
+    th = load_thresholds()
+    g = _clean()
+    name = max(g.month.pollutants, key=lambda n: float(np.nanmedian(g.month.pollutants[n].corrected)))
+    for n in g.month.pollutants:
+        g.references[n] = None
+        g.month.pollutants[n].corrected_to_o2 = None
+    g.rebuild_hours()
+    run = running_hours(g.month, th.running)
+    assert [f for f in o2.detect(g.month, th, run) if f.variant == "o2_dilution"] == []
+    p = g.month.pollutants[name]
+    o2_rows = g.month.channels["o2"].value.reshape(-1, 60)
+    value_rows = g.month.channels[name].value.reshape(-1, 60)
+    o2_hour, _ = hourly_means(g.month.channels["o2"].value)
+    free = p.raw * 21.0 / (21.0 - o2_hour)
+    high = np.flatnonzero(np.nan_to_num(free) > np.nanpercentile(free, 70))
+    diluted = o2_rows[high] + 2.0
+    value_rows[high] = value_rows[high] * (21.0 - diluted) / (21.0 - o2_rows[high])
+    o2_rows[high] = diluted
+    g.rebuild_hours()
+    run = running_hours(g.month, th.running)
+    [found] = [f for f in o2.detect(g.month, th, run) if f.variant == "o2_dilution"]
+    assert (
+        found.channel == name
+        and float(str(found.evidence["step"])) >= 1.0
+        and "dilution" in found.explanation_en
+    )
+
+
+def test_flow_that_does_not_follow_the_plants_power_is_a_cross_channel_finding() -> None:
+    g = _clean(4)  # a plant whose power varies (the correlation is tested only then)
+    assert _kinds(g) == set()
+    flow = g.month.channels["flow"]
+    rows = flow.value.reshape(-1, 60)
+    means, _ = hourly_means(flow.value)
+    running = np.nan_to_num(means) > 0.5 * np.nanmax(means)
+    order = np.random.default_rng(1).permutation(np.flatnonzero(running))
+    rows[np.flatnonzero(running)] = rows[order]  # the running hours' flow, shuffled
+    assert "cross_correlation" in _kinds(g)
+
+
+def test_a_month_smoother_than_every_peer_is_found_against_them() -> None:
+    from alerts.integrity.smoothness import Roughness, peer_findings
+
+    peers = [Roughness(f"f{i}", "stack", "so2", "so2", "ppm", "2026-11", 0.05 + 0.002 * i) for i in range(8)]
+    smooth = Roughness("odd", "stack", "so2", "so2", "ppm", "2026-11", 0.004)
+    [found] = peer_findings([*peers, smooth], load_thresholds())
+    assert (found.factory, found.variant, found.evidence["peers"]) == ("odd", "smooth_peers", 8)
+    assert "similar analyzers" in found.explanation_en and found.explanation_th
+    assert peer_findings(peers, load_thresholds()) == []

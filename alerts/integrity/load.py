@@ -4,8 +4,11 @@ Memory stays bounded whatever the scan rate: a day of one channel's readings is 
 device's minute grid (alerts/integrity/month.py) before the next day is read. Hourly averages
 come from the engine's stored ``hourly`` points where the store has them (the numbers the law is
 judged on), else from the minute grid by the engine's method (mean of minute means, corrected
-with the same minute's O2; valid with a minute in each quadrant). The factory's power per hour
-comes from its energy meters' ``power`` channels, else from the ``energy`` points the rules write.
+with the same minute's O2; valid with a minute in each quadrant). With one scan a minute the two
+are equal (tests/test_integrity.py); with faster scans the engine corrects each point with its own
+scan's O2 before the minute mean, the grid corrects the minute mean with the minute's mean O2.
+The factory's power per hour comes from its energy meters' ``power`` channels, else from the
+``energy`` points the rules write.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """``o2_manipulation``: reported O2 that moves with the pollutant so that the compared value
 stays low.
 
-- A step: O2 lower (or, for a limit judged at the O2 measured, higher: dilution) in exactly the
-  hours when the pollutant is high, beyond the smooth relation of the two in the device's other
+- A step: O2 lower (or, for a limit judged at the O2 measured, higher: dilution, tested against
+  the concentration brought to the device's usual O2) in exactly the hours when the pollutant is
+  high, beyond the smooth relation of the two in the device's other
   hours. Ordinary least squares of hourly O2 on the hourly concentration (linear and quadratic
   terms) plus an indicator of the hours above a split; the step's Student t test, one-sided,
   Bonferroni-corrected over the splits tried.
@@ -97,8 +98,11 @@ def detect(month: DeviceMonth, th: Thresholds, run: RunningHours) -> list[Findin
         if p.corrected_to_o2 is not None:
             x, direction, variant = p.raw, -1, "o2_step"
         else:
+            # What the measured value would be at the device's usual O2: dilution air lowers the
+            # measured value and raises O2 together, and leaves this unchanged.
+            usual = float(np.median(o2[firing])) if n_firing else 0.0
             with np.errstate(invalid="ignore", divide="ignore"):
-                x = p.raw * 21.0 / (21.0 - o2)
+                x = p.raw * (21.0 - usual) / (21.0 - o2)
             direction, variant = 1, "o2_dilution"
         ok = firing & np.isfinite(x)
         result = step_test(x[ok], o2[ok], t.splits, direction, t.min_hours_above, t.min_hours_below)
