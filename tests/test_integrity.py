@@ -114,6 +114,11 @@ def test_eit_integrity_reads_the_embedded_store_and_reports_for_officers(tmp_pat
     assert set(months) == {("g0000", "stack-1"), ("g0001", "stack-1")}
     assert months[("g0000", "stack-1")]["running_from"] == "energy meter"
     assert months[("g0001", "stack-1")]["findings"] == 0
+    # "No finding" is told apart from "not tested": a test without the hours it needs says so.
+    assert any(
+        n.startswith("limit_hugging nox: fewer than 20 valid hours near the limit")
+        for n in months[("g0001", "stack-1")]["not_tested"]
+    )
     kinds = {f["kind"] for f in body["findings"] if f["factory"] == "g0000"}
     assert {"replay", "flag_abuse"} <= kinds
     [replay] = [f for f in body["findings"] if f["kind"] == "replay"]

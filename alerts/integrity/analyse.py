@@ -44,13 +44,14 @@ def analyse_month(month: DeviceMonth, th: Thresholds) -> MonthResult:
     """Every detector over one device-month (the comparison with peers comes after)."""
     run = running_hours(month, th.running)
     found: list[Finding] = []
-    found += o2.detect(month, th, run)
-    found += hugging.detect(month, th, run)
+    notes: list[str] = []
+    found += o2.detect(month, th, run, notes)
+    found += hugging.detect(month, th, run, notes)
     smooth, roughness = smoothness.detect(month, th, run)
     found += smooth
     found += replay.detect(month, th, run)
-    found += flags.detect(month, th, run)
-    found += crosschannel.detect(month, th, run)
+    found += flags.detect(month, th, run, notes)
+    found += crosschannel.detect(month, th, run, notes)
     summary = {
         "factory": month.factory,
         "device": month.device,
@@ -61,6 +62,7 @@ def analyse_month(month: DeviceMonth, th: Thresholds) -> MonthResult:
         "running_hours": int(run.running.sum()),
         "running_from": run.source,
         "hourly_averages_from": {p.channel: p.source for p in month.pollutants.values()},
+        "not_tested": notes,
     }
     return MonthResult(found, roughness, summary)
 

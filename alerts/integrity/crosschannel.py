@@ -33,11 +33,17 @@ def long_runs(mask: BoolArray, min_length: int) -> BoolArray:
     return out
 
 
-def detect(month: DeviceMonth, th: Thresholds, run: RunningHours) -> list[Finding]:
+def detect(
+    month: DeviceMonth, th: Thresholds, run: RunningHours, notes: list[str] | None = None
+) -> list[Finding]:
+    """The findings; what could not be tested is said in ``notes``."""
+    notes = [] if notes is None else notes
     if month.power_kw is None or run.source != "energy meter":
+        notes.append(f"{KIND}: no energy meter data for the factory: not tested")
         return []
     stack = stack_running(month, th.running)
     if stack is None:
+        notes.append(f"{KIND}: no stack flow: not tested")
         return []
     t = th.cross_channel
     stack_on, stack_known = stack

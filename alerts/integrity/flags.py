@@ -19,11 +19,16 @@ from alerts.integrity.thresholds import Thresholds
 KIND = "flag_abuse"
 
 
-def detect(month: DeviceMonth, th: Thresholds, run: RunningHours) -> list[Finding]:
+def detect(
+    month: DeviceMonth, th: Thresholds, run: RunningHours, notes: list[str] | None = None
+) -> list[Finding]:
+    """The findings; what could not be tested is said in ``notes``."""
+    notes = [] if notes is None else notes
     t = th.flag_abuse
     channels = analyzer_channels(month)
     running_hours = int(run.running.sum())
     if not channels or running_hours < t.min_running_hours:
+        notes.append(f"{KIND}: {running_hours} running hours (fewer than {t.min_running_hours}): not tested")
         return []
     by_flag: dict[str, np.ndarray] = {}
     for name in ("C", "M", "F"):

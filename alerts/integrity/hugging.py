@@ -147,7 +147,11 @@ def edge_test(
     return EdgeTest(int(hours.size), n, k, p_value, hours[dips], rate_other)
 
 
-def detect(month: DeviceMonth, th: Thresholds, run: RunningHours) -> list[Finding]:
+def detect(
+    month: DeviceMonth, th: Thresholds, run: RunningHours, notes: list[str] | None = None
+) -> list[Finding]:
+    """The findings; what could not be tested is said in ``notes``."""
+    notes = [] if notes is None else notes
     t = th.limit_hugging
     found: list[Finding] = []
     hour_ns = month.grid_start_ns + np.arange(month.hours, dtype=np.int64) * 3_600_000_000_000
@@ -191,7 +195,13 @@ def detect(month: DeviceMonth, th: Thresholds, run: RunningHours) -> list[Findin
             )
             continue
         result = hugging_test(p.corrected[usable], t)
-        if result is None or result.p_value >= t.alpha or result.density_ratio > 1.0 - t.min_drop:
+        if result is None:
+            notes.append(
+                f"{KIND} {p.channel}: fewer than {t.min_hours_near} valid hours near the limit:"
+                " the distribution was not tested"
+            )
+            continue
+        if result.p_value >= t.alpha or result.density_ratio > 1.0 - t.min_drop:
             continue
         near = usable & (p.corrected >= 1.0 - result.bandwidth) & (p.corrected < 1.0)
         found.append(

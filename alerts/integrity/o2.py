@@ -59,9 +59,14 @@ def step_test(
     return (min(1.0, best[0] * tried), best[1], best[2], best[3])
 
 
-def detect(month: DeviceMonth, th: Thresholds, run: RunningHours) -> list[Finding]:
+def detect(
+    month: DeviceMonth, th: Thresholds, run: RunningHours, notes: list[str] | None = None
+) -> list[Finding]:
+    """The findings; what could not be tested is said in ``notes``."""
+    notes = [] if notes is None else notes
     o2_channel = channel_of(month, "o2")
     if o2_channel is None:
+        notes.append(f"{KIND}: no O2 channel: not tested")
         return []
     t = th.o2_manipulation
     o2, _ = hourly_means(o2_channel.value)
@@ -107,6 +112,10 @@ def detect(month: DeviceMonth, th: Thresholds, run: RunningHours) -> list[Findin
         ok = firing & np.isfinite(x)
         result = step_test(x[ok], o2[ok], t.splits, direction, t.min_hours_above, t.min_hours_below)
         if result is None:
+            notes.append(
+                f"{KIND} {p.channel}: no split with {t.min_hours_above} hours above and"
+                f" {t.min_hours_below} below it among {int(ok.sum())} firing hours: not tested"
+            )
             continue
         p_value, step, split, above = result
         if p_value >= t.alpha or direction * step < t.min_step_percent:

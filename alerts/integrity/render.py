@@ -86,13 +86,14 @@ def to_html(report: dict[str, Any]) -> str:
         f" {e(report['thresholds'])}</p>",
         f"<p class='note'>{e(report['notice']['en'])}<br>{e(report['notice']['th'])}</p>",
         "<h2>Device-months examined</h2><table><tr><th>factory</th><th>device</th><th>month</th>"
-        "<th>running hours</th><th>running from</th><th>findings</th></tr>",
+        "<th>running hours</th><th>running from</th><th>findings</th><th>not tested</th></tr>",
     ]
     for s in report["device_months"]:
         parts.append(
             f"<tr><td>{e(s['factory'])} {e(s.get('factory_name', ''))}</td><td>{e(s['device'])}</td>"
             f"<td>{e(s['month'])}</td><td>{_number(s['running_hours'])} / {_number(s['hours'])}</td>"
-            f"<td>{e(s['running_from'])}</td><td>{_number(s['findings'])}</td></tr>"
+            f"<td>{e(s['running_from'])}</td><td>{_number(s['findings'])}</td>"
+            f"<td>{'<br>'.join(e(n) for n in s.get('not_tested', []))}</td></tr>"
         )
     parts.append("</table><h2>Findings</h2>")
     if not report["findings"]:
