@@ -95,6 +95,8 @@ def finding(
     for key, value in evidence.items():
         if key in ("share", "expected") and isinstance(value, float):
             words[key] = f"{value:.1%}"
+        if key == "p_value" and value == 0.0:
+            words[key] = "< 1e-300"  # below what a double holds
     words |= {"device": f"{factory}/{device}", "channel": channel or ""}
     key = "/".join((kind, variant, factory, device, channel or "", month))
     return Finding(
