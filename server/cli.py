@@ -298,6 +298,36 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _integrity(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from alerts.integrity import integrity_report, load_thresholds
+    from alerts.integrity.render import render
+    from eit.registry import load_registry
+
+    registry = load_registry(args.site)
+    try:
+        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
+    except ValueError as exc:
+        print(f"eit integrity: --from/--to: {exc} (use 2026-11-01)", file=sys.stderr)
+        return 2
+    thresholds = load_thresholds(args.thresholds)
+    store, _ = _store_for(args)
+    try:
+        report = integrity_report(registry, store, first, last, args.factory, thresholds)
+    except ValueError as exc:
+        print(f"eit integrity: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    text = render(report, args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
 def _alert_action(args: argparse.Namespace) -> int:
     from alerts.model import LifecycleError
     from alerts.state import open_alert_store
@@ -600,6 +630,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", default="data", help="embedded store folder when no --config (default: ./data)"
     )
     p.set_defaults(func=_report)
+
+    p = sub.add_parser(
+        "integrity",
+        help="data-integrity findings for officers (O2, limit hugging, smoothing, replay, flags, channels)",
+    )
+    p.add_argument("--site", required=True, help="site registry (YAML)")
+    p.add_argument("--from", dest="date_from", required=True, help="first day (the town's time zone)")
+    p.add_argument("--to", dest="date_to", required=True, help="last day, inclusive")
+    p.add_argument("--factory", default=None)
+    p.add_argument("--format", choices=("json", "csv", "html"), default="json")
+    p.add_argument("--output", default=None, help="write to this file instead of standard output")
+    p.add_argument(
+        "--thresholds", default=None, help="a thresholds file (default: alerts/integrity/thresholds.yaml)"
+    )
+    p.add_argument("--config", default=None, help="serve.yaml naming the store (default: --data-dir)")
+    p.add_argument(
+        "--data-dir", default="data", help="embedded store folder when no --config (default: ./data)"
+    )
+    p.set_defaults(func=_integrity)
 
     p = sub.add_parser(
         "api", help="serve the HTTP API and web pages alone (the store and state of eit serve)"

@@ -40,7 +40,7 @@ THIRD_PARTY = {
 }
 SERVER_ONLY = [
     "fastapi", "uvicorn", "amqtt", "requests", "prometheus_client", "ingest", "alerts", "pydantic",
-    "sqlalchemy", "statedb",
+    "sqlalchemy", "statedb", "numpy", "scipy",
 ]  # fmt: skip
 
 
@@ -101,6 +101,8 @@ def test_edge_extra_pulls_nothing_of_the_server() -> None:
         "influxdb",
         "pydantic",
         "sqlalchemy",
+        "numpy",
+        "scipy",
     ):
         assert name not in edge
 
