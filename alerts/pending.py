@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from typing import Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from statedb import StateDb
 from statedb.tables import rules_pending
@@ -77,29 +79,37 @@ class StatePendingWork:
         self.db = db
 
     def record(self, items: Iterable[Numbered]) -> None:
-        rows = [
-            {"kind": k, "factory": f, "device": d, "channel": c, "start_ns": start, "seq": seq}
-            for (k, (f, d, c), start), seq in items
-        ]
+        rows = _rows(items)
         if not rows:
             return
         t = rules_pending
+        # One upsert for the whole batch (an hour's start opens an hour for every series at once):
+        # a record made again takes the higher number.
+        insert = sqlite_insert(t) if self.db.kind == "sqlite" else postgresql_insert(t)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[t.c.kind, t.c.factory, t.c.device, t.c.channel, t.c.start_ns],
+            set_={"seq": sa.func.max(t.c.seq, insert.excluded.seq)}
+            if self.db.kind == "sqlite"
+            else {"seq": sa.func.greatest(t.c.seq, insert.excluded.seq)},
+        )
         with self.db.write() as conn:
-            # Delete, then insert: an upsert written once for both databases.
-            for row in rows:
-                conn.execute(sa.delete(t).where(*_match(row)))
-            conn.execute(sa.insert(t), rows)
+            conn.execute(upsert, rows)
 
     def settle(self, items: Iterable[Numbered]) -> None:
-        rows = [
-            {"kind": k, "factory": f, "device": d, "channel": c, "start_ns": start, "seq": seq}
-            for (k, (f, d, c), start), seq in items
-        ]
+        rows = _rows(items)
         if not rows:
             return
+        t = rules_pending
+        delete = sa.delete(t).where(
+            t.c.kind == sa.bindparam("b_kind"),
+            t.c.factory == sa.bindparam("b_factory"),
+            t.c.device == sa.bindparam("b_device"),
+            t.c.channel == sa.bindparam("b_channel"),
+            t.c.start_ns == sa.bindparam("b_start_ns"),
+            t.c.seq <= sa.bindparam("b_seq"),
+        )
         with self.db.write() as conn:
-            for row in rows:
-                conn.execute(sa.delete(rules_pending).where(*_match(row), rules_pending.c.seq <= row["seq"]))
+            conn.execute(delete, [{f"b_{k}": v for k, v in row.items()} for row in rows])
 
     def items(self) -> list[Numbered]:
         t = rules_pending
@@ -110,12 +120,8 @@ class StatePendingWork:
         ]
 
 
-def _match(row: dict[str, object]) -> list[sa.ColumnElement[bool]]:
-    t = rules_pending
+def _rows(items: Iterable[Numbered]) -> list[dict[str, object]]:
     return [
-        t.c.kind == row["kind"],
-        t.c.factory == row["factory"],
-        t.c.device == row["device"],
-        t.c.channel == row["channel"],
-        t.c.start_ns == row["start_ns"],
+        {"kind": k, "factory": f, "device": d, "channel": c, "start_ns": start, "seq": seq}
+        for (k, (f, d, c), start), seq in items
     ]
