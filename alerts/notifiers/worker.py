@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import tenacity
 
 from alerts.notifiers.base import NotifyError, Parts
-from alerts.notifiers.queue import Delivery, DeliveryQueue
+from alerts.notifiers.queue import Backlog, Delivery, DeliveryQueue
 from eit.timeutil import NS_PER_S, now_ns
 
 log = logging.getLogger("eit.alerts.notify")
@@ -37,6 +37,7 @@ DAY_S = 86400.0
 # Delivered notifications are kept this long (for the console), then forgotten.
 KEEP_DELIVERED_S = 30 * DAY_S
 PRUNE_EVERY_S = 3600.0
+BACKLOG_EVERY_S = 1.0  # the backlog query and expiry, while notifications flow
 ERROR_PAUSE_MAX_S = 30.0
 
 Send = Callable[[Parts, str], None]
@@ -107,6 +108,8 @@ class DeliveryWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._pruned_at: float | None = None
+        self._backlog_at: float | None = None
+        self._backlog = Backlog(0, None, None)
         self._thread = threading.Thread(target=self._run, name=f"notify-{notifier}", daemon=True)
 
     # -- the dispatcher's side ---------------------------------------------------------------------
@@ -166,15 +169,18 @@ class DeliveryWorker:
             wanted = self._wanted
         self._wake.clear()
         now = now_ns()
-        backlog = self.queue.backlog(self.notifier)
-        if backlog.soonest_expiry_ns is not None and backlog.soonest_expiry_ns <= now:
-            self._expire(now)
-            backlog = self.queue.backlog(self.notifier)
-        self.stats.undelivered = backlog.undelivered
-        self.stats.oldest_undelivered_ns = backlog.oldest_created_ns
+        # The backlog's figures and expiry: at most once a second while notifications flow (each
+        # is a query of its own), and whenever the worker would go idle.
+        due_check = self._backlog_at is None or time.monotonic() - self._backlog_at >= BACKLOG_EVERY_S
+        if due_check:
+            self._check_backlog(now)
         self._prune()
         delivery, due_ns = self.queue.next_due(self.notifier, now)
+        if delivery is None and not due_check:
+            self._check_backlog(now)
+            delivery, due_ns = self.queue.next_due(self.notifier, now)
         if delivery is None:
+            backlog = self._backlog
             with self._idle:
                 self._seen = wanted
                 self._idle.notify_all()
@@ -238,6 +244,16 @@ class DeliveryWorker:
                 )
                 return
             pause = min(pause * 2, ERROR_PAUSE_MAX_S)
+
+    def _check_backlog(self, now: int) -> None:
+        self._backlog_at = time.monotonic()
+        backlog = self.queue.backlog(self.notifier)
+        if backlog.soonest_expiry_ns is not None and backlog.soonest_expiry_ns <= now:
+            self._expire(now)
+            backlog = self.queue.backlog(self.notifier)
+        self._backlog = backlog
+        self.stats.undelivered = backlog.undelivered
+        self.stats.oldest_undelivered_ns = backlog.oldest_created_ns
 
     def _expire(self, now: int) -> None:
         for delivery in self.queue.expire(self.notifier, now):
