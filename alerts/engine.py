@@ -523,16 +523,19 @@ class AlertEngine:
 
     # -- reading back --------------------------------------------------------------------------
     def _plan_reads(self, now: int) -> list[_Read]:
-        """What memory cannot vouch for, oldest first: doubtful or unknown minutes of every hour
-        held, rolling history of series about to close an hour, days that began before the
-        engine did."""
+        """What memory cannot vouch for and a verdict needs now, oldest first: doubtful or
+        unknown minutes of hours about to close, of hours late data reopened, and of the running
+        hour of series with a 1-hour limit (its provisional screening); rolling history of series
+        about to close an hour; days that began before the engine did. The other running hours
+        are read back when they close: a restart does not read back every series at once."""
         closable = hour_start(now - int(self.settings.close_delay_s * NS_PER_S)) - HOUR_NS
         hours: list[_HourRead] = []
         histories: list[_Read] = []
         for st in self._series.values():
+            running = max(st.hours, default=None) if st.hourly_limits else None
             for h, acc in st.hours.items():
                 mask = acc.to_read
-                if mask:
+                if mask and (h <= closable or h == running or (st.key, h) in self._dirty):
                     versions = tuple((m, acc.versions[m]) for m in range(MINUTES) if mask >> m & 1)
                     hours.append(_HourRead(st.key, h, mask, versions))
             if st.rolling_windows and not st.history_loaded and st.hours and min(st.hours) <= closable:
@@ -817,9 +820,9 @@ class AlertEngine:
 
     def _write_day(self, st: _Series, day: date) -> None:
         start, end = day_bounds(day, self.tz)
-        if self.store is not None and min(st.closed, default=start) > start:
-            # Some of the day's hours closed before this engine started: counted from the store,
-            # read on the next tick.
+        if self.store is not None:
+            # Counted from the store's hourly points with the hours memory closed: hours of the day
+            # may have closed in an earlier process (one query per series and day).
             self._days_to_read.add((st.key, day))
             return
         valid = sum(1 for h, (_, ok) in st.closed.items() if start <= h < end and ok)

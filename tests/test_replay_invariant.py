@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from alerts.engine import AlertEngine
@@ -170,7 +170,8 @@ def check_invariant(town: Town) -> None:
                 assert p.fields[Rolling.VALUE] == pytest.approx(sum(window) / len(window), rel=1e-9)
         days = store.query_points(Daily.NAME, tags, 0, 2**62)
         assert len(days) == 1  # the span lies inside one Bangkok day
-        assert days[0].fields[Daily.VALID_HOURS] == sum(1 for v in oracle.values() if v[Hourly.VALID])
+        valid_hours = sum(1 for v in oracle.values() if v[Hourly.VALID])
+        assert days[0].fields[Daily.VALID_HOURS] == valid_hours, (key, days[0].fields)
 
 
 # -- histories ------------------------------------------------------------------------------------
@@ -256,7 +257,7 @@ def sqlite_town_factory() -> Iterator[Callable[[], Town]]:
 
 
 @settings(
-    max_examples=60,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -265,6 +266,12 @@ def test_every_result_equals_the_stores_contents_whatever_the_delivery(
     sqlite_town_factory: Callable[[], Town], history: tuple[list[Scan], list[tuple[str, list[Scan], int]]]
 ) -> None:
     _, steps = history
+    # Shown with a failing example: the history, step by step (device, seconds after T0, values).
+    note(
+        "\n".join(
+            f"{k} {[(x.device[1], (x.ts_ns - T0) // S, x.values) for x in b]} at {n}" for k, b, n in steps
+        )
+    )
     town = sqlite_town_factory()
     run_history(town, steps)
     check_invariant(town)
