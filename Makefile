@@ -30,7 +30,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -n $(WORKERS) --dist loadfile -m "not serial" $(PYTEST_ARGS)
+	EIT_PROPERTY_EXAMPLES=200 $(BIN)/pytest -n $(WORKERS) --dist loadfile -m "not serial" $(PYTEST_ARGS)
 	$(BIN)/pytest -m serial $(PYTEST_ARGS)
 
 ## The tests that need no service (no Mosquitto, InfluxDB, PostgreSQL, Chromium or `eit serve`

@@ -8,12 +8,13 @@ process restarts (a new engine on the same store, alert database and pending wor
 point. The oracle recomputes every hour from the stored rows with NumPy, independently of the
 engine's code. Golden hours computed by hand pin the method itself.
 
-Stores: the property test runs on the embedded SQLite store (hundreds of histories); the same
+Stores: the property test runs on the embedded SQLite store (200 histories in `make test`); the same
 scenario runs once on a real InfluxDB (tests marked integration).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -46,6 +47,8 @@ BOILER = ("biomass", "boiler")
 FENCE = ("petro", "fence")
 SO2_REFERENCE_O2 = 7.0  # th.stack.boiler.biomass
 SPAN_HOURS = 3
+# Histories drawn per run: `make test` draws 200 (EIT_PROPERTY_EXAMPLES), the inner loop fewer.
+EXAMPLES = int(os.environ.get("EIT_PROPERTY_EXAMPLES", "50"))
 
 
 @dataclass(frozen=True)
@@ -257,7 +260,7 @@ def sqlite_town_factory() -> Iterator[Callable[[], Town]]:
 
 
 @settings(
-    max_examples=200,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
