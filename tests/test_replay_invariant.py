@@ -8,8 +8,8 @@ process restarts (a new engine on the same store, alert database and pending wor
 point. The oracle recomputes every hour from the stored rows with NumPy, independently of the
 engine's code. Golden hours computed by hand pin the method itself.
 
-Stores: the property test runs on the embedded SQLite store (200 histories in `make test`); the same
-scenario runs once on a real InfluxDB (tests marked integration).
+Stores: the property test runs on the embedded SQLite store (200 histories in `make test`); a fixed
+history with every kind of step runs on a real InfluxDB (marked integration).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from eit.model import VALID_FLAGS, Reading
 from eit.registry import Registry, load_registry
 from eit.store import Store
 from eit.storeschema import Daily, Hourly, Rolling
+from ingest.store.influx import InfluxStore
 from ingest.store.sqlite import SqliteStore
-from testbed.services import REPO
+from testbed.services import REPO, InfluxDB
 
 S = 1_000_000_000
 MIN = 60 * S
@@ -366,3 +367,39 @@ def test_an_hour_left_open_by_a_crash_is_closed_by_the_next_process(
     [hour] = town.store.query_points(Hourly.NAME, {"channel": "so2", "device": "boiler"}, 0, 2**62)
     assert hour.fields[Hourly.VALID] is True and hour.fields[Hourly.CORRECTED] == pytest.approx(30.0)
     assert town.pending.items() == []
+
+
+@pytest.mark.integration
+def test_a_history_of_redeliveries_overwrites_late_batches_and_restarts_holds_on_influxdb(
+    tmp_path: Path, influxdb: InfluxDB, influx_database: str
+) -> None:
+    """The same invariant on the production store: a fixed history drawn like the property
+    test's (every kind of step in it), checked with the same oracle."""
+    registry = load_registry(SITE)
+    town = Town(registry, InfluxStore(influxdb.url, influx_database), tmp_path)
+    scans = [
+        Scan(BOILER, T0 + m * MIN + 7 * S, (("so2", 40.0 + m % 17, "N"), ("o2", 6.0 + m % 5, "N")))
+        for m in range(0, SPAN_HOURS * 60, 2)
+    ] + [
+        Scan(FENCE, T0 + m * MIN + 11 * S, (("pm25", 20.0 + m % 23, "N"),))
+        for m in range(0, SPAN_HOURS * 60, 3)
+    ]
+    scans.sort(key=lambda s: s.ts_ns)
+    batches = [scans[i : i + 10] for i in range(0, len(scans), 10)]
+    late = batches[3:6]  # an outage's backlog: delivered at the end
+    steps: list[tuple[str, list[Scan], int]] = []
+    for k, batch in enumerate(b for b in batches if b not in late):
+        now = max(s.ts_ns for s in batch)
+        steps.append(("deliver", batch, now))
+        if k % 4 == 0:
+            steps.append(("deliver", batch, now + 30 * S))  # redelivered
+        if k % 7 == 0:
+            first = batch[0]
+            steps.append(("deliver", [replace(first, values=(("so2", 99.0, "N"), *first.values[1:]))], now))
+        if k % 5 == 0:
+            steps.append(("tick", [], now))
+        if k == 9:
+            steps.append(("restart", [], 0))
+    steps += [("deliver", batch, T0 + SPAN_HOURS * H) for batch in late]
+    run_history(town, steps)
+    check_invariant(town)
