@@ -385,21 +385,21 @@ def test_a_history_of_redeliveries_overwrites_late_batches_and_restarts_holds_on
         for m in range(0, SPAN_HOURS * 60, 3)
     ]
     scans.sort(key=lambda s: s.ts_ns)
-    batches = [scans[i : i + 10] for i in range(0, len(scans), 10)]
-    late = batches[3:6]  # an outage's backlog: delivered at the end
+    batches = [scans[i : i + 10] for i in range(0, len(scans), 10)]  # about 12 minutes each
+    late = batches[1:3]  # an outage's backlog in the first hour: delivered at the end
     steps: list[tuple[str, list[Scan], int]] = []
     for k, batch in enumerate(b for b in batches if b not in late):
         now = max(s.ts_ns for s in batch)
         steps.append(("deliver", batch, now))
-        if k % 4 == 0:
+        if k == 2:
+            steps.append(("restart", [], 0))  # the hours after it live in this process's memory
+        if k % 3 == 1:
             steps.append(("deliver", batch, now + 30 * S))  # redelivered
-        if k % 7 == 0:
+        if k % 4 == 3:
             first = batch[0]
             steps.append(("deliver", [replace(first, values=(("so2", 99.0, "N"), *first.values[1:]))], now))
         if k % 5 == 0:
             steps.append(("tick", [], now))
-        if k == 9:
-            steps.append(("restart", [], 0))
     steps += [("deliver", batch, T0 + SPAN_HOURS * H) for batch in late]
     run_history(town, steps)
     check_invariant(town)
