@@ -234,6 +234,7 @@ def test_influxdb_points_beyond_the_retention_policy_are_dead_letters_with_the_r
 # -- what is about the store: the batch waits ----------------------------------------------------
 
 
+@pytest.mark.integration  # starts an InfluxDB of its own
 def test_influxdb_401_waits_until_the_credentials_work(
     tmp_path: Path, registry: Registry, secured_influx: InfluxDB
 ) -> None:
@@ -251,6 +252,7 @@ def test_influxdb_401_waits_until_the_credentials_work(
     store.close()
 
 
+@pytest.mark.integration  # starts an InfluxDB of its own
 def test_influxdb_403_waits_until_the_user_may_write(
     tmp_path: Path, registry: Registry, secured_influx: InfluxDB
 ) -> None:
@@ -266,6 +268,7 @@ def test_influxdb_403_waits_until_the_user_may_write(
     store.close()
 
 
+@pytest.mark.integration  # starts an InfluxDB of its own
 def test_a_missing_influxdb_database_waits_until_it_is_created(
     tmp_path: Path, registry: Registry, secured_influx: InfluxDB
 ) -> None:
@@ -285,6 +288,7 @@ def test_a_missing_influxdb_database_waits_until_it_is_created(
     store.close()
 
 
+@pytest.mark.integration  # starts an InfluxDB of its own
 def test_influxdb_max_values_per_tag_waits_until_the_limit_is_raised(
     tmp_path: Path, registry: Registry, influx_database: str
 ) -> None:
@@ -352,6 +356,7 @@ def test_a_full_disk_under_sqlite_waits_until_there_is_room(
     store.close()
 
 
+@pytest.mark.integration  # starts an InfluxDB of its own
 def test_a_full_disk_under_influxdb_waits_until_there_is_room(
     tmp_path: Path, registry: Registry, small_disk: Path
 ) -> None:
@@ -376,6 +381,7 @@ def test_a_full_disk_under_influxdb_waits_until_there_is_room(
         server.stop()
 
 
+@pytest.mark.integration  # starts an InfluxDB of its own
 def test_an_unreachable_influxdb_waits_until_it_answers(tmp_path: Path, registry: Registry) -> None:
     server = InfluxDB(tmp_path / "influx-late")  # not started yet
     try:
