@@ -5,12 +5,14 @@ corrective action."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 
 from alerts.model import Alert, LifecycleError, ResponseError
 from eit.errors import EitError
+from eit.timeutil import datetime_to_ns
 from server.accounts import OFFICER_ROLES
 from server.api.auth import Principal, forbidden
 from server.api.common import Context, bad_parameter, errors
@@ -20,8 +22,10 @@ from server.api.schemas import (
     AlertOut,
     AssignIn,
     CommentIn,
+    ExceedanceOut,
     NoteIn,
     OfficerOut,
+    ResolveIn,
     ResponseIn,
     ResponseOut,
 )
@@ -165,19 +169,65 @@ def alerts_router(ctx: Context) -> APIRouter:
 
     @router.post(
         "/alerts/{alert_id}/resolve",
-        summary="Resolve an active alert by hand (officers)",
+        summary="Resolve a case, with a reason (officers); its condition stays the rules' to end",
         response_model=AlertOut,
         responses=errors(400, 401, 403, 404, 409, 422, 503),
     )
     def resolve(
+        body: ResolveIn,
         alert_id: int = alert_id_path,
-        body: NoteIn | None = Body(None),
         lang: Lang = lang_query,
         p: Principal = Depends(auth.officer),
     ) -> dict[str, Any]:
         fetch(p, alert_id)
-        note = body.note if body else ""
-        return out(act(book.resolve_id, alert_id, p.name, ctx.now(), note), lang)
+        if not body.reason.strip():
+            raise HTTPException(422, "body field 'reason': resolving a case needs a reason")
+        return out(act(book.resolve_id, alert_id, p.name, ctx.now(), body.reason), lang)
+
+    @router.get(
+        "/alerts/{alert_id}/exceedances",
+        summary="The exceedances a case gathers: immutable records of legal periods above a limit",
+        response_model=list[ExceedanceOut],
+        responses=errors(401, 403, 404, 422, 503),
+    )
+    def case_exceedances(
+        alert_id: int = alert_id_path, p: Principal = Depends(auth.logged_in)
+    ) -> list[dict[str, Any]]:
+        fetch(p, alert_id)
+        try:
+            return [e.to_json() for e in book.exceedances(case_id=alert_id)]
+        except EitError as exc:
+            raise HTTPException(503, str(exc)) from exc
+
+    @router.get(
+        "/exceedances",
+        summary="Exceedances, newest period first (officers: every factory; operators: their own)",
+        response_model=list[ExceedanceOut],
+        responses=errors(401, 403, 422, 503),
+    )
+    def list_exceedances(
+        factory: str | None = Query(None, pattern=ID_REGEX, max_length=63, description="Only this factory"),
+        start: datetime | None = Query(None, description="Periods ending after this time (RFC 3339)"),
+        end: datetime | None = Query(None, description="Periods starting before this time (RFC 3339)"),
+        limit: int = Query(100, ge=1, le=1000, description="At most this many"),
+        p: Principal = Depends(auth.logged_in),
+    ) -> list[dict[str, Any]]:
+        assert p.user is not None
+        if factory is not None and factory not in ctx.registry.factories:
+            raise bad_parameter("factory", f"no factory '{factory}' in the site registry")
+        if p.user.role == "operator":
+            if factory is not None and factory != p.user.factory:
+                raise forbidden(
+                    f"an operator sees only the exceedances of its own factory ({p.user.factory})"
+                )
+            factory = p.user.factory
+        start_ns = datetime_to_ns(start) if start is not None else None
+        end_ns = datetime_to_ns(end) if end is not None else None
+        try:
+            found = book.exceedances(factory=factory, start_ns=start_ns, end_ns=end_ns, limit=limit)
+        except EitError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        return [e.to_json() for e in found]
 
     @router.post(
         "/alerts/{alert_id}/close",

@@ -178,6 +178,41 @@ class AlertOut(BaseModel):
     acknowledged_at: str | None
     resolved_at: str | None
     closed_at: str | None
+    condition: Literal["ongoing", "ended"] = Field(
+        description="What the rules see (officers' actions never change it): a case resolved while"
+        " its condition persists stays ongoing"
+    )
+    condition_since: str | None
+    ended_at: str | None
+    previous_id: int | None = Field(description="The case of the previous episode of the same key")
+    resolution: str = Field(description="Why it was resolved (an officer's reason, or the rules')")
+    current_value: float | None = Field(description="The latest value of its condition (running average)")
+    current_at: str | None
+
+
+class ExceedanceOut(BaseModel):
+    id: int
+    case_id: int | None
+    factory: str
+    device: str
+    channel: str
+    rule: str
+    averaging: str = Field(description="1h, 8h, 24h or instant")
+    period_start: str
+    period_end: str
+    average: float
+    limit: float
+    unit: str
+    basis: str = Field(description="e.g. corrected to 7 % O2, as measured")
+    method: str = Field(description="The averaging method and its version (eit/standards/methods.yaml)")
+    origin: str
+    retroactive: bool
+    provisional: bool
+    outcome: str | None = Field(
+        description="A provisional record's outcome once decided: confirmed or withdrawn"
+    )
+    decided_at: str | None
+    recorded_at: str
 
 
 class AuditOut(BaseModel):
@@ -200,6 +235,10 @@ class ResponseOut(BaseModel):
 class AlertDetailOut(AlertOut):
     audit: list[AuditOut]
     responses: list[ResponseOut]
+
+
+class ResolveIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=4000, description="Why the case is resolved")
 
 
 class NoteIn(BaseModel):
