@@ -17,14 +17,26 @@ $(STAMP): pyproject.toml scripts/bootstrap
 demo: $(STAMP)
 	$(BIN)/eit demo $(ARGS)
 
-## Install everything the tests need, start Mosquitto and InfluxDB on free ports, run
-## ruff, mypy and pytest.
+# pytest-xdist workers for the parallel pass. Most tests wait (for brokers, databases, `eit`
+# processes), so more workers than cores pays: 4 was the fastest on the 2-core test machine
+# (README, Tests).
+WORKERS ?= 4
+
+## Install everything the tests need, run ruff and mypy, then pytest: every test not marked
+## `serial` in parallel (each worker starts its own Mosquitto, InfluxDB and PostgreSQL on free
+## ports; a file's tests stay on one worker), then the `serial` ones (kills, outages, timings) alone.
 test: $(STAMP)
 	scripts/ensure-system-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(WORKERS) --dist loadfile -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/pytest -m serial $(PYTEST_ARGS)
+
+## The tests that need no service (no Mosquitto, InfluxDB, PostgreSQL, Chromium or `eit serve`
+## process): the inner loop. A test that starts a service here fails.
+unit: $(STAMP)
+	$(BIN)/pytest --unit -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -27,6 +27,7 @@ from alerts.pending import Numbered, PendingWork
 from alerts.state import AlertStore
 from eit.errors import EitError
 from eit.store import Point, Store, StoreError
+from eit.supervise import Stage, Supervisor, Worker
 from eit.timeutil import NS_PER_S
 
 log = logging.getLogger("eit.alerts.effects")
@@ -309,17 +310,26 @@ class WorkerState:
 
 
 class EffectWorker:
-    """Applies effects on its own thread, in order, retrying what cannot be applied yet."""
+    """Applies effects on its own thread, in order, retrying what cannot be applied yet.
 
-    def __init__(self, applier: EffectApplier, retry_max_s: float = 30.0) -> None:
+    The thread runs under a supervisor (:mod:`eit.supervise`, stage ``rules-effects``): the effect
+    under way is kept on the worker, so a failed run that is restarted applies it again first."""
+
+    def __init__(
+        self, applier: EffectApplier, retry_max_s: float = 30.0, supervisor: Supervisor | None = None
+    ) -> None:
         self.applier = applier
         self.retry_max_s = retry_max_s
+        self.supervisor = supervisor or Supervisor()
         self._queue: queue.SimpleQueue[Effect | None] = queue.SimpleQueue()
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._idle = threading.Condition(self._pending_lock)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rules-effects", daemon=True)
+        self._current: Effect | None = None
+        self._current_applied = False
+        self.stage = Stage("rules-effects", lambda: self._pending)
+        self._worker: Worker | None = None
         self.state = WorkerState()
 
     def submit(self, effects: Sequence[Effect]) -> None:
@@ -336,15 +346,16 @@ class EffectWorker:
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self.stage.running
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker = self.supervisor.run(self.stage, self._run)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
         self._queue.put(None)
-        self._thread.join(timeout_s)
+        if self._worker is not None:
+            self._worker.stop(timeout_s)
 
     def drain(self, timeout_s: float) -> bool:
         """Wait until every submitted effect is applied; False on timeout."""
@@ -359,16 +370,24 @@ class EffectWorker:
 
     def _run(self) -> None:
         while True:
-            effect = self._queue.get()
+            effect = self._current  # an effect a failed run left under way
             if effect is None:
-                return
-            self._apply_until_done(effect)
+                effect = self._queue.get()
+                if effect is None:
+                    return
+                self._current, self._current_applied = effect, False
+            self.stage.progress()
+            if not self._current_applied:
+                self._apply_until_done(effect)
+                self._current_applied = True
+            self._current = None
             with self._idle:
                 self._pending -= 1
                 if not self._pending:
                     self._idle.notify_all()
             self.state.applied += 1
             self.state.last_progress = time.monotonic()
+            self.stage.progress()
 
     def _apply_until_done(self, effect: Effect) -> None:
         """Unavailable store or database: retried until it is back. Any other failure is a
@@ -392,6 +411,8 @@ class EffectWorker:
                     log.exception("rule effect %s given up after %d attempts", type(effect).__name__, defects)
                     return
                 log.warning("rule effect failed (%s), retrying", self.state.last_error)
-            if self._stop.wait(delay * (0.5 + random.random())):
+            wait = delay * (0.5 + random.random())
+            self.stage.rest(wait)
+            if self._stop.wait(wait):
                 return
             delay = min(delay * 2, self.retry_max_s)

@@ -106,6 +106,7 @@ from eit.registry import Channel, Registry
 from eit.standards import Limit, methods
 from eit.store import Point, Store, StoreError, StoreUnavailable
 from eit.storeschema import FACTORY, Hourly, PublicState, Rolling, series_tags
+from eit.supervise import Stage, Supervisor, Worker
 from eit.timeutil import NS_PER_S, now_ns, ns_to_datetime
 
 log = logging.getLogger("eit.alerts.engine")
@@ -794,7 +795,7 @@ class AlertEngine:
             needed = max(1, int(hours * self.settings.completeness + 0.999999))
             if len(valid) >= needed:
                 concentrations[channel.parameter] = (sum(valid) / len(valid), channel.unit)
-        for point in aqi_mod.aqi_points(factory, device, h, concentrations, self.standards):
+        for point in aqi_mod.aqi_points(factory, device, h, day, concentrations, self.standards):
             self._queue(point)
 
     def _energy(self, st: _Series, result: HourResult, day: date) -> None:
@@ -867,6 +868,8 @@ class AlertEngine:
             "screening": fragment("screening", "en") if st.screening else "",
             **value_params,
         }
+        if not lim.confirmed:
+            params["origin"] += ", value unconfirmed"
         if not lim.averaging_confirmed:
             params["origin"] += ", averaging period unconfirmed"
         return params
@@ -1219,24 +1222,30 @@ class AlertEngine:
 
 
 class StaleChecker:
-    """Calls :meth:`AlertEngine.tick` every ``interval_s`` on a background thread."""
+    """Calls :meth:`AlertEngine.tick` every ``interval_s`` on a background thread (stage
+    ``rules-tick``, under a supervisor: a tick under way is its backlog, so a tick that hangs is
+    reported stuck). A tick that fails is logged and tried again at the next interval."""
 
-    def __init__(self, engine: AlertEngine, interval_s: float) -> None:
+    def __init__(self, engine: AlertEngine, interval_s: float, supervisor: Supervisor | None = None) -> None:
         self.engine = engine
         self.interval_s = interval_s
+        self.supervisor = supervisor or Supervisor()
+        self.stage = Stage("rules-tick")
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rules-tick", daemon=True)
+        self._worker: Worker | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker = self.supervisor.run(self.stage, self._run)
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5.0)
+        if self._worker is not None:
+            self._worker.stop(5.0)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            try:
-                self.engine.tick()
-            except Exception:
-                log.exception("rules tick failed")
+            with self.stage.working():
+                try:
+                    self.engine.tick()
+                except Exception:
+                    log.exception("rules tick failed")

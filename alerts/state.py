@@ -5,9 +5,9 @@ PostgreSQL, one implementation for both). What a case and an exceedance are: ale
   per (factory, device, parameter, rule) with a partial unique index;
 - ``exceedances``: the immutable records of legal periods above a limit, each naming its case;
 - ``alert_audit``: every change, who made it, when and what;
-- ``alert_notifications``: each notification claimed before it is sent, unique per (alert,
-  escalation step, notifier, recipient), so an alert is notified once per channel per step, even
-  across restarts and with several processes;
+- ``alert_notifications``: each notification claimed when it is queued (alerts/notifiers/queue.py,
+  in the same transaction), unique per (alert, escalation step, notifier, recipient), so an alert
+  is queued once per channel per step, even across restarts and with several processes;
 - ``alert_responses``: what the factory's operator says about an alert (cause, corrective action).
 
 A change reads the alert it checks with ``FOR UPDATE`` (PostgreSQL; SQLite's write transaction

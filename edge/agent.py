@@ -8,12 +8,21 @@ status topic says ``offline`` until it answers again.
 Every scan is stamped by the agent in UTC at the start of its read. The clock is judged at each
 scan (:mod:`edge.clock`); a scan taken while it is known to be wrong gets the HJ 212 flag ``D``
 on every channel the meter reported as normal, and is counted.
+
+A scan the outbox cannot store (a full disk, a read-only file system) is lost, counted
+(``outbox_write_errors``) and reported in the device's status message (``outbox_error``) until
+the outbox takes scans again; the scan loop goes on at its interval and tries again at the next
+scan. The scan loops and the publishers run under the agent's supervisor (:mod:`eit.supervise`):
+a loop that fails anyway is restarted, and the status says so (``scan_restarts``); one that fails
+too often stops the agent with a non-zero exit code, for systemd to start it afresh.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,11 +33,15 @@ from edge.config import DeviceConfig, EdgeConfig
 from edge.drivers.base import DriverError, SourceExhausted
 from edge.outbox import Outbox
 from edge.publisher import DevicePublisher
+from eit.supervise import RestartPolicy, Stage, StageStatus, Supervisor, Worker
 from eit.timeutil import now_ns
 
 log = logging.getLogger("eit.edge.agent")
 
 CLOCK_WRONG_FLAG = "D"
+OUTBOX_LOG_EVERY_S = 60.0  # while the outbox refuses scans, the log repeats it this often
+# A scan (a meter read and its storing) under way for this long is stuck (the agent's /healthz).
+STUCK_AFTER_S = 60.0
 
 
 @dataclass(slots=True)
@@ -37,6 +50,8 @@ class DeviceCounters:
     read_failures: int = 0
     consecutive_failures: int = 0
     clock_flagged_scans: int = 0
+    outbox_write_errors: int = 0  # scans lost because the outbox could not store them
+    outbox_error: str = ""  # set while the outbox refuses scans
     last_error: str = ""
     last_read_s: float = 0.0
     # (scheduled tick, seconds late at the start of the read, seconds the read took), newest last
@@ -54,6 +69,7 @@ class DeviceScanner:
         publisher: DevicePublisher,
         clock: ClockWatch,
         on_clock_change: Any = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.factory = factory
         self.device = device
@@ -63,33 +79,56 @@ class DeviceScanner:
         self.on_clock_change = on_clock_change
         self.counters = DeviceCounters()
         self.finished = threading.Event()
+        self.supervisor = supervisor or Supervisor()
+        self.stage = Stage(f"scan-{device.id}")  # backlog 1 while a scan is under way
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"scan-{device.id}", daemon=True)
+        self._driver_open = False
+        self._next_outbox_log = 0.0
+        self._worker: Worker | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker = self.supervisor.run(self.stage, self._run)
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(10.0)
+        if self._worker is not None:
+            self._worker.stop(10.0)
+
+    def status_fields(self) -> dict[str, Any]:
+        """What the device's status message says of its scanning, beside its state."""
+        fields: dict[str, Any] = {}
+        if self.counters.outbox_write_errors:
+            fields["outbox_write_errors"] = self.counters.outbox_write_errors
+        if self.counters.outbox_error:
+            fields["outbox_error"] = self.counters.outbox_error
+        if self.stage.restarts:
+            fields["scan_restarts"] = self.stage.restarts
+            fields["scan_error"] = self.stage.last_error
+        return fields
 
     def _run(self) -> None:
         interval = self.device.scan_interval_s
-        try:
-            self.device.driver.connect()
-        except DriverError as exc:
-            log.error("device %s: cannot connect to the meter: %s", self.device.id, exc)
+        if self.stage.restarts:
+            self.publisher.request_status()  # the status tells of the restart
+        if not self._driver_open:
+            self._driver_open = True
+            try:
+                self.device.driver.connect()
+            except DriverError as exc:
+                log.error("device %s: cannot connect to the meter: %s", self.device.id, exc)
         # Scans fall on multiples of the interval (wall clock), so scans of different devices
         # line up and a restart does not shift the timeline.
         next_at = (time.time() // interval + 1) * interval
         while not self._stop.wait(max(0.0, next_at - time.time())):
-            if not self.scan_once(tick=next_at):
-                break
+            with self.stage.working():
+                if not self.scan_once(tick=next_at):
+                    break
             now = time.time()
             next_at += interval
             if next_at <= now:  # fell behind (slow meter, suspended machine): skip missed ticks
                 next_at = (now // interval + 1) * interval
         self.device.driver.close()
+        self._driver_open = False
 
     def scan_once(self, tick: float | None = None) -> bool:
         """Read the meter once and store the scan. False when the driver has no more data."""
@@ -129,10 +168,41 @@ class DeviceScanner:
                 self.counters.clock_flagged_scans += 1
             else:
                 self.clock.note_stamped(ts_ns)
-        self.outbox.append(self.device.id, ts_ns, scan.values, flags, clock_ok=clock_ok)
+        try:
+            self.outbox.append(self.device.id, ts_ns, scan.values, flags, clock_ok=clock_ok)
+        except sqlite3.Error as exc:
+            self._outbox_refused(exc)
+            return True  # the next scan tries again
+        if self.counters.outbox_error:
+            log.info(
+                "device %s: the outbox stores scans again (%d scan(s) lost while it could not)",
+                self.device.id,
+                self.counters.outbox_write_errors,
+            )
+            self.counters.outbox_error = ""
+            self.publisher.request_status()
         self.counters.scans += 1
         self.publisher.wake()
         return True
+
+    def _outbox_refused(self, exc: sqlite3.Error) -> None:
+        """A scan the outbox cannot store: lost, counted, and told in the status message."""
+        self.counters.outbox_write_errors += 1
+        problem = f"outbox {self.outbox.path} cannot store scans: {exc}"
+        if problem != self.counters.outbox_error:
+            self.counters.outbox_error = problem
+            self._next_outbox_log = time.monotonic() + OUTBOX_LOG_EVERY_S
+            log.error("device %s: %s; the scan is lost, the next one tries again", self.device.id, problem)
+            self.publisher.request_status()
+        elif time.monotonic() >= self._next_outbox_log:
+            self._next_outbox_log = time.monotonic() + OUTBOX_LOG_EVERY_S
+            log.error(
+                "device %s: %s (%d scan(s) lost so far)",
+                self.device.id,
+                problem,
+                self.counters.outbox_write_errors,
+            )
+            self.publisher.request_status()  # the count in the status message
 
     def _note_read(self, tick: float | None, ts_ns: int, started: float) -> None:
         took = time.monotonic() - started
@@ -142,8 +212,13 @@ class DeviceScanner:
 
 
 class Agent:
-    def __init__(self, config: EdgeConfig) -> None:
+    def __init__(self, config: EdgeConfig, restart_policy: RestartPolicy | None = None) -> None:
         self.config = config
+        # The scan loops and publishers run under this supervisor; one that fails too often
+        # stops the agent (run_agent exits non-zero).
+        self.failure: str | None = None
+        self.failed = threading.Event()
+        self.supervisor = Supervisor(restart_policy, on_give_up=self._give_up)
         self.outbox = Outbox(config.outbox_path, config.outbox_max_bytes, config.outbox_max_age_s)
         self.clock = ClockWatch(config.clock_min_year, self.outbox.latest_ts_ns)
         self.clock_state: ClockState = self.clock.judge(now_ns())
@@ -159,17 +234,36 @@ class Agent:
                 self.outbox,
                 max_inflight=config.max_inflight,
                 max_scans_per_message=config.max_scans_per_message,
-                status_extra=self._status_fields,
+                status_extra=functools.partial(self._status_fields, device.id),
                 status_interval_s=config.status_interval_s,
                 sends_status=not device.replays,
+                supervisor=self.supervisor,
             )
             self.publishers[device.id] = publisher
             self.scanners[device.id] = DeviceScanner(
-                config.factory, device, self.outbox, publisher, self.clock, self._clock_seen
+                config.factory,
+                device,
+                self.outbox,
+                publisher,
+                self.clock,
+                self._clock_seen,
+                supervisor=self.supervisor,
             )
 
-    def _status_fields(self) -> dict[str, Any]:
-        return self.clock_state.as_status()
+    def _status_fields(self, device: str) -> dict[str, Any]:
+        fields = self.clock_state.as_status()
+        scanner = self.scanners.get(device)
+        if scanner is not None:
+            fields.update(scanner.status_fields())
+        return fields
+
+    def _give_up(self, stage: Stage, error: BaseException) -> None:
+        self.failure = f"{stage.name} failed too often: {type(error).__name__}: {error}"
+        log.critical("%s; stopping the agent for the service manager to start it afresh", self.failure)
+        self.failed.set()
+
+    def stage_report(self) -> list[StageStatus]:
+        return self.supervisor.report(STUCK_AFTER_S)
 
     def _clock_seen(self, state: ClockState) -> None:
         with self._clock_lock:

@@ -1,6 +1,6 @@
 """The agent's Prometheus endpoint (``metrics: {port: 9108}`` in its config): ``/metrics`` in the
-text exposition format and ``/healthz``, served with the standard library so the agent installs
-without the server's packages."""
+text exposition format and ``/healthz`` (503 while a scan loop or publisher is dead or stuck),
+served with the standard library so the agent installs without the server's packages."""
 
 from __future__ import annotations
 
@@ -102,6 +102,37 @@ def render(agent: Agent) -> str:
         "1 while connected to the broker",
         [({"device": d}, float(p.stats.connected)) for d, p in pubs.items()],
     )
+    metric(
+        "eit_edge_outbox_write_errors_total",
+        "counter",
+        "Scans lost because the outbox could not store them (full disk, read-only file system)",
+        [({"device": d}, s.counters.outbox_write_errors) for d, s in scanners.items()],
+    )
+    metric(
+        "eit_edge_outbox_ok",
+        "gauge",
+        "0 while the outbox refuses to store the device's scans",
+        [({"device": d}, float(not s.counters.outbox_error)) for d, s in scanners.items()],
+    )
+    stages = agent.stage_report()
+    metric(
+        "eit_stage_alive",
+        "gauge",
+        "1 while the stage's thread runs its loop (scan-<device>, publish-<device>)",
+        [({"stage": st.name}, float(st.alive)) for st in stages],
+    )
+    metric(
+        "eit_stage_stuck",
+        "gauge",
+        "1 while a scan has been under way for longer than it may take",
+        [({"stage": st.name}, float(st.stuck)) for st in stages],
+    )
+    metric(
+        "eit_worker_restarts_total",
+        "counter",
+        "Times a scan loop or publisher that failed was restarted",
+        [({"worker": st.name}, st.restarts) for st in stages],
+    )
     clock = agent.clock_state
     metric(
         "eit_edge_clock_ok",
@@ -118,8 +149,13 @@ def render(agent: Agent) -> str:
     return "\n".join(lines) + "\n"
 
 
-def health(agent: Agent) -> dict[str, Any]:
-    return {
+def health(agent: Agent) -> tuple[bool, dict[str, Any]]:
+    """The agent's health: not ok while a scan loop or publisher is dead or stuck."""
+    stages = agent.stage_report()
+    ok = all(st.ok for st in stages)
+    return ok, {
+        "status": "ok" if ok else "not ok",
+        "stages": {st.name: st.state for st in stages},
         "factory": agent.config.factory,
         "clock": agent.clock_state.as_status(),
         "outbox_pending": agent.outbox.count(),
@@ -128,6 +164,8 @@ def health(agent: Agent) -> dict[str, Any]:
             d: {
                 "meter_answering": s.counters.consecutive_failures == 0,
                 "last_error": s.counters.last_error,
+                "outbox_error": s.counters.outbox_error,
+                "outbox_write_errors": s.counters.outbox_write_errors,
                 "broker_connected": agent.publishers[d].stats.connected,
             }
             for d, s in agent.scanners.items()
@@ -138,14 +176,16 @@ def health(agent: Agent) -> dict[str, Any]:
 def serve_metrics(agent: Agent, host: str, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            code = 200
             if self.path == "/metrics":
                 body, kind = render(agent).encode(), "text/plain; version=0.0.4"
             elif self.path == "/healthz":
-                body, kind = json.dumps(health(agent)).encode(), "application/json"
+                ok, detail = health(agent)
+                body, kind, code = json.dumps(detail).encode(), "application/json", 200 if ok else 503
             else:
                 self.send_error(404)
                 return
-            self.send_response(200)
+            self.send_response(code)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from edge.outbox import Outbox, message_payload
 from eit import wire
 from eit.mqttclient import Will, connect_async, make_client
 from eit.mqttconf import MqttSettings
+from eit.supervise import Stage, Supervisor, Worker
 from eit.timeutil import now_ns, ns_to_iso
 
 log = logging.getLogger("eit.edge.publisher")
@@ -60,6 +62,7 @@ class DevicePublisher:
         status_extra: Callable[[], dict[str, Any]] | None = None,
         status_interval_s: float = 60.0,
         sends_status: bool = True,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.factory = factory
         self.device = device
@@ -83,7 +86,10 @@ class DevicePublisher:
         self._paused_until = 0.0
         self._status_due = 0.0
         self._connected = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.supervisor = supervisor or Supervisor()
+        # Liveness only: scans waiting while the broker is away are an outage, not a stuck loop.
+        self.stage = Stage(f"publish-{device}", lambda: 0)
+        self._worker: Worker | None = None
         self.client = make_client(
             settings,
             client_id=f"{settings.client_id}-{device}",
@@ -98,15 +104,14 @@ class DevicePublisher:
     def start(self) -> None:
         connect_async(self.client, self.settings)
         self.client.loop_start()
-        self._thread = threading.Thread(target=self._pump, name=f"publish-{self.device}", daemon=True)
-        self._thread.start()
+        self._worker = self.supervisor.run(self.stage, self._pump)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop publishing; say ``offline`` on the status topic when connected (a clean stop)."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        if self._worker is not None:
+            self._worker.stop(timeout_s)
         if self._connected.is_set() and self.sends_status:
             info = self.client.publish(self.status_topic, wire.STATUS_OFFLINE.encode(), qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
@@ -195,6 +200,7 @@ class DevicePublisher:
         while not self._stop.is_set():
             self._wake.wait(1.0)
             self._wake.clear()
+            self.stage.progress()
             self._handle_acks()
             if self._stop.is_set():
                 break
@@ -212,7 +218,7 @@ class DevicePublisher:
                 mid, refused, reason = self._acks.get_nowait()
             except queue.Empty:
                 return
-            ids = self._inflight.pop(mid, None)
+            ids = self._inflight.get(mid)
             if ids is None:
                 continue
             if refused:
@@ -229,8 +235,18 @@ class DevicePublisher:
                 )
                 self._paused_until = time.monotonic() + REFUSED_RETRY_S
                 self._cursor = min(self._cursor, min(ids) - 1)
+                del self._inflight[mid]
                 continue
-            self.outbox.delete(ids)
+            try:
+                self.outbox.delete(ids)
+            except sqlite3.Error as exc:
+                # The scans stay in the outbox and in flight: the deletion is tried again at
+                # the next round (a scan is sent again at worst, never lost).
+                self.stats.last_error = f"outbox {self.outbox.path} cannot delete acknowledged scans: {exc}"
+                log.error("device %s: %s", self.device, self.stats.last_error)
+                self._acks.put((mid, refused, reason))
+                return
+            del self._inflight[mid]
             self.stats.acked_scans += len(ids)
 
     def _publish_pending(self) -> None:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from edge.agent import Agent
 from edge.config import EdgeConfig
 from eit.signals import stop_on_signals
+
+log = logging.getLogger("eit.edge")
+
+
+# The exit code when a scan loop or publisher failed too often (EX_SOFTWARE): the agent's systemd
+# unit (Restart=always) starts it afresh.
+EXIT_WORKER_FAILED = 70
 
 
 def run_agent(config: EdgeConfig) -> int:
@@ -12,9 +21,14 @@ def run_agent(config: EdgeConfig) -> int:
     agent = Agent(config)
     agent.start()
     try:
-        while not stop.wait(1.0):
+        while not stop.wait(0.5):
             if agent.finished():  # every device replayed its file and the broker has it all
+                break
+            if agent.failed.is_set():
                 break
     finally:
         agent.stop()
+    if agent.failed.is_set():
+        log.critical("exiting with code %d: %s", EXIT_WORKER_FAILED, agent.failure)
+        return EXIT_WORKER_FAILED
     return 0

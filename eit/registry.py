@@ -13,7 +13,14 @@ from pathlib import Path
 
 from eit.confread import Problems, Section, read_yaml
 from eit.model import ID_HINT, ID_PATTERN
-from eit.standards import Limit, Standards, load_standards, read_limit
+from eit.standards import (
+    SITE_VALUES,
+    Limit,
+    Standards,
+    check_limit_parameter,
+    load_standards,
+    read_limit,
+)
 from eit.units import UnitError, conversion_factor
 
 DEVICE_KINDS = ("stack", "effluent", "ambient", "energy")
@@ -49,6 +56,18 @@ class Device:
     name: str
     channels: dict[str, Channel]
     stale_after_s: float | None = None
+    # Values of the site that limits are computed from (eit.standards.SITE_VALUES), e.g.
+    # receiving_water_tds_mg_l for an outfall to brackish water or the sea.
+    site_values: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Estate:
+    """An industrial estate's own values: for the factories of the estate, each replaces the
+    preset's limit on the same parameter and averaging (or adds one the preset lacks)."""
+
+    name: str
+    preset_limits: dict[str, tuple[Limit, ...]]  # preset id -> the estate's limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +111,7 @@ class Registry:
     standards: Standards
     source: str = ""
     device_count: int = field(default=0)
+    estates: dict[str, Estate] = field(default_factory=dict)
 
     def channel(self, factory: str, device: str, channel: str) -> Channel | None:
         f = self.factories.get(factory)
@@ -128,6 +148,17 @@ def load_registry(path: Path | str) -> Registry:
         timezone = town.text("timezone", "Asia/Bangkok")
         town.finish()
 
+    estates: dict[str, Estate] = {}
+    estate_sections: list[Section] = []
+    with problems.gather():
+        estate_sections = list(root.sections("estates"))
+    for esec in estate_sections:
+        with problems.gather():
+            estate = _read_estate(esec, standards, problems)
+            if estate.name in estates:
+                esec.fail("name", f"estate '{estate.name}' is defined twice")
+            estates[estate.name] = estate
+
     factories: dict[str, Factory] = {}
     device_count = 0
     factory_sections: list[Section] = []
@@ -137,11 +168,17 @@ def load_registry(path: Path | str) -> Registry:
             root.fail("factories", "the registry lists no factories")
     for fsec in factory_sections:
         with problems.gather():
-            factory = _read_factory(fsec, standards, problems)
+            factory = _read_factory(fsec, standards, estates, problems)
             if factory.id in factories:
                 fsec.fail("id", f"factory '{factory.id}' is defined twice")
             factories[factory.id] = factory
             device_count += len(factory.devices)
+    estates_listed = {str(fsec.data.get("estate", "")) for fsec in factory_sections}
+    for esec in estate_sections:
+        with problems.gather():
+            name = esec.data.get("name")
+            if isinstance(name, str) and name not in estates_listed:
+                esec.fail("name", f"no factory is in estate '{name}' (a factory's `estate` names it)")
 
     # Officers are checked against every factory the file lists, read or not, so a factory with
     # a problem of its own does not make each officer covering it a problem too.
@@ -167,7 +204,9 @@ def load_registry(path: Path | str) -> Registry:
     with problems.gather():
         root.finish()
     problems.check()
-    return Registry(town_id, town_name, timezone, factories, officers, standards, source, device_count)
+    return Registry(
+        town_id, town_name, timezone, factories, officers, standards, source, device_count, estates
+    )
 
 
 def _extra_standards(root: Section, base: Path) -> list[Path]:
@@ -182,8 +221,35 @@ def _extra_standards(root: Section, base: Path) -> list[Path]:
     return paths
 
 
-def _read_factory(sec: Section, standards: Standards, problems: Problems) -> Factory:
+def _read_estate(sec: Section, standards: Standards, problems: Problems) -> Estate:
+    name = sec.text("name")
+    preset_limits: dict[str, tuple[Limit, ...]] = {}
+    for pid, psec in sec.mapping_sections("presets", required=True):
+        with problems.gather():
+            if pid not in standards.presets:
+                psec.fail("", f"unknown preset '{pid}'")
+            source = psec.text("source")
+            limits = []
+            seen: set[tuple[str, str]] = set()
+            for lsec in psec.sections("limits", required=True):
+                limit = read_limit(lsec, source, f"preset {pid}, values of estate '{name}'", "standard")
+                check_limit_parameter(lsec, limit, standards.parameters)
+                if (limit.parameter, limit.averaging) in seen:
+                    lsec.fail("parameter", f"{limit.parameter} ({limit.averaging}) is given twice for {pid}")
+                seen.add((limit.parameter, limit.averaging))
+                limits.append(limit)
+            psec.finish()
+            preset_limits[pid] = tuple(limits)
+    sec.finish()
+    return Estate(name, preset_limits)
+
+
+def _read_factory(
+    sec: Section, standards: Standards, estates: dict[str, Estate], problems: Problems
+) -> Factory:
     fid = sec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
+    estate_name = sec.text("estate", "")
+    estate = estates.get(estate_name)
     lat, lon = 0.0, 0.0
     with problems.gather():
         location = sec.section("location", required=True)
@@ -193,7 +259,7 @@ def _read_factory(sec: Section, standards: Standards, problems: Problems) -> Fac
     devices: dict[str, Device] = {}
     for dsec in sec.sections("devices", required=True):
         with problems.gather():
-            device = _read_device(dsec, standards, problems)
+            device = _read_device(dsec, standards, estate, problems)
             if device.id in devices:
                 dsec.fail("id", f"device '{device.id}' is defined twice in factory '{fid}'")
             devices[device.id] = device
@@ -205,7 +271,7 @@ def _read_factory(sec: Section, standards: Standards, problems: Problems) -> Fac
         lat=lat,
         lon=lon,
         district=sec.text("district", ""),
-        estate=sec.text("estate", ""),
+        estate=estate_name,
         devices=devices,
         public=sec.boolean("public", True),
     )
@@ -213,26 +279,43 @@ def _read_factory(sec: Section, standards: Standards, problems: Problems) -> Fac
     return factory
 
 
-def _read_device(sec: Section, standards: Standards, problems: Problems) -> Device:
+def _read_device(sec: Section, standards: Standards, estate: Estate | None, problems: Problems) -> Device:
     did = sec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
     kind = sec.text("kind", choices=DEVICE_KINDS)
     device_preset = _preset_id(sec, standards, kind)
+    site_values: dict[str, float] = {}
+    for name in SITE_VALUES:
+        value = sec.number(name, None, minimum=0)
+        if value is not None:
+            site_values[name] = value
     channels: dict[str, Channel] = {}
     channel_sections = list(sec.sections("channels", required=True))
     if not channel_sections:
         sec.fail("channels", "a device needs at least one channel")
+    used: set[str] = set()
     for csec in channel_sections:
         with problems.gather():
-            channel = _read_channel(csec, standards, device_preset, kind)
+            channel = _read_channel(csec, standards, device_preset, kind, estate, site_values, used)
             if channel.id in channels:
                 csec.fail("id", f"channel '{channel.id}' is defined twice in device '{did}'")
             channels[channel.id] = channel
+    if len(channels) == len(channel_sections):  # (a channel with a problem is reported already)
+        for name in site_values:
+            if name not in used:
+                users = [
+                    f"{lim.parameter} under {p.id}"
+                    for p in standards.presets.values()
+                    for lim in p.site_limits
+                    if lim.site_value == name
+                ]
+                sec.fail(name, f"no channel here has a limit made from it (only {', '.join(users)})")
     device = Device(
         id=did,
         kind=kind,
         name=sec.text("name", did),
         channels=channels,
         stale_after_s=sec.number("stale_after_s", None, exclusive_minimum=0),
+        site_values=site_values,
     )
     sec.finish()
     return device
@@ -251,7 +334,15 @@ def _preset_id(sec: Section, standards: Standards, kind: str) -> str | None:
     return str(preset)
 
 
-def _read_channel(sec: Section, standards: Standards, device_preset: str | None, kind: str) -> Channel:
+def _read_channel(
+    sec: Section,
+    standards: Standards,
+    device_preset: str | None,
+    kind: str,
+    estate: Estate | None,
+    site_values: dict[str, float],
+    used_site_values: set[str],
+) -> Channel:
     cid = sec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
     parameter = sec.text("parameter", cid)
     param = standards.parameters.get(parameter)
@@ -278,6 +369,15 @@ def _read_channel(sec: Section, standards: Standards, device_preset: str | None,
     if preset is not None:
         p = standards.presets[preset]
         preset_limits = tuple(lim for lim in p.limits if lim.parameter == parameter)
+        if estate is not None and preset in estate.preset_limits:
+            preset_limits = _replace(
+                preset_limits, [lim for lim in estate.preset_limits[preset] if lim.parameter == parameter]
+            )
+        for site_limit in p.site_limits:
+            value = site_values.get(site_limit.site_value)
+            if site_limit.parameter == parameter and value is not None:
+                used_site_values.add(site_limit.site_value)
+                preset_limits = _replace(preset_limits, [site_limit.resolve(value, f"preset {preset}")])
         o2_ref = p.reference_o2_percent
         for lim in preset_limits:
             _check_convertible(sec, "standard", lim, unit, standards)
@@ -302,6 +402,13 @@ def _read_channel(sec: Section, standards: Standards, device_preset: str | None,
         permit_limits=tuple(permits),
         o2_reference_percent=o2_ref,
     )
+
+
+def _replace(limits: tuple[Limit, ...], replacements: list[Limit]) -> tuple[Limit, ...]:
+    """``limits`` with each replacement in place of those on its parameter and averaging."""
+    replaced = {(lim.parameter, lim.averaging) for lim in replacements}
+    kept = [lim for lim in limits if (lim.parameter, lim.averaging) not in replaced]
+    return (*kept, *replacements)
 
 
 def _without(sec: Section, key: str) -> Section:

@@ -29,15 +29,19 @@ def open_durable(path: Path, timeout_s: float = 30.0) -> sqlite3.Connection:
 
 @contextmanager
 def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
-    """A write transaction: BEGIN IMMEDIATE, COMMIT when the block ends, ROLLBACK on any error."""
+    """A write transaction: BEGIN IMMEDIATE, COMMIT when the block ends, ROLLBACK on any error.
+
+    SQLite rolls a transaction back by itself on some errors (a full disk, SQLITE_FULL): then
+    there is nothing left to roll back, and the error raised is the one that happened, not
+    "cannot rollback". A failed COMMIT is rolled back too, so the connection is usable again."""
     cur = db.cursor()
     cur.execute("BEGIN IMMEDIATE")
     try:
         yield cur
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    else:
         db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
     finally:
         cur.close()

@@ -23,6 +23,10 @@ AVERAGING_PERIODS: dict[str, int] = {
 }
 PRESET_ID = re.compile(r"[a-z0-9]+(\.[a-z0-9_]+)+")
 
+# Values of a site that a preset's limit may be computed from (a device attribute in the site
+# registry), with the unit they are given in.
+SITE_VALUES: dict[str, str] = {"receiving_water_tds_mg_l": "mg/L"}
+
 
 @dataclass(frozen=True, slots=True)
 class Parameter:
@@ -47,6 +51,7 @@ class Limit:
     averaging_confirmed: bool = True
     effective_from: date | None = None
     effective_to: date | None = None
+    dates_confirmed: bool = True  # false where a source gives a date in force as "about"
     origin: str = ""  # "preset th.stack.boiler.biomass" or "permit EIA-2019-044"
     kind: str = "standard"  # "standard" or "permit" (as POMS reports the threshold type)
     note: str = ""
@@ -55,6 +60,43 @@ class Limit:
         if self.effective_from is not None and day < self.effective_from:
             return False
         return not (self.effective_to is not None and day > self.effective_to)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteLimit:
+    """A limit computed from a value of the site: max = the site value + ``max_above``.
+
+    The site value is a device attribute in the site registry (``SITE_VALUES``). Where a device
+    gives it, the registry turns this into a plain :class:`Limit` that replaces the preset's
+    limits on the same parameter and averaging; where it does not, the rule does not apply (its
+    condition, ``applies_to``, is not met) and the preset's plain limits stand. The rules only
+    ever see plain limits.
+    """
+
+    parameter: str
+    unit: str
+    averaging: str
+    site_value: str
+    max_above: float
+    applies_to: str
+    source: str
+    confirmed: bool = True
+    averaging_confirmed: bool = True
+    note: str = ""
+
+    def resolve(self, value: float, origin: str) -> Limit:
+        return Limit(
+            parameter=self.parameter,
+            unit=self.unit,
+            averaging=self.averaging,
+            max=value + self.max_above,
+            source=self.source,
+            confirmed=self.confirmed,
+            averaging_confirmed=self.averaging_confirmed,
+            origin=f"{origin}, {self.site_value} {value:g} + {self.max_above:g}",
+            kind="standard",
+            note=self.note or self.applies_to,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +109,7 @@ class Preset:
     limits: tuple[Limit, ...]
     reference_o2_percent: float | None = None
     screening: bool = False
+    site_limits: tuple[SiteLimit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +120,25 @@ class Standards:
     files: tuple[str, ...] = field(default_factory=tuple)
 
 
-def read_limit(sec: Section, default_source: str, origin: str, kind: str) -> Limit:
-    """Read one limit entry (shared by presets and the site registry's permits)."""
+def read_day(sec: Section, key: str) -> tuple[date | None, bool]:
+    """A date in force and whether the sources confirm it to the day: written ``2026-01-01``,
+    or ``{date: 2022-07-09, confirmed: false}`` where a source gives it as "about"."""
+    if not sec.has(key):
+        sec.raw(key, None)
+        return None, True
+    if not isinstance(sec.data[key], dict):
+        return sec.day(key), True
+    dated = sec.section(key)
+    day = dated.day("date")
+    confirmed = dated.boolean("confirmed", True)
+    dated.finish()
+    return day, confirmed
+
+
+def read_limit(
+    sec: Section, default_source: str, origin: str, kind: str, default_confirmed: bool = True
+) -> Limit:
+    """Read one limit entry (shared by presets, estate overrides and the site registry's permits)."""
     parameter = sec.text("parameter")
     unit = sec.text("unit")
     averaging = sec.text("averaging", "1h", choices=tuple(AVERAGING_PERIODS))
@@ -91,8 +151,8 @@ def read_limit(sec: Section, default_source: str, origin: str, kind: str) -> Lim
     source = sec.text("source", default_source)
     if not source:
         sec.fail("source", "every limit needs its source")
-    eff_from = sec.day("effective_from", None)
-    eff_to = sec.day("effective_to", None)
+    eff_from, from_confirmed = read_day(sec, "effective_from")
+    eff_to, to_confirmed = read_day(sec, "effective_to")
     if eff_from and eff_to and eff_to < eff_from:
         sec.fail("effective_to", "ends before it starts")
     limit = Limit(
@@ -102,10 +162,11 @@ def read_limit(sec: Section, default_source: str, origin: str, kind: str) -> Lim
         max=max_value,
         min=min_value,
         source=source,
-        confirmed=sec.boolean("confirmed", True),
+        confirmed=sec.boolean("confirmed", default_confirmed),
         averaging_confirmed=sec.boolean("averaging_confirmed", True),
         effective_from=eff_from,
         effective_to=eff_to,
+        dates_confirmed=from_confirmed and to_confirmed,
         origin=origin,
         kind=kind,
         note=sec.text("note", ""),
@@ -183,17 +244,54 @@ def _load_presets(path: Path, source: str, params: dict[str, Parameter], presets
         ref.text("basis", None, choices=("dry", "wet"))
         ref.finish()
         screening = sec.boolean("screening", False)
+        confirmed = sec.boolean("confirmed", True)  # the default of its limits
         limits = []
         for lsec in sec.sections("limits", required=True):
-            limit = read_limit(lsec, preset_source, f"preset {pid}", "standard")
-            _check_limit_parameter(lsec, limit, params)
+            limit = read_limit(lsec, preset_source, f"preset {pid}", "standard", confirmed)
+            check_limit_parameter(lsec, limit, params)
             limits.append(limit)
+        site_limits = [
+            _read_site_limit(lsec, preset_source, confirmed, params) for lsec in sec.sections("site_limits")
+        ]
         sec.finish()
-        presets[pid] = Preset(pid, title_en, title_th, kind, preset_source, tuple(limits), o2_ref, screening)
+        presets[pid] = Preset(
+            pid,
+            title_en,
+            title_th,
+            kind,
+            preset_source,
+            tuple(limits),
+            o2_ref,
+            screening,
+            tuple(site_limits),
+        )
     root.finish()
 
 
-def _check_limit_parameter(sec: Section, limit: Limit, params: dict[str, Parameter]) -> None:
+def _read_site_limit(
+    sec: Section, default_source: str, default_confirmed: bool, params: dict[str, Parameter]
+) -> SiteLimit:
+    site_value = sec.text("site_value", choices=tuple(SITE_VALUES))
+    limit = SiteLimit(
+        parameter=sec.text("parameter"),
+        unit=sec.text("unit"),
+        averaging=sec.text("averaging", "1h", choices=tuple(AVERAGING_PERIODS)),
+        site_value=site_value,
+        max_above=sec.number("max_above_site_value", minimum=0),
+        applies_to=sec.text("applies_to"),
+        source=sec.text("source", default_source),
+        confirmed=sec.boolean("confirmed", default_confirmed),
+        averaging_confirmed=sec.boolean("averaging_confirmed", True),
+        note=sec.text("note", ""),
+    )
+    if limit.unit != SITE_VALUES[site_value]:
+        sec.fail("unit", f"{site_value} is given in {SITE_VALUES[site_value]}, the limit is in {limit.unit}")
+    check_limit_parameter(sec, limit.resolve(0.0, ""), params)
+    sec.finish()
+    return limit
+
+
+def check_limit_parameter(sec: Section, limit: Limit, params: dict[str, Parameter]) -> None:
     param = params.get(limit.parameter)
     if param is None:
         sec.fail("parameter", f"unknown parameter '{limit.parameter}'")

@@ -53,6 +53,24 @@ class IngestMetrics:
             ["factory", "device"],
             registry=r,
         )
+        self.edge_outbox_write_errors = Gauge(
+            "eit_edge_outbox_write_errors",
+            "Scans an agent lost because its outbox could not store them, as its last status says",
+            ["factory", "device"],
+            registry=r,
+        )
+        self.edge_outbox_ok = Gauge(
+            "eit_edge_outbox_ok",
+            "0 while an agent reports that its outbox cannot store scans (outbox_error), else 1",
+            ["factory", "device"],
+            registry=r,
+        )
+        self.edge_scan_restarts = Gauge(
+            "eit_edge_scan_restarts",
+            "Times an agent restarted the device's scan loop after it failed, as its status says",
+            ["factory", "device"],
+            registry=r,
+        )
         self.devices_offline = Gauge(
             "eit_devices_offline", "Devices whose last status message says offline", registry=r
         )

@@ -34,6 +34,7 @@ from eit.mqttconf import MqttSettings
 from eit.registry import Registry
 from eit.store import StoreError, StoreUnavailable
 from eit.storeschema import FACTORY, Platform, PlatformDeadLetters, Sites
+from eit.supervise import Stage, Supervisor, Worker
 from eit.timeutil import now_ns
 from ingest.metrics import IngestMetrics
 from ingest.store.influx import point_line
@@ -101,6 +102,7 @@ class StatusWatcher:
         self.settings = settings
         self._lock = threading.Lock()
         self._status: dict[tuple[str, str], DeviceStatus] = {}
+        self.unreadable = 0
         self.client = make_client(settings, client_id=f"{settings.client_id}-stats")
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
@@ -118,6 +120,15 @@ class StatusWatcher:
             client.subscribe(wire.STATUS_SUBSCRIPTION, qos=1)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # An exception here would end paho's network thread, and with it the watcher: a status
+        # this code cannot read is logged and skipped (the ingest dead-letters it).
+        try:
+            self._take(message)
+        except Exception as exc:
+            self.unreadable += 1
+            log.warning("status on %s skipped: %s: %s", message.topic, type(exc).__name__, exc)
+
+    def _take(self, message: mqtt.MQTTMessage) -> None:
         try:
             topic = wire.parse_topic(message.topic)
         except DecodeError:
@@ -156,6 +167,7 @@ class PlatformStats:
         instance: str,
         watcher: StatusWatcher | None = None,
         interval_s: float = DEFAULT_INTERVAL_S,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.registry = registry
         self.writer = store if isinstance(store, LineWriter) else None
@@ -166,7 +178,9 @@ class PlatformStats:
         self.points_written = 0
         self._sites_written = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="selfstats", daemon=True)
+        self.supervisor = supervisor or Supervisor()
+        self.stage = Stage("selfstats")
+        self._worker: Worker | None = None
 
     def snapshot(self, ts_ns: int) -> list[str]:
         """The ``platform`` and ``platform_dead_letters`` points at ``ts_ns``."""
@@ -225,18 +239,19 @@ class PlatformStats:
             return
         if self.watcher is not None:
             self.watcher.start()
-        self._thread.start()
+        self._worker = self.supervisor.run(self.stage, self._run)
 
     def _run(self) -> None:
         while True:
-            self.write_once()
+            with self.stage.working():
+                self.write_once()
             if self._stop.wait(self.interval_s):
                 return
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10.0)
+        if self._worker is not None:
+            self._worker.stop(10.0)
             self.write_once()  # the counters as they stand at the stop
         if self.watcher is not None and self.writer is not None:
             self.watcher.stop()

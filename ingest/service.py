@@ -3,13 +3,17 @@
 The MQTT session is persistent and acknowledgements are manual: a message is acknowledged only
 after its readings and its dead letters are durable. If the process dies before that, the broker
 delivers the message again; the store's idempotent writes keep it from being counted twice.
-While the store is down the batch is retried with backoff and nothing is acknowledged, so the
-broker's flow control (receive maximum) holds the rest back: nothing is lost, memory is bounded.
+While the store is down the batch is retried with backoff and jitter (tenacity) and nothing is
+acknowledged, so the broker's flow control (receive maximum) holds the rest back: nothing is
+lost, memory is bounded.
 
 Beside paho's network thread, three stages run in their own threads, batch after batch in the
 order received: decode (collect a batch, decode, validate), write (make it durable), rules (hand
 it to the sinks, then acknowledge). While one batch is being written, the next is decoded and the
 one before is with the rules, so the store's round trip overlaps the work in Python.
+
+The stages run under a supervisor (:mod:`eit.supervise`): a stage that fails is restarted with the
+batch it held, and each reports its liveness, backlog (messages) and progress to ``/healthz``.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
+import tenacity
 
 from eit import wire
 from eit.errors import DecodeError
@@ -32,12 +37,16 @@ from eit.mqttclient import connect_async, make_client
 from eit.mqttconf import MqttSettings
 from eit.registry import Registry
 from eit.store import Store, StoreError, StoreUnavailable
+from eit.supervise import Stage, Supervisor, Worker
 from eit.timeutil import now_ns
 from ingest.deadletters import DeadLetter, DeadLetterStore, payload_text
 from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
 from ingest.validate import Validator
 from statedb import StateDbUnavailable
+
+STORE_RETRY_FIRST_S = 0.5
+STORE_RETRY_JITTER_S = 0.5
 
 log = logging.getLogger("eit.ingest")
 
@@ -88,6 +97,18 @@ class Ingest:
         self.sinks = list(sinks)
         self.validator = Validator(registry, self.settings.max_future_s)
         self._stopping = threading.Event()
+        # Store outages: 0.5 s, 1 s, 2 s ... up to retry_max_s, each plus up to 0.5 s of jitter so
+        # that ingest workers and servers coming back together do not retry in step.
+        self._store_retries = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(StoreUnavailable),
+            wait=tenacity.wait_exponential_jitter(
+                multiplier=STORE_RETRY_FIRST_S, max=self.settings.retry_max_s, jitter=STORE_RETRY_JITTER_S
+            ),
+            sleep=self._wait_unless_stopping,
+            before_sleep=self._store_unavailable,
+            reraise=True,
+        )
+        self._dead_letter_retries = self._store_retries.copy(before_sleep=self._dead_letters_unavailable)
 
     def decode_batch(self, messages: Sequence[Incoming], received_ns: int) -> BatchResult:
         result = BatchResult()
@@ -161,15 +182,19 @@ class Ingest:
         self._agent_metrics(topic, details)
 
     def _agent_metrics(self, topic: wire.Topic, details: dict[str, Any]) -> None:
-        """The agent's own figures from a JSON status: outbox drops and backlog, clock."""
+        """The agent's own figures from a JSON status: outbox drops, backlog and write errors,
+        scan loop restarts, clock."""
         labels = (topic.factory, topic.device)
         for key, gauge in (
             ("outbox_dropped", self.metrics.edge_outbox_dropped),
             ("outbox_pending", self.metrics.edge_outbox_pending),
+            ("outbox_write_errors", self.metrics.edge_outbox_write_errors),
+            ("scan_restarts", self.metrics.edge_scan_restarts),
         ):
-            value = details.get(key)
+            value = details.get(key, 0 if key in ("outbox_write_errors", "scan_restarts") else None)
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 gauge.labels(*labels).set(value)
+        self.metrics.edge_outbox_ok.labels(*labels).set(0 if details.get("outbox_error") else 1)
         clock = details.get("clock")
         if isinstance(clock, str):
             self.metrics.edge_clock_ok.labels(*labels).set(0 if clock == "wrong" else 1)
@@ -188,37 +213,53 @@ class Ingest:
         log.warning("dead letter on %s: %s: %s", msg.topic, reason, f"{where}: {detail}" if where else detail)
         result.dead.append(DeadLetter(received_ns, msg.topic, reason, detail, where, payload_text(payload)))
 
-    def store_batch(self, result: BatchResult) -> None:
-        """Make the batch durable, retrying while the store is unavailable."""
-        delay = 0.5
-        while True:
-            try:
+    def store_batch(self, result: BatchResult, rest: Callable[[float], None] | None = None) -> None:
+        """Make the batch durable, retrying while the store is unavailable. ``rest`` is told of
+        each wait before a retry (the write stage's health: waiting on the store is not stuck).
+        Raises :class:`StoreUnavailable` only when the ingest stops meanwhile."""
+        store_retries, letter_retries = self._store_retries, self._dead_letter_retries
+        if rest is not None:
+            store_retries = store_retries.copy(before_sleep=_and_rest(self._store_unavailable, rest))
+            letter_retries = letter_retries.copy(before_sleep=_and_rest(self._dead_letters_unavailable, rest))
+        for attempt in store_retries:
+            with attempt:
                 started = time.perf_counter()
                 self._write(result)
                 self.metrics.store_write_seconds.observe(time.perf_counter() - started)
-                break
-            except StoreUnavailable as exc:
-                self.metrics.store_errors.labels("unavailable").inc()
-                log.error("store unavailable, retrying in %.1f s (nothing acknowledged): %s", delay, exc)
-                if self._stopping.wait(delay):
-                    raise
-                delay = min(delay * 2, self.settings.retry_max_s)
-        delay = 0.5
-        while True:
-            try:
-                self.deadletters.add(result.dead)
-                break
-            except StateDbUnavailable as exc:
-                # The state database is down (PostgreSQL restarting): an outage like the store's.
-                self.metrics.store_errors.labels("dead_letters_unavailable").inc()
-                log.error(
-                    "dead letters cannot be kept, retrying in %.1f s (nothing acknowledged): %s", delay, exc
-                )
-                if self._stopping.wait(delay):
-                    raise StoreUnavailable(f"dead letters: {exc}") from exc
-                delay = min(delay * 2, self.settings.retry_max_s)
+        for attempt in letter_retries:
+            with attempt:
+                self._keep_dead_letters(result)
         self.metrics.readings_stored.inc(len(result.readings))
         self.metrics.batch_readings.observe(len(result.readings))
+
+    def _keep_dead_letters(self, result: BatchResult) -> None:
+        try:
+            self.deadletters.add(result.dead)
+        except StateDbUnavailable as exc:
+            # The state database is down (PostgreSQL restarting): an outage like the store's.
+            raise StoreUnavailable(f"dead letters: {exc}") from exc
+
+    def _dead_letters_unavailable(self, state: tenacity.RetryCallState) -> None:
+        assert state.outcome is not None and state.next_action is not None
+        self.metrics.store_errors.labels("dead_letters_unavailable").inc()
+        log.error(
+            "dead letters cannot be kept, retrying in %.1f s (nothing acknowledged): %s",
+            state.next_action.sleep,
+            state.outcome.exception(),
+        )
+
+    def _store_unavailable(self, state: tenacity.RetryCallState) -> None:
+        assert state.outcome is not None and state.next_action is not None
+        self.metrics.store_errors.labels("unavailable").inc()
+        log.error(
+            "store unavailable, retrying in %.1f s (nothing acknowledged): %s",
+            state.next_action.sleep,
+            state.outcome.exception(),
+        )
+
+    def _wait_unless_stopping(self, seconds: float) -> None:
+        if self._stopping.wait(seconds):
+            raise StoreUnavailable("the ingest is stopping while the store is unavailable")
 
     def _write(self, result: BatchResult) -> None:
         try:
@@ -276,45 +317,73 @@ class Ingest:
 
 
 class MqttIngest:
-    """Connects :class:`Ingest` to the broker: persistent session, manual acks, batching."""
+    """Connects :class:`Ingest` to the broker: persistent session, manual acks, batching.
 
-    def __init__(self, ingest: Ingest, mqtt_settings: MqttSettings) -> None:
+    Its three stages run under a :class:`eit.supervise.Supervisor`. Each keeps the batch it holds
+    on this object (``_decoding``, ``_writing``, ``_delivering``), so a stage that fails and is
+    restarted begins with that batch again: nothing unacknowledged is dropped, nothing is
+    acknowledged twice (the rules stage remembers how many of its batch's messages it acked).
+    """
+
+    def __init__(
+        self, ingest: Ingest, mqtt_settings: MqttSettings, supervisor: Supervisor | None = None
+    ) -> None:
         self.ingest = ingest
         self.settings = mqtt_settings
         self.metrics = ingest.metrics
+        self.supervisor = supervisor or Supervisor()
         # SimpleQueue: the C queue, a cheaper put in paho's network thread than queue.Queue.
         self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
-        # Messages received (paho's thread) and acknowledged (the writer's): the queue depth gauge
-        # is their difference, computed when it is read rather than updated per message.
+        # Messages received (paho's thread), handed to the writer (decode stage), stored (write
+        # stage) and acknowledged (rules stage): each stage's backlog, and the queue depth gauge,
+        # are differences of these, computed when read rather than updated per message.
         self._received = 0
+        self._handed = 0
+        self._written = 0
         self._done = 0
         self.metrics.queue_depth.set_function(lambda: self._received - self._done)
         self._stop = threading.Event()
         self._connected = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ingest-decode", daemon=True)
+        self.last_broker_error = "not connected yet"
         # Decoded batches waiting to be written: two at most, so memory stays bounded while the
         # store is slow (the broker's flow control holds back the rest).
         self._handoff: queue.Queue[tuple[list[Incoming], BatchResult] | None] = queue.Queue(maxsize=2)
-        self._writer = threading.Thread(target=self._write_stage, name="ingest-write", daemon=True)
         # Stored batches on their way to the rules; unbounded, but never more than the decoded
         # batches the broker's receive maximum lets in.
         self._stored: queue.SimpleQueue[tuple[list[Incoming], BatchResult] | None] = queue.SimpleQueue()
-        self._rules = threading.Thread(target=self._rules_stage, name="ingest-rules", daemon=True)
+        # What each stage holds: taken from its queue, not yet passed on.
+        self._decoding: list[Incoming] | None = None
+        self._writing: tuple[list[Incoming], BatchResult] | None = None
+        self._delivering: tuple[list[Incoming], BatchResult] | None = None
+        self._delivered = False
+        self._acked = 0
+        self.decode_stage = Stage("ingest-decode", lambda: self._received - self._handed)
+        self.write_stage = Stage("ingest-write", lambda: self._handed - self._written)
+        self.rules_stage = Stage("ingest-rules", lambda: self._written - self._done)
+        self._workers: list[Worker] = []
         self.client = make_client(mqtt_settings, persistent=True, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_message = self._on_message
+        self._broker = f"{mqtt_settings.host}:{mqtt_settings.port}"
 
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        return (self.decode_stage, self.write_stage, self.rules_stage)
+
     def start(self) -> None:
         connect_async(self.client, self.settings, persistent=True, receive_maximum=RECEIVE_MAXIMUM)
         self.client.loop_start()
-        self._thread.start()
-        self._writer.start()
-        self._rules.start()
+        self._workers = [
+            self.supervisor.run(self.decode_stage, self._run),
+            self.supervisor.run(self.write_stage, self._write_stage),
+            self.supervisor.run(self.rules_stage, self._rules_stage),
+        ]
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
@@ -322,9 +391,9 @@ class MqttIngest:
     def stop(self) -> None:
         self._stop.set()
         self.ingest.stop()
-        self._thread.join(30.0)
-        self._writer.join(30.0)
-        self._rules.join(30.0)
+        # In order: each stage ends after passing on what it holds, then tells the next.
+        for worker in self._workers:
+            worker.stop(30.0)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -332,12 +401,12 @@ class MqttIngest:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         if reason.is_failure:
-            log.error(
-                "broker %s:%s refused the connection: %s", self.settings.host, self.settings.port, reason
-            )
+            self.last_broker_error = f"broker {self._broker} refused the connection: {reason}"
+            log.error("%s", self.last_broker_error)
             return
         client.subscribe([(wire.DATA_SUBSCRIPTION, 1), (wire.STATUS_SUBSCRIPTION, 1)])
         self._connected.set()
+        self.last_broker_error = ""
         self.metrics.broker_connected.set(1)
         log.info(
             "connected to broker %s:%s (session present: %s)",
@@ -346,11 +415,15 @@ class MqttIngest:
             getattr(flags, "session_present", "?"),
         )
 
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self.last_broker_error = f"broker {self._broker} does not accept connections (retrying)"
+
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         self._connected.clear()
         self.metrics.broker_connected.set(0)
+        self.last_broker_error = f"disconnected from broker {self._broker}: {reason}"
         if not self._stop.is_set():
             log.warning("disconnected from broker: %s (reconnecting)", reason)
 
@@ -363,73 +436,133 @@ class MqttIngest:
     def _run(self) -> None:
         """The decoding stage: collects a batch, decodes and validates it, and hands it to the
         writing stage, so that a batch is decoded while the one before it is being written."""
+        stage = self.decode_stage
+        while not self._stop.is_set():
+            batch = self._decoding  # a batch a failed run of this stage left behind
+            if batch is None:
+                batch = self._collect()
+                if batch is None:
+                    continue
+            stage.progress()
+            result = self.ingest.decode_batch(batch, now_ns())
+            if not self._hand_over((batch, result)):
+                return  # stopping, and the writer is gone: the batch stays unacknowledged
+            self._decoding = None
+            self._handed += len(batch)
+            stage.progress()
+        self._hand_over(None)
+
+    def _collect(self) -> list[Incoming] | None:
+        """The next batch from the queue (None when nothing came within 0.2 s). The batch is
+        held on the stage (``_decoding``) from its first message on."""
         settings = self.ingest.settings
         # Roughly 20 bytes of JSON per value: cap a batch near batch_max_readings values.
         budget = settings.batch_max_readings * 20
         try:
-            while not self._stop.is_set():
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return None
+        batch = self._decoding = [first]
+        size = len(first.payload)
+        deadline = time.monotonic() + settings.flush_interval_s
+        while size < budget:
+            # What has arrived meanwhile joins the batch at once; an idle queue is waited on
+            # until the flush deadline.
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
                 try:
-                    first = self._queue.get(timeout=0.2)
+                    item = self._queue.get(timeout=remaining)
                 except queue.Empty:
-                    continue
-                batch = [first]
-                size = len(first.payload)
-                deadline = time.monotonic() + settings.flush_interval_s
-                while size < budget:
-                    # What has arrived meanwhile joins the batch at once; an idle queue is waited
-                    # on until the flush deadline.
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            break
-                        try:
-                            item = self._queue.get(timeout=remaining)
-                        except queue.Empty:
-                            break
-                    batch.append(item)
-                    size += len(item.payload)
-                result = self.ingest.decode_batch(batch, now_ns())
-                self._hand_over((batch, result))
-        finally:
-            self._hand_over(None)
+                    break
+            batch.append(item)
+            size += len(item.payload)
+        return batch
 
-    def _hand_over(self, item: tuple[list[Incoming], BatchResult] | None) -> None:
+    def _hand_over(self, item: tuple[list[Incoming], BatchResult] | None) -> bool:
+        """Put ``item`` on the writer's queue; False when stopping and the writer has ended."""
         while True:
             try:
                 self._handoff.put(item, timeout=0.2)
-                return
+                return True
             except queue.Full:
-                if not self._writer.is_alive():
-                    return  # the writer stopped (store down while stopping): nothing to wait for
+                # Waiting for the writer is this stage working as designed; the writer's own
+                # stage reports whether it is stuck.
+                self.decode_stage.progress()
+                if self._stop.is_set() and not self.write_stage.running:
+                    return False  # the writer stopped (store down while stopping)
 
     def _write_stage(self) -> None:
         """The writing stage: makes each batch durable and hands it on to the rules stage."""
-        try:
-            while True:
-                item = self._handoff.get()
-                if item is None:
-                    return
+        stage = self.write_stage
+        while True:
+            item = self._writing
+            if item is None:
                 try:
-                    self.ingest.store_batch(item[1])
-                except StoreUnavailable:
-                    return  # stopping while the store is down: leave the batch unacknowledged
-                self._stored.put(item)
-        finally:
-            self._stored.put(None)
+                    item = self._handoff.get(timeout=0.2)
+                except queue.Empty:
+                    if self._stop.is_set() and not self.decode_stage.running:
+                        item = None  # the decode stage ended without a word (it failed)
+                    else:
+                        continue
+                if item is None:
+                    self._stored.put(None)
+                    return
+                self._writing = item
+            stage.progress()
+            try:
+                self.ingest.store_batch(item[1], rest=stage.rest)
+            except StoreUnavailable:
+                # Stopping while the store is down: leave the batch unacknowledged.
+                self._stored.put(None)
+                return
+            self._writing = None
+            self._written += len(item[0])
+            stage.progress()
+            self._stored.put(item)
 
     def _rules_stage(self) -> None:
         """The rules stage: hands each stored batch to the rules, then acknowledges its messages,
         in the order they were received (a message is acknowledged only once its readings are
         stored and the rules have seen them; a crash before that brings it back)."""
+        stage = self.rules_stage
         while True:
-            item = self._stored.get()
-            if item is None:
-                return
-            batch, result = item
-            self.ingest.deliver(result, now_ns())
-            for msg in batch:
+            if self._delivering is None:
+                try:
+                    item = self._stored.get(timeout=0.2)
+                except queue.Empty:
+                    if self._stop.is_set() and not self.write_stage.running:
+                        return  # the write stage ended without a word (it failed)
+                    continue
+                if item is None:
+                    return
+                self._delivering, self._delivered, self._acked = item, False, 0
+            stage.progress()
+            batch, result = self._delivering
+            if not self._delivered:
+                self.ingest.deliver(result, now_ns())
+                self._delivered = True
+            while self._acked < len(batch):
+                msg = batch[self._acked]
                 if msg.qos > 0:
                     self.client.ack(msg.mid, msg.qos)
+                self._acked += 1
+            self._delivering = None
             self._done += len(batch)
+            stage.progress()
+
+
+def _and_rest(
+    log_wait: Callable[[tenacity.RetryCallState], None], rest: Callable[[float], None]
+) -> Callable[[tenacity.RetryCallState], None]:
+    """Before a retry's wait: log it, and tell the stage it is resting on purpose."""
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        log_wait(state)
+        assert state.next_action is not None
+        rest(state.next_action.sleep)
+
+    return before_sleep

@@ -71,6 +71,25 @@ class HttpSettings(_Section):
     token_ttl_s: float = Field(12 * 3600.0, ge=60, le=30 * 86400)
     # A factory whose newest reading is older than this shows as "no data" on the pages.
     no_data_after_s: float = Field(900.0, gt=0)
+    # /metrics and /readyz answer a request carrying this token (Authorization: Bearer ...);
+    # give it as metrics_token, metrics_token_file or metrics_token_env.
+    metrics_token: SecretStr | None = None
+    # /metrics for everyone (behind a firewall that keeps it private, for instance).
+    metrics_public: bool = False
+    # Requests from this machine (127.0.0.1, ::1) may read /metrics and /readyz without the token.
+    # Turn off behind a reverse proxy on the same machine that does not pass X-Forwarded-For.
+    trust_loopback: bool = True
+
+
+class HealthSettings(_Section):
+    """When `eit serve` calls itself unhealthy, and when it gives up (docs/health.md)."""
+
+    # A stage with work waiting that has not progressed for this long is stuck (/healthz: 503).
+    stuck_after_s: float = Field(60.0, gt=0)
+    # A worker that fails is restarted; when it fails more than max_restarts times within
+    # restart_window_s, `eit serve` exits (code 70) so that systemd or compose start it afresh.
+    max_restarts: int = Field(5, ge=0)
+    restart_window_s: float = Field(300.0, gt=0)
 
 
 class BrokerFiles(_Section):
@@ -148,6 +167,7 @@ class ServeFile(_Section):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     rules: RuleSettings = Field(default_factory=RuleSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     notifiers: list[dict[str, Any]] = Field(default_factory=list)
     broker: BrokerFiles | None = None
 
@@ -167,6 +187,7 @@ class ServeConfig:
     # PostgreSQL for the state database (default: the SQLite file state_path); its URL may hold a password.
     state_url: str | None = field(default=None, repr=False)
     broker: BrokerFiles | None = None
+    health: HealthSettings = field(default_factory=HealthSettings)
 
 
 def load_serve_config(path: Path | str, environ: dict[str, str] | None = None) -> ServeConfig:
@@ -232,6 +253,7 @@ class _Reader:
             http=file.http,
             notifiers=tuple(notifiers),
             broker=file.broker,
+            health=file.health,
         )
 
     # -- plugin sections ---------------------------------------------------------------------------
@@ -251,6 +273,7 @@ class _Reader:
         if not isinstance(raw, list):
             return []  # reported by ServeFile
         found = []
+        names: dict[str, int] = {}  # each notifier's name (its queue's) -> its index
         for index, entry in enumerate(raw):
             loc: Loc = ("notifiers", index)
             if not isinstance(entry, dict):
@@ -266,6 +289,13 @@ class _Reader:
                 settings = self.validate(NOTIFIER_KINDS.get(kind).settings, entry, loc)
                 if settings is not None:
                     found.append(settings)
+                    named = names.setdefault(settings.queue_name, index)
+                    if named != index:
+                        self.add(
+                            (*loc, "name" if settings.name else "kind"),
+                            f"notifiers[{named}] is named '{settings.queue_name}' too:"
+                            " give each notifier of one kind a name of its own (name: ...)",
+                        )
         return found
 
     # -- validation and its problems ---------------------------------------------------------------

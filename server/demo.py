@@ -12,7 +12,7 @@ import sys
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -195,14 +195,16 @@ def backfill(store: Any, registry: Registry, edge_dir: Path, hours: float) -> st
     the hour's normal ones. What the rules find in the history is not kept as alerts."""
     from alerts.state import open_alert_store
     from eit.timeutil import now_ns
+    from server.history import edge_meters, simulate_history
 
     end = now_ns()
     start = end - int(hours * 3600) * NS_PER_S
     scratch = open_alert_store(None, Path(":memory:"))
     try:
-        done = simulate_history(
-            registry, store, scratch, edge_dir, start, end, exceed_from_ns=end - end % (3600 * NS_PER_S)
-        )
+        # The exceeding meter climbs from the top of the current hour.
+        top_of_hour = end - end % (3600 * NS_PER_S)
+        meters = [replace(m, exceed_from_ns=top_of_hour) for m in edge_meters(edge_dir)]
+        done = simulate_history(registry, store, scratch, meters, start, end)
     finally:
         scratch.close()
     return f"{done.readings} readings of the last {hours:g} h of the simulated meters (first run)"
@@ -220,117 +222,6 @@ def demo_accounts(accounts: Any, registry: Registry) -> str:
             accounts.add_user(name, role, password, now_ns(), factory)
         shown.append(f"{name}/{password}" + (f" ({factory})" if factory else ""))
     return "  ".join(shown)
-
-
-@dataclass(slots=True)
-class History:
-    start_ns: int
-    end_ns: int
-    readings: int = 0
-    scans: int = 0
-    events: list[Any] = field(default_factory=list)
-
-
-def simulate_history(
-    registry: Registry,
-    store: Any,
-    alerts: Any,
-    edge_dir: Path,
-    start_ns: int,
-    end_ns: int,
-    *,
-    scan_s: int = 60,
-    exceed_from_ns: int | None = None,
-    silent_from_ns: dict[str, int] | None = None,
-    settings: Any = None,
-) -> History:
-    """The town's simulated meters (the sim drivers of ``edge_dir/*.yaml``) run on a virtual clock
-    from ``start_ns`` to ``end_ns``, one scan every ``scan_s``; the readings are stored and judged
-    by the compliance engine as `eit serve` would have (hourly, rolling, daily, AQI, energy; alerts
-    into ``alerts``). Meters with the exceeding profile run normally until ``exceed_from_ns``
-    (never when None); a factory in ``silent_from_ns`` stops reporting at that time."""
-    from alerts.engine import AlertEngine
-    from alerts.notifiers.dispatch import Dispatcher
-    from alerts.settings import RuleSettings
-    from edge.config import parse_edge_config
-    from edge.drivers.base import DriverError
-    from edge.drivers.sim import SimDriver
-
-    virtual = [0.0]
-    drivers: list[tuple[str, str, SimDriver]] = []
-    for path in sorted(edge_dir.glob("*.yaml")):
-        doc = read_yaml(path)
-        data = doc.data
-        data["outbox"] = {"path": str(path.parent / "unused-outbox.db")}  # parsed, never opened
-        config = parse_edge_config(data, str(path), path.parent, lines=doc.lines)
-        for dev in config.devices:
-            if isinstance(dev.driver, SimDriver):
-                dev.driver.clock = lambda: virtual[0]
-                drivers.append((config.factory, dev.id, dev.driver))
-    step_ns = scan_s * NS_PER_S
-    t = start_ns - start_ns % step_ns
-    virtual[0] = t / NS_PER_S
-    exceeding: dict[tuple[str, str], SimDriver] = {}
-    for factory, device, driver in drivers:
-        driver.connect()
-        if driver.profile == "exceeding":
-            exceeding[(factory, device)] = driver
-            driver.profile = "normal"
-    silent = silent_from_ns or {}
-    history = History(t, end_ns)
-    clock = [t]
-    engine = AlertEngine(
-        registry,
-        alerts,
-        Dispatcher([]),
-        clock=lambda: clock[0],
-        on_event=history.events.append,
-        settings=settings or RuleSettings(stale_after_s=300, check_interval_s=60),
-        store=store,
-    )
-    seqs: dict[tuple[str, str], int] = {}
-    pending: list[list[Reading]] = []
-
-    def flush() -> None:
-        batch = [r for scan in pending for r in scan]
-        if batch:
-            store.write(batch)
-        for scan in pending:
-            engine.on_readings(scan, scan[0].ts_ns)
-        pending.clear()
-
-    while t < end_ns:
-        virtual[0] = t / NS_PER_S
-        for factory, device, driver in drivers:
-            starts = exceed_from_ns is not None and t >= exceed_from_ns and driver.profile == "normal"
-            if (factory, device) in exceeding and starts:
-                driver.profile = "exceeding"
-                driver.connect()  # the ramp starts now
-            if factory in silent and t >= silent[factory]:
-                continue
-            try:
-                values = driver.read().values
-            except DriverError:  # a dropout profile: the meter does not answer this scan
-                continue
-            seq = seqs[(factory, device)] = seqs.get((factory, device), 0) + 1
-            scan = []
-            for channel, value in values.items():
-                ch = registry.channel(factory, device, channel)
-                if ch is not None:
-                    flag = "T" if (value > ch.range_max or value < ch.range_min) else "N"
-                    scan.append(Reading(factory, device, channel, t, value, flag, seq))
-            if scan:
-                pending.append(scan)
-                history.scans += 1
-                history.readings += len(scan)
-        t += step_ns
-        if t % (5 * 60 * NS_PER_S) == 0 or t >= end_ns:
-            flush()
-            clock[0] = t
-            engine.tick(t)
-    flush()
-    engine.tick(end_ns)
-    return history
 
 
 def _count(path: Path | None) -> int:

@@ -8,6 +8,7 @@ installed). Everything else in ``eit`` is the shared contract.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,9 +20,10 @@ from server.config import ServeConfig
 if TYPE_CHECKING:
     from alerts.state import AlertStore
     from eit.store import Store
+    from eit.supervise import Stage, StageStatus
     from ingest.deadletters import DeadLetterStore
     from server.accounts import Accounts
-    from server.api import ApiSources
+    from server.api import ApiSettings, ApiSources
 
 log = logging.getLogger("server.serve")
 
@@ -38,10 +40,13 @@ class Server:
         from alerts.effects import EffectWorker
         from alerts.engine import AlertEngine, StaleChecker
         from alerts.notifiers import NotifierContext, build_notifier
-        from alerts.notifiers.dispatch import Dispatcher, Route
+        from alerts.notifiers.dispatch import Channel, Dispatcher, Route
+        from alerts.notifiers.metrics import NotificationMetrics
         from alerts.notifiers.routing import Router
+        from alerts.notifiers.worker import DeliveryPolicy
         from alerts.pending import StatePendingWork
         from alerts.state import AlertStore
+        from eit.supervise import RestartPolicy, Supervisor
         from ingest.deadletters import DeadLetterStore
         from ingest.metrics import IngestMetrics
         from ingest.service import Ingest, MqttIngest
@@ -50,6 +55,14 @@ class Server:
         from statedb import open_state_db
 
         self.config = config
+        # Every worker thread runs under this supervisor: restarted when it fails, and when it
+        # fails too often, the process exits for systemd or compose to start it afresh.
+        self.failure: str | None = None
+        self.failed = threading.Event()
+        self.supervisor = Supervisor(
+            RestartPolicy(max_restarts=config.health.max_restarts, window_s=config.health.restart_window_s),
+            on_give_up=self._give_up,
+        )
         self.registry = registry or load_registry(config.site)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(config.store)
@@ -60,11 +73,19 @@ class Server:
         self.accounts = Accounts(self.state_db)
         context = NotifierContext(mqtt=config.mqtt)
         self.notifiers = [build_notifier(n, context) for n in config.notifiers]
+        # Each notifier sends from its own queue in the state database, on a thread of its own.
         self.dispatcher = Dispatcher(
-            self.notifiers,
+            [
+                Channel(
+                    notifier,
+                    n.queue_name,
+                    Route(n.factories, n.districts),
+                    DeliveryPolicy(n.expire_after_s, n.retry_after_s, n.retry_max_s),
+                )
+                for notifier, n in zip(self.notifiers, config.notifiers, strict=True)
+            ],
             Router(self.registry),
-            self.alert_store,
-            [Route(n.factories, n.districts) for n in config.notifiers],
+            self.state_db,
         )
         self.engine = AlertEngine(
             self.registry,
@@ -78,13 +99,17 @@ class Server:
         )
         # The rules' effects (derived points, alert changes) are applied on a thread of their
         # own: a slow store or alert database delays alerts, never the ingest's acknowledgements.
-        self.effects = EffectWorker(self.engine.applier, config.ingest.retry_max_s)
+        self.effects = EffectWorker(self.engine.applier, config.ingest.retry_max_s, self.supervisor)
         self.engine.effects = self.effects
         self.metrics = IngestMetrics()
         from prometheus_client import Gauge
 
         alerts_open = Gauge("eit_alerts_open", "Alerts currently open", registry=self.metrics.registry)
         alerts_open.set_function(self.engine.open_count)
+        self.metrics.registry.register(NotificationMetrics(self.dispatcher))
+        from server.health import StageCollector
+
+        self.metrics.registry.register(StageCollector(self.stage_report))
         self.ingest = Ingest(
             self.registry,
             self.store,
@@ -93,7 +118,7 @@ class Server:
             [self.engine, *extra_sinks],
             config.ingest,
         )
-        self.mqtt = MqttIngest(self.ingest, config.mqtt)
+        self.mqtt = MqttIngest(self.ingest, config.mqtt, self.supervisor)
         from ingest.selfstats import PlatformStats, StatusWatcher
 
         self.selfstats = PlatformStats(
@@ -103,27 +128,87 @@ class Server:
             config.mqtt.client_id,
             StatusWatcher(self.registry, config.mqtt),
             config.ingest.stats_interval_s,
+            self.supervisor,
         )
-        self.stale = StaleChecker(self.engine, config.rules.check_interval_s)
+        self.stale = StaleChecker(self.engine, config.rules.check_interval_s, self.supervisor)
         self.http_port: int | None = None
         self._http: HttpThread | None = None
 
     # -- health --------------------------------------------------------------------------------
-    def health(self) -> tuple[bool, dict[str, Any]]:
-        from eit.store import StoreUnavailable
+    def stage_report(self) -> list[StageStatus]:
+        return self.supervisor.report(self.config.health.stuck_after_s)
 
-        store_ok, store_detail = True, "ok"
+    def liveness(self) -> dict[str, bool]:
+        """Each stage of this process and whether it is alive and not stuck (``/healthz``).
+        Nothing here asks a dependency: a broker or store that is down is a readiness matter."""
+        from server.health import liveness
+
+        # Each notifier's delivery worker too: a dead one leaves its queue to grow unseen.
+        workers = {f"notify-{name}": w.alive for name, w in self.dispatcher.workers.items()}
+        return liveness(self.stage_report()) | workers
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """What this process depends on, each with whether it is usable and why not
+        (``/readyz``): the broker, the store, the state database, the rules' effects; and the
+        stages in detail."""
+        from eit.errors import EitError
+        from server.health import stage_detail
+
+        checks: dict[str, dict[str, Any]] = {}
+        connected = self.mqtt.connected
+        checks["broker"] = {
+            "ok": connected,
+            "status": "connected" if connected else self.mqtt.last_broker_error or "not connected",
+        }
         try:
             self.store.ping()
-        except StoreUnavailable as exc:
-            store_ok, store_detail = False, str(exc)
-        broker_ok = self.mqtt.connected
-        detail = {
-            "broker": "connected" if broker_ok else "disconnected",
-            "store": {"kind": self.store.kind, "status": store_detail},
-            "alerts_open": self.engine.open_count(),
+            checks["store"] = {"ok": True, "kind": self.store.kind, "status": "ok"}
+        except EitError as exc:
+            checks["store"] = {"ok": False, "kind": self.store.kind, "status": str(exc)}
+        try:
+            self.state_db.ping()
+            checks["state_db"] = {"ok": True, "kind": self.state_db.kind, "status": "ok"}
+        except EitError as exc:
+            checks["state_db"] = {"ok": False, "kind": self.state_db.kind, "status": str(exc)}
+        effects = self.effects.stage.status(self.config.health.stuck_after_s)
+        checks["effects"] = {
+            "ok": effects.ok,
+            "backlog": effects.backlog,
+            "retries": self.effects.state.retries,
+            "given_up": self.effects.state.given_up,
+            "last_error": self.effects.state.last_error,
         }
-        return broker_ok and store_ok, detail
+        notifiers = {
+            name: {
+                "alive": worker.alive,
+                "undelivered": worker.stats.undelivered,
+                "oldest_undelivered_s": round(worker.stats.oldest_undelivered_age_s(), 1),
+            }
+            for name, worker in self.dispatcher.workers.items()
+        }
+        stages = self.stage_report()
+        ok = (
+            all(c["ok"] for c in checks.values())
+            and all(s.ok for s in stages)
+            and all(n["alive"] for n in notifiers.values())
+        )
+        detail: dict[str, Any] = {
+            **checks,
+            "stages": {s.name: stage_detail(s) for s in stages},
+            "alerts_open": self.engine.open_count(),
+            "notifiers": notifiers,
+        }
+        if self.failure:
+            detail["failure"] = self.failure
+        return ok, detail
+
+    def _give_up(self, stage: Stage, error: BaseException) -> None:
+        self.failure = (
+            f"{stage.name} failed more than {self.config.health.max_restarts} times within "
+            f"{self.config.health.restart_window_s:g} s: {type(error).__name__}: {error}"
+        )
+        log.critical("%s; exiting for the service manager to start eit serve afresh", self.failure)
+        self.failed.set()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -133,9 +218,9 @@ class Server:
         # out of the collector's sight, it no longer lengthens every full collection.
         gc.collect()
         gc.freeze()
+        self.dispatcher.start()  # before /healthz answers: it reports the notifiers' workers
         if self.config.http.enabled:
             self._start_http()
-        self.dispatcher.start()
         self.effects.start()
         self.mqtt.start()
         self.stale.start()
@@ -152,13 +237,17 @@ class Server:
         )
 
     def _start_http(self) -> None:
-        from server.api import ApiSettings, create_app
+        from server.api import create_app
 
         sources = api_sources(
             self.config, self.registry, self.store, self.alert_store, self.deadletters, self.accounts
         )
         app = create_app(
-            self.health, self.metrics.registry, sources, ApiSettings(token_ttl_s=self.config.http.token_ttl_s)
+            self.readiness,
+            self.metrics.registry,
+            sources,
+            api_settings(self.config),
+            liveness=self.liveness,
         )
         self._http = HttpThread(app, self.config.http.host, self.config.http.port)
         self.http_port = self._http.port
@@ -186,16 +275,45 @@ class Server:
         self.state_db.close()
 
 
+# The exit code when a worker failed too often (EX_SOFTWARE): systemd's Restart=on-failure and
+# compose's restart policies start the process afresh.
+EXIT_WORKER_FAILED = 70
+# How long a stop after such a failure may take before the process exits regardless.
+FAILED_STOP_S = 60.0
+
+
 def run_serve(config: ServeConfig) -> int:
     stop = stop_on_signals()
     server = Server(config)
     server.start()
     try:
-        while not stop.wait(1.0):
-            pass
+        while not stop.wait(0.5):
+            if server.failed.is_set():
+                break
     finally:
+        if server.failed.is_set():
+            # A stuck stage may keep the stop from finishing: exit regardless after a while.
+            watchdog = threading.Timer(FAILED_STOP_S, os._exit, (EXIT_WORKER_FAILED,))
+            watchdog.daemon = True
+            watchdog.start()
         server.stop()
+    if server.failed.is_set():
+        log.critical("exiting with code %d: %s", EXIT_WORKER_FAILED, server.failure)
+        return EXIT_WORKER_FAILED
     return 0
+
+
+def api_settings(config: ServeConfig) -> ApiSettings:
+    """The HTTP app's settings from the ``http`` section."""
+    from server.api import ApiSettings
+
+    http = config.http
+    return ApiSettings(
+        token_ttl_s=http.token_ttl_s,
+        metrics_token=http.metrics_token.get_secret_value() if http.metrics_token else None,
+        metrics_public=http.metrics_public,
+        trust_loopback=http.trust_loopback,
+    )
 
 
 class HttpThread:
@@ -241,6 +359,7 @@ def api_sources(
     from datetime import date
 
     from alerts.messages import alert_text
+    from alerts.notifiers.queue import DeliveryQueue
     from alerts.report import compliance_report, render
     from server.api import ApiSources
 
@@ -257,6 +376,7 @@ def api_sources(
         render_report=render,
         alert_text=alert_text,
         deadletters=deadletters,
+        notifications=DeliveryQueue(alert_store.db),
         stale_after_s=config.http.no_data_after_s,
     )
 
@@ -266,10 +386,11 @@ def run_api(config: ServeConfig) -> int:
     from prometheus_client import CollectorRegistry
 
     from alerts.state import AlertStore
+    from eit.errors import EitError
     from ingest.deadletters import DeadLetterStore
-    from ingest.store import StoreUnavailable, open_store
+    from ingest.store import open_store
     from server.accounts import Accounts
-    from server.api import ApiSettings, create_app
+    from server.api import create_app
     from statedb import open_state_db
 
     stop = stop_on_signals()
@@ -281,16 +402,22 @@ def run_api(config: ServeConfig) -> int:
     alert_store = AlertStore(state_db)
     accounts = Accounts(state_db)
 
-    def health() -> tuple[bool, dict[str, Any]]:
-        ok, status = True, "ok"
+    def readiness() -> tuple[bool, dict[str, Any]]:
+        checks: dict[str, dict[str, Any]] = {}
         try:
             store.ping()
-        except StoreUnavailable as exc:
-            ok, status = False, str(exc)
-        return ok, {"store": {"kind": store.kind, "status": status}, "role": "api"}
+            checks["store"] = {"ok": True, "kind": store.kind, "status": "ok"}
+        except EitError as exc:
+            checks["store"] = {"ok": False, "kind": store.kind, "status": str(exc)}
+        try:
+            state_db.ping()
+            checks["state_db"] = {"ok": True, "kind": state_db.kind, "status": "ok"}
+        except EitError as exc:
+            checks["state_db"] = {"ok": False, "kind": state_db.kind, "status": str(exc)}
+        return all(c["ok"] for c in checks.values()), {**checks, "role": "api"}
 
     sources = api_sources(config, registry, store, alert_store, deadletters, accounts)
-    app = create_app(health, CollectorRegistry(), sources, ApiSettings(token_ttl_s=config.http.token_ttl_s))
+    app = create_app(readiness, CollectorRegistry(), sources, api_settings(config))
     http = HttpThread(app, config.http.host, config.http.port)
     http.start()
     log.info("HTTP API of town %s on http://%s:%d/", registry.town_id, config.http.host, http.port)

@@ -1,5 +1,6 @@
 """The server's state database: alerts with their audit trail, notification claims and operator
-responses, the HTTP API's accounts and tokens, and the ingest's dead letters.
+responses, the notifiers' delivery queue, the HTTP API's accounts and tokens, the ingest's dead
+letters and the rules' pending work.
 
 One SQLAlchemy Core layer for SQLite (the default, the file of ``state.path``) and PostgreSQL
 (``state.url``): the tables (statedb/tables.py), numbered migrations (statedb/migrations/), and

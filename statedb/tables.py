@@ -228,3 +228,48 @@ Index(
     exceedances.c.rule,
     exceedances.c.period_start_ns,
 )
+
+# -- the notifiers' delivery queue (alerts/notifiers/queue.py) ----------------------------------
+
+# One row per notification (notifier, recipient, alert event): what to send, rendered when the
+# event was queued, and how its delivery goes. A notifier's worker sends its rows in order;
+# ``state`` is pending, then delivered or expired.
+notification_queue = Table(
+    "notification_queue",
+    metadata,
+    Column("id", Id, Identity(always=True), primary_key=True),
+    Column("notifier", Text, nullable=False),
+    Column("alert_id", BigInteger, nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("idempotency_key", Text, nullable=False),
+    Column("event_json", Text, nullable=False),
+    Column("parts", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("expires_ns", BigInteger, nullable=False),
+    Column("next_attempt_ns", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_attempt_ns", BigInteger),
+    Column("last_error", Text, nullable=False, server_default=text("''")),
+    Column("delivered_ns", BigInteger),
+    Column("lease_until_ns", BigInteger),
+    sqlite_autoincrement=True,
+)
+# A notification is queued once per notifier, whatever submits it again.
+Index(
+    "notification_queue_key",
+    notification_queue.c.notifier,
+    notification_queue.c.idempotency_key,
+    unique=True,
+)
+# A worker's next row: the oldest pending one of each recipient.
+Index(
+    "notification_queue_next",
+    notification_queue.c.notifier,
+    notification_queue.c.state,
+    notification_queue.c.recipient,
+    notification_queue.c.id,
+)
+Index("notification_queue_alert", notification_queue.c.alert_id, notification_queue.c.id)

@@ -55,7 +55,7 @@ class Meter:
         if self.mute:
             raise NoSuchIdException(f"unit {self.unit} is muted")  # no reply at all
         if self.delay_s:
-            await asyncio.sleep(self.delay_s)
+            await asyncio.sleep(self.delay_s)  # scenario time: a slow meter takes this long to answer
         source = self.holding if function_code == 3 else self.input
         offset = address - start_address
         current[offset : offset + count] = source[address : address + count]

@@ -19,6 +19,20 @@ from eit.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 EIT = [sys.executable, "-m", "server.cli"]
+# Set by `make unit` (pytest --unit): a test run without services, where starting one is an error.
+NO_SERVICES_ENV = "EIT_TESTS_WITHOUT_SERVICES"
+
+
+class ServiceRefused(RuntimeError):
+    """A service was started in a test run without services (`make unit`)."""
+
+
+def refuse_in_unit_run(what: str) -> None:
+    if os.environ.get(NO_SERVICES_ENV):
+        raise ServiceRefused(
+            f"{what} started in a run without services (make unit): mark the test `integration`"
+            " (tests/conftest.py marks the tests that use a service fixture)"
+        )
 
 
 def free_port() -> int:
@@ -34,6 +48,21 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interva
             return
         time.sleep(interval_s)
     raise TimeoutError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+def _wait_started(
+    proc: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    log: Callable[[], str],
+) -> None:
+    """Wait until ``ready``; fail at once, with the service's log, if its process has ended. Another
+    test process may have taken the free port first (pytest-xdist workers start services side by
+    side): the port then answers, but not this process."""
+    wait_for(lambda: proc.poll() is not None or ready(), timeout_s, what)
+    if proc.poll() is not None:
+        raise RuntimeError(f"{what} exited with code {proc.returncode}:\n{log()[-2000:]}")
 
 
 def port_open(port: int) -> bool:
@@ -82,10 +111,11 @@ class Mosquitto:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Mosquitto:
+        refuse_in_unit_run("Mosquitto")
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        wait_for(lambda: port_open(self.port), 10, f"mosquitto on port {self.port}")
+        _wait_started(self.proc, lambda: port_open(self.port), 10, f"mosquitto on port {self.port}", self.log)
         return self
 
     def stop(self) -> None:
@@ -143,9 +173,16 @@ class InfluxDB:
             return False
 
     def start(self) -> InfluxDB:
+        refuse_in_unit_run("InfluxDB")
         log = open(self.workdir / "influxd.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen([self.binary, "-config", str(self.conf)], stdout=log, stderr=log)
-        wait_for(self._ping, 30, f"influxd on port {self.port}")
+        _wait_started(
+            self.proc,
+            self._ping,
+            30,
+            f"influxd on port {self.port}",
+            lambda: (self.workdir / "influxd.log").read_text(errors="replace"),
+        )
         return self
 
     def stop(self) -> None:
@@ -188,6 +225,7 @@ class EitProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> EitProcess:
+        refuse_in_unit_run(f"`eit {' '.join(self.args[:1])}`")
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             [*EIT, *self.args], stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO
@@ -360,6 +398,7 @@ class PostgreSQL:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> PostgreSQL:
+        refuse_in_unit_run("PostgreSQL")
         subprocess.run(
             [
                 _postgres_bin("initdb"),
@@ -408,7 +447,13 @@ class PostgreSQL:
             group=self.group,
             extra_groups=[] if self.user is not None else None,
         )
-        wait_for(self._ready, 30, f"PostgreSQL on port {self.port}")
+        _wait_started(
+            self.proc,
+            self._ready,
+            30,
+            f"PostgreSQL on port {self.port}",
+            lambda: (self.workdir / "postgres.log").read_text(errors="replace"),
+        )
 
     def halt(self) -> None:
         """Stop the server as an operator's restart does (fast shutdown: every client's connection

@@ -1,16 +1,77 @@
-"""Shared fixtures: real Mosquitto and InfluxDB, started once per test run on free ports."""
+"""Shared fixtures: real Mosquitto, InfluxDB and PostgreSQL, started once per test process (each
+pytest-xdist worker has its own, on free ports in folders of its own), and the test kinds.
+
+Kinds (markers):
+- ``integration``: needs a real service (Mosquitto, InfluxDB, PostgreSQL, Chromium, an `eit`
+  process). A test that asks for a service fixture is marked here; a test that starts one
+  otherwise carries the mark itself.
+- ``serial``: kills, pauses or times things (broker kills, outages, SIGSTOP, timing figures), so it
+  runs alone, after the parallel pass (`make test`).
+- ``unit``: every other test. `make unit` runs only these (``--unit``), and there starting any
+  service fails the test, so a service test cannot slip in unmarked.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from testbed.services import REPO, InfluxDB, Mosquitto, kill_leftovers, started_count
+from testbed.services import (
+    NO_SERVICES_ENV,
+    REPO,
+    InfluxDB,
+    Mosquitto,
+    kill_leftovers,
+    started_count,
+)
 
 EXAMPLE_SITE = REPO / "examples" / "town" / "site.yaml"
+# Fixtures that start or hand out a real service: a test using one (directly or through another
+# fixture) is an integration test.
+SERVICE_FIXTURES = frozenset(
+    {"mosquitto", "broker", "influxdb", "influx_database", "postgres_server", "postgres_url"}
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--unit",
+        action="store_true",
+        help="only the tests that need no service (not integration, not serial); starting a service fails",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--unit"):
+        # Read by testbed.services' starters, in this process and in xdist's workers alike.
+        os.environ[NO_SERVICES_ENV] = "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shared = sorted(nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1)
+    if shared:
+        # pytest-xdist's --dist loadfile keys tests by node id: it would run one of each.
+        raise pytest.UsageError(f"tests share a node id, so only one of each would run: {shared[:3]}")
+    deselected: list[pytest.Item] = []
+    kept: list[pytest.Item] = []
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+        if item.get_closest_marker("integration") is None and item.get_closest_marker("serial") is None:
+            item.add_marker(pytest.mark.unit)
+        if config.getoption("--unit") and item.get_closest_marker("unit") is None:
+            deselected.append(item)
+        else:
+            kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
@@ -48,14 +109,30 @@ def example_site() -> Path:
 
 
 @pytest.fixture
-def report(capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest) -> Callable[[str], None]:
-    """Print a measured figure to the terminal even when pytest captures output."""
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Note a measured figure: the run lists them at its end ("measured figures"), from every
+    pytest-xdist worker too (a worker's own output is not shown)."""
 
     def emit(line: str) -> None:
-        with capsys.disabled():
-            print(f"\n  {request.node.name}: {line}")
+        request.node.user_properties.append((FIGURE, f"{request.node.name}: {line}"))
 
     return emit
+
+
+FIGURE = "measured figure"
+_figures: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _figures.extend(str(value) for name, value in report.user_properties if name == FIGURE)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _figures:
+        terminalreporter.section("measured figures")
+        for line in _figures:
+            terminalreporter.write_line(f"  {line}")
 
 
 @pytest.fixture(autouse=True)

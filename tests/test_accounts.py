@@ -19,7 +19,8 @@ from statedb.tables import api_tokens, api_users
 from testbed.services import EIT, REPO
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# A fixture that starts its service itself marks its param: conftest sees only requested fixtures.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def accounts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Accounts]:
     if request.param == "sqlite":
         store = open_accounts(None, tmp_path / "state.db")

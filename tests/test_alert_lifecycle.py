@@ -27,7 +27,8 @@ T0 = 1795752000 * S
 KEY = ("kaeng-khoi-biomass", "boiler-1", "so2", "limit")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# A fixture that starts its service itself marks its param: conftest sees only requested fixtures.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlertStore]:
     if request.param == "sqlite":
         s = open_alert_store(None, tmp_path / "state.db")

@@ -13,13 +13,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 
 from eit.confread import load_yaml
 from eit.timeutil import NS_PER_S, now_ns, ns_to_datetime, parse_iso_ns
 from server.api.pages import LANGUAGES, choose_language, strings
 from testbed.services import EIT, REPO, InfluxDB
-from tests.apitown import TownApp, build_town
-from tests.towndata import event_kinds, write_site_variant
+from testbed.town import TownApp, TownSpec, build_town, event_kinds, town_site
 
 FACTORY = "kaeng-khoi-biomass"
 SO2 = f"/api/v1/factories/{FACTORY}/devices/boiler-1/channels/so2"
@@ -65,6 +65,8 @@ def test_factory_lists_its_channels_with_the_limits_in_force(town_app: TownApp) 
     [limit] = [lim for lim in so2["limits"] if lim["averaging"] == "1h"]
     assert limit["max"] == 60 and limit["unit"] == "ppm" and limit["max_in_channel_unit"] == 60
     assert "th.stack.boiler.biomass" in limit["origin"]
+    assert limit["source"].startswith("Notification of the Ministry of Industry B.E. 2549")
+    assert limit["confirmed"] is True
 
 
 def test_limits_are_converted_into_the_channel_unit(tmp_path: Path) -> None:
@@ -73,7 +75,8 @@ def test_limits_are_converted_into_the_channel_unit(tmp_path: Path) -> None:
     channels = site["factories"][0]["devices"][0]["channels"]
     channels[0] = {"id": "so2", "unit": "mg/m3", "range": [0, 2000]}
     (tmp_path / "site.yaml").write_text(yaml.safe_dump(site, allow_unicode=True))
-    app = TownApp(build_town(tmp_path / "town", site=tmp_path / "site.yaml"))
+    # Three hours of data: closed hours to judge, no more.
+    app = TownApp(build_town(tmp_path / "town", TownSpec(hours=3), site=tmp_path / "site.yaml"))
     try:
         f = app.client.get(f"/api/v1/factories/{FACTORY}").json()
         so2 = f["devices"][0]["channels"][0]
@@ -381,7 +384,8 @@ def test_bad_bodies_get_a_422_naming_the_field(town_app: TownApp) -> None:
 
 def test_metrics_count_requests_by_route_and_status(town_app: TownApp) -> None:
     town_app.client.get("/api/v1/factories/nope")
-    text = town_app.client.get("/metrics").text
+    with TestClient(town_app.app, client=("127.0.0.1", 50000)) as here:  # metrics: this machine
+        text = here.get("/metrics").text
     assert 'eit_http_requests_total{method="GET",route="/api/v1/factories/{factory}",status="404"}' in text
     assert "eit_http_request_duration_seconds_bucket" in text
 
@@ -429,11 +433,11 @@ def test_pages_load_nothing_from_another_origin(town_app: TownApp) -> None:
 
 
 def test_the_page_configuration_cannot_close_its_script_element(tmp_path: Path) -> None:
-    site = write_site_variant(tmp_path / "site.yaml", [])
+    site = town_site(tmp_path / "site.yaml", TownSpec())
     data = load_yaml(site)
     data["town"]["name"] = "</script><script>alert(1)</script>"
     site.write_text(yaml.safe_dump(data, allow_unicode=True))
-    app = TownApp(build_town(tmp_path / "town", site=site))
+    app = TownApp(build_town(tmp_path / "town", TownSpec(hours=1), site=site))  # the page, not the data
     try:
         page = app.client.get("/").text
         assert "<script>alert(1)" not in page

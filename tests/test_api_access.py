@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from eit.timeutil import now_ns
-from tests.apitown import USERS, TownApp, build_town, password_of
-from tests.towndata import write_site_variant
+from testbed.town import EXAMPLE_STORY, USERS, TownApp, build_town, password_of
 
 FACTORY = "kaeng-khoi-biomass"  # kk-op's factory; sc-op operates another one
 CHANNEL = f"/api/v1/factories/{FACTORY}/devices/boiler-1/channels/so2"
@@ -80,7 +79,13 @@ ADMINS = {"public": 401, "kk-op": 403, "sc-op": 403, "olivia": 403, "sam": 403, 
 
 ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
     ("GET", "/healthz"): (lambda a, w: Call("GET", "/healthz"), OK_ALL),
-    ("GET", "/metrics"): (lambda a, w: Call("GET", "/metrics"), OK_ALL),
+    # Readiness for officers; metrics with the metrics token (tests/test_health.py) or from this
+    # machine. The test client calls from elsewhere ("testclient").
+    ("GET", "/readyz"): (lambda a, w: Call("GET", "/readyz"), OFFICERS),
+    ("GET", "/metrics"): (
+        lambda a, w: Call("GET", "/metrics"),
+        {"public": 401, **{n: 403 for n in USERS}},
+    ),
     ("GET", "/api/v1/town"): (lambda a, w: Call("GET", "/api/v1/town"), OK_ALL),
     ("GET", "/api/v1/factories"): (lambda a, w: Call("GET", "/api/v1/factories"), OK_ALL),
     ("GET", "/api/v1/aqi"): (lambda a, w: Call("GET", "/api/v1/aqi"), OK_ALL),
@@ -144,6 +149,11 @@ ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
         ),
         {"public": 401, "kk-op": 201, "sc-op": 403, "olivia": 403, "sam": 403, "ada": 403},
     ),
+    ("GET", "/api/v1/alerts/{alert_id}/notifications"): (
+        lambda a, w: Call("GET", f"/api/v1/alerts/{fresh_alert(a)}/notifications"),
+        OFFICERS,
+    ),
+    ("GET", "/api/v1/notifications"): (lambda a, w: Call("GET", "/api/v1/notifications"), OFFICERS),
     ("GET", "/api/v1/officers"): (lambda a, w: Call("GET", "/api/v1/officers"), OFFICERS),
     ("POST", "/api/v1/token"): (
         lambda a, w: Call(
@@ -293,8 +303,7 @@ def test_the_pages_and_the_api_document_are_open_to_everyone(town_app: TownApp) 
 def private_town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TownApp]:
     """The town with the ambient station's factory not published."""
     workdir = tmp_path_factory.mktemp("private")
-    site = write_site_variant(workdir / "site.yaml", ["eastern-petrochem"])
-    app = TownApp(build_town(workdir, site=site))
+    app = TownApp(build_town(workdir, replace(EXAMPLE_STORY, private=("eastern-petrochem",))))
     yield app
     app.close()
 

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 
 from eit.timeutil import now_ns
 from server.accounts import User
-from tests.apitown import USERS, TownApp, build_town
+from testbed.town import USERS, TownApp, build_town
 
 EXAMPLES = int(os.environ.get("EIT_FUZZ_EXAMPLES", "30"))
 CALLERS = ("public", *USERS)

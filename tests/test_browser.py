@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from testbed.services import REPO, EitProcess, wait_for
-from tests.apitown import Town, build_town, password_of
+from testbed.services import REPO, EitProcess, refuse_in_unit_run, wait_for
+from testbed.town import Town, build_town, password_of
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +69,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         pytest.fail("Debian's chromium is not installed: run `make test`, which installs it")
+    refuse_in_unit_run("Chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -313,3 +314,58 @@ def test_login_page_and_api_explorer_load_from_this_server_only(
     assert {"data", "alerts", "accounts", "reports", "operations"} <= set(tags)
     shot(page, "api-explorer-phone")
     watch.clean(allowed_refusals=("401 ",))
+
+
+def test_the_console_shows_an_alert_whose_notifications_failed_or_expired_with_the_last_error(
+    browser: Any, served: Served
+) -> None:
+    from alerts.notifiers.queue import DeliveryQueue, NewDelivery
+    from alerts.state import AlertStore
+    from eit.timeutil import now_ns
+    from statedb import open_state_db
+
+    # The state database `eit api` reads: one notification of an active alert still failing, one
+    # expired, as a notifier's worker leaves them when the receiver refuses.
+    config = served.town.config
+    db = open_state_db(config.state_url, config.state_path)
+    try:
+        alert = AlertStore(db).list(state="active")[0]
+        queue = DeliveryQueue(db)
+        now = now_ns()
+
+        def queued(notifier: str, recipient: str, expires_ns: int) -> int:
+            item = NewDelivery(
+                notifier, alert.id, 0, "opened", recipient, f"key-{notifier}", {}, {}, expires_ns, None
+            )
+            assert queue.enqueue([item], now) == [item]
+            [row] = [r for r in queue.for_alert(alert.id) if r.notifier == notifier]
+            assert queue.lease(row.id, now, now + 1)
+            queue.failed(row.id, f"{notifier} https://hooks.example.org: HTTP 503", now + 60 * 10**9)
+            return row.id
+
+        queued("webhook", "*", now + 3600 * 10**9)
+        queued("email", "duty-rayong", now - 1)
+        assert [r.notifier for r in queue.expire("email", now + 2)] == ["email"]
+    finally:
+        db.close()
+    context = browser.new_context(viewport=PHONE, timezone_id="Asia/Bangkok")
+    page = context.new_page()
+    watch = Watch(served.url)
+    watch.attach(page)
+    try:
+        log_in(page, served, "olivia", "en")
+        page.wait_for_url("**/console?lang=en")
+        loaded(page)
+        item = f'li.alert[data-alert-id="{alert.id}"]'
+        assert "A notification was not delivered" in page.inner_text(f"{item} .notification-trouble")
+        page.click(f"{item} button.toggle")
+        page.wait_for_selector(f"{item} li.notification", timeout=10000)
+        failing = page.inner_text(f'{item} li.notification[data-notifier="webhook"]')
+        assert "not delivered yet" in failing and "HTTP 503" in failing and "next attempt" in failing
+        expired = page.inner_text(f'{item} li.notification[data-notifier="email"]')
+        assert "given up" in expired and "duty-rayong" in expired
+        assert "Last error: email https://hooks.example.org: HTTP 503" in expired
+        shot(page, "console-notifications-en-phone")
+        watch.clean()
+    finally:
+        context.close()

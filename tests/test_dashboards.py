@@ -1,5 +1,5 @@
 """The dashboards as code: every panel's InfluxQL, with its variables filled in as Grafana fills
-them, runs against a real InfluxDB holding a day of the example town (tests/town_data.py) and
+them, runs against a real InfluxDB holding a day of the example town (testbed/town.py) and
 returns the series the panel expects; the committed provisioning files are what
 `eit dashboards build` writes."""
 
@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from dashboards.build import (
     CHANNEL_VARIABLE_QUERY,
@@ -33,16 +32,18 @@ from eit.store import StoreError
 from ingest.store.influx import InfluxStore, point_line
 from server.cli import main
 from testbed.services import REPO, InfluxDB
-from tests.test_storeschema import documented_schema
-from tests.town_data import (
+from testbed.town import (
     DAY,
     DAY_END_NS,
     DAY_START_NS,
     DEAD_LETTER_REASONS,
     O3_MAINTENANCE_HOURS,
     SO2_HIGH_HOURS,
+    TownSpec,
+    town_site,
     write_town_day,
 )
+from tests.test_storeschema import documented_schema
 
 REGISTRY = load_registry(REPO / "examples" / "town" / "site.yaml")
 SPECS = {s.uid: s for s in build_dashboards(REGISTRY)}
@@ -352,13 +353,7 @@ def test_the_store_holds_the_tags_and_field_types_the_store_schema_documents(tow
 
 def registry_with(tmp_path: Path, private: Collection[str]) -> Registry:
     """The example town with ``public: false`` on the factories ``private``."""
-    data = load_yaml(REPO / "examples" / "town" / "site.yaml")
-    for factory in data["factories"]:
-        if factory["id"] in private:
-            factory["public"] = False
-    path = tmp_path / "site.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    return load_registry(path)
+    return load_registry(town_site(tmp_path / "site.yaml", TownSpec(private=tuple(sorted(private)))))
 
 
 def public_targets(specs: Iterable[DashboardSpec]) -> Iterator[tuple[str, str, str, str]]:

@@ -298,5 +298,8 @@ def test_agent_serves_prometheus_metrics_and_health_over_http(tmp_path: Path) ->
     assert 'eit_edge_broker_connected{device="boiler-1"} 0' in text  # no broker at port 1
     assert "# TYPE eit_edge_scans_total counter" in text
     assert health["factory"] == "kaeng-khoi-biomass"
+    assert health["status"] == "ok" and health["stages"] == {"scan-boiler-1": "ok", "publish-boiler-1": "ok"}
+    assert 'eit_stage_alive{stage="scan-boiler-1"} 1' in text
+    assert 'eit_edge_outbox_write_errors_total{device="boiler-1"} 0' in text
     assert health["devices"]["boiler-1"]["meter_answering"] is True
     assert health["outbox_pending"] >= 2

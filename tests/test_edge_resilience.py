@@ -39,7 +39,8 @@ from testbed.services import (
     write_serve_config,
 )
 
-pytestmark = pytest.mark.integration
+# Processes are killed and the broker stopped on purpose, and gaps are timed: alone, after the parallel pass.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 F = AGENT_FACTORY
 DEVICES = AGENT_DEVICES
@@ -145,7 +146,7 @@ def test_agent_sigkilled_mid_publish_loses_and_doubles_no_scan(
     kills: list[int] = []
     for _ in range(3):
         broker.stop()  # a backlog builds up in the outbox ...
-        time.sleep(4)
+        time.sleep(4)  # scenario time: a 4-s outage
         delivered = len(rig.tap.messages)
         broker.start()
         # ... and the agent is killed as soon as it has started to publish it.
@@ -154,7 +155,7 @@ def test_agent_sigkilled_mid_publish_loses_and_doubles_no_scan(
         kills.append(rig.waiting())  # what the agent had not seen acknowledged when it died
         assert kills[-1] > 0, "the outbox was already empty: not mid-publish"
         rig.agent = rig.start_agent()
-        time.sleep(2)
+        wait_for(lambda: rig.waiting() < 5, 60, "the restarted agent to send its backlog")
     taken = rig.finish()
     total = sum(taken.values())
     dup = {d: rig.duplicates(d) for d in DEVICES}
@@ -173,13 +174,17 @@ def test_backlog_after_outage_drains_in_order_in_multi_scan_messages_while_new_s
     wait_for(lambda: len(rig.tap.messages) > 20, 20, "scans flowing")
     broker.stop()
     down_at = time.monotonic()
-    time.sleep(15)
+    time.sleep(15)  # scenario time: a 15-s outage
     backlog = rig.waiting()
     broker.start()
     up_at = time.monotonic()
     assert backlog > 200, "the agent kept scanning into its outbox during the outage"
     wait_for(lambda: rig.waiting() < 5, 60, "the backlog to drain")
-    time.sleep(2)  # and live scans to flow on
+    drained = {d: len(rig.tap.of(d)) for d in DEVICES}
+    # And live scans to flow on: a dozen more messages of each device.
+    wait_for(
+        lambda: all(len(rig.tap.of(d)) >= drained[d] + 12 for d in DEVICES), 30, "live scans after the drain"
+    )
     taken = rig.finish()
     total = sum(taken.values())
     drained_in: dict[str, float] = {}

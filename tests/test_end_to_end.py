@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from eit.store import Store
 from ingest.store.influx import InfluxStore
@@ -41,6 +42,16 @@ def open_store(kind: str, workdir: Path, influx: InfluxDB | None, database: str)
         return SqliteStore(workdir / "data" / "readings.db")
     assert influx is not None
     return InfluxStore(influx.url, database)
+
+
+def delivered_count(http_port: int, notifier: str) -> float:
+    """eit_notifications_delivered_total of ``notifier`` on the server's /metrics."""
+    text = requests.get(f"http://127.0.0.1:{http_port}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "eit_notifications_delivered_total" and sample.labels == {"notifier": notifier}:
+                return float(sample.value)
+    raise AssertionError(f"no eit_notifications_delivered_total of {notifier} in /metrics")
 
 
 @pytest.mark.parametrize("store_kind", ["sqlite", "influxdb"])
@@ -79,10 +90,17 @@ def test_exceedance_flows_from_simulated_meter_to_store_and_webhook(
             )
             assert body["alert"]["factory"] == F and body["alert"]["device"] == "boiler-1"
             assert body["alert"]["value"] > body["alert"]["limit"] == 60.0
+            headers, _ = hook.raw[hook.received.index(body)]
+            assert headers["Idempotency-Key"] == body["idempotency_key"]
             health = requests.get(f"http://127.0.0.1:{http_port}/healthz", timeout=10).json()
-            assert health["status"] == "ok" and health["store"]["kind"] == store_kind
+            assert health["status"] == "ok" and health["stages"]["ingest-write"] == "ok"
+            assert health["stages"]["notify-webhook"] == "ok"
+            ready = requests.get(f"http://127.0.0.1:{http_port}/readyz", timeout=10).json()
+            assert ready["status"] == "ok" and ready["store"]["kind"] == store_kind
+            assert ready["notifiers"]["webhook"]["alive"] is True
             metrics = requests.get(f"http://127.0.0.1:{http_port}/metrics", timeout=5).text
             assert "eit_readings_stored_total" in metrics and "eit_alerts_open" in metrics
+            wait_for(lambda: delivered_count(http_port, "webhook") >= 1, 10, "the delivery counted")
         finally:
             assert agent.terminate() == 0, agent.output()
         outbox = tmp_path / "edge" / f"outbox-{F}.db"

@@ -50,6 +50,14 @@ def test_rule_settings_have_the_documented_defaults(tmp_path: Path) -> None:
             {"notifiers": [{"kind": "sms"}]},
             "notifiers[0].kind: 'sms' is not one of log, webhook, email, mqtt, apprise",
         ),
+        (
+            {"notifiers": [{"kind": "log", "expire_after_s": 0}]},
+            "notifiers[0].expire_after_s: 0 must be greater than 0",
+        ),
+        (
+            {"notifiers": [{"kind": "log", "name": "Duty Desk"}]},
+            "notifiers[0].name: 'Duty Desk' is not a notifier name",
+        ),
     ],
 )
 def test_bad_engine_and_notifier_settings_name_the_file_and_key(
@@ -74,6 +82,44 @@ def test_notifier_routing_and_secrets_are_read(tmp_path: Path, monkeypatch: pyte
     assert isinstance(n, WebhookSettings) and n.secret is not None
     assert n.secret.get_secret_value() == "s3cret" and n.districts == ("Ban Chang",) and n.factories == ()
     assert "s3cret" not in repr(n) and "s3cret" not in repr(config)
+
+
+def test_two_notifiers_of_one_kind_need_names_of_their_own_and_their_queue_settings_are_read(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "serve.yaml"
+    path.write_text(
+        f"site: {SITE}\n"
+        "notifiers:\n"
+        "  - {kind: webhook, url: 'https://a/h'}\n"
+        "  - {kind: log}\n"
+        "  - {kind: webhook, url: 'https://b/h'}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_serve_config(path)
+    assert str(err.value) == (
+        f"{path}:5: notifiers[2].kind: notifiers[0] is named 'webhook' too:"
+        " give each notifier of one kind a name of its own (name: ...)"
+    )
+    path.write_text(
+        f"site: {SITE}\n"
+        "notifiers:\n"
+        "  - {kind: webhook, url: 'https://a/h', expire_after_s: 3600, retry_after_s: 5, retry_max_s: 300}\n"
+        "  - {kind: webhook, name: ops-hook, url: 'https://b/h'}\n"
+    )
+    first, second = load_serve_config(path).notifiers
+    assert (first.queue_name, first.expire_after_s, first.retry_after_s, first.retry_max_s) == (
+        "webhook",
+        3600,
+        5,
+        300,
+    )
+    assert (second.queue_name, second.expire_after_s, second.retry_after_s, second.retry_max_s) == (
+        "ops-hook",
+        86400.0,
+        10.0,
+        600.0,
+    )
 
 
 def test_eit_alert_acknowledges_notes_resolves_and_closes_with_an_audit_trail(tmp_path: Path) -> None:

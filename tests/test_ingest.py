@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,11 +14,15 @@ import pytest
 
 from eit.model import Reading
 from eit.registry import Registry, load_registry
+from eit.store import StoreUnavailable
 from eit.timeutil import now_ns, ns_to_iso
 from ingest.deadletters import open_dead_letters
 from ingest.metrics import IngestMetrics
-from ingest.service import Incoming, Ingest
+from ingest.service import BatchResult, Incoming, Ingest
+from ingest.settings import IngestSettings
+from ingest.store.influx import InfluxStore
 from ingest.store.sqlite import SqliteStore
+from testbed.services import InfluxDB, free_port, wait_for
 from tests.conftest import EXAMPLE_SITE
 
 TOPIC = "eit/kaeng-khoi-biomass/boiler-1/data"
@@ -202,3 +209,106 @@ def test_agent_status_reports_its_outbox_drops_and_clock_in_the_metrics(
     assert sample("eit_edge_clock_ok", labels) == 0
     ingest.process([msg(b'{"state":"online","clock":"ok"}', "eit/kaeng-khoi-biomass/boiler-1/status")])
     assert sample("eit_edge_clock_ok", labels) == 1
+    assert sample("eit_edge_outbox_ok", labels) == 1 and sample("eit_edge_outbox_write_errors", labels) == 0
+
+
+def test_agent_status_reports_a_refusing_outbox_and_scan_restarts_in_the_metrics(
+    pipeline: tuple[Ingest, Recorder],
+) -> None:
+    ingest, _ = pipeline
+    status = (
+        b'{"state":"online","outbox_pending":3,"outbox_write_errors":17,'
+        b'"outbox_error":"outbox /var/lib/eit/outbox.db cannot store scans: database or disk is full",'
+        b'"scan_restarts":2,"scan_error":"RuntimeError: x"}'
+    )
+    ingest.process([msg(status, "eit/kaeng-khoi-biomass/boiler-1/status")])
+    labels = {"factory": "kaeng-khoi-biomass", "device": "boiler-1"}
+    sample = ingest.metrics.registry.get_sample_value
+    assert sample("eit_edge_outbox_ok", labels) == 0
+    assert sample("eit_edge_outbox_write_errors", labels) == 17
+    assert sample("eit_edge_scan_restarts", labels) == 2
+    # The outbox stores scans again: the agent's next status has no outbox_error, the count stays.
+    ingest.process(
+        [msg(b'{"state":"online","outbox_write_errors":17}', "eit/kaeng-khoi-biomass/boiler-1/status")]
+    )
+    assert sample("eit_edge_outbox_ok", labels) == 1
+    assert sample("eit_edge_outbox_write_errors", labels) == 17
+
+
+# -- an unavailable store: the batch waits, retried with backoff and jitter -------------------------
+
+
+def unreachable_ingest(tmp_path: Path, registry: Registry, store: InfluxStore, retry_max_s: float) -> Ingest:
+    return Ingest(
+        registry,
+        store,
+        open_dead_letters(None, tmp_path / "s.db"),
+        IngestMetrics(),
+        settings=IngestSettings(retry_max_s=retry_max_s),
+    )
+
+
+def unavailable_tries(ingest: Ingest) -> float:
+    return metric(ingest, "eit_store_errors_total", {"kind": "unavailable"})
+
+
+def store_in_thread(ingest: Ingest, result: BatchResult) -> tuple[threading.Thread, list[BaseException]]:
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            ingest.store_batch(result)
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, raised
+
+
+def test_a_stop_ends_the_wait_for_an_unavailable_store_at_once(tmp_path: Path, registry: Registry) -> None:
+    # A real InfluxDB client and an address where nothing listens: the store cannot be reached.
+    store = InfluxStore(f"http://127.0.0.1:{free_port()}", "eit", timeout_s=2)
+    ingest = unreachable_ingest(tmp_path, registry, store, retry_max_s=30)
+    result = ingest.decode_batch([msg({"v": 1, "scans": [scan({"so2": 41.0})]})], now_ns())
+    thread, raised = store_in_thread(ingest, result)
+    wait_for(lambda: unavailable_tries(ingest) >= 3, 20, "3 tries")
+    ingest.stop()
+    thread.join(0.5)  # the pause after the third try has just begun and lasts 2 s or more
+    assert not thread.is_alive()
+    assert [type(e) for e in raised] == [StoreUnavailable]
+    assert metric(ingest, "eit_readings_stored_total") == 0
+    ingest.deadletters.close()
+
+
+@pytest.mark.integration
+def test_a_batch_waits_for_the_store_to_come_back_with_growing_jittered_pauses(
+    tmp_path: Path, registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    influx = InfluxDB(tmp_path / "influxdb")  # its port is chosen, the server not started yet
+    store = InfluxStore(influx.url, "eit", timeout_s=2)
+    ingest = unreachable_ingest(tmp_path, registry, store, retry_max_s=2.0)
+    result = ingest.decode_batch([msg({"v": 1, "scans": [scan({"so2": 41.0})]})], now_ns())
+    with caplog.at_level(logging.ERROR, logger="eit.ingest"):
+        thread, raised = store_in_thread(ingest, result)
+        wait_for(lambda: unavailable_tries(ingest) >= 4, 30, "4 tries")
+        influx.start()
+        try:
+            thread.join(30)
+            assert not thread.is_alive() and raised == []
+            assert store.count(factory="kaeng-khoi-biomass") == 1
+        finally:
+            store.close()
+            influx.stop()
+    pauses = [
+        float(m.group(1))
+        for m in (re.search(r"retrying in ([\d.]+) s", r.getMessage()) for r in caplog.records)
+        if m
+    ]
+    assert len(pauses) >= 4
+    # 0.5 s, 1 s, 2 s, then retry_max_s (2 s), each plus up to 0.5 s of jitter (within the cap).
+    for n, pause in enumerate(pauses[:4]):
+        base = min(0.5 * 2**n, 2.0)
+        assert base - 0.05 <= pause <= min(base + 0.5, 2.0) + 0.05, (n, pauses)
+    assert metric(ingest, "eit_readings_stored_total") == 1
+    ingest.deadletters.close()

@@ -198,16 +198,20 @@ def test_silent_meter_error_names_unit_timeout_and_what_to_check(
 
 
 def run_agent_with_a_meter_going_silent(
-    config: EdgeConfig, server: ModbusServer, silent_unit: int, before_s: float, after_s: float
+    config: EdgeConfig, server: ModbusServer, silent_unit: int, until: Callable[[Agent, float], bool]
 ) -> tuple[Agent, float]:
+    """Scan until every meter has been read twice, silence one, and scan on until ``until(agent,
+    the time it went silent)``."""
     agent = Agent(config)
     for scanner in agent.scanners.values():
         scanner.start()  # scanning only: the publishers stay unstarted, scans wait in the outbox
     try:
-        time.sleep(before_s)
+        wait_for(
+            lambda: all(len(s.counters.recent) >= 2 for s in agent.scanners.values()), 20, "two reads of each"
+        )
         server.meters[silent_unit].mute = True
         muted_at = time.time()
-        time.sleep(after_s)
+        wait_for(lambda: until(agent, muted_at), 30, "the scans the test needs after the silence")
     finally:
         for scanner in agent.scanners.values():
             scanner.stop()
@@ -215,7 +219,22 @@ def run_agent_with_a_meter_going_silent(
 
 
 def healthy_reads_after(agent: Agent, device: str, muted_at: float) -> list[tuple[float, float, float]]:
-    return [r for r in agent.scanners[device].counters.recent if r[0] > muted_at]
+    return [r for r in list(agent.scanners[device].counters.recent) if r[0] > muted_at]
+
+
+def silent_failed_and_the_others_read_on(
+    healthy: list[str], silent: str, reads: int = 8
+) -> Callable[[Agent, float], bool]:
+    """The silent meter failed three reads, and each answering one was read ``reads`` times after
+    the silent one's first failure."""
+
+    def done(agent: Agent, muted_at: float) -> bool:
+        failed = healthy_reads_after(agent, silent, muted_at)
+        if agent.scanners[silent].counters.read_failures < 3 or not failed:
+            return False
+        return all(len(healthy_reads_after(agent, d, failed[0][0])) >= reads for d in healthy)
+
+    return done
 
 
 def assert_healthy_meters_undelayed(
@@ -242,6 +261,7 @@ def assert_healthy_meters_undelayed(
     return slowest
 
 
+@pytest.mark.serial  # read times and ticks are timed
 def test_dead_and_slow_tcp_meters_never_delay_the_other_meters(
     tmp_path: Path, tcp_server: ModbusServer, report: Callable[[str], None]
 ) -> None:
@@ -251,7 +271,10 @@ def test_dead_and_slow_tcp_meters_never_delay_the_other_meters(
         tcp_device(f"m{u}", tcp_server.tcp_port or 0, u, timeout_s=timeout_s, retries=1) for u in (1, 2, 3)
     ]
     agent, muted_at = run_agent_with_a_meter_going_silent(
-        agent_config(tmp_path, devices, interval), tcp_server, 2, before_s=2.0, after_s=4.0
+        agent_config(tmp_path, devices, interval),
+        tcp_server,
+        2,
+        silent_failed_and_the_others_read_on(["m1", "m3"], "m2"),
     )
     try:
         slowest = assert_healthy_meters_undelayed(agent, ["m1", "m3"], "m2", muted_at, interval, timeout_s)
@@ -266,6 +289,7 @@ def test_dead_and_slow_tcp_meters_never_delay_the_other_meters(
     )
 
 
+@pytest.mark.serial  # read times and ticks are timed
 def test_dead_rtu_meter_on_a_shared_line_never_delays_the_other_meters(
     tmp_path: Path, rtu_line: tuple[ModbusServer, PtyLink], report: Callable[[str], None]
 ) -> None:
@@ -273,7 +297,10 @@ def test_dead_rtu_meter_on_a_shared_line_never_delays_the_other_meters(
     interval, timeout_s = 0.5, 0.2
     devices = [rtu_device(f"m{u}", link.port_b, u, timeout_s=timeout_s, retries=0) for u in (1, 2, 3)]
     agent, muted_at = run_agent_with_a_meter_going_silent(
-        agent_config(tmp_path, devices, interval), server, 2, before_s=2.0, after_s=4.0
+        agent_config(tmp_path, devices, interval),
+        server,
+        2,
+        silent_failed_and_the_others_read_on(["m1", "m3"], "m2"),
     )
     try:
         slowest = assert_healthy_meters_undelayed(agent, ["m1", "m3"], "m2", muted_at, interval, timeout_s)
@@ -287,10 +314,14 @@ def test_dead_rtu_meter_on_a_shared_line_never_delays_the_other_meters(
     )
 
 
+@pytest.mark.serial  # read times and ticks are timed
 def test_meter_that_answers_again_is_back_online(tmp_path: Path, tcp_server: ModbusServer) -> None:
     devices = [tcp_device("m1", tcp_server.tcp_port or 0, 1, timeout_s=0.1, retries=0)]
     agent, _ = run_agent_with_a_meter_going_silent(
-        agent_config(tmp_path, devices, 0.25), tcp_server, 1, before_s=0.6, after_s=1.5
+        agent_config(tmp_path, devices, 0.25),
+        tcp_server,
+        1,
+        lambda agent, _muted_at: agent.publishers["m1"].meter_problem is not None,
     )
     scanner = agent.scanners["m1"]
     assert agent.publishers["m1"].meter_problem is not None

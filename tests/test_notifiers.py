@@ -1,29 +1,35 @@
 """Notifiers against real endpoints on this machine: an SMTP server (aiosmtpd), an HTTP server
 (webhook, and Apprise's json:// target), Mosquitto; routing by factory and district, escalation,
-Thai and English texts, and each exceedance notified once per channel per escalation step."""
+Thai and English texts, and each exceedance queued once per channel per escalation step
+(delivery at least once: tests/test_notification_queue.py)."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import itertools
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+import tenacity
 from aiosmtpd.controller import Controller
 from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.engine import AlertEngine
-from alerts.model import AlertEvent
+from alerts.model import Alert, AlertEvent
 from alerts.notifiers.apprise_notifier import AppriseNotifier
+from alerts.notifiers.base import NotifyError, retrying
 from alerts.notifiers.dispatch import Dispatcher, Route
 from alerts.notifiers.email import EmailNotifier
 from alerts.notifiers.mqtt import MqttNotifier
+from alerts.notifiers.queue import DeliveryQueue
 from alerts.notifiers.routing import Router
 from alerts.notifiers.webhook import WebhookNotifier, signature
 from alerts.settings import RuleSettings
@@ -31,7 +37,7 @@ from alerts.state import AlertStore, open_alert_store
 from eit.confread import Section
 from eit.model import Reading
 from eit.mqttconf import read_mqtt
-from eit.registry import load_registry
+from eit.registry import Officer, load_registry
 from ingest.store.sqlite import SqliteStore
 from testbed.services import REPO, Mosquitto, free_port, wait_for
 from tests.webhook_receiver import WebhookReceiver
@@ -70,6 +76,13 @@ def mailbox() -> Iterator[Mailbox]:
     box.controller.stop()
 
 
+def alert_at(ts_ns: int) -> Alert:
+    return Alert(
+        1, "biomass", "boiler", "so2", "limit", "critical", "active", ts_ns, ts_ns, "SO2 above the limit",
+        value=75.0, limit=60.0, unit="ppm",
+    )  # fmt: skip
+
+
 def stack_hour(start: int, so2: float, minutes: range = range(60)) -> list[Reading]:
     out = []
     for m in minutes:
@@ -92,7 +105,7 @@ class Town:
         self.registry = load_registry(SITE)
         self.alerts = alerts or open_alert_store(None, tmp / "state.db")
         self.store = SqliteStore(tmp / "readings.db")
-        self.dispatcher = Dispatcher(notifiers, Router(self.registry), self.alerts, routes)
+        self.dispatcher = Dispatcher(notifiers, Router(self.registry), self.alerts.db, routes)
         self.dispatcher.start()
         self.events: list[AlertEvent] = []
         self.engine = AlertEngine(
@@ -197,6 +210,68 @@ def test_webhook_is_hmac_signed_and_retried_with_backoff(tmp_path: Path) -> None
         town.close()
 
 
+def test_webhook_gives_up_after_its_retries_with_growing_pauses_and_never_retries_a_refusal() -> None:
+    event = AlertEvent("opened", alert_at(T0))
+    with WebhookReceiver(fail_first=100) as hook:
+        with pytest.raises(NotifyError, match="HTTP 503"):
+            WebhookNotifier(hook.url, retries=3, backoff_s=0.1).send(event)
+        assert hook.attempts == 4  # the first try and its 3 retries
+        pauses = [b - a for a, b in itertools.pairwise(hook.attempted_at)]
+        # 0.1 s, 0.2 s, 0.4 s, each plus up to 0.1 s of jitter (and the HTTP round trip).
+        for n, pause in enumerate(pauses):
+            assert 0.1 * 2**n <= pause < 0.1 * 2**n + 0.1 + 0.5, pauses
+    with WebhookReceiver(fail_first=100, fail_status=400) as refusing:
+        with pytest.raises(NotifyError, match="HTTP 400"):
+            WebhookNotifier(refusing.url, retries=3, backoff_s=0.1).send(event)
+        assert refusing.attempts == 1
+
+
+def test_notifier_pauses_are_jittered_within_their_bounds() -> None:
+    policy = retrying(5, 1.0, lambda exc: True)
+    for attempt, base in ((1, 1.0), (2, 2.0), (5, 16.0), (6, 30.0)):
+        state = tenacity.RetryCallState(policy, fn=None, args=(), kwargs={})
+        state.attempt_number = attempt
+        pauses = {policy.wait(state) for _ in range(50)}
+        assert all(base <= p <= min(base + 1.0, 30.0) for p in pauses), (attempt, sorted(pauses))
+        # Random within the bound, so notifiers failing together spread their retries.
+        assert len(pauses) > 1 or base == 30.0
+
+
+def test_email_is_retried_while_the_server_fails_then_given_up_and_a_refused_recipient_is_not() -> None:
+    officer = Officer("olivia", "Olivia", "olivia@example.org", "officer", "en", ("*",), ())
+    event = AlertEvent("opened", alert_at(T0))
+    tries: list[str] = []
+
+    class Failing:  # a real SMTP server that fails every message for now (451), or refuses the recipient
+        async def handle_RCPT(
+            self, server: Any, session: Any, envelope: Any, address: str, options: Any
+        ) -> str:
+            if address.startswith("nobody@"):
+                tries.append("rcpt")
+                return "550 no such user"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            tries.append("data")
+            return "451 try again later"
+
+    port = free_port()
+    controller = Controller(Failing(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        mail = EmailNotifier("127.0.0.1", port, "eit@example.org", retries=2, backoff_s=0.05)
+        with pytest.raises(NotifyError, match="451"):
+            mail.send_to(event, officer)
+        assert tries == ["data"] * 3  # the first try and its 2 retries
+        tries.clear()
+        with pytest.raises(NotifyError, match="550"):
+            mail.send_to(event, replace(officer, email="nobody@example.org"))
+        assert tries == ["rcpt"]
+    finally:
+        controller.stop()
+
+
 def test_apprise_delivers_to_a_real_json_endpoint_per_officer_and_to_everyone(tmp_path: Path) -> None:
     with WebhookReceiver() as everyone, WebhookReceiver() as duty:
         apprise_everyone = everyone.url.replace("http://", "json://")
@@ -253,6 +328,9 @@ def test_alert_events_are_published_on_eit_alerts_factory(tmp_path: Path, mosqui
         assert topic == "eit/alerts/biomass"
         assert body["event"] == "opened" and body["alert"]["parameter"] == "so2"
         assert "ppm above the standard limit 60 ppm" in body["message"]["en"]
+        [queued] = DeliveryQueue(town.alerts.db).for_alert(body["alert"]["id"])
+        assert (queued.notifier, queued.state) == ("mqtt", "delivered")
+        assert body["idempotency_key"] == queued.key  # receivers drop a repeat by it
     finally:
         town.close()
         notifier.close()

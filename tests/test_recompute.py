@@ -15,15 +15,18 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import pytest
+
 from alerts.effects import EffectWorker
 from alerts.engine import AlertEngine
 from alerts.notifiers.dispatch import Dispatcher
+from alerts.recompute import recompute
 from alerts.settings import RuleSettings
 from alerts.state import open_alert_store
 from eit.model import Reading
 from eit.registry import load_registry
 from eit.store import Point
-from eit.storeschema import Hourly
+from eit.storeschema import Aqi, Energy, Hourly
 from ingest.store.sqlite import SqliteStore
 from testbed.services import EIT, REPO
 from tests.test_report import write_history
@@ -77,6 +80,53 @@ def test_recompute_replaces_old_points_with_what_the_readings_give_and_is_idempo
     store = SqliteStore(data / "readings.db")
     assert {p.ts_ns: dict(p.fields) for p in store.query_points(Hourly.NAME, tags, 0, 2**62)} == before
     store.close()
+
+
+def test_recompute_after_upgrade_rounds_the_aqi_and_adds_co2_for_days_before_2026(tmp_path: Path) -> None:
+    # What aqi pcd_bands/1 and energy counter_difference/1 left in the store: PM2.5 37.55 truncated
+    # to 37.5 (AQI 100), and no energy point for 2025 (no grid factor was known before 2026).
+    registry = load_registry(SITE)
+    store = SqliteStore(tmp_path / "readings.db")
+    try:
+        pm25 = [Reading("petro", "fence", "pm25", T0 + m * 5 * 60 * S, 37.55) for m in range(24 * 12)]
+        new_year_eve = 1767196800 * S  # 2025-12-31T16:00Z, 23:00 in Bangkok
+        register = [
+            Reading("biomass", "meter", "energy", new_year_eve - 24 * H + m * 60 * S, 100.0 + m)
+            for m in range(60)
+        ]
+        store.write(pm25 + register)
+        last_hour = T0 + 23 * H
+        tags = {"factory": "petro", "device": "fence", "parameter": "pm25"}
+        old: dict[str, float | int | bool | str] = {
+            Aqi.VALUE: 100.0,
+            Aqi.BAND: "moderate",
+            Aqi.CONCENTRATION: 37.5,
+            Aqi.METHOD: "pcd_bands/1",
+        }
+        store.write_points(Aqi.NAME, [Point(Aqi.NAME, tags, last_hour, old)])
+
+        recompute(registry, store, T0, T0 + 24 * H)
+        [aqi] = store.query_points(Aqi.NAME, tags, last_hour, last_hour + 1)
+        assert aqi.fields == {
+            Aqi.VALUE: 101.0,
+            Aqi.BAND: "unhealthy_sensitive",
+            Aqi.CONCENTRATION: 37.6,
+            Aqi.METHOD: "pcd_bands/2",
+        }
+
+        recompute(registry, store, new_year_eve - 24 * H, new_year_eve)
+        [energy] = store.query_points(Energy.NAME, {"factory": "biomass"}, 0, 2**62)
+        assert (energy.ts_ns, energy.fields) == (
+            new_year_eve - 24 * H,
+            {
+                Energy.KWH: 59.0,
+                Energy.CO2_KG: pytest.approx(59.0 * 0.4999),
+                Energy.GRID_FACTOR: 0.4999,
+                Energy.METHOD: "counter_difference/2",
+            },
+        )
+    finally:
+        store.close()
 
 
 def test_recompute_names_an_unknown_factory_and_a_bad_date(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,145 @@ def test_permit_limits_override_the_preset_from_their_effective_date(tmp_path: P
     assert [(lim.max, lim.kind, lim.origin) for lim in so2.limits_on(date(2026, 1, 1))] == [
         (40.0, "permit", "permit EIA-2019-044")
     ]
+
+
+def _outfall(data: dict[str, Any]) -> dict[str, Any]:
+    outfall: dict[str, Any] = data["factories"][1]["devices"][0]
+    return outfall
+
+
+def _to_the_sea(data: dict[str, Any]) -> None:
+    _outfall(data)["receiving_water_tds_mg_l"] = 32000
+    _outfall(data)["channels"].append({"id": "tds", "unit": "mg/L", "range": [0, 60000]})
+
+
+def test_tds_to_brackish_water_or_the_sea_is_the_receiving_waters_plus_5000(tmp_path: Path) -> None:
+    def fresh_water(data: dict[str, Any]) -> None:
+        _outfall(data)["channels"].append({"id": "tds", "unit": "mg/L", "range": [0, 60000]})
+
+    day = date(2026, 1, 1)
+    sea = load_registry(_site(tmp_path, _to_the_sea)).channel("siam-cassava-starch", "outfall-1", "tds")
+    assert sea is not None
+    [limit] = sea.limits_on(day)
+    assert (limit.max, limit.unit, limit.averaging) == (37000.0, "mg/L", "1h")
+    assert limit.origin == "preset th.effluent.general, receiving_water_tds_mg_l 32000 + 5000"
+    assert limit.source.startswith("MOI B.E. 2560 / MNRE B.E. 2559") and "5,000 mg/L" in limit.source
+    fresh = load_registry(_site(tmp_path, fresh_water)).channel("siam-cassava-starch", "outfall-1", "tds")
+    assert fresh is not None
+    assert [(lim.max, lim.origin) for lim in fresh.limits_on(day)] == [(3000.0, "preset th.effluent.general")]
+    # Other channels of the same outfall keep the preset's plain limits.
+    cod = load_registry(_site(tmp_path, _to_the_sea)).channel("siam-cassava-starch", "outfall-1", "cod")
+    assert cod is not None and [lim.max for lim in cod.limits_on(day)] == [120.0]
+
+
+def _estate_values(data: dict[str, Any]) -> None:
+    _outfall(data)["standard"] = "th.effluent.ieat_cwwtp"
+    data["estates"] = [
+        {
+            "name": "Map Ta Phut Industrial Estate",
+            "presets": {
+                "th.effluent.ieat_cwwtp": {
+                    "source": "Estate rules 2024, annex 2 (illustrative)",
+                    "limits": [{"parameter": "cod", "max": 1000, "unit": "mg/L"}],
+                }
+            },
+        }
+    ]
+
+
+def test_an_estates_values_replace_the_ieat_preset_for_factories_of_that_estate(tmp_path: Path) -> None:
+    day = date(2026, 1, 1)
+    reg = load_registry(_site(tmp_path, _estate_values))
+    cod, bod = (reg.channel("siam-cassava-starch", "outfall-1", c) for c in ("cod", "bod"))
+    assert cod is not None and bod is not None
+    assert [(lim.max, lim.confirmed, lim.source, lim.origin) for lim in cod.limits_on(day)] == [
+        (
+            1000.0,
+            True,
+            "Estate rules 2024, annex 2 (illustrative)",
+            "preset th.effluent.ieat_cwwtp, values of estate 'Map Ta Phut Industrial Estate'",
+        )
+    ]
+    # BOD is not overridden: the preset's value, unconfirmed.
+    assert [(lim.max, lim.confirmed) for lim in bod.limits_on(day)] == [(500.0, False)]
+
+    def elsewhere(data: dict[str, Any]) -> None:
+        _estate_values(data)
+        data["factories"][1]["estate"] = "Another estate"
+
+    other = load_registry(_site(tmp_path, elsewhere)).channel("siam-cassava-starch", "outfall-1", "cod")
+    assert other is not None
+    assert [(lim.max, lim.confirmed) for lim in other.limits_on(day)] == [(750.0, False)]
+
+
+Mutation = Callable[[dict[str, Any]], object]
+
+
+def _ieat_values(data: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = data["estates"][0]["presets"]["th.effluent.ieat_cwwtp"]
+    return values
+
+
+def _after(first: Mutation, then: Mutation) -> Mutation:
+    def both(data: dict[str, Any]) -> None:
+        first(data)
+        then(data)
+
+    return both
+
+
+def _estate_preset(data: dict[str, Any], preset: str) -> None:
+    _estate_values(data)
+    data["estates"][0]["presets"] = {preset: data["estates"][0]["presets"]["th.effluent.ieat_cwwtp"]}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "problem"),
+    [
+        (
+            lambda d: _outfall(d).update(receiving_water_tds_mg_l=32000),
+            "factories[siam-cassava-starch].devices[outfall-1].receiving_water_tds_mg_l",
+            "no channel here has a limit made from it (only tds under th.effluent.general)",
+        ),
+        (
+            _after(_to_the_sea, lambda d: _outfall(d).update(receiving_water_tds_mg_l=-1)),
+            "factories[siam-cassava-starch].devices[outfall-1].receiving_water_tds_mg_l",
+            "-1 is below the minimum 0",
+        ),
+        (
+            lambda d: _estate_preset(d, "th.effluent.nowhere"),
+            "estates[0].presets.th.effluent.nowhere",
+            "unknown preset 'th.effluent.nowhere'",
+        ),
+        (
+            _after(_estate_values, lambda d: d["estates"][0].update(name="Nowhere estate")),
+            "estates[0].name",
+            "no factory is in estate 'Nowhere estate'",
+        ),
+        (
+            _after(_estate_values, lambda d: _ieat_values(d).pop("source")),
+            "estates[0].presets.th.effluent.ieat_cwwtp.source",
+            "required key is missing",
+        ),
+        (
+            _after(
+                _estate_values,
+                lambda d: _ieat_values(d)["limits"][0].update(unit="ppm"),
+            ),
+            "estates[0].presets.th.effluent.ieat_cwwtp.limits[0].unit",
+            "'ppm' is not a unit of cod",
+        ),
+    ],
+)
+def test_site_values_and_estate_values_errors_name_file_key_and_line(
+    tmp_path: Path, mutate: Any, key: str, problem: str
+) -> None:
+    path = _site(tmp_path, mutate)
+    with pytest.raises(ConfigError) as err:
+        load_registry(path)
+    assert (err.value.source, err.value.key) == (str(path), key)
+    assert problem in err.value.problem
+    assert err.value.line is not None
 
 
 @pytest.mark.parametrize(

@@ -1,27 +1,36 @@
 """Golden tests of the compliance engine, one or more per rule kind, built from the regulatory
 reference data with their sources (eit/standards/*.yaml): biomass boiler SO2 60 ppm at 7 % O2 (MOI B.E.
-2549), NOx as NO2, effluent pH 5.5-9.0 (MNRE B.E. 2559), ambient PM2.5 37.5 ug/m3 over 24 h and
-O3 0.07 ppm over 8 h (NEB), Thai AQI PM2.5 breakpoints, TGO grid factor 0.4750 kgCO2e/kWh.
+2549), NOx as NO2, effluent pH 5.5-9.0 (MOI B.E. 2560), ambient PM2.5 37.5 ug/m3 over 24 h and
+O3 0.07 ppm over 8 h (NEB), Thai AQI (PCD B.E. 2566: breakpoints, half-up rounding, dated PM2.5
+tables), TGO grid factors 0.4999 before 2026 and 0.4750 kgCO2e/kWh from 2026-01-01.
 
 The engine runs on the embedded store and alert database with a clock the test moves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from alerts.aqi import aqi_points, sub_index
 from alerts.engine import AlertEngine
 from alerts.model import AlertEvent
 from alerts.notifiers.dispatch import Dispatcher
 from alerts.settings import RuleSettings
 from alerts.state import open_alert_store
+from eit.confread import load_yaml
 from eit.model import Reading
 from eit.registry import load_registry
+from eit.standards import default_standards
 from eit.store import Point
+from eit.timeutil import datetime_to_ns
 from ingest.store.sqlite import SqliteStore
 from testbed.services import REPO
 
@@ -33,8 +42,10 @@ B = ("biomass", "boiler")
 
 
 class Rig:
-    def __init__(self, tmp: Path, settings: RuleSettings | None = None, start: int = T0) -> None:
-        self.registry = load_registry(SITE)
+    def __init__(
+        self, tmp: Path, settings: RuleSettings | None = None, start: int = T0, site: Path = SITE
+    ) -> None:
+        self.registry = load_registry(site)
         self.store = SqliteStore(tmp / "readings.db")
         self.alerts = open_alert_store(None, tmp / "state.db")
         self.events: list[AlertEvent] = []
@@ -223,7 +234,9 @@ def test_a_provisional_exceedance_is_withdrawn_when_the_hour_average_is_within_t
     assert rig.kinds("limit") == [("opened", "limit"), ("withdrawn", "limit")]
     assert rig.alerts.active(("biomass", "boiler", "so2", "limit")) is None
     audit = rig.alerts.audit(opened.id)
-    assert audit[-1].action == "withdrawn" and audit[-1].detail.startswith("withdrawn: the clock-hour average")
+    assert audit[-1].action == "withdrawn" and audit[-1].detail.startswith(
+        "withdrawn: the clock-hour average"
+    )
 
 
 def test_a_late_backlog_produces_a_retroactive_exceedance(rig: Rig) -> None:
@@ -303,6 +316,93 @@ def test_effluent_ph_outside_5_5_to_9_is_an_exceedance_of_the_range(
     assert alert is not None and alert.limit == bound
     assert f"ph {ph + 0.01:g} pH {side} the standard limit {bound:g} pH" in alert.message
     assert "screening only" in alert.message  # online effluent data are screening, not legal
+
+
+def site_variant(tmp: Path, mutate: Callable[[dict[str, Any]], None]) -> Path:
+    """The golden site with a change, written beside the test's other files."""
+    data = load_yaml(SITE)
+    mutate(data)
+    path = tmp / "site.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+def outfall_hour(start: int, channel: str, value: float) -> list[Reading]:
+    return [Reading("starch", "outfall", channel, start + m * 60 * S, value) for m in range(60)]
+
+
+def starch_outfall(data: dict[str, Any]) -> dict[str, Any]:
+    outfall: dict[str, Any] = data["factories"][1]["devices"][0]
+    return outfall
+
+
+def test_an_ieat_central_plant_value_is_marked_unconfirmed_in_the_alert(tmp_path: Path) -> None:
+    def to_central_plant(data: dict[str, Any]) -> None:
+        starch_outfall(data)["standard"] = "th.effluent.ieat_cwwtp"
+
+    rig = Rig(tmp_path, site=site_variant(tmp_path, to_central_plant))
+    try:
+        rig.feed(outfall_hour(T0, "cod", 800.0))
+        rig.tick(T0 + H + 150 * S)
+        alert = rig.alerts.active(("starch", "outfall", "cod", "limit"))
+        assert alert is not None and alert.limit == 750.0
+        assert (
+            "preset th.effluent.ieat_cwwtp, value unconfirmed, averaging period unconfirmed" in alert.message
+        )
+    finally:
+        rig.close()
+
+
+def test_an_estates_own_value_replaces_the_central_plant_preset_for_its_factories(tmp_path: Path) -> None:
+    def estate_value(data: dict[str, Any]) -> None:
+        starch_outfall(data)["standard"] = "th.effluent.ieat_cwwtp"
+        data["factories"][1]["estate"] = "Eastern Seaboard estate"
+        data["estates"] = [
+            {
+                "name": "Eastern Seaboard estate",
+                "presets": {
+                    "th.effluent.ieat_cwwtp": {
+                        "source": "Estate rules 2024, annex 2 (illustrative)",
+                        "limits": [{"parameter": "cod", "max": 1000, "unit": "mg/L"}],
+                    }
+                },
+            }
+        ]
+
+    rig = Rig(tmp_path, site=site_variant(tmp_path, estate_value))
+    try:
+        rig.feed(outfall_hour(T0, "cod", 800.0))
+        rig.tick(T0 + H + 150 * S)
+        [hour] = rig.hourly("cod", "outfall", "starch")
+        assert (hour.fields["limit"], hour.fields["exceeded"]) == (1000.0, False)
+        assert rig.kinds("limit") == []
+    finally:
+        rig.close()
+
+
+def test_tds_of_an_outfall_to_the_sea_is_judged_against_the_receiving_water_plus_5000(tmp_path: Path) -> None:
+    # MOI B.E. 2560: to brackish water or the sea, effluent TDS may exceed the receiving water's
+    # by at most 5,000 mg/L. Receiving water 33,000 mg/L: the rules judge against 38,000 mg/L.
+    def to_the_sea(data: dict[str, Any]) -> None:
+        outfall = starch_outfall(data)
+        outfall["receiving_water_tds_mg_l"] = 33000
+        outfall["channels"].append({"id": "tds", "unit": "mg/L", "range": [0, 60000]})
+
+    rig = Rig(tmp_path, site=site_variant(tmp_path, to_the_sea))
+    try:
+        rig.feed(outfall_hour(T0, "tds", 37000.0))
+        rig.feed(outfall_hour(T0 + H, "tds", 39000.0))
+        rig.tick(T0 + 2 * H + 150 * S)
+        hours = rig.hourly("tds", "outfall", "starch")
+        assert [(h.fields["limit"], h.fields["exceeded"]) for h in hours] == [
+            (38000.0, False),
+            (38000.0, True),
+        ]
+        alert = rig.alerts.active(("starch", "outfall", "tds", "limit"))
+        assert alert is not None
+        assert "preset th.effluent.general, receiving_water_tds_mg_l 33000 + 5000" in alert.message
+    finally:
+        rig.close()
 
 
 def test_effluent_ph_inside_the_range_raises_nothing(rig: Rig) -> None:
@@ -386,6 +486,120 @@ def test_thai_aqi_of_pm25_at_the_standard_is_100_and_overall_is_the_highest(rig:
     assert got == {"pm25": (100.0, "moderate"), "pm10": (50.0, "good"), "overall": (100.0, "moderate")}
 
 
+def test_pm25_37_55_rounds_half_up_to_37_6_and_is_the_first_index_of_the_orange_band(rig: Rig) -> None:
+    # PCD B.E. 2566, clause 4.1: 37.55 rounds to 37.6 (band 37.6-75.0 -> AQI 101-200), so the
+    # sub-index is 101; truncated (method version 1) it was 37.5 -> 100. Float rounding would
+    # take it down too: the float nearest 37.55 is 37.54999...
+    assert round(37.55, 1) == 37.5
+    live(rig, ambient_hours(T0, 24, "pm25", 37.55))
+    last_hour = T0 + 23 * H
+    points = rig.store.query_points("aqi", {"factory": "petro"}, last_hour, last_hour + 1)
+    got = {
+        p.tags["parameter"]: (p.fields["value"], p.fields["band"], p.fields.get("concentration"))
+        for p in points
+    }
+    assert got == {
+        "pm25": (101.0, "unhealthy_sensitive", 37.6),
+        "overall": (101.0, "unhealthy_sensitive", None),
+    }
+    assert {p.fields["method"] for p in points} == {"pcd_bands/2"}
+
+
+def test_o3_0_0705_ppm_is_70_5_ppb_and_rounds_to_71(rig: Rig) -> None:
+    # The station measures O3 in ppm: 0.0705 ppm x 1000 = 70.5 ppb (70.50000000000001 in floats),
+    # rounded half up to 71 ppb: band 71-120 -> AQI 101. Truncated it was 70 -> 100.
+    live(rig, ambient_hours(T0, 8, "o3", 0.0705))
+    last_hour = T0 + 7 * H
+    [o3] = rig.store.query_points("aqi", {"factory": "petro", "parameter": "o3"}, last_hour, last_hour + 1)
+    assert (o3.fields["value"], o3.fields["band"], o3.fields["concentration"]) == (
+        101.0,
+        "unhealthy_sensitive",
+        71.0,
+    )
+
+
+def test_pm25_aqi_uses_the_bands_in_force_on_the_hours_bangkok_day(tmp_path: Path) -> None:
+    # Until 31 May 2023 (unconfirmed bands, AQI 100 = the 24-h standard of 50 ug/m3): 37.55 rounds
+    # to 38, the bottom of 38-50 -> AQI 51. From 1 Jun 2023: 37.6 -> 101.
+    start = datetime_to_ns(datetime(2023, 5, 30, 17, tzinfo=UTC))  # 2023-05-31 00:00 in Bangkok
+    rig = Rig(tmp_path, start=start)
+    try:
+        live(rig, ambient_hours(start, 25, "pm25", 37.55))
+        last_of_may = start + 23 * H  # 23:00 on 31 May in Bangkok
+        points = rig.store.query_points(
+            "aqi", {"factory": "petro", "parameter": "pm25"}, last_of_may, last_of_may + H + 1
+        )
+        assert [
+            (p.ts_ns, p.fields["value"], p.fields["band"], p.fields["concentration"]) for p in points
+        ] == [
+            (last_of_may, 51.0, "moderate", 38.0),
+            (last_of_may + H, 101.0, "unhealthy_sensitive", 37.6),
+        ]
+    finally:
+        rig.close()
+
+
+JUNE_2026 = date(2026, 6, 1)
+MAY_2023 = date(2023, 5, 31)
+
+
+@pytest.mark.parametrize(
+    ("pollutant", "concentration", "day", "index", "band", "rounded"),
+    [
+        # Each expected index by hand: I = I_lo + (I_hi - I_lo) x (C - C_lo) / (C_hi - C_lo) on the
+        # rounded C; at a band's low edge that is I_lo, at its high edge I_hi.
+        ("pm25", 15.0, JUNE_2026, 25.0, "very_good", "15.0"),  # top of 0-15.0
+        ("pm25", 15.04, JUNE_2026, 25.0, "very_good", "15.0"),  # rounds down
+        ("pm25", 15.05, JUNE_2026, 26.0, "good", "15.1"),  # half up: bottom of 15.1-25.0
+        ("pm25", 25.05, JUNE_2026, 51.0, "moderate", "25.1"),
+        ("pm25", 37.5, JUNE_2026, 100.0, "moderate", "37.5"),  # the 24-h standard
+        ("pm25", 37.55, JUNE_2026, 101.0, "unhealthy_sensitive", "37.6"),
+        ("pm25", 56.3, JUNE_2026, 150.5, "unhealthy_sensitive", "56.3"),  # 101 + 99 x 18.7 / 37.4
+        ("pm25", 75.0, JUNE_2026, 200.0, "unhealthy_sensitive", "75.0"),
+        ("pm25", 75.05, JUNE_2026, 201.0, "unhealthy", "75.1"),
+        ("pm10", 50.49, JUNE_2026, 25.0, "very_good", "50"),
+        ("pm10", 50.5, JUNE_2026, 26.0, "good", "51"),
+        ("pm10", 120.5, JUNE_2026, 101.0, "unhealthy_sensitive", "121"),
+        ("pm10", 180.5, JUNE_2026, 201.0, "unhealthy", "181"),
+        ("o3", 35.5, JUNE_2026, 26.0, "good", "36"),
+        ("o3", 70.49, JUNE_2026, 100.0, "moderate", "70"),
+        ("o3", 70.5, JUNE_2026, 101.0, "unhealthy_sensitive", "71"),
+        ("co", 4.45, JUNE_2026, 26.0, "good", "4.5"),
+        ("co", 9.04, JUNE_2026, 100.0, "moderate", "9.0"),
+        ("co", 9.05, JUNE_2026, 101.0, "unhealthy_sensitive", "9.1"),
+        ("co", 30.05, JUNE_2026, 201.0, "unhealthy", "30.1"),
+        ("no2", 60.5, JUNE_2026, 26.0, "good", "61"),
+        ("no2", 170.5, JUNE_2026, 101.0, "unhealthy_sensitive", "171"),
+        ("so2", 300.5, JUNE_2026, 101.0, "unhealthy_sensitive", "301"),
+        ("so2", 400.5, JUNE_2026, 201.0, "unhealthy", "401"),
+        # Before 1 Jun 2023: 0-25 | 26-37 | 38-50 | 51-90 | 91- (only 91 confirmed), whole numbers.
+        ("pm25", 37.55, MAY_2023, 51.0, "moderate", "38"),
+        ("pm25", 50.4, MAY_2023, 100.0, "moderate", "50"),
+        ("pm25", 50.5, MAY_2023, 101.0, "unhealthy_sensitive", "51"),
+        ("pm25", 90.5, MAY_2023, 201.0, "unhealthy", "91"),
+    ],
+)
+def test_thai_aqi_sub_index_rounds_half_up_before_the_band_lookup(
+    pollutant: str, concentration: float, day: date, index: float, band: str, rounded: str
+) -> None:
+    found = sub_index(pollutant, concentration, day)
+    assert found is not None
+    assert (found.value, found.band, found.concentration) == (index, band, Decimal(rounded))
+
+
+def test_co_9_05_ppm_rounds_to_9_1_and_sets_the_overall_index() -> None:
+    # CO 9.05 -> 9.1 (band 9.1-30.0 -> 101); PM10 80 tops 51-80 (50); overall = the highest.
+    points = aqi_points(
+        "petro", "fence", T0, JUNE_2026, {"co": (9.05, "ppm"), "pm10": (80.0, "ug/m3")}, default_standards()
+    )
+    got = {p.tags["parameter"]: (p.fields["value"], p.fields["band"]) for p in points}
+    assert got == {
+        "co": (101.0, "unhealthy_sensitive"),
+        "pm10": (50.0, "good"),
+        "overall": (101.0, "unhealthy_sensitive"),
+    }
+
+
 def test_daily_completeness_follows_the_bangkok_day(rig: Rig) -> None:
     # The Bangkok day 2026-11-28 runs from 2026-11-27T17:00Z; 20 of its 24 hours hold data.
     day_start = T0 + 13 * H
@@ -410,8 +624,33 @@ def test_energy_co2_is_kwh_times_the_grid_factor_in_force(rig: Rig) -> None:
         "kwh": 590.0,
         "co2_kg": pytest.approx(590.0 * 0.4750),
         "grid_factor": 0.4750,
-        "method": "counter_difference/1",
+        "method": "counter_difference/2",
     }
+
+
+def test_the_grid_factor_changes_from_0_4999_to_0_4750_at_bangkok_midnight_on_2026_01_01(
+    tmp_path: Path,
+) -> None:
+    # 2025-12-31T16:00Z is 23:00 on 31 Dec in Bangkok: the last hour of 0.4999 (TGO, before 2026,
+    # unconfirmed); the next hour is the first of 0.4750. Version 1 wrote no point for 2025.
+    start = datetime_to_ns(datetime(2025, 12, 31, 16, tzinfo=UTC))
+    rig = Rig(tmp_path, start=start)
+    try:
+        register = [
+            Reading("biomass", "meter", "energy", start + m * 60 * S, 1000.0 + m * 10.0) for m in range(120)
+        ]
+        rig.feed(register)
+        rig.tick(start + 2 * H + 150 * S)
+        points = rig.store.query_points("energy", {"factory": "biomass"}, 0, 2**62)
+        # Hour 1: the register from its first reading (1000) to its last (1590): 590 kWh.
+        # Hour 2: from hour 1's last reading (1590) to its own last (1000 + 119 x 10 = 2190): 600 kWh.
+        assert [(p.ts_ns, p.fields["kwh"], p.fields["grid_factor"]) for p in points] == [
+            (start, 590.0, 0.4999),
+            (start + H, 600.0, 0.4750),
+        ]
+        assert [p.fields["co2_kg"] for p in points] == [pytest.approx(294.941), pytest.approx(285.0)]
+    finally:
+        rig.close()
 
 
 # -- stale, sensor faults ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import statedb.migrations as migrations
 from alerts.state import AlertStore
 from ingest.deadletters import DeadLetter, DeadLetterStore
 from statedb import SchemaVersionError, StateDb, StateDbUnavailable, open_state_db
@@ -76,8 +77,25 @@ def test_each_migration_runs_once_and_is_recorded(db: StateDb) -> None:
     with db.read() as conn:
         rows = conn.execute(sa.select(schema_version.c.version, schema_version.c.name)).all()
     assert [(v, n) for v, n in rows] == [(m.version, m.name) for m in known_migrations()]
-    assert [m.version for m in known_migrations()] == list(range(1, len(rows) + 1))
+    versions = [m.version for m in known_migrations()]
+    assert versions[0] == 1 and versions == sorted(set(versions))
     assert migrate(db) == []
+
+
+def test_a_migration_numbered_below_the_newest_applied_is_applied_when_it_arrives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    every = known_migrations()
+    without_third = [m for m in every if m.version != 3]
+    monkeypatch.setattr(migrations, "known_migrations", lambda: without_third)
+    db = open_sqlite(tmp_path / "state.db")
+    try:
+        assert migrate(db) == [m.version for m in without_third]
+        monkeypatch.setattr(migrations, "known_migrations", lambda: every)
+        assert migrate(db) == [3]
+        assert _shape(db) == _declared()
+    finally:
+        db.close()
 
 
 def test_a_database_of_a_newer_release_is_refused_with_its_version(

@@ -17,7 +17,8 @@ S = 1_000_000_000
 T0 = 1795752000 * S  # 2026-11-27T04:00:00Z, on an hour boundary
 
 
-@pytest.fixture(params=["sqlite", "influxdb"])
+# A fixture that starts its service itself marks its param: conftest sees only requested fixtures.
+@pytest.fixture(params=["sqlite", pytest.param("influxdb", marks=pytest.mark.integration)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         s: Store = SqliteStore(tmp_path / "readings.db")

@@ -1,8 +1,9 @@
 """Notifiers: each kind one module, chosen by name from configuration (``kind``).
 
-Broadcast notifiers have ``send(event)``; officer notifiers ``send_to(event, officer)``. Sending
-happens on a dispatcher thread (:class:`alerts.notifiers.dispatch.Dispatcher`), so a slow
-webhook or mail server never holds up the ingest.
+Broadcast notifiers have ``send(event)``; officer notifiers ``send_to(event, officer)``. The
+dispatcher (:class:`alerts.notifiers.dispatch.Dispatcher`) queues each notification in the state
+database, and each notifier sends its own from a worker thread of its own, so a slow webhook or
+mail server never holds up the ingest, the rules or another notifier.
 
 A kind's module defines its settings class (a :class:`NotifierSettings`) and a factory, exported
 as ``KIND = Kind(Settings, build)``; :data:`NOTIFIER_KINDS` names each module and imports it only

@@ -1,17 +1,24 @@
 """Any Apprise URL (LINE, Telegram, Slack, Discord, e-mail, json://, ...): to everyone
-(``urls``, both languages) and to officers (``officers``: officer id -> URLs, their language)."""
+(``urls``, both languages) and to officers (``officers``: officer id -> URLs, their language).
+
+The queue keeps the title and the text, never the URLs (they hold the services' tokens). The
+notification's idempotency key goes where an Apprise service can carry it: to ``json://``,
+``xml://`` and ``form://`` targets (and their ``s`` forms) as the header ``Idempotency-Key`` and
+the payload field ``idempotency_key``; chat services have no place for it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, Literal
+from urllib.parse import urlencode, urlsplit
 
 import apprise
 from pydantic import Field, ValidationInfo, field_validator
 
 from alerts.messages import alert_text, footer, headline
 from alerts.model import AlertEvent
-from alerts.notifiers.base import NotifyError
+from alerts.notifiers.base import BROADCAST, NotifyError, Parts, idempotency_key
 from alerts.notifiers.settings import NotifierContext, NotifierSettings
 from eit.plugins import Kind
 from eit.registry import Officer
@@ -47,15 +54,32 @@ def _body(event: AlertEvent, language: str) -> str:
     return f"{alert_text(event.alert, language)}\n{footer(event.alert, language)}"
 
 
+# Apprise's generic HTTP targets: ``+name=value`` in the URL adds a header, ``:name=value`` a
+# payload field.
+_KEYED_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
+
+
+def _with_key(url: str, key: str) -> str:
+    if urlsplit(url).scheme.lower() not in _KEYED_SCHEMES:
+        return url
+    extra = urlencode({"+Idempotency-Key": key, ":idempotency_key": key})
+    base, hash_, fragment = url.partition("#")
+    return f"{base}{'&' if '?' in base else '?'}{extra}{hash_}{fragment}"
+
+
 class _Apprise:
     def __init__(self, urls: Sequence[str], where: str) -> None:
-        self.app = apprise.Apprise()
+        self.urls = tuple(urls)
+        app = apprise.Apprise()
         for url in urls:
-            if not self.app.add(url):
+            if not app.add(url):
                 raise ValueError(f"{where}: {url.split('://', 1)[0]}:// is not an Apprise URL it understands")
 
-    def notify(self, title: str, body: str, what: str) -> None:
-        if not self.app.notify(title=title, body=body):
+    def notify(self, title: str, body: str, key: str, what: str) -> None:
+        app = apprise.Apprise()
+        for url in self.urls:
+            app.add(_with_key(url, key) if key else url)
+        if not app.notify(title=title, body=body):
             raise NotifyError(f"Apprise could not deliver {what}")
 
 
@@ -66,20 +90,45 @@ class AppriseNotifier:
         self._broadcast = _Apprise(urls, "apprise urls") if urls else None
         self._officers = {oid: _Apprise(u, f"apprise officers.{oid}") for oid, u in (officers or {}).items()}
 
-    def send(self, event: AlertEvent) -> None:
-        if self._broadcast is None:
-            return
-        body = _body(event, "th") + "\n\n" + _body(event, "en")
-        self._broadcast.notify(headline(event, "en"), body, f"alert #{event.alert.id}")
-
     def reaches(self, officer: Officer) -> bool:
         return officer.id in self._officers
 
-    def send_to(self, event: AlertEvent, officer: Officer) -> None:
+    def render(self, event: AlertEvent, officer: Officer | None, key: str) -> Parts:
+        if officer is None:
+            body = _body(event, "th") + "\n\n" + _body(event, "en")
+            return {"to": BROADCAST, "title": headline(event, "en"), "body": body, "alert": event.alert.id}
         lang = officer.language
-        self._officers[officer.id].notify(
-            headline(event, lang), _body(event, lang), f"alert #{event.alert.id} to {officer.id}"
-        )
+        return {
+            "to": officer.id,
+            "title": headline(event, lang),
+            "body": _body(event, lang),
+            "alert": event.alert.id,
+        }
+
+    def deliver(self, parts: Parts, key: str) -> None:
+        to = str(parts["to"])
+        target = self._broadcast if to == BROADCAST else self._officers.get(to)
+        what = f"alert #{parts['alert']}" + ("" if to == BROADCAST else f" to {to}")
+        if target is None:
+            raise NotifyError(
+                f"Apprise has no URL for {'everyone' if to == BROADCAST else to} any more ({what})"
+            )
+        target.notify(str(parts["title"]), str(parts["body"]), key, what)
+
+    def send(self, event: AlertEvent) -> None:
+        if self._broadcast is None:
+            return
+        key = idempotency_key("", event, BROADCAST)
+        self.deliver(self.render(event, None, key), key)
+
+    def send_to(self, event: AlertEvent, officer: Officer) -> None:
+        key = idempotency_key("", event, officer.id)
+        self.deliver(self.render(event, officer, key), key)
+
+    @property
+    def broadcasts(self) -> bool:
+        """Whether it has URLs for everyone (``urls``)."""
+        return self._broadcast is not None
 
 
 def build(settings: AppriseSettings, context: NotifierContext) -> AppriseNotifier:

@@ -1,24 +1,40 @@
-"""Delivers alert events to the notifiers from a background thread, each at most once.
+"""From alert events to notifications: routing, claims, the queue, and a worker per notifier.
 
-Before sending, the dispatcher claims (alert, escalation step, notifier:event, recipient) in the
-alert store (a unique key): an exceedance reaches each channel once per escalation step, also
-when the engine restarts or the same event is submitted twice. Routing: a notifier may be limited
-to factories or districts; officer notifiers go to the officers :class:`Router` names.
+:meth:`Dispatcher.submit` (called by the rules' effects, alerts/effects.py) works out who is told
+of an event: each notifier its routing admits (factories, districts); a broadcast notifier once
+(recipient ``*``), an officer notifier each officer :class:`Router` names for the event's
+escalation step. It renders each notification and writes it to the delivery queue in the state
+database (alerts/notifiers/queue.py), in one transaction with its claim: an alert reaches each
+channel (notifier and recipient) once per escalation step, also when the engine restarts or the
+same event is submitted twice; routine ``updated`` events are not claimed, only queued once.
+
+Each notifier has a :class:`~alerts.notifiers.worker.DeliveryWorker` of its own, a thread that
+sends its notifications in order until each is delivered or expired, so a slow or dead receiver
+delays only its own notifier's notifications. Delivery is at least once: a notification is
+marked delivered right after the receiver's answer, and sent again only when the process stopped
+between the two; its idempotency key lets the receiver drop the repeat.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
-import queue
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any
 
 from alerts.model import Alert, AlertEvent
-from alerts.notifiers.base import Notifier, NotifyError, OfficerNotifier
+from alerts.notifiers.base import BROADCAST, NotifyError, Parts, idempotency_key
+from alerts.notifiers.queue import Claim, DeliveryQueue, NewDelivery
 from alerts.notifiers.routing import Router
-from eit.timeutil import now_ns
+from alerts.notifiers.webhook import event_json
+from alerts.notifiers.worker import DeliveryPolicy, DeliveryWorker, WorkerStats
+from eit.errors import EitError
+from eit.registry import Officer
+from eit.timeutil import NS_PER_S, now_ns
+from statedb import StateDb
 
 log = logging.getLogger("eit.alerts.dispatch")
 
@@ -26,12 +42,7 @@ log = logging.getLogger("eit.alerts.dispatch")
 OFFICER_EVENTS = frozenset({"opened", "escalated", "withdrawn", "resolved"})
 # Events claimed once per (alert, step): everything but routine updates of an ongoing alert.
 UNCLAIMED_EVENTS = frozenset({"updated"})
-
-
-class Claims(Protocol):
-    def claim_notification(
-        self, alert_id: int, step: int, notifier: str, recipient: str, now_ns: int
-    ) -> bool: ...
+QUEUE_RETRY_MAX_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,103 +56,226 @@ class Route:
         return factory in self.factories or district in self.districts
 
 
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One configured notifier: the notifier, its name (in the queue, the metrics and the console),
+    its routing and how long its notifications are tried."""
+
+    notifier: Any
+    name: str
+    route: Route = field(default_factory=Route)
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+
+    @property
+    def broadcasts(self) -> bool:
+        return hasattr(self.notifier, "send") and bool(getattr(self.notifier, "broadcasts", True))
+
+    @property
+    def to_officers(self) -> bool:
+        return hasattr(self.notifier, "send_to")
+
+
 class Dispatcher:
+    """``notifiers``: :class:`Channel` items, or bare notifiers (named by their ``name``, ``-2``,
+    ``-3`` ... added where two share one, routed by ``routes``). ``db``: the state database that
+    holds the queue; needed when there are notifiers."""
+
     def __init__(
         self,
         notifiers: Sequence[Any],
         router: Router | None = None,
-        claims: Claims | None = None,
+        db: StateDb | None = None,
         routes: Sequence[Route] | None = None,
+        *,
+        lease_s: float = 120.0,
+        poll_s: float = 5.0,
     ) -> None:
-        self.notifiers = list(notifiers)
-        self.routes = list(routes) if routes is not None else [Route() for _ in self.notifiers]
+        self.channels = _channels(notifiers, routes)
         self.router = router
-        self.claims = claims
-        self.sent = 0
-        self.failed = 0
-        self.skipped = 0
-        self._queue: queue.Queue[AlertEvent | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
-        self._idle = threading.Event()
-        self._idle.set()
+        self.queue = DeliveryQueue(db) if db is not None else None
+        if self.channels and self.queue is None:
+            raise ValueError("notifiers need the state database (their delivery queue)")
+        self.town = router.registry.town_id if router is not None else ""
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        self.workers: dict[str, DeliveryWorker] = {}
+        if self.queue is not None:
+            for channel in self.channels:
+                self.workers[channel.name] = DeliveryWorker(
+                    self.queue,
+                    channel.name,
+                    functools.partial(self._deliver, channel),
+                    channel.policy,
+                    self._idle,
+                    lease_s=lease_s,
+                    poll_s=poll_s,
+                )
+
+    @property
+    def notifiers(self) -> list[Any]:
+        return [c.notifier for c in self.channels]
 
     def start(self) -> None:
-        self._thread.start()
-
-    def submit(self, event: AlertEvent) -> None:
-        self._idle.clear()
-        self._queue.put(event)
+        for worker in self.workers.values():
+            worker.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout_s)
+        self._stop.set()
+        for worker in self.workers.values():
+            worker.stop()
+        for worker in self.workers.values():
+            worker.join(timeout_s / max(1, len(self.workers)))
 
     def wait_idle(self, timeout_s: float) -> bool:
-        """Wait until every submitted event was handled (tests, `eit import`)."""
-        return self._idle.wait(timeout_s)
+        """Wait until every worker has sent what is due (delivered, or failed and waiting for its
+        next attempt): tests, `eit import`."""
+        with self._idle:
+            return self._idle.wait_for(lambda: all(w.idle for w in self.workers.values()), timeout_s)
 
     def has_recipients(self, alert: Alert, step: int) -> bool:
         return self.router is not None and bool(self.router.recipients(alert, step))
 
-    def _claim(self, event: AlertEvent, notifier: str, recipient: str) -> bool:
-        if self.claims is None or event.kind in UNCLAIMED_EVENTS:
-            return True
-        if event.kind == "reopened":
-            recipient = f"{recipient}#{event.alert.flaps}"
-        ok = self.claims.claim_notification(
-            event.alert.id, event.step, f"{notifier}:{event.kind}", recipient, now_ns()
-        )
-        if not ok:
-            self.skipped += 1
-        return ok
+    def stats(self) -> dict[str, WorkerStats]:
+        return {name: worker.stats for name, worker in self.workers.items()}
 
-    def deliver(self, event: AlertEvent) -> None:
-        """Send one event to every notifier its routing admits (on the caller's thread)."""
-        district = self.router.district(event.alert.factory) if self.router else ""
-        for notifier, route in zip(self.notifiers, self.routes, strict=True):
-            if not route.admits(event.alert.factory, district):
-                continue
-            if hasattr(notifier, "send_to"):
-                self._to_officers(event, notifier)
-            if hasattr(notifier, "send"):
-                if not self._claim(event, notifier.name, "*"):
-                    continue
-                self._attempt(notifier.name, event, lambda n=notifier: n.send(event))
-
-    def _to_officers(self, event: AlertEvent, notifier: OfficerNotifier) -> None:
-        if self.router is None or event.kind not in OFFICER_EVENTS:
+    # -- submitting ------------------------------------------------------------------------------
+    def submit(self, event: AlertEvent) -> None:
+        """Queue the notifications of ``event`` (durably, before returning). While the state
+        database cannot be reached this waits and tries again, until :meth:`stop`."""
+        if self.queue is None or not self.channels:
             return
+        items = self.notifications(event)
+        if not items:
+            return
+        delay = 0.2
+        while True:
+            try:
+                queued = self.queue.enqueue(items, now_ns())
+                break
+            except EitError as exc:
+                log.error("notifications of alert #%d not queued yet: %s", event.alert.id, exc)
+                if self._stop.wait(delay):
+                    log.error(
+                        "stopping: notifications of alert #%d (%s) not queued", event.alert.id, event.kind
+                    )
+                    return
+                delay = min(delay * 2, QUEUE_RETRY_MAX_S)
+        for item in queued:
+            self.workers[item.notifier].more()
+
+    def notifications(self, event: AlertEvent) -> list[NewDelivery]:
+        """The notifications of ``event``, rendered, with their claims (not yet queued)."""
+        district = self.router.district(event.alert.factory) if self.router else ""
+        out: list[NewDelivery] = []
+        for channel in self.channels:
+            if not channel.route.admits(event.alert.factory, district):
+                continue
+            if channel.to_officers:
+                out += self._officer_items(channel, event)
+            if channel.broadcasts:
+                item = self._item(channel, event, None)
+                if item is not None:
+                    out.append(item)
+        return out
+
+    def _officer_items(self, channel: Channel, event: AlertEvent) -> list[NewDelivery]:
+        if self.router is None or event.kind not in OFFICER_EVENTS:
+            return []
         step = event.step if event.kind == "escalated" else 0
         officers = self.router.recipients(event.alert, step)
         if event.kind in ("resolved", "withdrawn") and event.alert.escalation_step:
             # Whoever was told of the alert is told it is over.
             for s in range(1, event.alert.escalation_step + 1):
                 officers += [o for o in self.router.recipients(event.alert, s) if o not in officers]
+        items = []
         for officer in officers:
-            if not notifier.reaches(officer) or not self._claim(event, notifier.name, officer.id):
-                continue
-            self._attempt(notifier.name, event, lambda o=officer: notifier.send_to(event, o))
+            if channel.notifier.reaches(officer):
+                item = self._item(channel, event, officer)
+                if item is not None:
+                    items.append(item)
+        return items
 
-    def _attempt(self, name: str, event: AlertEvent, action: Any) -> None:
+    def _item(self, channel: Channel, event: AlertEvent, officer: Officer | None) -> NewDelivery | None:
+        recipient = officer.id if officer is not None else BROADCAST
+        key = idempotency_key(self.town, event, recipient)
         try:
-            action()
-            self.sent += 1
-        except NotifyError as exc:
-            self.failed += 1
-            log.error("notifier %s failed for alert #%d: %s", name, event.alert.id, exc)
+            parts = self._render(channel, event, officer, key)
         except Exception:
-            self.failed += 1
-            log.exception("notifier %s crashed for alert #%d", name, event.alert.id)
+            log.exception(
+                "notifier %s cannot render alert #%d (%s)", channel.name, event.alert.id, event.kind
+            )
+            return None
+        claim = None
+        if event.kind not in UNCLAIMED_EVENTS:
+            claimed_as = f"{recipient}#{event.alert.flaps}" if event.kind == "reopened" else recipient
+            claim = Claim(f"{channel.name}:{event.kind}", claimed_as)
+        return NewDelivery(
+            notifier=channel.name,
+            alert_id=event.alert.id,
+            step=event.step,
+            event=event.kind,
+            recipient=recipient,
+            key=key,
+            event_json=event_json(event, key),
+            parts=parts,
+            expires_ns=now_ns() + int(channel.policy.expire_after_s * NS_PER_S),
+            claim=claim,
+        )
 
-    def _run(self) -> None:
-        while True:
-            event = self._queue.get()
-            if event is None:
-                self._idle.set()
-                return
-            self.deliver(event)
-            if self._queue.empty():
-                self._idle.set()
+    # -- rendering and delivering ------------------------------------------------------------------
+    @staticmethod
+    def _render(channel: Channel, event: AlertEvent, officer: Officer | None, key: str) -> Parts:
+        notifier = channel.notifier
+        if hasattr(notifier, "render"):
+            parts: Parts = notifier.render(event, officer, key)
+            return parts
+        # A kind with send/send_to only: the event is kept, and sent again at each attempt.
+        return {"event": _event_record(event), "officer": officer.id if officer is not None else None}
+
+    def _deliver(self, channel: Channel, parts: Parts, key: str) -> None:
+        notifier = channel.notifier
+        if hasattr(notifier, "render"):
+            notifier.deliver(parts, key)
+            return
+        event = _event_from_record(parts["event"])
+        officer_id = parts.get("officer")
+        if officer_id is None:
+            notifier.send(event)
+            return
+        officer = self.router.registry.officers.get(officer_id) if self.router is not None else None
+        if officer is None:
+            raise NotifyError(f"officer {officer_id} is no longer in the site registry")
+        notifier.send_to(event, officer)
 
 
-__all__ = ["Dispatcher", "Notifier", "OfficerNotifier", "Route"]
+def _channels(notifiers: Sequence[Any], routes: Sequence[Route] | None) -> list[Channel]:
+    if routes is not None and len(routes) != len(notifiers):
+        raise ValueError(f"{len(notifiers)} notifiers but {len(routes)} routes")
+    channels: list[Channel] = []
+    names: set[str] = set()
+    for index, item in enumerate(notifiers):
+        if isinstance(item, Channel):
+            channel = item
+        else:
+            base = str(item.name)
+            name, n = base, 1
+            while name in names:
+                n += 1
+                name = f"{base}-{n}"
+            channel = Channel(item, name, routes[index] if routes is not None else Route())
+        if channel.name in names:
+            raise ValueError(f"two notifiers are named {channel.name}: give each its own name")
+        names.add(channel.name)
+        channels.append(channel)
+    return channels
+
+
+def _event_record(event: AlertEvent) -> dict[str, Any]:
+    return {"kind": event.kind, "step": event.step, "alert": dataclasses.asdict(event.alert)}
+
+
+def _event_from_record(record: dict[str, Any]) -> AlertEvent:
+    return AlertEvent(str(record["kind"]), Alert(**record["alert"]), int(record["step"]))
+
+
+__all__ = ["Channel", "Dispatcher", "Route"]

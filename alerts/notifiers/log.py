@@ -6,8 +6,10 @@ import logging
 from typing import Literal
 
 from alerts.model import AlertEvent
+from alerts.notifiers.base import Parts
 from alerts.notifiers.settings import NotifierContext, NotifierSettings
 from eit.plugins import Kind
+from eit.registry import Officer
 
 log = logging.getLogger("eit.alerts")
 
@@ -21,18 +23,18 @@ class LogSettings(NotifierSettings):
 class LogNotifier:
     name = "log"
 
-    def send(self, event: AlertEvent) -> None:
+    def render(self, event: AlertEvent, officer: Officer | None, key: str) -> Parts:
         a = event.alert
-        log.warning(
-            "ALERT %s #%d %s/%s %s [%s]: %s",
-            event.kind.upper(),
-            a.id,
-            a.factory,
-            a.device,
-            a.parameter,
-            a.rule,
-            a.message,
+        line = (
+            f"ALERT {event.kind.upper()} #{a.id} {a.factory}/{a.device} {a.parameter} [{a.rule}]: {a.message}"
         )
+        return {"line": line}
+
+    def send(self, event: AlertEvent) -> None:
+        self.deliver(self.render(event, None, ""), "")
+
+    def deliver(self, parts: Parts, key: str) -> None:
+        log.warning("%s", parts["line"])
 
 
 def build(settings: LogSettings, context: NotifierContext) -> LogNotifier:

@@ -1,5 +1,10 @@
 """Publishes alert events on ``eit/alerts/<factory>`` (QoS 1) for anyone who would rather
-subscribe than poll."""
+subscribe than poll.
+
+The payload is the webhook's JSON, with the notification's idempotency key (``idempotency_key``;
+on MQTT 5 also the user property ``Idempotency-Key``). The broker's PUBACK is the answer that
+makes it delivered.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,18 @@ from dataclasses import replace
 from typing import Literal
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from pydantic import Field
 
 from alerts.model import AlertEvent
-from alerts.notifiers.base import NotifyError
+from alerts.notifiers.base import BROADCAST, NotifyError, Parts, idempotency_key
 from alerts.notifiers.settings import NotifierContext, NotifierSettings
 from alerts.notifiers.webhook import event_json
 from eit.mqttclient import connect_async, make_client
 from eit.mqttconf import MqttSettings
 from eit.plugins import Kind
+from eit.registry import Officer
 
 
 class MqttNotifierSettings(NotifierSettings):
@@ -51,17 +59,31 @@ class MqttNotifier:
         if not getattr(reason, "is_failure", False):
             self._connected.set()
 
+    def render(self, event: AlertEvent, officer: Officer | None, key: str) -> Parts:
+        return {
+            "topic": alert_topic(event.alert.factory),
+            "payload": json.dumps(event_json(event, key), ensure_ascii=False),
+        }
+
     def send(self, event: AlertEvent) -> None:
+        key = idempotency_key("", event, BROADCAST)
+        self.deliver(self.render(event, None, key), key)
+
+    def deliver(self, parts: Parts, key: str) -> None:
+        topic = str(parts["topic"])
         if not self._connected.wait(self.timeout_s):
             raise NotifyError(f"MQTT broker {self.settings.host}:{self.settings.port} not connected")
-        payload = json.dumps(event_json(event), ensure_ascii=False)
-        info = self.client.publish(alert_topic(event.alert.factory), payload, qos=self.qos)
+        props = None
+        if self.settings.protocol == "5":
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.UserProperty = [("Idempotency-Key", key)]
+        info = self.client.publish(topic, str(parts["payload"]), qos=self.qos, properties=props)
         try:
             info.wait_for_publish(self.timeout_s)
         except (RuntimeError, ValueError) as exc:
-            raise NotifyError(f"MQTT publish on {alert_topic(event.alert.factory)}: {exc}") from exc
+            raise NotifyError(f"MQTT publish on {topic}: {exc}") from exc
         if not info.is_published():
-            raise NotifyError(f"MQTT publish on {alert_topic(event.alert.factory)} not acknowledged")
+            raise NotifyError(f"MQTT publish on {topic} not acknowledged")
 
     def close(self) -> None:
         self.client.disconnect()

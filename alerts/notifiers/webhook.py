@@ -1,5 +1,10 @@
 """POSTs alert events as JSON to a URL, HMAC-signed, retrying with backoff.
 
+Each notification carries its idempotency key, the same at every attempt: in the header
+``Idempotency-Key`` and in the body (``idempotency_key``), so a receiver drops a notification it
+has already taken (one is sent again when ``eit serve`` stopped between the receiver's answer and
+marking it delivered). Any 2xx answer is taken as delivered; nothing is sent again after one.
+
 Signature: ``X-EIT-Signature: sha256=<hex HMAC-SHA256 of the raw body with the shared secret>``
 and ``X-EIT-Timestamp`` (Unix seconds, also part of the signed message:
 ``<timestamp>.<body>``), so a receiver can refuse forged and replayed calls.
@@ -18,9 +23,10 @@ from pydantic import Field, SecretStr, field_validator
 
 from alerts.messages import alert_text
 from alerts.model import AlertEvent
-from alerts.notifiers.base import NotifyError
+from alerts.notifiers.base import BROADCAST, NotifyError, Parts, idempotency_key, retrying
 from alerts.notifiers.settings import NotifierContext, NotifierSettings
 from eit.plugins import Kind
+from eit.registry import Officer
 
 
 class WebhookSettings(NotifierSettings):
@@ -45,9 +51,13 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def event_json(event: AlertEvent) -> dict[str, object]:
+def event_json(event: AlertEvent, key: str | None = None) -> dict[str, object]:
+    """The event as webhooks and MQTT carry it: the alert, its text in both languages and, when
+    given, the notification's idempotency key."""
     data = event.to_json()
     data["message"] = {"en": alert_text(event.alert, "en"), "th": alert_text(event.alert, "th")}
+    if key is not None:
+        data["idempotency_key"] = key
     return data
 
 
@@ -69,29 +79,46 @@ class WebhookNotifier:
         self.secret = secret
         self._session = requests.Session()
 
+    def render(self, event: AlertEvent, officer: Officer | None, key: str) -> Parts:
+        return {"body": json.dumps(event_json(event, key), ensure_ascii=False)}
+
     def send(self, event: AlertEvent) -> None:
-        body = json.dumps(event_json(event), ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "eit-monitor"}
-        delay = self.backoff_s
-        last = ""
-        for attempt in range(self.retries + 1):
-            if self.secret is not None:
-                stamp = str(int(time.time()))
-                headers["X-EIT-Timestamp"] = stamp
-                headers["X-EIT-Signature"] = signature(self.secret, stamp, body)
-            try:
-                resp = self._session.post(self.url, data=body, headers=headers, timeout=self.timeout_s)
-                if resp.status_code < 300:
-                    return
-                last = f"HTTP {resp.status_code}"
-                if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
-                    break  # the receiver refuses this request: retrying will not help
-            except requests.RequestException as exc:
-                last = str(exc)
-            if attempt < self.retries:
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        raise NotifyError(f"webhook {self.url}: {last}")
+        key = idempotency_key("", event, BROADCAST)
+        self.deliver(self.render(event, None, key), key)
+
+    def deliver(self, parts: Parts, key: str) -> None:
+        body = str(parts["body"]).encode()
+        try:
+            for attempt in retrying(self.retries, self.backoff_s, lambda exc: isinstance(exc, _Retryable)):
+                with attempt:
+                    self._post(body, key)
+        except _Failed as exc:
+            raise NotifyError(f"webhook {self.url}: {exc}") from None
+
+    def _post(self, body: bytes, key: str) -> None:
+        headers = {"Content-Type": "application/json", "User-Agent": "eit-monitor", "Idempotency-Key": key}
+        if self.secret is not None:
+            stamp = str(int(time.time()))  # signed afresh for each try: a receiver refuses stale stamps
+            headers["X-EIT-Timestamp"] = stamp
+            headers["X-EIT-Signature"] = signature(self.secret, stamp, body)
+        try:
+            resp = self._session.post(self.url, data=body, headers=headers, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise _Retryable(str(exc)) from exc
+        if resp.status_code < 300:
+            return
+        if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
+            # The receiver refuses this request: retrying will not help.
+            raise _Failed(f"HTTP {resp.status_code}")
+        raise _Retryable(f"HTTP {resp.status_code}")
+
+
+class _Failed(Exception):
+    """One try failed; the message says how."""
+
+
+class _Retryable(_Failed):
+    """One try failed in a way another try may not (a network error, 408, 429, 5xx)."""
 
 
 def build(settings: WebhookSettings, context: NotifierContext) -> WebhookNotifier:

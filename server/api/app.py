@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eit import __version__
 from eit.errors import EitError
 from server.api.auth import Auth
 from server.api.common import Context
+from server.api.routes_ops import Liveness, Readiness, ops_router
 from server.api.sources import ApiSources
 
 DESCRIPTION = """
@@ -46,6 +47,10 @@ invalid parameters answer 422 with `errors` listing each one.
 class ApiSettings:
     token_ttl_s: float = 12 * 3600.0
     pages: bool = True
+    # /metrics and /readyz (server/api/routes_ops.py).
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_public: bool = False
+    trust_loopback: bool = True
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
@@ -66,11 +71,15 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
 
 
 def create_app(
-    health: Callable[[], tuple[bool, dict[str, Any]]],
+    readiness: Readiness,
     metrics: CollectorRegistry,
     sources: ApiSources | None = None,
     settings: ApiSettings | None = None,
+    *,
+    liveness: Liveness | None = None,
 ) -> FastAPI:
+    """The app. ``readiness`` answers ``/readyz`` (what the process depends on); ``liveness``
+    answers ``/healthz`` (its stages; without it, only that the process answers)."""
     settings = settings or ApiSettings()
     app = FastAPI(
         title="EIT Monitor",
@@ -124,31 +133,26 @@ def create_app(
         headers = getattr(exc, "headers", None)
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=headers)
 
-    @app.get(
-        "/healthz",
-        tags=["operations"],
-        summary="Liveness and readiness of the process and what it depends on",
+    auth = Auth(sources.accounts, sources.clock) if sources is not None else None
+    app.include_router(
+        ops_router(
+            readiness,
+            liveness,
+            metrics,
+            auth,
+            settings.metrics_token,
+            settings.metrics_public,
+            settings.trust_loopback,
+        )
     )
-    def healthz() -> JSONResponse:
-        ok, detail = health()
-        return JSONResponse({"status": "ok" if ok else "degraded", **detail}, status_code=200 if ok else 503)
-
-    @app.get(
-        "/metrics",
-        tags=["operations"],
-        summary="Prometheus metrics",
-        response_class=Response,
-        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
-    )
-    def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     if sources is not None:
         from server.api.routes_admin import admin_router
         from server.api.routes_alerts import alerts_router
         from server.api.routes_data import data_router
 
-        ctx = Context(sources, Auth(sources.accounts, sources.clock), settings.token_ttl_s)
+        assert auth is not None
+        ctx = Context(sources, auth, settings.token_ttl_s)
         app.include_router(data_router(ctx))
         app.include_router(alerts_router(ctx))
         app.include_router(admin_router(ctx))

@@ -1,7 +1,7 @@
 """Alerts: the inbox (filter by state, factory, severity), one alert with its audit trail and
-the operator's responses, and the officers' actions: acknowledge, assign, comment, resolve,
-close. Operators see their own factory's alerts and answer them with the cause and the
-corrective action."""
+the operator's responses, its notifications and how their delivery went, and the officers'
+actions: acknowledge, assign, comment, resolve, close. Operators see their own factory's alerts
+and answer them with the cause and the corrective action."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 
 from alerts.model import Alert, LifecycleError, ResponseError
+from alerts.notifiers.queue import Delivery, DeliveryQueue
 from eit.errors import EitError
 from eit.timeutil import datetime_to_ns
 from server.accounts import OFFICER_ROLES
@@ -24,6 +25,7 @@ from server.api.schemas import (
     CommentIn,
     ExceedanceOut,
     NoteIn,
+    NotificationOut,
     OfficerOut,
     ResolveIn,
     ResponseIn,
@@ -270,6 +272,45 @@ def alerts_router(ctx: Context) -> APIRouter:
         except EitError as exc:
             raise HTTPException(503, str(exc)) from exc
         return response.to_json()
+
+    def deliveries(call: Any, *args: Any) -> list[dict[str, Any]]:
+        queue = ctx.sources.notifications
+        if queue is None:
+            return []  # a process without notifiers
+        try:
+            found: list[Delivery] = call(queue, *args)
+        except EitError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        return [d.to_json() for d in found]
+
+    @router.get(
+        "/alerts/{alert_id}/notifications",
+        summary="An alert's notifications: to whom, by which notifier, delivered, failing or expired,"
+        " with the last error (officers)",
+        response_model=list[NotificationOut],
+        responses=errors(401, 403, 404, 422, 503),
+    )
+    def alert_notifications(
+        alert_id: int = alert_id_path, p: Principal = Depends(auth.officer)
+    ) -> list[dict[str, Any]]:
+        fetch(p, alert_id)
+        return deliveries(DeliveryQueue.for_alert, alert_id)
+
+    @router.get(
+        "/notifications",
+        summary="Notifications by state, newest first; by default those in trouble: failing (pending"
+        " after a failed attempt) or expired (officers)",
+        response_model=list[NotificationOut],
+        responses=errors(401, 403, 422, 503),
+    )
+    def notifications(
+        state: Literal["troubled", "failing", "expired", "pending", "delivered"] = Query(
+            "troubled", description="troubled: failing or expired"
+        ),
+        limit: int = Query(200, ge=1, le=1000, description="At most this many"),
+        p: Principal = Depends(auth.officer),
+    ) -> list[dict[str, Any]]:
+        return deliveries(DeliveryQueue.listing, state, limit)
 
     @router.get(
         "/officers",

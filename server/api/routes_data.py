@@ -62,6 +62,8 @@ def data_router(ctx: Context) -> APIRouter:
                 min_in_channel_unit=ctx.in_channel_unit(ch, lim.min, lim.unit),
                 origin=lim.origin,
                 kind=lim.kind,
+                source=lim.source,
+                confirmed=lim.confirmed,
             )
             for lim in ch.limits_on(today)
         ]

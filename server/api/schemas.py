@@ -25,6 +25,8 @@ class LimitOut(BaseModel):
     min_in_channel_unit: float | None
     origin: str = Field(description="The preset or permit the limit comes from")
     kind: str = Field(description="standard or permit")
+    source: str = Field(description="The regulation, permit or estate rule that sets the value")
+    confirmed: bool = Field(description="false where the sources leave the value uncertain")
 
 
 class ChannelOut(BaseModel):
@@ -294,6 +296,25 @@ class DeadLetterOut(BaseModel):
 class DeadLettersOut(BaseModel):
     counts: dict[str, int] = Field(description="All dead letters kept, by reason")
     letters: list[DeadLetterOut]
+
+
+class NotificationOut(BaseModel):
+    id: int
+    notifier: str = Field(description="The notifier's name (its kind unless named)")
+    alert_id: int
+    event: str = Field(description="opened, escalated, resolved, ...")
+    step: int = Field(description="The escalation step the event belongs to")
+    recipient: str = Field(description="The officer's id, or * for everyone (webhook, MQTT, ...)")
+    state: Literal["pending", "delivered", "expired"]
+    failing: bool = Field(description="Pending after at least one failed attempt")
+    attempts: int
+    last_error: str = Field(description="Why the last failed attempt failed (kept once delivered)")
+    idempotency_key: str = Field(description="Sent with every attempt: receivers drop repeats by it")
+    queued_at: str
+    last_attempt_at: str | None
+    next_attempt_at: str | None = Field(description="When it is tried again (pending only)")
+    delivered_at: str | None
+    expires_at: str = Field(description="Given up if not delivered by then")
 
 
 class OfficerOut(BaseModel):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from alerts.notifiers.queue import DeliveryQueue
 from alerts.state import AlertStore
 from eit.registry import Registry
 from eit.store import Store
@@ -37,6 +38,8 @@ class ApiSources:
     render_report: ReportRenderer
     alert_text: AlertText
     deadletters: DeadLetterStore | None = None
+    # The notifiers' delivery queue: what each alert's notifications became.
+    notifications: DeliveryQueue | None = None
     clock: Callable[[], int] = field(default=now_ns)
     # A factory whose newest reading is older than this shows as "no data".
     stale_after_s: float = 3600.0

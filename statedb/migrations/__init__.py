@@ -44,7 +44,9 @@ class Migration:
 
 
 def known_migrations() -> list[Migration]:
-    """The migrations of this release, in order; numbers run 1, 2, 3 ... without a gap."""
+    """The migrations of this release, in order. Each number is used once; a number may be
+    missing (kept for a migration that is not part of this release), which
+    :func:`migrate` applies whenever it arrives, as it applies every version a database lacks."""
     found = []
     for module in pkgutil.iter_modules(__path__):
         match = _MODULE.fullmatch(module.name)
@@ -54,8 +56,8 @@ def known_migrations() -> list[Migration]:
         found.append(Migration(int(match.group(1)), match.group(2), loaded.upgrade))
     found.sort(key=lambda m: m.version)
     numbers = [m.version for m in found]
-    if numbers != list(range(1, len(found) + 1)):
-        raise StateDbError(f"state database migrations are not numbered 1..{len(found)}: {numbers}")
+    if len(set(numbers)) != len(numbers) or (numbers and numbers[0] != 1):
+        raise StateDbError(f"state database migrations must be numbered from 1, each number once: {numbers}")
     return found
 
 

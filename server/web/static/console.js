@@ -1,5 +1,6 @@
 /* The officers' console: the alerts inbox, with acknowledge, assign and resolve one or two taps
- * away, comments, and each alert's history and the factory's response. */
+ * away, comments, each alert's history, the factory's response and its notifications (those not
+ * delivered marked on the alert, with their last error). */
 "use strict";
 
 (() => {
@@ -10,6 +11,7 @@
   let factories = {};
   let me = null;
   const open = new Set(); // alerts whose details are shown
+  let troubled = {}; // alert id -> its notifications failing or expired
 
   async function act(alertId, action, body) {
     try {
@@ -23,9 +25,28 @@
 
   function badge(cls, text) { return el("span", { class: "badge " + cls }, text); }
 
+  function notificationState(n) {
+    if (n.state === "pending" && n.failing) return "failing";
+    return n.state;
+  }
+
+  function notificationItem(n) {
+    const state = notificationState(n);
+    const whom = n.recipient === "*" ? t("notification_everyone") : n.recipient;
+    const parts = [`${n.notifier} → ${whom} · ${n.event}`, t("notification_attempts", { n: n.attempts })];
+    if (n.delivered_at) parts.push(fmtTime(n.delivered_at));
+    else if (state === "failing" && n.next_attempt_at) parts.push(t("notification_next", { at: fmtTime(n.next_attempt_at) }));
+    return el("li", { class: `notification ${state}`, "data-state": state, "data-notifier": n.notifier },
+      badge(state === "delivered" ? "resolved" : state === "pending" ? "light" : "open", t("notification_" + state)),
+      " ", parts.join(" · "),
+      n.last_error && state !== "delivered" ? el("div", { class: "error" }, t("notification_last_error", { error: n.last_error })) : null);
+  }
+
   async function details(a, box) {
     box.replaceChildren(el("p", { class: "hint" }, t("loading")));
-    const d = await api(`/api/v1/alerts/${a.id}?lang=${EIT.lang}`);
+    const [d, notes] = await Promise.all([
+      api(`/api/v1/alerts/${a.id}?lang=${EIT.lang}`),
+      api(`/api/v1/alerts/${a.id}/notifications`)]);
     const responses = d.responses.length
       ? d.responses.map((r) => el("div", { class: "response" },
         el("div", {}, el("strong", {}, t("cause") + ": "), r.cause),
@@ -42,6 +63,8 @@
     });
     box.replaceChildren(
       el("h4", {}, t("factory_responses")), ...responses,
+      el("h4", {}, t("notifications")),
+      notes.length ? el("ol", { class: "notifications" }, notes.map(notificationItem)) : el("p", { class: "hint" }, t("no_notifications")),
       el("h4", {}, t("history")),
       el("ol", { class: "audit" }, d.audit.map((e) => el("li", {}, `${fmtTime(e.at)} · ${e.actor} · ${e.action}`, e.detail ? `: ${e.detail}` : ""))),
       comment);
@@ -83,6 +106,7 @@
         badge(a.state, t("state_" + a.state)),
         a.provisional ? badge("light", t("provisional")) : null,
         a.retroactive ? badge("light", t("retroactive")) : null,
+        troubled[a.id] ? el("span", { class: "badge open notification-trouble", title: troubled[a.id].map((n) => n.last_error).filter(Boolean)[0] || "" }, t("notification_trouble")) : null,
         el("span", { class: "where" }, `${f ? factoryName(f) : a.factory}`)),
       el("div", { class: "meta" }, `${a.device} · ${a.parameter} · ${a.rule} · #${a.id}`),
       el("p", { class: "text" }, a.text),
@@ -98,7 +122,11 @@
     const q = new URLSearchParams({ lang: EIT.lang, limit: "200" });
     for (const [k, v] of new FormData(filters)) if (v) q.set(k, v);
     try {
-      const alerts = await api("/api/v1/alerts?" + q.toString());
+      const [alerts, trouble] = await Promise.all([
+        api("/api/v1/alerts?" + q.toString()),
+        api("/api/v1/notifications?state=troubled&limit=1000")]);
+      troubled = {};
+      for (const n of trouble) (troubled[n.alert_id] = troubled[n.alert_id] || []).push(n);
       document.getElementById("alert-count").textContent = t("count_alerts", { n: alerts.length });
       list.replaceChildren(...(alerts.length ? alerts.map(card) : [el("li", { class: "hint" }, t("no_alerts"))]));
       document.body.dataset.loaded = "true";
