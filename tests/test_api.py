@@ -46,11 +46,13 @@ def test_the_example_town_data_tells_its_story(town_app: TownApp) -> None:
 def test_town_summary_counts_factories_by_compliance_state(town_app: TownApp) -> None:
     town = town_app.client.get("/api/v1/town").json()
     assert town["id"] == "map-ta-phut" and town["factories"] == 3
-    assert town["states"] == {"compliant": 1, "warning": 1, "exceeding": 1, "no_data": 0}
+    # The public state (alerts/public_state.py) follows the conditions, not the alerts: the
+    # starch plant silent for 20 minutes has no data (its stale-data warning is for officers).
+    assert town["states"] == {"exceeding": 1, "provisional": 0, "shutdown": 0, "no_data": 1, "compliant": 1}
     states = {f["id"]: f["state"] for f in town_app.client.get("/api/v1/factories").json()}
     assert states == {
         "kaeng-khoi-biomass": "exceeding",
-        "siam-cassava-starch": "warning",
+        "siam-cassava-starch": "no_data",
         "eastern-petrochem": "compliant",
     }
     assert abs(parse_iso_ns(town["last_update"]) - now_ns()) < 600 * NS_PER_S
@@ -168,7 +170,17 @@ def test_an_officer_works_an_alert_through_its_lifecycle(town_app: TownApp) -> N
     c.post(f"/api/v1/alerts/{aid}/comments", json={"text": "inspector on site 10:30"}, headers=supervisor)
     early_close = c.post(f"/api/v1/alerts/{aid}/close", headers=supervisor)
     assert early_close.status_code == 409 and "resolve it before closing" in early_close.json()["detail"]
-    assert c.post(f"/api/v1/alerts/{aid}/resolve", headers=supervisor).json()["state"] == "resolved"
+    no_reason = c.post(f"/api/v1/alerts/{aid}/resolve", json={"reason": ""}, headers=supervisor)
+    assert no_reason.status_code == 422
+    resolved = c.post(f"/api/v1/alerts/{aid}/resolve", json={"reason": "scrubber fixed"}, headers=supervisor)
+    assert resolved.json()["state"] == "resolved" and resolved.json()["resolution"] == "scrubber fixed"
+    # Resolved while the condition persists: the case stays ongoing, and cannot be closed yet.
+    assert resolved.json()["condition"] == "ongoing"
+    still = c.post(f"/api/v1/alerts/{aid}/close", headers=supervisor)
+    assert still.status_code == 409 and "still ongoing" in still.json()["detail"]
+    case = town_app.alerts.get(aid)
+    assert case is not None
+    town_app.alerts.end_condition(case.key, now_ns(), "below the limit")  # the rules see it end
     closed = c.post(f"/api/v1/alerts/{aid}/close", json={"note": "report filed"}, headers=supervisor).json()
     assert closed["state"] == "closed" and closed["closed_at"]
     detail = c.get(f"/api/v1/alerts/{aid}", headers=officer).json()
@@ -178,7 +190,8 @@ def test_an_officer_works_an_alert_through_its_lifecycle(town_app: TownApp) -> N
         ("olivia", "acknowledged", "calling the factory"),
         ("olivia", "assigned", "sam"),
         ("sam", "note", "inspector on site 10:30"),
-        ("sam", "resolved", ""),
+        ("sam", "resolved", "scrubber fixed (the condition is still ongoing)"),
+        ("engine", "condition ended", "below the limit"),
         ("sam", "closed", "report filed"),
     ]
 
@@ -489,10 +502,11 @@ def test_the_api_answers_the_same_on_influxdb_and_postgresql(
     """The same town on the embedded stores and on the production services: the same answers."""
     for app in (production_town, town_app):
         assert app.client.get("/api/v1/town").json()["states"] == {
-            "compliant": 1,
-            "warning": 1,
             "exceeding": 1,
-            "no_data": 0,
+            "provisional": 0,
+            "shutdown": 0,
+            "no_data": 1,
+            "compliant": 1,
         }
     assert production_town.store.kind == "influxdb" and production_town.alerts.kind == "postgresql"
     hours = production_town.client.get(f"{SO2}/hourly").json()["hours"]

@@ -52,8 +52,8 @@ def fresh_alert(app: TownApp, state: str = "open", factory: str = FACTORY) -> in
         now,
     )
     assert alert is not None
-    if state == "resolved":
-        app.alerts.resolve_id(alert.id, "engine", now)
+    if state == "resolved":  # the rules saw its condition end: resolved, and ready to close
+        app.alerts.end_condition(alert.key, now, "below the limit")
     return alert.id
 
 
@@ -132,8 +132,16 @@ ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
         OFFICERS,
     ),
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): (
-        lambda a, w: Call("POST", f"/api/v1/alerts/{fresh_alert(a)}/resolve"),
+        lambda a, w: Call("POST", f"/api/v1/alerts/{fresh_alert(a)}/resolve", json={"reason": "fixed"}),
         OFFICERS,
+    ),
+    ("GET", "/api/v1/alerts/{alert_id}/exceedances"): (
+        lambda a, w: Call("GET", f"/api/v1/alerts/{fresh_alert(a)}/exceedances"),
+        OWN_FACTORY,
+    ),
+    ("GET", "/api/v1/exceedances"): (
+        lambda a, w: Call("GET", "/api/v1/exceedances", params={"factory": FACTORY}),
+        OWN_FACTORY,
     ),
     ("POST", "/api/v1/alerts/{alert_id}/close"): (
         lambda a, w: Call(
