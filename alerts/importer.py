@@ -1,6 +1,7 @@
 """`eit import`: historical readings from CSV into the store, then the derived data.
 
-Columns: ``time`` (RFC 3339 with a zone, or epoch seconds), ``factory``, ``device``, ``channel``,
+Columns: ``time`` (RFC 3339 with a zone, or epoch seconds; from 2000 to now, the contract's
+bounds: eit/bounds.py), ``factory``, ``device``, ``channel``,
 ``value``, ``flag`` (HJ 212; empty means N). A row that cannot be used is reported with its line
 number and the problem and counted; every valid row is imported. Values outside the channel's
 measuring range are stored flagged T, as the live ingest does.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import math
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from alerts.recompute import recompute
 from alerts.settings import RuleSettings
+from eit.bounds import MAX_FUTURE_S, time_problem
 from eit.model import FLAGS, Reading
 from eit.registry import Registry
 from eit.store import Store
@@ -48,18 +51,25 @@ class RowError(ValueError):
         self.reason = reason
 
 
-def _parse_time(text: str) -> int:
+def _parse_time(text: str, now_ns: int) -> int:
+    """The row's time within the contract's bounds (eit/bounds.py): from 2000 to the server
+    clock plus the ingest's default ``max_future_s``."""
     text = text.strip()
     try:
         seconds = float(text)
     except ValueError:
         try:
-            return parse_iso_ns(text)
+            ts_ns = parse_iso_ns(text[:64])
         except ValueError as exc:
-            raise RowError("bad_timestamp", f"time {text!r}: {exc}") from None
-    if not math.isfinite(seconds):
-        raise RowError("bad_timestamp", f"time {text!r} is not a finite number")
-    return round(seconds * NS_PER_S)
+            raise RowError("bad_timestamp", f"time {text[:64]!r}: {exc}") from None
+    else:
+        if not math.isfinite(seconds):
+            raise RowError("bad_timestamp", f"time {text[:64]!r} is not a finite number")
+        ts_ns = round(seconds * NS_PER_S)
+    problem = time_problem(ts_ns, now_ns, MAX_FUTURE_S)
+    if problem is not None:
+        raise RowError(problem.reason, f"time {text[:64]!r}: {problem.detail}")
+    return ts_ns
 
 
 def read_rows(
@@ -72,18 +82,19 @@ def read_rows(
             raise ValueError(
                 f"{path}: line 1: missing column(s) {', '.join(missing)} (need {', '.join(COLUMNS)})"
             )
+        now = time.time_ns()
         for row in reader:
             result.rows += 1
             line = reader.line_num
             try:
-                yield _reading(row, registry)
+                yield _reading(row, registry, now)
             except RowError as exc:
                 result.rejected[exc.reason] += 1
                 if len(result.errors) < max_errors:
                     result.errors.append(f"{path}: line {line}: {exc}")
 
 
-def _reading(row: dict[str, str], registry: Registry) -> Reading:
+def _reading(row: dict[str, str], registry: Registry, now_ns: int) -> Reading:
     factory, device, channel = (row.get(k, "").strip() for k in ("factory", "device", "channel"))
     f = registry.factories.get(factory)
     if f is None:
@@ -94,7 +105,7 @@ def _reading(row: dict[str, str], registry: Registry) -> Reading:
     ch = d.channels.get(channel)
     if ch is None:
         raise RowError("unknown_channel", f"channel '{channel}' is not registered for {factory}/{device}")
-    ts = _parse_time(row.get("time", ""))
+    ts = _parse_time(row.get("time", ""), now_ns)
     raw = (row.get("value") or "").strip()
     try:
         value = float(raw)

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from eit.bounds import MAX_MESSAGE_BYTES
 from eit.sqlitedb import immediate, open_durable
 from eit.timeutil import NS_PER_S, now_ns, ns_to_iso
 
@@ -267,6 +268,22 @@ class Outbox:
         return int(row[0] or 0)
 
 
+_ENVELOPE_BYTES = len(b'{"v":1,"scans":[]}')
+
+
 def message_payload(scans: list[PendingScan]) -> bytes:
     """A v1 payload holding several stored scans, built without re-encoding them."""
     return ('{"v":1,"scans":[' + ",".join(s.body for s in scans) + "]}").encode()
+
+
+def within_message(scans: list[PendingScan], max_bytes: int = MAX_MESSAGE_BYTES) -> list[PendingScan]:
+    """The first of ``scans`` whose payload (:func:`message_payload`) fits in ``max_bytes``, the
+    contract's largest message (eit/bounds.py): the server refuses a larger one whole. At least
+    one scan, even one alone beyond it (then the server dead-letters it as too_large, with its
+    reason, rather than the agent resending it for ever)."""
+    size = _ENVELOPE_BYTES
+    for index, scan in enumerate(scans):
+        size += len(scan.body.encode()) + (1 if index else 0)
+        if size > max_bytes:
+            return scans[: max(index, 1)]
+    return scans

@@ -4,9 +4,11 @@ Each device has its own MQTT connection so that its retained ``online`` status a
 ``offline`` last will live on the device's own status topic, as the wire contract says.
 
 Flow control: at most ``max_inflight`` messages are unacknowledged at a time; each message
-carries up to ``max_scans_per_message`` scans, so a backlog after an outage drains in large
-messages, oldest first, while new scans queue behind it. paho keeps unacknowledged messages
-across reconnects and sends them again; after a restart of the agent the outbox sends them again.
+carries up to ``max_scans_per_message`` scans and at most the contract's largest message
+(``eit.bounds.MAX_MESSAGE_BYTES``, 1 MiB: the server refuses a larger one whole), so a backlog
+after an outage drains in large messages, oldest first, while new scans queue behind it. paho
+keeps unacknowledged messages across reconnects and sends them again; after a restart of the
+agent the outbox sends them again.
 Either way a scan may reach the broker twice, never zero times: the store's writes are
 idempotent (same series and timestamp), so it is stored once.
 """
@@ -26,8 +28,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge.outbox import Outbox, message_payload
+from edge.outbox import Outbox, message_payload, within_message
 from eit import wire
+from eit.bounds import MAX_MESSAGE_BYTES
 from eit.mqttclient import Will, connect_async, make_client
 from eit.mqttconf import MqttSettings
 from eit.supervise import Stage, Supervisor, Worker
@@ -251,10 +254,20 @@ class DevicePublisher:
 
     def _publish_pending(self) -> None:
         while len(self._inflight) < self.max_inflight and self._connected.is_set():
-            rows = self.outbox.pending(self.device, self._cursor, self.max_scans_per_message)
+            rows = within_message(self.outbox.pending(self.device, self._cursor, self.max_scans_per_message))
             if not rows:
                 return
-            info = self.client.publish(self.topic, message_payload(rows), qos=1)
+            payload = message_payload(rows)
+            if len(payload) > MAX_MESSAGE_BYTES:
+                log.error(
+                    "device %s: scan %d alone is %d bytes, over the %d a message may be: the server"
+                    " will dead-letter it (too_large)",
+                    self.device,
+                    rows[0].seq,
+                    len(payload),
+                    MAX_MESSAGE_BYTES,
+                )
+            info = self.client.publish(self.topic, payload, qos=1)
             if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
                 return
             # paho keeps the message (and sends it on reconnect) for any other return code.

@@ -28,11 +28,28 @@ AGGREGATES = ("mean", "min", "max", "count", "sum", "first", "last")
 
 
 class StoreUnavailable(EitError):
-    """The store cannot be reached now; try again later. Nothing was lost."""
+    """The store cannot take data now, for a cause that is the store's, not the data's: it
+    cannot be reached, refuses the credentials (401) or the permission (403), its database is
+    missing, its disk or quota is full, a limit of the store refuses new series. The caller keeps
+    the data (unacknowledged) and tries again later; an operator may have to act. Nothing is
+    lost."""
 
 
 class StoreError(EitError):
-    """The store refused the data (not a transient problem)."""
+    """The store refused the data itself, and would refuse it again (not a transient problem).
+
+    ``reason`` says why in a word (a dead letter's reason): ``beyond_retention`` (older than the
+    store keeps), ``field_type_conflict`` (the store holds the field with another type),
+    ``value_out_of_range`` (a number the store's type cannot hold), ``store_refused`` (any other
+    refusal). A writer given several readings finds the ones refused by writing fewer at a time
+    (ingest/service.py)."""
+
+    def __init__(self, message: str, reason: str = "store_refused", dropped: int | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        # How many of the data written the store says it refused, when it says (InfluxDB's
+        # "dropped=N"): all of them spares the writer from trying each one alone.
+        self.dropped = dropped
 
 
 @dataclass(frozen=True, slots=True)

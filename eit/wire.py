@@ -3,6 +3,12 @@
 ``decode`` turns a payload into scans and a list of the parts it had to reject, each with a
 reason code and a sentence naming where the problem is. A bad value never takes the rest of its
 scan down with it, and a bad scan never takes its message down: only the broken part is rejected.
+
+The contract's bounds (eit/bounds.py) hold here: the JSON is read within the size, depth and
+digit bounds with duplicate keys refused (eit/jsonload.py), a scan's time lies between 2000 and
+what every store holds (``time_out_of_range``; the ingest's validator adds the future bound) and
+its ``seq`` between 0 and 2^63-1 (``seq_out_of_range``). ``decode_status`` reads status messages
+with the same bounds.
 """
 
 from __future__ import annotations
@@ -10,22 +16,16 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from eit import jsonload
+from eit.bounds import MAX_MESSAGE_BYTES, seq_problem, time_problem
 from eit.errors import DecodeError
 from eit.model import FLAGS, ID_PATTERN
 from eit.timeutil import ns_to_iso, parse_iso_ns
-
-_fast_loads: Callable[[bytes | str], Any] | None
-try:  # 3-5 times faster than json on a payload; json stays the reference (and the error text)
-    from orjson import loads as _orjson_loads
-
-    _fast_loads = _orjson_loads
-except ImportError:  # the edge agent does not install it, and needs no speed there
-    _fast_loads = None
 
 VERSION = 1
 TOPIC_ROOT = "eit"
@@ -146,28 +146,9 @@ def decode(payload: bytes | str) -> Decoded:
 
 
 def _loads(payload: bytes | str) -> Any:
-    """The JSON document; DecodeError naming the problem and where it is.
-
-    orjson reads what it can; whatever it refuses (malformed text, NaN and Infinity, integers
-    beyond 64 bits, UTF-16 text, nesting deeper than 1024) is read again by json, the reference,
-    which either accepts it the same way or names the problem with its line and column."""
-    if _fast_loads is not None:
-        try:
-            return _fast_loads(payload)
-        except ValueError:  # orjson.JSONDecodeError is a ValueError
-            pass
-    try:
-        return json.loads(payload)
-    except UnicodeDecodeError as exc:
-        raise DecodeError("not_utf8", f"payload is not UTF-8 text (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise DecodeError(
-            "not_json", f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except RecursionError:
-        raise DecodeError("not_json", "payload is nested too deeply") from None
-    except ValueError as exc:  # an integer of more than 4300 digits (int's string-conversion limit)
-        raise DecodeError("not_json", f"payload is not JSON this server reads: {exc}") from None
+    """The JSON document, within the contract's bounds (eit/jsonload.py); DecodeError naming the
+    problem and where it is otherwise."""
+    return jsonload.loads(payload)
 
 
 def _optional_id(doc: dict[str, Any], key: str) -> str | None:
@@ -193,9 +174,11 @@ def _decode_scan(raw: Any, index: int, rejected: list[Rejected]) -> Scan | None:
         reject("bad_scan", f"unknown key '{extra[0]}' in scan", f"{where}.{extra[0]}")
         return None
     seq = raw.get("seq")
-    if seq is not None and (type(seq) is not int or seq < 0):  # a bool is not an int here
-        reject("bad_scan", f"'seq' must be a whole number >= 0, got {seq!r}", f"{where}.seq")
-        return None
+    if seq is not None:
+        seq_bad = seq_problem(seq)
+        if seq_bad is not None:
+            reject(seq_bad.reason, seq_bad.detail, f"{where}.seq")
+            return None
     if "ts" not in raw:
         reject("bad_timestamp", "missing 'ts'", f"{where}.ts")
         return None
@@ -203,6 +186,10 @@ def _decode_scan(raw: Any, index: int, rejected: list[Rejected]) -> Scan | None:
         ts_ns = _timestamp_ns(raw["ts"])
     except ValueError as exc:
         reject("bad_timestamp", str(exc), f"{where}.ts")
+        return None
+    ts_bad = time_problem(ts_ns)
+    if ts_bad is not None:
+        reject(ts_bad.reason, f"{_shown_time(raw['ts'])}: {ts_bad.detail}", f"{where}.ts")
         return None
     values = raw.get("values")
     if type(values) is not dict or not values:
@@ -322,6 +309,45 @@ def _timestamp_ns(ts: Any) -> int:
     if ts > _MAX_EPOCH_S:
         raise ValueError(f"{ts} is after the year 3000: epoch milliseconds? send seconds")
     return round(ts * 1_000_000) * 1000
+
+
+def _shown_time(ts: Any) -> str:
+    if isinstance(ts, str):
+        return repr(ts[:40])
+    return repr(ts) if not isinstance(ts, int) or abs(ts) < 10**30 else "the number"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """An agent's status message: ``online`` or ``offline``, and what a JSON status adds (the
+    outbox's backlog and drops, the clock: edge/publisher.py)."""
+
+    state: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def decode_status(payload: bytes | str) -> Status:
+    """Decode a status message: plain ``online``/``offline`` or a JSON object with ``state``.
+
+    JSON is read within the contract's bounds (size, depth, digits, duplicate keys: reasons of
+    eit/jsonload.py); anything else that is not a status raises DecodeError ``bad_status``."""
+    data = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise DecodeError(
+            "too_large",
+            f"status of {len(data):,} bytes is larger than the {MAX_MESSAGE_BYTES:,} a message may be",
+        )
+    text = data.decode("utf-8", errors="replace").strip()
+    if text in (STATUS_ONLINE, STATUS_OFFLINE):
+        return Status(text)
+    if text.startswith("{"):
+        doc = jsonload.loads(data, "status")
+        state = doc.get("state") if isinstance(doc, dict) else None
+        if state in (STATUS_ONLINE, STATUS_OFFLINE):
+            return Status(str(state), doc)
+    raise DecodeError(
+        "bad_status", f"status must be 'online', 'offline' or JSON with a state, got {text[:60]!r}"
+    )
 
 
 def encode(scans: Iterable[Scan]) -> bytes:

@@ -17,6 +17,27 @@ class IngestMetrics:
         self.dead_letters = Counter(
             "eit_dead_letters", "Rejected messages, scans or values, by reason", ["reason"], registry=r
         )
+        self.dead_letters_evicted = Counter(
+            "eit_dead_letters_evicted",
+            "Dead letters let go: beyond a factory's cap (oldest first) or past the retention",
+            ["cause"],
+            registry=r,
+        )
+        self.dead_letters_unkept = Counter(
+            "eit_dead_letters_unkept",
+            "Dead letters the state database refused to keep (logged instead)",
+            registry=r,
+        )
+        self.store_outage = Gauge(
+            "eit_store_outage",
+            "1 while the store or the state database holds batches back (unacknowledged, retried)",
+            registry=r,
+        )
+        self.store_outage_since = Gauge(
+            "eit_store_outage_since_seconds",
+            "When the current outage began (Unix time), 0 when there is none",
+            registry=r,
+        )
         self.store_errors = Counter(
             "eit_store_errors", "Failed store writes (retried until they succeed)", ["kind"], registry=r
         )

@@ -14,11 +14,20 @@ one before is with the rules, so the store's round trip overlaps the work in Pyt
 
 The stages run under a supervisor (:mod:`eit.supervise`): a stage that fails is restarted with the
 batch it held, and each reports its liveness, backlog (messages) and progress to ``/healthz``.
+
+Dead letter or wait (docs/architecture.md): whatever is wrong with a message itself makes it a
+dead letter, and the message is acknowledged with the valid rest of its batch. Any exception one
+message raises while it is decoded or validated is such a fault (``internal_error`` with the
+exception, when no reason foresaw it); a reading the store refuses alone (a value beyond the
+store's type, a field type conflict, older than the retention) is found by writing the batch in
+halves until the refused readings stand alone. Whatever is about the store itself (unreachable,
+credentials, permissions, a missing database, a full disk, a series limit: StoreUnavailable) is
+an outage: the batch waits, unacknowledged, and is retried; :attr:`Ingest.store_outage` and the
+metrics say since when and why. No stage thread ends because of one message.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -31,6 +40,7 @@ import paho.mqtt.client as mqtt
 import tenacity
 
 from eit import wire
+from eit.bounds import SEQ_MAX
 from eit.errors import DecodeError
 from eit.model import Reading
 from eit.mqttclient import connect_async, make_client
@@ -38,8 +48,8 @@ from eit.mqttconf import MqttSettings
 from eit.registry import Registry
 from eit.store import Store, StoreError, StoreUnavailable
 from eit.supervise import Stage, Supervisor, Worker
-from eit.timeutil import now_ns
-from ingest.deadletters import DeadLetter, DeadLetterStore, payload_text
+from eit.timeutil import now_ns, ns_to_iso
+from ingest.deadletters import DeadLetter, DeadLetterStore, Evicted, payload_text, printable
 from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
 from ingest.validate import Validator
@@ -77,6 +87,25 @@ class BatchResult:
     statuses: list[tuple[str, str, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class StoreOutage:
+    """Why the ingest holds its batches back (unacknowledged), and since when."""
+
+    what: str  # "store" (the readings' store) or "state database" (the dead letters')
+    reason: str  # the store's own words
+    since_ns: int
+    attempts: int = 1
+
+
+@dataclass(slots=True)
+class _MessageResult:
+    """One message's part of a batch, added to it only once the whole message is decoded."""
+
+    readings: list[Reading] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    status: tuple[str, str, str] | None = None
+
+
 class Ingest:
     """Turns raw MQTT messages into stored readings and dead letters (no networking here)."""
 
@@ -97,6 +126,7 @@ class Ingest:
         self.sinks = list(sinks)
         self.validator = Validator(registry, self.settings.max_future_s)
         self._stopping = threading.Event()
+        self._outage: StoreOutage | None = None
         # Store outages: 0.5 s, 1 s, 2 s ... up to retry_max_s, each plus up to 0.5 s of jitter so
         # that ingest workers and servers coming back together do not retry in step.
         self._store_retries = tenacity.Retrying(
@@ -113,63 +143,76 @@ class Ingest:
     def decode_batch(self, messages: Sequence[Incoming], received_ns: int) -> BatchResult:
         result = BatchResult()
         # Counted per batch, not per message: a metric update takes a lock and a label lookup.
-        data_messages = status_messages = values_received = 0
+        counts = {"data": 0, "status": 0, "values": 0}
         try:
             for msg in messages:
+                one = _MessageResult()
                 try:
-                    topic = wire.parse_topic(msg.topic)
-                except DecodeError as exc:
-                    self._dead(result, msg, exc.reason, exc.detail, exc.where, msg.payload, received_ns)
-                    continue
-                if topic.kind == "status":
-                    status_messages += 1
-                    self._status(result, msg, topic, received_ns)
-                    continue
-                data_messages += 1
-                try:
-                    decoded = wire.decode(msg.payload)
-                    for scan in decoded.scans:
-                        values_received += len(scan.values)
-                    checked = self.validator.check(topic, decoded, received_ns)
-                except DecodeError as exc:
-                    self._dead(result, msg, exc.reason, exc.detail, exc.where, msg.payload, received_ns)
-                    continue
-                result.readings.extend(checked.readings)
-                for rej in checked.rejected:
-                    self._dead(result, msg, rej.reason, rej.detail, rej.where, rej.fragment, received_ns)
+                    self._decode_message(one, msg, received_ns, counts)
+                except Exception as exc:  # any fault of one message is that message's alone
+                    log.error(
+                        "message on %s raised %s while decoded: dead-lettered as internal_error",
+                        printable(msg.topic[:200]),
+                        type(exc).__name__,
+                        exc_info=True,
+                    )
+                    one = _MessageResult()
+                    self._dead(
+                        one,
+                        msg,
+                        "internal_error",
+                        f"{type(exc).__name__}: {exc}",
+                        "",
+                        msg.payload,
+                        received_ns,
+                    )
+                result.readings.extend(one.readings)
+                result.dead.extend(one.dead)
+                if one.status is not None:
+                    result.statuses.append(one.status)
         finally:
-            if data_messages:
-                self.metrics.messages.labels("data").inc(data_messages)
-            if status_messages:
-                self.metrics.messages.labels("status").inc(status_messages)
-            if values_received:
-                self.metrics.readings_received.inc(values_received)
+            if counts["data"]:
+                self.metrics.messages.labels("data").inc(counts["data"])
+            if counts["status"]:
+                self.metrics.messages.labels("status").inc(counts["status"])
+            if counts["values"]:
+                self.metrics.readings_received.inc(counts["values"])
         return result
 
-    def _status(self, result: BatchResult, msg: Incoming, topic: wire.Topic, received_ns: int) -> None:
-        text = msg.payload.decode("utf-8", errors="replace").strip()
-        state = text
-        details: dict[str, Any] = {}
-        if text.startswith("{"):
-            try:
-                details = json.loads(text)
-                state = str(details.get("state", ""))
-            except (json.JSONDecodeError, AttributeError):
-                state = ""
-        if state not in (wire.STATUS_ONLINE, wire.STATUS_OFFLINE):
-            self._dead(
-                result,
-                msg,
-                "bad_status",
-                f"status must be 'online', 'offline' or JSON with a state, got {text[:60]!r}",
-                "",
-                msg.payload,
-                received_ns,
-            )
+    def _decode_message(
+        self, one: _MessageResult, msg: Incoming, received_ns: int, counts: dict[str, int]
+    ) -> None:
+        try:
+            topic = wire.parse_topic(msg.topic)
+        except DecodeError as exc:
+            self._dead(one, msg, exc.reason, exc.detail, exc.where, msg.payload, received_ns)
+            return
+        if topic.kind == "status":
+            counts["status"] += 1
+            self._status(one, msg, topic, received_ns)
+            return
+        counts["data"] += 1
+        try:
+            decoded = wire.decode(msg.payload)
+            for scan in decoded.scans:
+                counts["values"] += len(scan.values)
+            checked = self.validator.check(topic, decoded, received_ns)
+        except DecodeError as exc:
+            self._dead(one, msg, exc.reason, exc.detail, exc.where, msg.payload, received_ns)
+            return
+        one.readings = checked.readings
+        for rej in checked.rejected:
+            self._dead(one, msg, rej.reason, rej.detail, rej.where, rej.fragment, received_ns)
+
+    def _status(self, one: _MessageResult, msg: Incoming, topic: wire.Topic, received_ns: int) -> None:
+        try:
+            status = wire.decode_status(msg.payload)
+        except DecodeError as exc:
+            self._dead(one, msg, exc.reason, exc.detail, exc.where, msg.payload, received_ns)
             return
         if self.registry.device(topic.factory, topic.device) is None:
             self._dead(
-                result,
+                one,
                 msg,
                 "unknown_device",
                 f"status for {topic.factory}/{topic.device}, which is not in the site registry",
@@ -178,8 +221,8 @@ class Ingest:
                 received_ns,
             )
             return
-        result.statuses.append((topic.factory, topic.device, state))
-        self._agent_metrics(topic, details)
+        one.status = (topic.factory, topic.device, status.state)
+        self._agent_metrics(topic, status.details)
 
     def _agent_metrics(self, topic: wire.Topic, details: dict[str, Any]) -> None:
         """The agent's own figures from a JSON status: outbox drops, backlog and write errors,
@@ -192,7 +235,7 @@ class Ingest:
             ("scan_restarts", self.metrics.edge_scan_restarts),
         ):
             value = details.get(key, 0 if key in ("outbox_write_errors", "scan_restarts") else None)
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= SEQ_MAX:
                 gauge.labels(*labels).set(value)
         self.metrics.edge_outbox_ok.labels(*labels).set(0 if details.get("outbox_error") else 1)
         clock = details.get("clock")
@@ -201,7 +244,7 @@ class Ingest:
 
     def _dead(
         self,
-        result: BatchResult,
+        one: _MessageResult,
         msg: Incoming,
         reason: str,
         detail: str,
@@ -210,13 +253,60 @@ class Ingest:
         received_ns: int,
     ) -> None:
         self.metrics.dead_letters.labels(reason).inc()
-        log.warning("dead letter on %s: %s: %s", msg.topic, reason, f"{where}: {detail}" if where else detail)
-        result.dead.append(DeadLetter(received_ns, msg.topic, reason, detail, where, payload_text(payload)))
+        log.warning(
+            "dead letter on %s: %s: %s",
+            printable(msg.topic[:200]),
+            reason,
+            printable(f"{where}: {detail}" if where else detail)[:500],
+        )
+        one.dead.append(
+            DeadLetter(
+                received_ns,
+                msg.topic,
+                reason,
+                detail,
+                where,
+                payload_text(payload),
+                factory=self._factory_of(msg.topic),
+            )
+        )
+
+    def _factory_of(self, topic: str) -> str:
+        """The registered factory a topic names, else "" (one allowance of dead letters for
+        every unregistered sender: made-up factory names cannot multiply it)."""
+        parts = topic.split("/", 2)
+        if len(parts) >= 2 and parts[0] == wire.TOPIC_ROOT and parts[1] in self.registry.factories:
+            return parts[1]
+        return ""
+
+    @property
+    def store_outage(self) -> StoreOutage | None:
+        """The outage holding batches back now (the store or the state database), or None."""
+        return self._outage
+
+    def _outage_begins(self, what: str, exc: Exception) -> None:
+        reason = str(exc)
+        current = self._outage
+        if current is None or current.what != what:
+            self._outage = StoreOutage(what, reason, now_ns())
+            self.metrics.store_outage.set(1)
+            self.metrics.store_outage_since.set(self._outage.since_ns / 1e9)
+        else:
+            self._outage = StoreOutage(what, reason, current.since_ns, current.attempts + 1)
+
+    def _outage_ends(self) -> None:
+        if self._outage is not None:
+            held = (now_ns() - self._outage.since_ns) / 1e9
+            log.warning("%s available again after %.1f s: the held batches go on", self._outage.what, held)
+            self._outage = None
+            self.metrics.store_outage.set(0)
+            self.metrics.store_outage_since.set(0)
 
     def store_batch(self, result: BatchResult, rest: Callable[[float], None] | None = None) -> None:
-        """Make the batch durable, retrying while the store is unavailable. ``rest`` is told of
-        each wait before a retry (the write stage's health: waiting on the store is not stuck).
-        Raises :class:`StoreUnavailable` only when the ingest stops meanwhile."""
+        """Make the batch durable, retrying while the store (or the state database, for the
+        dead letters) is unavailable: the batch waits, unacknowledged, as long as the outage
+        lasts. ``rest`` is told of each wait before a retry (the write stage's health: waiting on
+        the store is not stuck). Raises StoreUnavailable only when the ingest stops meanwhile."""
         store_retries, letter_retries = self._store_retries, self._dead_letter_retries
         if rest is not None:
             store_retries = store_retries.copy(before_sleep=_and_rest(self._store_unavailable, rest))
@@ -228,72 +318,161 @@ class Ingest:
                 self.metrics.store_write_seconds.observe(time.perf_counter() - started)
         for attempt in letter_retries:
             with attempt:
-                self._keep_dead_letters(result)
+                try:
+                    self._keep_dead_letters(result.dead)
+                except StateDbUnavailable as exc:
+                    # The state database is down (PostgreSQL restarting): an outage like the store's.
+                    raise StoreUnavailable(f"dead letters: {exc}") from exc
+        self._outage_ends()
         self.metrics.readings_stored.inc(len(result.readings))
         self.metrics.batch_readings.observe(len(result.readings))
 
-    def _keep_dead_letters(self, result: BatchResult) -> None:
-        try:
-            self.deadletters.add(result.dead)
-        except StateDbUnavailable as exc:
-            # The state database is down (PostgreSQL restarting): an outage like the store's.
-            raise StoreUnavailable(f"dead letters: {exc}") from exc
+    def _store_unavailable(self, state: tenacity.RetryCallState) -> None:
+        assert state.outcome is not None and state.next_action is not None
+        exc = state.outcome.exception()
+        assert isinstance(exc, Exception)
+        self.metrics.store_errors.labels("unavailable").inc()
+        self._outage_begins("store", exc)
+        log.error(
+            "store unavailable, retrying in %.1f s (nothing acknowledged): %s", state.next_action.sleep, exc
+        )
 
     def _dead_letters_unavailable(self, state: tenacity.RetryCallState) -> None:
         assert state.outcome is not None and state.next_action is not None
+        exc = state.outcome.exception()
+        assert isinstance(exc, Exception)
         self.metrics.store_errors.labels("dead_letters_unavailable").inc()
+        self._outage_begins("state database", exc)
         log.error(
             "dead letters cannot be kept, retrying in %.1f s (nothing acknowledged): %s",
             state.next_action.sleep,
-            state.outcome.exception(),
-        )
-
-    def _store_unavailable(self, state: tenacity.RetryCallState) -> None:
-        assert state.outcome is not None and state.next_action is not None
-        self.metrics.store_errors.labels("unavailable").inc()
-        log.error(
-            "store unavailable, retrying in %.1f s (nothing acknowledged): %s",
-            state.next_action.sleep,
-            state.outcome.exception(),
+            exc,
         )
 
     def _wait_unless_stopping(self, seconds: float) -> None:
         if self._stopping.wait(seconds):
             raise StoreUnavailable("the ingest is stopping while the store is unavailable")
 
+    def _keep_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        if not letters:
+            return
+        try:
+            self._count_evicted(self.deadletters.add(letters))
+        except StateDbUnavailable:
+            raise
+        except Exception:
+            # Not the database being away: one letter it will not take. Kept one by one; one
+            # it refuses alone is logged and counted, never allowed to hold the batch back.
+            log.exception("the state database refused a batch of %d dead letters", len(letters))
+            for letter in letters:
+                try:
+                    self._count_evicted(self.deadletters.add([letter]))
+                except StateDbUnavailable:
+                    raise
+                except Exception as exc:
+                    self.metrics.dead_letters_unkept.inc()
+                    log.error(
+                        "dead letter on %s (%s) not kept: %s: %s",
+                        printable(letter.topic[:200]),
+                        letter.reason,
+                        type(exc).__name__,
+                        printable(str(exc)[:300]),
+                    )
+
+    def _count_evicted(self, evicted: Evicted) -> None:
+        if evicted.cap:
+            self.metrics.dead_letters_evicted.labels("cap").inc(evicted.cap)
+            log.warning(
+                "dead letters beyond the cap of %d per factory let go (oldest first): %d, of %s",
+                self.deadletters.settings.max_per_factory,
+                evicted.cap,
+                ", ".join(f or "unregistered senders" for f in evicted.factories),
+            )
+        if evicted.retention:
+            self.metrics.dead_letters_evicted.labels("retention").inc(evicted.retention)
+
+    def prune_dead_letters(self) -> None:
+        """Apply the dead letters' retention and caps now (when the ingest starts)."""
+        try:
+            self._count_evicted(self.deadletters.prune())
+        except Exception as exc:  # the state database away: the next batch's dead letters prune
+            log.warning("dead letters not pruned at start: %s", exc)
+
     def _write(self, result: BatchResult) -> None:
         try:
             self.store.write(result.readings)
-        except StoreError as exc:
-            # The store refused the batch itself: find the readings it refuses, one by one, and
-            # dead-letter only those.
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            # The store refused the batch itself: find the readings it refuses by writing halves
+            # (a partial write keeps the rest: writes are idempotent), and dead-letter only those.
             self.metrics.store_errors.labels("refused").inc()
-            log.error("store refused a batch of %d readings: %s", len(result.readings), exc)
+            log.error(
+                "store refused a batch of %d readings: %s", len(result.readings), printable(str(exc)[:300])
+            )
             good: list[Reading] = []
-            for reading in result.readings:
-                try:
-                    self.store.write([reading])
-                    good.append(reading)
-                except StoreError as one:
-                    self.metrics.dead_letters.labels("store_refused").inc()
-                    result.dead.append(
-                        DeadLetter(
-                            now_ns(),
-                            wire.data_topic(reading.factory, reading.device),
-                            "store_refused",
-                            str(one),
-                            reading.channel,
-                            payload_text(
-                                {
-                                    "ts_ns": reading.ts_ns,
-                                    "channel": reading.channel,
-                                    "value": reading.value,
-                                    "flag": reading.flag,
-                                }
-                            ),
-                        )
+            refused: list[tuple[Reading, Exception]] = []
+            self._isolate(result.readings, good, refused)
+            received = now_ns()
+            for reading, error in refused:
+                if isinstance(error, StoreError):
+                    reason, detail = error.reason, str(error)
+                else:
+                    reason, detail = "internal_error", f"{type(error).__name__}: {error}"
+                self.metrics.dead_letters.labels(reason).inc()
+                result.dead.append(
+                    DeadLetter(
+                        received,
+                        wire.data_topic(reading.factory, reading.device),
+                        reason,
+                        detail,
+                        reading.channel,
+                        payload_text(
+                            {
+                                "ts": _iso_or_ns(reading.ts_ns),
+                                "channel": reading.channel,
+                                "value": reading.value,
+                                "flag": reading.flag,
+                                "seq": reading.seq,
+                            }
+                        ),
+                        factory=reading.factory,
                     )
+                )
             result.readings = good
+
+    def _isolate(
+        self, readings: list[Reading], good: list[Reading], refused: list[tuple[Reading, Exception]]
+    ) -> None:
+        """Write ``readings`` (refused as a whole) in halves, each half that fails in halves
+        again, down to single readings: k refused readings of n cost about 2k log2(n) writes,
+        fewer when the store says it refused a whole half (InfluxDB's "dropped=N")."""
+        if len(readings) == 1:
+            try:
+                self.store.write(readings)
+                good.append(readings[0])
+            except StoreUnavailable:
+                raise
+            except Exception as exc:
+                refused.append((readings[0], exc))
+            return
+        middle = len(readings) // 2
+        for half in (readings[:middle], readings[middle:]):
+            if len(half) == 1:
+                self._isolate(half, good, refused)
+                continue
+            try:
+                self.store.write(half)
+                good.extend(half)
+            except StoreUnavailable:
+                raise
+            except StoreError as exc:
+                if exc.dropped == len(half):  # the store says it refused every one: no need to ask
+                    refused.extend((reading, exc) for reading in half)
+                else:
+                    self._isolate(half, good, refused)
+            except Exception:
+                self._isolate(half, good, refused)
 
     def deliver(self, result: BatchResult, now: int) -> None:
         for sink in self.sinks:
@@ -314,6 +493,15 @@ class Ingest:
 
     def stop(self) -> None:
         self._stopping.set()
+
+
+def _iso_or_ns(ts_ns: int) -> str | int:
+    """A reading's time as ISO 8601 when it is one (a time outside the contract's bounds has
+    none: its nanoseconds are kept instead)."""
+    try:
+        return ns_to_iso(ts_ns)
+    except (OverflowError, ValueError):
+        return ts_ns
 
 
 class MqttIngest:
@@ -377,6 +565,7 @@ class MqttIngest:
         return (self.decode_stage, self.write_stage, self.rules_stage)
 
     def start(self) -> None:
+        self.ingest.prune_dead_letters()
         connect_async(self.client, self.settings, persistent=True, receive_maximum=RECEIVE_MAXIMUM)
         self.client.loop_start()
         self._workers = [
@@ -444,6 +633,8 @@ class MqttIngest:
                 if batch is None:
                     continue
             stage.progress()
+            # decode_batch holds each message's faults; a failure outside any message restarts
+            # the stage with this batch (the supervisor), not dead letters of good messages.
             result = self.ingest.decode_batch(batch, now_ns())
             if not self._hand_over((batch, result)):
                 return  # stopping, and the writer is gone: the batch stays unacknowledged
@@ -548,7 +739,10 @@ class MqttIngest:
             while self._acked < len(batch):
                 msg = batch[self._acked]
                 if msg.qos > 0:
-                    self.client.ack(msg.mid, msg.qos)
+                    try:
+                        self.client.ack(msg.mid, msg.qos)
+                    except Exception:  # paho's: the broker sends the message again
+                        log.exception("acknowledging message %d failed", msg.mid)
                 self._acked += 1
             self._delivering = None
             self._done += len(batch)

@@ -1,15 +1,17 @@
 """Validation of decoded scans against the site registry.
 
 Whole-message problems (unknown factory or device, a payload naming another factory than its
-topic) reject the message. Per-value problems (unknown channel, timestamp too far in the future)
-reject only that value or scan. A value outside the channel's measuring range is kept and flagged
-T (above range), as an analyzer would, because it is a real observation of an over-range event.
+topic) reject the message. Per-value problems (unknown channel, timestamp too far in the future:
+``max_future_s`` ahead of the receiving clock, eit/bounds.py) reject only that value or scan.
+A value outside the channel's measuring range is kept and flagged T (above range), as an analyzer
+would, because it is a real observation of an over-range event.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eit.bounds import time_problem
 from eit.errors import DecodeError
 from eit.model import Reading
 from eit.registry import Registry
@@ -55,6 +57,17 @@ class Validator:
         latest_ok = now_ns + self.max_future_ns
         channels = device.channels
         for index, scan in enumerate(decoded.scans):
+            out_of_range = time_problem(scan.ts_ns)  # the wire decoder's bound, for any decoder
+            if out_of_range is not None:
+                rejected.append(
+                    Rejected(
+                        out_of_range.reason,
+                        f"scan time: {out_of_range.detail}",
+                        f"scans[{index}].ts",
+                        {"seq": scan.seq, "ts_ns": scan.ts_ns, "values": scan.values},
+                    )
+                )
+                continue
             if scan.ts_ns > latest_ok:
                 rejected.append(
                     Rejected(

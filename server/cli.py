@@ -68,7 +68,7 @@ def _dead_letters(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from eit.timeutil import ns_to_iso
-    from ingest.deadletters import open_dead_letters
+    from ingest.deadletters import json_printable, open_dead_letters, printable
     from server.config import load_serve_config
 
     config = load_serve_config(args.config)
@@ -78,15 +78,25 @@ def _dead_letters(args: argparse.Namespace) -> int:
         counts = store.counts()
     finally:
         store.close()
+    # What a sender put in a topic, a payload or a detail reaches the terminal escaped: an ANSI
+    # escape sequence or a bidirectional override is shown, never obeyed.
     if args.json:
-        rows = [asdict(d) | {"received_at": ns_to_iso(d.received_ns)} for d in letters]
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        rows = [
+            asdict(d)
+            | {"received_at": ns_to_iso(d.received_ns), "last_received_at": ns_to_iso(d.last_received_ns)}
+            for d in letters
+        ]
+        print(json_printable(json.dumps(rows, ensure_ascii=False, indent=2)))
     else:
         for d in letters:
-            where = f" at {d.location}" if d.location else ""
-            print(f"#{d.id} {ns_to_iso(d.received_ns)} {d.topic} {d.reason}{where}: {d.detail}")
-            print(f"    {d.payload[:200]}")
-        print(f"{len(letters)} dead letter(s) shown; by reason: {counts}")
+            where = f" at {printable(d.location)}" if d.location else ""
+            seen = f" (x{d.count}, last {ns_to_iso(d.last_received_ns)})" if d.count > 1 else ""
+            print(
+                f"#{d.id} {ns_to_iso(d.received_ns)}{seen} {printable(d.topic)} {printable(d.reason)}{where}:"
+                f" {printable(d.detail)}"
+            )
+            print(f"    {printable(d.payload[:200])}")
+        print(f"{len(letters)} dead letter(s) shown; by reason: {printable(str(counts))}")
     return 0
 
 

@@ -68,7 +68,7 @@ class Server:
         self.store = open_store(config.store)
         # One state database (and its connections) for the alerts, the accounts and the dead letters.
         self.state_db = open_state_db(config.state_url, config.state_path)
-        self.deadletters = DeadLetterStore(self.state_db)
+        self.deadletters = DeadLetterStore(self.state_db, settings=config.ingest.dead_letters)
         self.alert_store = AlertStore(self.state_db)
         self.accounts = Accounts(self.state_db)
         context = NotifierContext(mqtt=config.mqtt)
@@ -398,7 +398,7 @@ def run_api(config: ServeConfig) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config.store)
     state_db = open_state_db(config.state_url, config.state_path)
-    deadletters = DeadLetterStore(state_db)
+    deadletters = DeadLetterStore(state_db, settings=config.ingest.dead_letters)
     alert_store = AlertStore(state_db)
     accounts = Accounts(state_db)
 

@@ -163,9 +163,17 @@ dead_letters = Table(
     Column("detail", Text, nullable=False),
     Column("location", Text, nullable=False),
     Column("payload", Text, nullable=False),
+    # 0004: keyed (a repeat counts), and capped per factory and by age (ingest/deadletters.py).
+    Column("factory", Text, nullable=False, server_default=text("''")),
+    Column("letter_key", Text, nullable=False, server_default=text("''")),
+    Column("last_ns", BigInteger, nullable=False, server_default=text("0")),
+    Column("seen_count", BigInteger, nullable=False, server_default=text("1")),
     sqlite_autoincrement=True,
 )
 Index("dead_letters_reason", dead_letters.c.reason, dead_letters.c.id)
+Index("dead_letters_key", dead_letters.c.letter_key, unique=True)
+Index("dead_letters_factory", dead_letters.c.factory, dead_letters.c.last_ns, dead_letters.c.id)
+Index("dead_letters_last", dead_letters.c.last_ns)
 
 # -- what ran ---------------------------------------------------------------------------------
 

@@ -139,28 +139,54 @@ class Mosquitto:
 
 
 class InfluxDB:
-    """A real InfluxDB 1.x (Debian's influxdb package), serving the v1 HTTP API."""
+    """A real InfluxDB 1.x (Debian's influxdb package), serving the v1 HTTP API.
 
-    def __init__(self, workdir: Path) -> None:
+    ``auth_enabled`` turns on its authentication (the first user created must be an admin);
+    ``max_values_per_tag`` sets its limit of values per tag key (0: no limit); ``storage``
+    puts its meta, data and write-ahead log in another folder (a small disk)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        auth_enabled: bool = False,
+        max_values_per_tag: int | None = None,
+        storage: Path | None = None,
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.rpc_port = free_port()
         self.binary = _binary("influxd", "/usr/bin")
         workdir.mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "influxdb.conf"
+        self.auth_enabled = auth_enabled
+        self.max_values_per_tag = max_values_per_tag
+        self.storage = storage or workdir
+        self._write_conf()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _write_conf(self) -> None:
+        root = self.storage
+        limit = self.max_values_per_tag
         self.conf.write_text(
             "reporting-disabled = true\n"
             f'bind-address = "127.0.0.1:{self.rpc_port}"\n'
-            f'[meta]\n  dir = "{workdir}/meta"\n'
-            f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n'
+            f'[meta]\n  dir = "{root}/meta"\n'
+            f'[data]\n  dir = "{root}/data"\n  wal-dir = "{root}/wal"\n'
             "  query-log-enabled = false\n"
-            "[http]\n"
+            + (f"  max-values-per-tag = {limit}\n" if limit is not None else "")
+            + "[http]\n"
             f'  bind-address = "127.0.0.1:{self.port}"\n'
             "  log-enabled = false\n"
-            "[monitor]\n  store-enabled = false\n"
+            + ("  auth-enabled = true\n" if self.auth_enabled else "")
+            + "[monitor]\n  store-enabled = false\n"
             "[continuous_queries]\n  enabled = false\n"
         )
-        self.proc: subprocess.Popen[bytes] | None = None
+
+    def reconfigure(self, *, max_values_per_tag: int | None = None) -> None:
+        """Change a setting for the next :meth:`start` (InfluxDB reads its file when it starts)."""
+        self.max_values_per_tag = max_values_per_tag
+        self._write_conf()
 
     @property
     def url(self) -> str:

@@ -5,7 +5,8 @@ the data to a real InfluxDB 1.x behind it, so what is written can be read back f
 - ``POST /api/v2/write?org=&bucket=&precision=``: ``Authorization: Token <token>`` (401
   otherwise), the organisation and bucket it knows (404 otherwise, as 2.x answers), precision
   ``ns``, a line-protocol body (gzip when Content-Encoding says so); answers 204. The lines go to
-  the 1.x database named like the bucket.
+  the 1.x database named like the bucket; what it refuses comes back as 2.x words it (400, or 422
+  for a partial write).
 - ``/query`` (the v1 compatibility API, InfluxQL): the same token, ``db`` mapped to the bucket;
   passed to the 1.x server.
 - ``GET /ping``: 204.
@@ -88,8 +89,9 @@ class FakeInflux2:
                 timeout=10,
             )
             if resp.status_code != 204:
+                # 2.x answers a partial write (points the engine refused) with 422.
                 return (
-                    400,
+                    422 if "partial write" in resp.text else 400,
                     b'{"code":"invalid","message":"' + resp.text.encode()[:200].replace(b'"', b"'") + b'"}',
                     "application/json",
                 )

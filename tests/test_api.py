@@ -296,6 +296,8 @@ def test_dead_letters_are_listed_with_their_reasons(town_app: TownApp) -> None:
             "'end': must be after start",
         ),
         (f"{SO2}/hourly", {"start": "1900-01-01T00:00:00Z"}, 422, "'start': out of range"),
+        (f"{SO2}/hourly", {"start": "1999-12-31T23:00:00Z"}, 422, "'start': out of range: before 2000-01-01"),
+        (f"{SO2}/hourly", {"end": "9999-12-31T23:59:59-01:00"}, 422, "'end': out of range: after 2262-04-11"),
         (
             f"{SO2}/hourly",
             {"start": "2020-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"},

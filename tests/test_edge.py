@@ -22,12 +22,13 @@ from eit.errors import ConfigError
 from testbed.services import REPO
 
 EDGE_EXAMPLE = REPO / "examples" / "town" / "edge" / "kaeng-khoi-biomass.yaml"
+T0 = 1_795_752_000 * 1_000_000_000  # 2026-11-27T04:00:00Z: scan times within the contract's bounds
 
 
 def test_outbox_keeps_scans_in_order_with_increasing_seq_until_deleted(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.db")
     seqs = [
-        box.append("d1", 1_000_000_000 * i, {"so2": float(i)}, {"so2": "C"} if i == 2 else {})
+        box.append("d1", T0 + 1_000_000_000 * i, {"so2": float(i)}, {"so2": "C"} if i == 2 else {})
         for i in range(5)
     ]
     box.append("d2", 0, {"x": 1.0}, {})

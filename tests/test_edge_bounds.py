@@ -18,7 +18,9 @@ from edge.config import parse_edge_config
 from edge.drivers.base import SourceExhausted
 from edge.drivers.csv_replay import CsvReplayDriver, from_config
 from edge.metrics import render
-from edge.outbox import Outbox
+from edge.outbox import Outbox, message_payload, within_message
+from eit import wire
+from eit.bounds import MAX_MESSAGE_BYTES
 from eit.confread import Section, load_yaml
 from eit.errors import ConfigError
 from eit.timeutil import NS_PER_S, now_ns, parse_iso_ns
@@ -62,6 +64,29 @@ def test_full_outbox_drops_the_oldest_scans_and_counts_every_one(
         f"outbox bound {bound / 1e3:g} kB: 6000 scans of 12 channels appended, {6000 - total_dropped} kept, "
         f"{total_dropped} dropped and counted (lost uncounted: 0); database file {size / 1e3:.0f} kB"
     )
+
+
+def test_the_backlog_goes_out_in_messages_no_larger_than_the_contract_allows(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    wide = {f"ch{i}": 1000.0 + i / 7 for i in range(4000)}  # a scan of about 100 KB
+    t0 = now_ns()
+    for i in range(25):
+        outbox.append("d1", t0 + i * NS_PER_S, wide, {})
+    sent: list[int] = []
+    after = 0
+    while rows := within_message(outbox.pending("d1", after, 500)):
+        payload = message_payload(rows)
+        assert len(payload) <= MAX_MESSAGE_BYTES
+        assert len(wire.decode(payload).scans) == len(rows)  # the server reads it whole
+        sent.append(len(rows))
+        after = rows[-1].id
+    assert sum(sent) == 25 and len(sent) == 3 and sent[0] == 10  # 10 scans of ~100 KB fit in 1 MiB
+    # A scan larger than a message on its own goes alone (the server dead-letters it, too_large).
+    outbox.append("d2", t0, {f"ch{i}": 1000.0 + i / 7 for i in range(60_000)}, {})
+    outbox.append("d2", t0 + NS_PER_S, {"ch0": 1.0}, {})
+    [alone] = within_message(outbox.pending("d2", 0, 500))
+    assert len(message_payload([alone])) > MAX_MESSAGE_BYTES
+    outbox.close()
 
 
 def test_outbox_drops_scans_past_the_age_bound_but_not_those_stamped_with_a_wrong_clock(

@@ -267,7 +267,8 @@ def test_a_notification_not_delivered_in_expire_after_s_expires_and_officers_see
     town = either_town
     with WebhookReceiver() as hook:
         hook.refusing = True
-        policy = DeliveryPolicy(expire_after_s=1.5, retry_after_s=0.2, retry_max_s=0.4)
+        # Long enough for two attempts on a loaded machine; short enough for a test.
+        policy = DeliveryPolicy(expire_after_s=4.0, retry_after_s=0.2, retry_max_s=0.4)
         d = town.dispatcher([Channel(WebhookNotifier(hook.url, retries=0), "ops-hook", policy=policy)])
         metrics = CollectorRegistry()
         metrics.register(NotificationMetrics(d))

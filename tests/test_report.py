@@ -180,3 +180,25 @@ def test_import_names_a_missing_column(tmp_path: Path) -> None:
     bad.write_text("time,factory,device,value\n")
     result = run("import", "--site", str(SITE), "--data-dir", str(tmp_path / "d"), str(bad))
     assert result.returncode == 2 and "missing column(s) channel" in result.stderr
+
+
+def test_import_holds_rows_to_the_contracts_time_bounds(tmp_path: Path) -> None:
+    from alerts.importer import ImportResult, read_rows
+    from eit.registry import load_registry
+
+    rows = tmp_path / "bounds.csv"
+    future = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows.write_text(
+        "time,factory,device,channel,value,flag\n"
+        "2026-11-28T01:00:00Z,biomass,boiler,so2,40,\n"
+        "1999-12-31T23:59:59Z,biomass,boiler,so2,40,\n"
+        "9999-12-31T23:59:59-01:00,biomass,boiler,so2,40,\n"
+        "0001-01-01T00:00:00Z,biomass,boiler,so2,40,\n"
+        f"{future},biomass,boiler,so2,40,\n"
+        "86400,biomass,boiler,so2,40,\n"
+    )
+    result = ImportResult()
+    readings = list(read_rows(rows, load_registry(SITE), result))
+    assert [r.value for r in readings] == [40.0]
+    assert dict(result.rejected) == {"time_out_of_range": 4, "future_timestamp": 1}
+    assert any("line 3" in e and "before 2000-01-01T00:00:00Z" in e for e in result.errors), result.errors

@@ -168,10 +168,13 @@ def test_a_dead_letter_waits_while_postgresql_is_down_and_is_kept_after(
     try:
         wait_for(retried, 15, "the ingest to find the state database down")
         assert not stored.is_set()
+        outage = ingest.store_outage
+        assert outage is not None and outage.what == "state database", outage
     finally:
         postgres.resume()
     assert stored.wait(30), "the batch was not stored after the database came back"
     writer.join()
+    assert ingest.store_outage is None
     assert [(d.reason, d.payload) for d in letters.recent()] == [("not_json", "so2=41")]
     ingest.store.close()
     letters.close()

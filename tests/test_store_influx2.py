@@ -4,10 +4,12 @@ organisation, bucket and precision and keeps the data in a real InfluxDB 1.x beh
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from eit.errors import ConfigError
 from eit.model import Reading
@@ -112,6 +114,24 @@ def test_refusals_and_outages_raise_the_errors_the_ingest_acts_on(
     with pytest.raises(StoreUnavailable):
         down.ping()
     down.close()
+
+
+@pytest.mark.integration
+def test_points_beyond_the_buckets_retention_raise_store_error_with_the_reason(
+    fake: FakeInflux2, store: Influx2Store, influxdb: InfluxDB
+) -> None:
+    # The bucket keeps one hour: a point three hours old is refused in a partial write (422).
+    resp = requests.post(
+        f"{influxdb.url}/query",
+        params={"q": f'ALTER RETENTION POLICY autogen ON "{fake.bucket}" DURATION 1h SHARD DURATION 1h'},
+        timeout=10,
+    )
+    assert resp.status_code == 200 and "error" not in resp.text, resp.text
+    now = time.time_ns()
+    store.write([Reading("f1", "d1", "so2", now, 1.0)])
+    with pytest.raises(StoreError) as err:
+        store.write([Reading("f1", "d1", "so2", now - 3 * 3600 * S, 1.0)])
+    assert err.value.reason == "beyond_retention" and "422" in str(err.value)
 
 
 def config(store: dict[str, object], tmp_path: Path) -> dict[str, object]:

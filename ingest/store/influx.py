@@ -10,6 +10,7 @@ and timestamp, so writing the same reading twice overwrites it: writes are idemp
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -47,6 +48,44 @@ class InfluxSettings(StoreSettings):
     @classmethod
     def _url(cls, url: str) -> str:
         return check_url(url)
+
+
+# What InfluxDB says when it refuses part of a write, and what it means (docs/architecture.md,
+# "Dead letter or wait"): the points' own fault (a dead letter once isolated) or the store's (an
+# outage: the readings wait). Matched in the error text of InfluxDB 1.x and 2.x alike.
+_POINT_REFUSALS = (
+    ("beyond retention policy", "beyond_retention"),
+    ("field type conflict", "field_type_conflict"),
+)
+_STORE_REFUSALS = (
+    # The store refuses new series until an operator raises its limit: any reading may be next.
+    "max-values-per-tag limit exceeded",
+    "max-series-per-database limit exceeded",
+    "database not found",
+    "retention policy not found",
+    "no space left on device",
+    "disk quota exceeded",
+)
+UNAVAILABLE_STATUS = frozenset({401, 403, 404, 408, 429})
+_DROPPED = re.compile(r"dropped=(\d{1,9})")
+
+
+def write_refusal(status: int, text: str, what: str) -> StoreError | StoreUnavailable:
+    """The error for a write InfluxDB answered with ``status`` and ``text``: StoreUnavailable
+    for whatever is about the store (credentials, permissions, a missing database, a full disk,
+    quota, series limits, 5xx), StoreError with its reason for what the points alone cause."""
+    detail = f"{what}: {status} {text[:300]}"
+    if status >= 500 or status in UNAVAILABLE_STATUS:
+        return StoreUnavailable(detail)
+    lowered = text.lower()
+    if any(cause in lowered for cause in _STORE_REFUSALS):
+        return StoreUnavailable(detail)
+    dropped = _DROPPED.search(lowered)
+    count = int(dropped.group(1)) if dropped else None
+    for cause, reason in _POINT_REFUSALS:
+        if cause in lowered:
+            return StoreError(detail, reason, count)
+    return StoreError(detail, dropped=count)
 
 
 def check_url(url: str) -> str:
@@ -191,7 +230,7 @@ class InfluxStore:
         """Run InfluxQL; returns the series of the first statement."""
         self._ensure_database()
         resp = self._post("/query", {"db": self.database, "q": q, "epoch": "ns"})
-        if resp.status_code >= 500:
+        if resp.status_code >= 500 or resp.status_code in (401, 403):
             raise StoreUnavailable(f"InfluxDB query failed: {resp.status_code} {resp.text[:200]}")
         if resp.status_code != 200:
             raise StoreError(f"InfluxDB refused query {q!r}: {resp.status_code} {resp.text[:300]}")
@@ -269,9 +308,7 @@ class InfluxStore:
                 continue
             if resp.status_code == 404:
                 self._database_ready = False  # dropped database: create it again, then retry
-            if resp.status_code >= 500 or resp.status_code in (404, 408, 429):
-                raise StoreUnavailable(f"InfluxDB write failed: {resp.status_code} {resp.text[:200]}")
-            raise StoreError(f"InfluxDB refused the write: {resp.status_code} {resp.text[:300]}")
+            raise write_refusal(resp.status_code, resp.text, "InfluxDB refused the write")
 
     def _where(
         self,

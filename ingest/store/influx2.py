@@ -6,9 +6,12 @@ both stores hold the same data and the same dashboards read it. Reads use the se
 compatibility query API (``/query``, InfluxQL) with the same token, on the database that maps onto
 the bucket (DBRP; InfluxDB 2.x maps a bucket's own name by default).
 
-An unreachable server, 5xx, 408, 429 and a refused token (401/403) raise
-:class:`StoreUnavailable`: the ingest keeps the readings unacknowledged and retries, so nothing is
-lost while an operator fixes the token. A 400 (data refused) raises :class:`StoreError`.
+An unreachable server, 5xx, 408, 429, a refused token (401/403), a missing bucket and what else is
+about the store raise :class:`StoreUnavailable`: the ingest keeps the readings unacknowledged and
+retries, so nothing is lost while an operator fixes the token. Points the store refuses for
+themselves (400, or 422 for a partial write: beyond the bucket's retention, a field type
+conflict) raise :class:`StoreError` with the reason (the same table as the v1 store:
+:func:`ingest.store.influx.write_refusal`).
 """
 
 from __future__ import annotations
@@ -24,11 +27,9 @@ from influxdb_client.rest import ApiException
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from eit.plugins import Kind
-from eit.store import StoreError, StoreUnavailable
-from ingest.store.influx import WRITE_CHUNK_LINES, InfluxStore, check_url
+from eit.store import StoreUnavailable
+from ingest.store.influx import WRITE_CHUNK_LINES, InfluxStore, check_url, write_refusal
 from ingest.store.settings import StoreSettings
-
-UNAVAILABLE_STATUS = frozenset({401, 403, 404, 408, 429})
 
 
 class Influx2Settings(StoreSettings):
@@ -89,13 +90,11 @@ class Influx2Store(InfluxStore):
                     write_precision=WritePrecision.NS,  # type: ignore[arg-type]
                 )
             except ApiException as exc:
-                status = int(exc.status or 0)
-                detail = f"{status} {str(exc.body or exc.reason)[:300]}"
-                if status >= 500 or status in UNAVAILABLE_STATUS:
-                    raise StoreUnavailable(
-                        f"InfluxDB 2.x write to bucket {self.bucket} failed: {detail}"
-                    ) from exc
-                raise StoreError(f"InfluxDB 2.x refused the write to bucket {self.bucket}: {detail}") from exc
+                raise write_refusal(
+                    int(exc.status or 0),
+                    str(exc.body or exc.reason),
+                    f"InfluxDB 2.x refused the write to bucket {self.bucket}",
+                ) from exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise StoreUnavailable(f"InfluxDB at {self.url} cannot be reached: {exc}") from exc
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ from pydantic import ValidationInfo, model_validator
 from eit.model import Reading
 from eit.plugins import Kind
 from eit.sqlitedb import immediate, open_durable
-from eit.store import Bucket, Point, StoreUnavailable, check_aggregate, check_points
+from eit.store import Bucket, Point, StoreError, StoreUnavailable, check_aggregate, check_points
 from ingest.store.settings import StoreSettings
 
 
@@ -97,12 +98,8 @@ class SqliteStore:
             return
         rows = [(r.factory, r.device, r.channel, r.ts_ns, r.value, r.flag, r.seq) for r in readings]
         db = self._db()
-        with self._write_lock:
-            try:
-                with immediate(db) as cur:
-                    cur.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+        with self._write_lock, self._errors(), immediate(db) as cur:
+            cur.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def readings(
         self,
@@ -205,12 +202,22 @@ class SqliteStore:
             for p in points
         ]
         db = self._db()
-        with self._write_lock:
-            try:
-                with immediate(db) as cur:
-                    cur.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?)", rows)
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+        with self._write_lock, self._errors(), immediate(db) as cur:
+            cur.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?)", rows)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SQLite's errors as the store interface's: what the rows cause (an integer beyond 64
+        bits, a constraint) is StoreError; what the file causes (a full disk, I/O, a lock held
+        past the timeout, a read-only or damaged file) is StoreUnavailable."""
+        try:
+            yield
+        except OverflowError as exc:  # Python int too large to convert to SQLite INTEGER
+            raise StoreError(f"SQLite store {self.path}: {exc}", "value_out_of_range") from exc
+        except (sqlite3.IntegrityError, sqlite3.DataError) as exc:
+            raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
 
     def query_points(
         self, measurement: str, tags: Mapping[str, str], start_ns: int, end_ns: int

@@ -4,13 +4,14 @@ limits converted into channel units, compliance states."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException
 
 from alerts.public_state import read_public_states
+from eit.bounds import time_problem
 from eit.errors import EitError
 from eit.registry import Channel, Device, Factory, Registry
 from eit.timeutil import NS_PER_S, datetime_to_ns, ns_to_iso
@@ -19,9 +20,6 @@ from server.api.auth import Auth, Principal, forbidden
 from server.api.schemas import ErrorOut
 from server.api.sources import ApiSources
 
-# Times the stores can keep as signed 64-bit nanoseconds, with room to spare.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 HOUR_NS = 3600 * NS_PER_S
 
 
@@ -49,9 +47,11 @@ def to_ns(name: str, value: datetime | None, default_ns: int) -> int:
         return default_ns
     if value.tzinfo is None:
         raise bad_parameter(name, "give a time zone, e.g. 2026-11-27T04:00:00Z")
-    if not EARLIEST <= value < LATEST:
-        raise bad_parameter(name, f"out of range: give a time from {EARLIEST:%Y} to {LATEST:%Y}")
-    return datetime_to_ns(value)
+    ts_ns = datetime_to_ns(value)
+    problem = time_problem(ts_ns)  # the contract's bounds (eit/bounds.py): 2000 to what stores hold
+    if problem is not None:
+        raise bad_parameter(name, f"out of range: {problem.detail}")
+    return ts_ns
 
 
 def time_range(

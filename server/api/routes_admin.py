@@ -174,6 +174,8 @@ def admin_router(ctx: Context) -> APIRouter:
                 DeadLetterOut(
                     id=d.id,
                     received_at=ns_to_iso(d.received_ns),
+                    last_received_at=ns_to_iso(d.last_received_ns),
+                    count=d.count,
                     topic=d.topic,
                     reason=d.reason,
                     detail=d.detail,

@@ -285,7 +285,9 @@ class TokenOut(BaseModel):
 
 class DeadLetterOut(BaseModel):
     id: int | None
-    received_at: str
+    received_at: str = Field(description="When it was first received")
+    last_received_at: str = Field(description="When it was last received (a repeat counts, kept once)")
+    count: int = Field(description="How many times it was received")
     topic: str
     reason: str
     detail: str
@@ -294,7 +296,7 @@ class DeadLetterOut(BaseModel):
 
 
 class DeadLettersOut(BaseModel):
-    counts: dict[str, int] = Field(description="All dead letters kept, by reason")
+    counts: dict[str, int] = Field(description="All dead letters kept, by reason (a repeat counts once)")
     letters: list[DeadLetterOut]
 
 
