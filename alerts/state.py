@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from alerts.inbox import InboxFilter
+from alerts.inbox import conditions as inbox_conditions
 from alerts.model import (
     ACKNOWLEDGED,
     ACTIVE_STATES,
@@ -71,7 +74,6 @@ def _key_is(key: AlertKey) -> sa.ColumnElement[bool]:
     return sa.and_(_c.factory == factory, _c.device == device, _c.parameter == parameter, _c.rule == rule)
 
 
-_IS_ACTIVE = _c.state.in_(ACTIVE_STATES)
 _IS_ONGOING = _c.condition == ONGOING
 
 
@@ -466,6 +468,23 @@ class AlertStore:
             for i, a, f, who, t, c, x in rows
         ]
 
+    def responses_for(self, alert_ids: Iterable[int]) -> dict[int, builtins.list[OperatorResponse]]:
+        """The operator's responses of each of ``alert_ids`` (an inbox page's), in one query."""
+        ids = sorted(set(alert_ids))
+        found: dict[int, builtins.list[OperatorResponse]] = {i: [] for i in ids}
+        if not ids:
+            return found
+        r = alert_responses.c
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(r.id, r.alert_id, r.factory, r.actor, r.ts_ns, r.cause, r.corrective_action)
+                .where(r.alert_id.in_(ids))
+                .order_by(r.alert_id, r.id)
+            ).all()
+        for i, a, f, who, t, c, x in rows:
+            found[int(a)].append(OperatorResponse(int(i), int(a), str(f), str(who), int(t), str(c), str(x)))
+        return found
+
     # -- reading -------------------------------------------------------------------------------
     def get(self, alert_id: int) -> Alert | None:
         with self.db.read() as conn:
@@ -491,20 +510,32 @@ class AlertStore:
         severity: str | None = None,
         condition: str | None = None,
     ) -> builtins.list[Alert]:
-        query = sa.select(alerts)
-        if state == "active":
-            query = query.where(_IS_ACTIVE)
-        elif state is not None:
-            query = query.where(_c.state == state)
-        if condition is not None:
-            query = query.where(_c.condition == condition)
-        if factory is not None:
-            query = query.where(_c.factory == factory)
-        if severity is not None:
-            query = query.where(_c.severity == severity)
+        found, _ = self.page(
+            InboxFilter(state=state, condition=condition, severity=severity, factory=factory), limit
+        )
+        return found
+
+    def page(
+        self, where: InboxFilter, limit: int, before_id: int | None = None
+    ) -> tuple[builtins.list[Alert], int | None]:
+        """The cases ``where`` selects, newest first: at most ``limit`` with an id below
+        ``before_id``, and the ``before_id`` of the next page (None: this is the last one)."""
+        query = sa.select(alerts).where(*inbox_conditions(where))
+        if before_id is not None:
+            query = query.where(_c.id < before_id)
         with self.db.read() as conn:
-            rows = conn.execute(query.order_by(_c.id.desc()).limit(limit)).all()
-        return [_alert(row._mapping) for row in rows]
+            rows = conn.execute(query.order_by(_c.id.desc()).limit(limit + 1)).all()
+        found = [_alert(row._mapping) for row in rows[:limit]]
+        return found, (found[-1].id if len(rows) > limit else None)
+
+    def count(self, where: InboxFilter) -> int:
+        """How many cases ``where`` selects."""
+        with self.db.read() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(alerts).where(*inbox_conditions(where))
+                ).scalar_one()
+            )
 
     def ongoing_keys(self) -> set[AlertKey]:
         return {a.key for a in self.list(condition=ONGOING, limit=1_000_000)}

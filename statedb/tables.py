@@ -84,6 +84,11 @@ Index("alerts_state", alerts.c.state, alerts.c.id)
 Index("alerts_condition", alerts.c.condition, alerts.c.id)
 Index("alerts_factory", alerts.c.factory, alerts.c.id)
 Index("alerts_key", alerts.c.factory, alerts.c.device, alerts.c.parameter, alerts.c.rule, alerts.c.id)
+# The inbox's filters (0007), each ending in id: a filtered page is read newest first from the index.
+Index("alerts_severity", alerts.c.severity, alerts.c.id)
+Index("alerts_rule", alerts.c.rule, alerts.c.id)
+Index("alerts_opened", alerts.c.opened_ns, alerts.c.id)
+Index("alerts_factory_state", alerts.c.factory, alerts.c.state, alerts.c.id)
 
 # Every change of an alert: who, when, what.
 alert_audit = Table(
@@ -137,7 +142,10 @@ api_users = Table(
     Column("password_hash", Text, nullable=False),
     Column("created_ns", BigInteger, nullable=False),
     Column("disabled", Integer, nullable=False, server_default=text("0")),
+    # 0007: the site registry's officer this account logs in as (officer roles only), once.
+    Column("officer", Text),
 )
+Index("api_users_officer", api_users.c.officer, unique=True)
 
 # Bearer tokens, by their SHA-256 only.
 api_tokens = Table(

@@ -324,6 +324,13 @@ def test_dead_letters_are_listed_with_their_reasons(town_app: TownApp) -> None:
             "query parameter 'factory': no factory 'no-such-factory'",
         ),
         ("/api/v1/alerts", {"limit": "-1"}, 422, "query parameter 'limit'"),
+        (
+            "/api/v1/exceedances",
+            {"end": "2263-01-01T00:00:00Z"},
+            422,
+            "'end': out of range: after 2262-04-11",
+        ),
+        ("/api/v1/exceedances", {"start": "2026-11-27T04:00:00"}, 422, "'start': give a time zone"),
         ("/api/v1/alerts/0", {}, 422, "path parameter 'alert_id'"),
         ("/api/v1/alerts/99999999", {}, 404, "no alert #99999999"),
         ("/api/v1/latest", {"factory": "Bad Name!"}, 422, "query parameter 'factory'"),

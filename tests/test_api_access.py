@@ -61,6 +61,12 @@ def fresh_user() -> str:
     return f"u-{uuid.uuid4().hex[:10]}"
 
 
+def fresh_officer_account(app: TownApp) -> str:
+    name = fresh_user()
+    app.accounts.add_user(name, "officer", password_of("olivia"), now_ns())
+    return name
+
+
 def new_token(app: TownApp, who: str) -> str:
     r = app.client.post("/api/v1/token", data={"username": who, "password": password_of(who)})
     assert r.status_code == 200
@@ -187,6 +193,12 @@ ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
             json={"name": fresh_user(), "role": "officer", "password": "long-enough-1"},
         ),
         {**ADMINS, "ada": 201},
+    ),
+    # Linking an account to a registry officer (here: unlinking a fresh account: a valid change
+    # that leaves the registry's officers free for the other tests).
+    ("PUT", "/api/v1/users/{name}/officer"): (
+        lambda a, w: Call("PUT", f"/api/v1/users/{fresh_officer_account(a)}/officer", json={"officer": None}),
+        ADMINS,
     ),
     ("POST", "/api/v1/users/{name}/{action}"): (
         lambda a, w: Call("POST", "/api/v1/users/sc-op/enable"),

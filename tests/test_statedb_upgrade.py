@@ -122,6 +122,8 @@ def test_old_users_log_in_with_their_passwords_and_keep_their_tokens(upgraded: t
     operator = accounts.get_user("kk-op")
     assert operator is not None and (operator.role, operator.factory) == ("operator", KK)
     assert [u.name for u in accounts.list_users()] == ["gone", "kk-op", "olivia", "sam"]
+    assert {u.officer for u in accounts.list_users()} == {None}  # 0007: linked to no registry officer yet
+    assert accounts.set_officer("olivia", "duty-rayong").officer == "duty-rayong"
     tokens = made(kind)["tokens"]
     seen = accounts.user_for_token(tokens["olivia"], NOW)
     assert seen is not None and seen.name == "olivia" and seen.role == "officer"
@@ -190,6 +192,12 @@ def test_the_api_serves_the_old_alerts_as_cases(tmp_path: Path) -> None:
         cases = {c["id"]: c for c in app.client.get("/api/v1/alerts", headers=officer).json()}
         ids = made("sqlite")["alerts"]
         so2, dust = cases[ids["so2"]], cases[ids["dust"]]
+        # The inbox's search and filters read the old alerts too (0007's indexes on old rows).
+        searched = app.client.get(
+            "/api/v1/alerts", params={"q": "so2", "state": "active", "condition": "ongoing"}, headers=officer
+        )
+        assert ids["so2"] in [c["id"] for c in searched.json()]
+        assert int(searched.headers["x-total-count"]) == len(searched.json())
         assert (so2["state"], so2["condition"], so2["previous_id"]) == ("acknowledged", "ongoing", None)
         assert (dust["state"], dust["condition"]) == ("closed", "ended")
         assert app.client.get(f"/api/v1/alerts/{so2['id']}/exceedances", headers=officer).json() == []
