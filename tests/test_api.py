@@ -419,6 +419,28 @@ def test_words_exist_in_both_languages() -> None:
     assert len(differing) > 0.8 * len(words["en"])  # Thai is really Thai, not a copy
 
 
+def test_every_word_the_pages_ask_for_is_in_the_glossary() -> None:
+    import re
+
+    web = REPO / "server" / "web"
+    asked = {
+        key
+        for path in web.glob("static/*.js")
+        for key in re.findall(r"\bt\(\"([a-z0-9_]+)\"", path.read_text())
+    } | {
+        key
+        for path in web.glob("templates/*.html")
+        for key in re.findall(r"\bt\.([a-z0-9_]+)", path.read_text())
+    }
+    words = set(strings()["en"])
+    assert asked - words == {p for p in asked if p.endswith("_")}  # what is missing: prefixes only
+    # Keys made at run time (t("state_" + state)): each prefix has its words.
+    prefixes = {p for p in asked if p.endswith("_")}
+    assert prefixes >= {"state_", "severity_", "condition_", "kind_", "exceedance_", "notification_"}
+    assert all(any(k.startswith(p) for k in words) for p in prefixes)
+    assert len(asked) > 100
+
+
 def test_pages_speak_thai_or_english_by_query_or_browser_language(town_app: TownApp) -> None:
     c = town_app.client
     assert '<html lang="th">' in c.get("/").text  # the default: a Thai town
