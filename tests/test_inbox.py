@@ -389,3 +389,28 @@ def test_users_add_and_link_name_the_registry_officer(tmp_path: Path) -> None:
     ):  # fmt: skip
         out = eit(*args)
         assert out.returncode == 2 and problem in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_the_inbox_bench_times_the_consoles_requests_on_both_databases(
+    postgres_server: str, tmp_path: Path
+) -> None:
+    import json
+
+    from bench.inbox import main
+
+    out = tmp_path / "inbox.json"
+    assert (
+        main(["--cases", "600", "--requests", "3", "--postgres-url", postgres_server, "--json", str(out)])
+        == 0
+    )
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["kind"] for r in runs] == ["sqlite", "postgresql"]
+    for run in runs:
+        q = run["queries"]
+        assert list(q) == ["first page", "filter", "date range", "search", "search, no match", "later page"]
+        assert q["later page"]["total"] == 600 and q["later page"]["rows"] == 25
+        assert q["search, no match"]["total"] == 0 and 0 < q["first page"]["total"] < 600
+        assert all(0 < r["median_ms"] <= r["p95_ms"] <= r["max_ms"] for r in q.values())
+    assert (
+        runs[0]["queries"]["first page"]["total"] == runs[1]["queries"]["first page"]["total"]
+    )  # one data set
