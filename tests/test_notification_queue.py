@@ -122,7 +122,8 @@ def town(tmp_path: Path) -> Iterator[Town]:
     t.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# A fixture that starts its service itself marks its param: conftest sees only requested fixtures.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def either_town(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Town]:
     """A town on each kind of state database."""
     url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None

@@ -35,7 +35,8 @@ def made(kind: str) -> dict[str, Any]:
     return result
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# A fixture that starts its service itself marks its param: conftest sees only requested fixtures.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def upgraded(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, StateDb]:
     if request.param == "sqlite":
         folder = tmp_path / "demo-data"
