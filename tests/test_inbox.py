@@ -254,6 +254,8 @@ def test_the_inbox_api_takes_days_of_the_town_or_times(town_app: TownApp) -> Non
         ({"opened_from": "2026-02-30"}, "query parameter 'opened_from': '2026-02-30' is not a day"),
         ({"opened_to": "2026-11-27T04:00:00"}, "query parameter 'opened_to': give a time zone"),
         ({"opened_from": "1999-12-31"}, "query parameter 'opened_from': out of range"),
+        ({"opened_to": "9999-12-31"}, "query parameter 'opened_to': out of range"),
+        ({"opened_to": "2262-04-11T23:47:17Z"}, "query parameter 'opened_to': out of range"),
         ({"opened_from": "2026-11-28", "opened_to": "2026-11-27"}, "'opened_to': must be after opened_from"),
         ({"q": "x" * 201}, "query parameter 'q'"),
         ({"before_id": "0"}, "query parameter 'before_id'"),

@@ -76,6 +76,8 @@ def alerts_router(ctx: Context) -> APIRouter:
                 day = date.fromisoformat(text)
             except ValueError:
                 raise bad_parameter(name, f"{text!r} is not a day (YYYY-MM-DD)") from None
+            if day.year < 2000 or day.year > 2261:  # the contract's bounds (eit/bounds.py), roughly
+                raise bad_parameter(name, f"out of range: {text} is not between 2000 and 2261")
             if end:
                 day += timedelta(days=1)
             return to_ns(name, datetime.combine(day, time(), ctx.tz()), 0)
