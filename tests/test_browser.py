@@ -378,9 +378,11 @@ def test_an_officer_acknowledges_takes_and_notes_a_case_in_four_taps_and_resolve
     try:
         book = AlertStore(db)
         key = ("eastern-petrochem", "fenceline-1", "pm25", f"drill-{drill}")
+        earlier = book.list(limit=1000)[-1]  # the town's first case: the drill's previous episode
         case = book.open_alert(
-            key, "critical", f"pm25 above the limit (drill {drill})", now_ns(), 80.0, 37.5, "ug/m3"
-        )
+            key, "critical", f"pm25 above the limit (drill {drill})", now_ns(), 80.0, 37.5, "ug/m3",
+            previous_id=earlier.id,
+        )  # fmt: skip
         assert case is not None
         book.assign(case.id, "sam", "sam", now_ns())
         book.add_response(case.id, key[0], "ep-op", "ลมพัดฝุ่นจากลานกองวัตถุดิบ", "ฉีดพรมน้ำลานกอง", now_ns())
@@ -405,6 +407,8 @@ def test_an_officer_acknowledges_takes_and_notes_a_case_in_four_taps_and_resolve
             assert "ค่าปัจจุบัน" in page.inner_text(f"{item} .reading")
             assert "ค่ามาตรฐาน 37.5 ug/m3" in page.inner_text(f"{item} .reading")
             assert "DIW Rayong pollution supervisor (sam)" in page.inner_text(f"{item} .assignee")
+            assert page.inner_text(f"{item} a.previous") == f"ต่อจากเรื่อง #{earlier.id}"
+            assert page.get_attribute(f"{item} a.previous", "href") == f"/console?case={earlier.id}&lang=th"
             # Assign: the factory's duty officers first (Ban Chang's duty officer and the
             # supervisor of every factory), then the others.
             groups = page.eval_on_selector_all(
