@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from alerts.messages import render
-from alerts.model import ENGINE, RESOLVED, Alert, AlertEvent, AlertKey
+from alerts.model import Alert, AlertEvent, AlertKey
 from alerts.pending import Numbered, PendingWork
 from alerts.state import AlertStore
 from eit.errors import EitError
@@ -73,10 +73,51 @@ class UpdateAlert:
 
 @dataclass(frozen=True, slots=True)
 class ResolveAlert:
+    """The key's condition ended (its case is resolved unless an officer resolved it first)."""
+
     key: AlertKey
     now_ns: int
     note: str
     withdrawn: bool = False  # a provisional exceedance the closed hour does not confirm
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentValue:
+    """The latest value of an ongoing condition (a running hour's average climbing), for the
+    officers' cards; no event, no audit entry."""
+
+    key: AlertKey
+    value: float
+    now_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordExceedance:
+    """A legal period above a limit (or a provisional one: the running hour), for the key's case."""
+
+    key: AlertKey
+    averaging: str
+    period_start_ns: int
+    period_end_ns: int
+    average: float
+    limit: float
+    unit: str
+    basis: str
+    method: str
+    origin: str
+    now_ns: int
+    retroactive: bool = False
+    provisional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DecideProvisional:
+    """The closed hour decides the provisional exceedance of its period: confirmed or withdrawn."""
+
+    key: AlertKey
+    period_start_ns: int
+    outcome: str
+    now_ns: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +127,17 @@ class SettleWork:
     items: tuple[Numbered, ...]
 
 
-Effect = WritePoints | RaiseAlert | UpdateAlert | ResolveAlert | SettleWork
+Effect = (
+    WritePoints
+    | RaiseAlert
+    | UpdateAlert
+    | ResolveAlert
+    | CurrentValue
+    | RecordExceedance
+    | DecideProvisional
+    | SettleWork
+)
+
 MAX_DEFECT_ATTEMPTS = 5
 
 
@@ -116,8 +167,6 @@ class EffectApplier:
         self.dispatcher = dispatcher
         self.on_event = on_event
         self.flap_window_ns = int(flap_window_s * NS_PER_S)
-        # Called with an alert key once its effect is applied (the engine counts effects in flight).
-        self.on_applied: Callable[[AlertKey], None] | None = None
         self.counters: dict[str, int] = {"points_written": 0, "points_refused": 0, "alert_changes": 0}
 
     def apply(self, effect: Effect) -> None:
@@ -134,14 +183,30 @@ class EffectApplier:
             self._raise(effect)
         elif isinstance(effect, UpdateAlert):
             self._update(effect)
-        else:
+        elif isinstance(effect, ResolveAlert):
             self._resolve(effect)
+        elif isinstance(effect, CurrentValue):
+            self.alerts.set_current(effect.key, effect.value, effect.now_ns)
+        elif isinstance(effect, RecordExceedance):
+            e = effect
+            self.alerts.record_exceedance(
+                e.key,
+                e.averaging,
+                e.period_start_ns,
+                e.period_end_ns,
+                e.average,
+                e.limit,
+                e.unit,
+                e.basis,
+                e.method,
+                e.origin,
+                e.now_ns,
+                retroactive=e.retroactive,
+                provisional=e.provisional,
+            )
+        else:
+            self.alerts.decide_provisional(effect.key, effect.period_start_ns, effect.outcome, effect.now_ns)
         self.counters["alert_changes"] += 1
-
-    def done(self, effect: Effect) -> None:
-        """The effect is applied (or given up): the engine stops counting it as in flight."""
-        if self.on_applied is not None and isinstance(effect, RaiseAlert | UpdateAlert | ResolveAlert):
-            self.on_applied(effect.key)
 
     def _write(self, effect: WritePoints) -> None:
         if self.store is None:
@@ -158,34 +223,7 @@ class EffectApplier:
 
     def _raise(self, e: RaiseAlert) -> None:
         message = render(e.template, e.params, "en")
-        previous = self.alerts.latest_for_key(e.key)
-        if (
-            previous is not None
-            and previous.state == RESOLVED
-            and previous.resolved_ns is not None
-            and e.now_ns - previous.resolved_ns <= self.flap_window_ns
-        ):
-            reopened = self.alerts.reopen(previous.id, e.now_ns, message)
-            if reopened is not None:
-                reopened = self.alerts.update(
-                    reopened.id,
-                    e.now_ns,
-                    "updated",
-                    message,
-                    severity=e.severity,
-                    message=message,
-                    value=e.value,
-                    limit_value=e.bound,
-                    unit=e.unit,
-                    provisional=e.provisional,
-                    retroactive=e.retroactive,
-                    period_start_ns=e.period_start_ns,
-                    template=e.template,
-                    params=e.params,
-                )
-                self.emit(AlertEvent("reopened", reopened, reopened.escalation_step))
-                return
-        alert = self.alerts.open_alert(
+        started = self.alerts.start_condition(
             e.key,
             e.severity,
             message,
@@ -198,9 +236,11 @@ class EffectApplier:
             period_start_ns=e.period_start_ns,
             template=e.template,
             params=e.params,
+            flap_window_ns=self.flap_window_ns,
         )
-        if alert is not None:  # None: already active (another process, or before a restart)
-            self.emit(AlertEvent("opened", alert, 0))
+        if started is not None:  # None: ongoing already (another process, or before a restart)
+            kind, case = started
+            self.emit(AlertEvent(kind, case, case.escalation_step if kind == "reopened" else 0))
 
     def _update(self, e: UpdateAlert) -> None:
         active = self.alerts.active(e.key)
@@ -217,6 +257,8 @@ class EffectApplier:
             message,
             message=message,
             value=e.value,
+            current_value=e.value,
+            current_ns=e.now_ns,
             limit_value=e.bound,
             template=e.template,
             params=e.params,
@@ -228,9 +270,17 @@ class EffectApplier:
 
     def _resolve(self, e: ResolveAlert) -> None:
         note = f"withdrawn: {e.note}" if e.withdrawn else e.note
-        resolved = self.alerts.resolve(e.key, e.now_ns, ENGINE, note)
-        if resolved is not None:
-            self.emit(AlertEvent("withdrawn" if e.withdrawn else "resolved", resolved, 0))
+        before = self.alerts.active(e.key)
+        ended = self.alerts.end_condition(e.key, e.now_ns, note, withdrawn=e.withdrawn)
+        if ended is None or before is None:
+            return
+        if e.withdrawn:
+            kind = "withdrawn"
+        elif before.state != ended.state:
+            kind = "resolved"
+        else:
+            kind = "ended"  # an officer had resolved it: now its condition has ended too
+        self.emit(AlertEvent(kind, ended, 0))
 
     def emit(self, event: AlertEvent) -> None:
         self.dispatcher.submit(event)
@@ -247,10 +297,7 @@ class InlineEffects:
 
     def submit(self, effects: Sequence[Effect]) -> None:
         for effect in effects:
-            try:
-                self.applier.apply(effect)
-            finally:
-                self.applier.done(effect)
+            self.applier.apply(effect)
 
 
 @dataclass(slots=True)
@@ -333,7 +380,6 @@ class EffectWorker:
             if not self._current_applied:
                 self._apply_until_done(effect)
                 self._current_applied = True
-                self.applier.done(effect)
             self._current = None
             with self._idle:
                 self._pending -= 1

@@ -66,11 +66,14 @@ from alerts.compliance import (
     rolling_result,
 )
 from alerts.effects import (
+    CurrentValue,
+    DecideProvisional,
     Effect,
     EffectApplier,
     EffectSink,
     InlineEffects,
     RaiseAlert,
+    RecordExceedance,
     ResolveAlert,
     SettleWork,
     UpdateAlert,
@@ -79,9 +82,10 @@ from alerts.effects import (
 from alerts.energy import energy_point
 from alerts.faults import FaultFinding, FaultSettings, FaultState
 from alerts.messages import fragment
-from alerts.model import OPEN, AlertEvent, AlertKey
+from alerts.model import ONGOING, OPEN, AlertEvent, AlertKey
 from alerts.notifiers.dispatch import Dispatcher
 from alerts.pending import DAY, HOUR, LATE, MemoryPendingWork, Numbered, PendingItem, PendingWork
+from alerts.public_state import public_state
 from alerts.settings import RuleSettings
 from alerts.state import AlertStore
 from alerts.windows import (
@@ -99,9 +103,9 @@ from alerts.windows import (
 from eit import wire
 from eit.model import VALID_FLAGS, Reading
 from eit.registry import Channel, Registry
-from eit.standards import Limit
+from eit.standards import Limit, methods
 from eit.store import Point, Store, StoreError, StoreUnavailable
-from eit.storeschema import Hourly, series_tags
+from eit.storeschema import FACTORY, Hourly, PublicState, Rolling, series_tags
 from eit.supervise import Stage, Supervisor, Worker
 from eit.timeutil import NS_PER_S, now_ns, ns_to_datetime
 
@@ -144,6 +148,11 @@ class _Series:
     history_loaded: bool = False
     exceed_run: int = 0
     clear_run: int = 0
+    # The latest closed legal periods: is the last judged hour above its limit (and which hour),
+    # and each rolling window's latest (the public state, alerts/public_state.py).
+    last_hour_exceeded: bool = False
+    last_hour_judged: int = -1
+    rolling_exceeded: dict[str, tuple[int, bool]] = field(default_factory=dict)
     days_touched: set[date] = field(default_factory=set)
     # The limits in force, by averaging period, for one quarter hour (time zones move the local
     # day at whole quarter hours): looked up once, not per reading.
@@ -214,7 +223,6 @@ class AlertEngine:
         self.applier = EffectApplier(
             alerts, store, dispatcher, on_event, self.settings.flap_window_s, self.pending
         )
-        self.applier.on_applied = self._applied
         self.effects: EffectSink = effects if effects is not None else InlineEffects(self.applier)
         self._lock = threading.RLock()
         # Store reads per tick (read-backs, history): bounded so a backlog's read-backs never hold
@@ -223,17 +231,14 @@ class AlertEngine:
         self.started_ns = clock()
         # Minutes from here on pass through this engine whole; earlier ones are read back.
         self._known_from = -(-self.started_ns // MINUTE_NS) * MINUTE_NS
+        # The conditions the rules see, by key: the cases whose condition is ongoing. Officers'
+        # actions never change them (resolving a case leaves its condition to the rules).
         self._active: dict[AlertKey, Condition] = {
             a.key: Condition(a.key, a.provisional, a.period_start_ns)
-            for a in alerts.list(state="active", limit=1_000_000)
+            for a in alerts.list(condition=ONGOING, limit=1_000_000)
         }
-        # Alert effects decided but not yet applied, per key; and a count of applied ones, so
-        # that the database's view of active alerts is taken for news only when nothing was in
-        # flight for a key (see _reconcile).
-        self._in_flight: dict[AlertKey, int] = {}
-        self._applied_count = 0
-        self._applied_at: dict[AlertKey, int] = {}
-        self._flight_lock = threading.Lock()
+        self._current_sent: dict[AlertKey, tuple[float, int]] = {}
+        self._published: dict[str, tuple[str, tuple[str, ...], int]] = {}
         self._last_seen: dict[tuple[str, str], int] = {
             (f.id, d.id): self.started_ns for f in registry.factories.values() for d in f.devices.values()
         }
@@ -469,11 +474,7 @@ class AlertEngine:
         """Read back what memory cannot vouch for, close ended hours, recompute late ones, check
         staleness, escalate. Store and database I/O happen outside the lock."""
         now = self.clock() if now is None else now
-        applied_before = self._applied_count
-        active_in_db = self._active_in_db()
         with self._lock:
-            if active_in_db is not None:
-                self._reconcile(active_in_db, applied_before)
             plan = self._plan_reads(now)
         # Closing hours and days can ask for reads of its own (a day that began before the
         # engine did): a second round takes them in the same tick.
@@ -494,32 +495,10 @@ class AlertEngine:
         with self._lock:
             self._check_stale(now)
             self._clear_quiet_faults(now)
+            self._publish_states(now)
             effects = self._take_effects()
         self.effects.submit(effects)
         self._escalate(now)
-
-    def _active_in_db(self) -> dict[AlertKey, Condition] | None:
-        try:
-            found = self.alerts.list(state="active", limit=1_000_000)
-        except Exception as exc:  # an unavailable alert database: the next tick tries again
-            log.error("cannot read the active alerts: %s", exc)
-            return None
-        return {a.key: Condition(a.key, a.provisional, a.period_start_ns) for a in found}
-
-    def _reconcile(self, active_in_db: dict[AlertKey, Condition], applied_before: int) -> None:
-        """Officers change alerts too (resolve by hand, from another process): take the
-        database's view for keys with nothing of the engine's in flight since it was read."""
-        with self._flight_lock:
-            settled = {
-                key
-                for key in (*active_in_db, *self._active)
-                if not self._in_flight.get(key) and self._applied_at.get(key, -1) < applied_before
-            }
-        for key in settled:
-            if key in active_in_db and key not in self._active:
-                self._active[key] = active_in_db[key]
-            elif key not in active_in_db and key in self._active:
-                del self._active[key]
 
     # -- reading back --------------------------------------------------------------------------
     def _plan_reads(self, now: int) -> list[_Read]:
@@ -643,6 +622,39 @@ class AlertEngine:
                 f.rate_raised = False
                 self._clear((*st.key, "rate"), now, "no fast change for the clearing period")
 
+    def _publish_states(self, now: int) -> None:
+        """Each factory's public state (alerts/public_state.py), written when it changes and
+        hourly."""
+        exceeding: dict[str, set[str]] = {}
+        for st in self._series.values():
+            if st.last_hour_exceeded or any(ok for _, ok in st.rolling_exceeded.values()):
+                exceeding.setdefault(st.key[0], set()).add(st.channel.parameter)
+        provisional: dict[str, set[str]] = {}
+        for key, cond in self._active.items():
+            if cond.provisional:
+                channel = self.registry.channel(key[0], key[1], key[2])
+                provisional.setdefault(key[0], set()).add(channel.parameter if channel else key[2])
+        newest: dict[str, int] = {}
+        for (factory, _), seen in self._last_seen.items():
+            newest[factory] = max(seen, newest.get(factory, seen))
+        no_data_ns = int(self.settings.public_no_data_after_s * NS_PER_S)
+        for factory in self.registry.factories:
+            state, params = public_state(
+                exceeding.get(factory, ()), provisional.get(factory, ()), newest.get(factory), now, no_data_ns
+            )
+            published = self._published.get(factory)
+            if published is not None and published[:2] == (state, params) and now - published[2] < HOUR_NS:
+                continue
+            self._published[factory] = (state, params, now)
+            self._queue(
+                Point(
+                    PublicState.NAME,
+                    {FACTORY: factory},
+                    now,
+                    {PublicState.STATE: state, PublicState.PARAMETERS: ",".join(params)},
+                )
+            )
+
     # -- hours ---------------------------------------------------------------------------------
     def _close_hours(self, now: int) -> None:
         closable = hour_start(now - int(self.settings.close_delay_s * NS_PER_S)) - HOUR_NS
@@ -698,6 +710,8 @@ class AlertEngine:
             if self._days_closed.get(key) is not None and day <= self._days_closed[key]:
                 st.days_touched.add(day)
         if st.hourly_limits:
+            if h >= st.last_hour_judged:
+                st.last_hour_judged, st.last_hour_exceeded = h, result.exceeded
             self._judge_hour(st, result, now)
         if st.rolling_windows:
             ends = [h + HOUR_NS] if not retroactive else [h + k * HOUR_NS for k in range(1, 25)]
@@ -743,6 +757,8 @@ class AlertEngine:
                 self.settings.hysteresis,
             )
             self._queue(result.point())
+            if end >= st.rolling_exceeded.get(window, (-1, False))[0]:
+                st.rolling_exceeded[window] = (end, result.valid and result.exceeded)
             if (
                 result.verdict is not None
                 and result.valid
@@ -874,8 +890,13 @@ class AlertEngine:
         if result.retroactive:
             params["retroactive"] = "yes"
         if verdict.exceeded:
+            self._record_exceedance(
+                st, key, "1h", h, h + HOUR_NS, verdict, now, retroactive=result.retroactive
+            )
             if active is not None:
                 if active.provisional:
+                    if active.period_start_ns is not None:
+                        self._decide(DecideProvisional(key, active.period_start_ns, "confirmed", now))
                     self._update(
                         active, "confirmed", now, "limit_hour", params, verdict, h, provisional=False
                     )
@@ -934,6 +955,12 @@ class AlertEngine:
             params["retroactive"] = "yes"
         active = self._active.get(key)
         if verdict.exceeded:
+            window = extra.get("window", "")
+            hours = WINDOWS.get(window, 1)
+            end = period_start + HOUR_NS
+            self._record_exceedance(
+                st, key, window, end - hours * HOUR_NS, end, verdict, now, retroactive=retroactive
+            )
             if active is None:
                 self._raise(
                     key, "critical", template, params, now, verdict, period_start, retroactive=retroactive
@@ -978,12 +1005,16 @@ class AlertEngine:
             return
         key = (*st.key, RULE_LIMIT)
         if verdict.exceeded:
-            if key not in self._active and self.settings.open_after_hours == 1:
+            active = self._active.get(key)
+            if active is None and self.settings.open_after_hours == 1:
                 params = self._limit_params(
                     st, verdict, {"period": self._period(h), "points": str(acc.points)}
                 )
                 self._raise(key, "warning", "limit_provisional", params, now, verdict, h, provisional=True)
+                self._record_exceedance(st, key, "1h", h, h + HOUR_NS, verdict, now, provisional=True)
                 self._clear((*st.key, RULE_EARLY), now, "superseded by the exceedance")
+            elif active is not None:
+                self._current(key, verdict.compared, now)
             return
         self._early_warning_running(st, verdict, h, now)
 
@@ -1020,6 +1051,9 @@ class AlertEngine:
             if key not in self._active:
                 params = self._limit_params(st, verdict, {})
                 self._raise(key, "critical", "limit_instant", params, now, verdict, r.ts_ns)
+                self._record_exceedance(st, key, "instant", r.ts_ns, r.ts_ns, verdict, now)
+            else:
+                self._current(key, verdict.compared, now)
         elif verdict.clear and key in self._active:
             self._clear(key, now, f"{r.channel} {_g(verdict.compared)} within the instantaneous limit")
 
@@ -1101,7 +1135,50 @@ class AlertEngine:
 
     def _withdraw(self, cond: Condition, why: str, now: int) -> None:
         self._active.pop(cond.key, None)
+        if cond.period_start_ns is not None:
+            self._decide(DecideProvisional(cond.key, cond.period_start_ns, "withdrawn", now))
         self._decide(ResolveAlert(cond.key, now, why, withdrawn=True))
+
+    def _record_exceedance(
+        self,
+        st: _Series,
+        key: AlertKey,
+        averaging: str,
+        start: int,
+        end: int,
+        verdict: Verdict,
+        now: int,
+        *,
+        retroactive: bool = False,
+        provisional: bool = False,
+    ) -> None:
+        """The record of a legal period above a limit (immutable once written)."""
+        if averaging == "1h":
+            basis = (
+                f"corrected to {_g(st.o2_reference)} % O2" if st.o2_reference is not None else "as measured"
+            )
+            method = methods()[Hourly.NAME].tag
+        elif averaging == "instant":
+            basis, method = "as measured", "reading"
+        else:
+            basis, method = "as measured", methods()[Rolling.NAME].tag
+        self._decide(
+            RecordExceedance(
+                key,
+                averaging,
+                start,
+                end,
+                verdict.compared,
+                verdict.bound,
+                verdict.limit.unit,
+                basis,
+                method,
+                verdict.limit.origin,
+                now,
+                retroactive=retroactive,
+                provisional=provisional,
+            )
+        )
 
     def _clear(self, key: AlertKey, now: int, why: str) -> None:
         if key not in self._active:
@@ -1109,20 +1186,17 @@ class AlertEngine:
         del self._active[key]
         self._decide(ResolveAlert(key, now, why))
 
-    def _decide(self, effect: RaiseAlert | UpdateAlert | ResolveAlert) -> None:
-        with self._flight_lock:
-            self._in_flight[effect.key] = self._in_flight.get(effect.key, 0) + 1
+    def _decide(self, effect: Effect) -> None:
         self._effects.append(effect)
 
-    def _applied(self, key: AlertKey) -> None:
-        with self._flight_lock:
-            left = self._in_flight.get(key, 0) - 1
-            if left > 0:
-                self._in_flight[key] = left
-            else:
-                self._in_flight.pop(key, None)
-            self._applied_count += 1
-            self._applied_at[key] = self._applied_count
+    def _current(self, key: AlertKey, value: float, now: int) -> None:
+        """The latest value of an ongoing condition for the officers' card: sent when it moved
+        by a percent or a minute passed, not with every batch."""
+        sent = self._current_sent.get(key)
+        if sent is not None and abs(value - sent[0]) <= 0.01 * abs(sent[0]) and now - sent[1] < 60 * NS_PER_S:
+            return
+        self._current_sent[key] = (value, now)
+        self._decide(CurrentValue(key, value, now))
 
     # -- escalation ----------------------------------------------------------------------------
     def _escalate(self, now: int) -> None:

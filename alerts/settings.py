@@ -45,4 +45,6 @@ class RuleSettings(BaseModel):
     rate_of_change: dict[str, Annotated[float, AfterValidator(_positive_rate)]] = Field(default_factory=dict)
     # An open alert nobody acknowledged goes one step up the officers' escalate_to chain after
     # this long (and again after each further period).
+    # The public state of a factory shows "no data" after this long without a reading.
+    public_no_data_after_s: float = Field(900.0, gt=0)
     escalate_after_s: float = Field(1800.0, gt=0)

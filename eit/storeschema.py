@@ -167,7 +167,29 @@ class Sites:
     FIELDS: Final = (FACTORY_NAME, NAME_TH, DISTRICT, ESTATE, LAT, LON, PUBLIC, DEVICES)
 
 
-MEASUREMENTS: Final = (Readings, Hourly, Rolling, Daily, Aqi, Energy, Platform, PlatformDeadLetters, Sites)
+class PublicState:
+    """Each factory's public state, from the rules' conditions only (officers' actions never
+    change it): written by the rules when it changes, and hourly."""
+
+    NAME: Final = "public_state"
+    TAGS: Final = (FACTORY,)
+    STATE: Final = "state"
+    PARAMETERS: Final = "parameters"
+    FIELDS: Final = (STATE, PARAMETERS)
+
+
+MEASUREMENTS: Final = (
+    Readings,
+    Hourly,
+    Rolling,
+    Daily,
+    Aqi,
+    Energy,
+    Platform,
+    PlatformDeadLetters,
+    Sites,
+    PublicState,
+)
 
 
 def series_tags(series: tuple[str, str, str]) -> dict[str, str]:

@@ -7,6 +7,10 @@ and their roles, and bearer tokens.
   expiry. A token dies when it expires, when its user logs out, is disabled or changes password.
 - Officers (officer, supervisor, admin) see every factory; an operator account belongs to one
   factory and sees only that one.
+- An officer's account may name the site registry's officer it logs in as (``officer``: an id of
+  the registry's ``officers:``), at most one account per registry officer: cases are assigned to
+  the registry's duty officers through their accounts. The registry is checked by the callers
+  that read it (`eit users`, the admin API).
 
 SQLite (the default, the file of ``state.path``) or PostgreSQL (``state.url``), through one
 implementation.
@@ -51,6 +55,7 @@ class User:
     factory: str | None
     created_ns: int
     disabled: bool = False
+    officer: str | None = None  # the site registry's officer this account logs in as
 
     @property
     def is_officer(self) -> bool:
@@ -61,6 +66,7 @@ class User:
             "name": self.name,
             "role": self.role,
             "factory": self.factory,
+            "officer": self.officer,
             "disabled": self.disabled,
             "created_at": ns_to_iso(self.created_ns),
         }
@@ -87,13 +93,18 @@ def check_role(role: str, factory: str | None) -> None:
         raise AccountError(f"a {role} sees every factory: give --factory only for operators")
 
 
+def check_officer_link(role: str, officer: str | None) -> None:
+    if officer is not None and role not in OFFICER_ROLES:
+        raise AccountError(f"a {role} account cannot be a registry officer: give --officer only to officers")
+
+
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 _u = api_users.c
 _t = api_tokens.c
-_USER_COLUMNS = (_u.name, _u.role, _u.factory, _u.created_ns, _u.disabled)
+_USER_COLUMNS = (_u.name, _u.role, _u.factory, _u.created_ns, _u.disabled, _u.officer)
 
 
 class Accounts:
@@ -117,13 +128,24 @@ class Accounts:
             self.db.close()
 
     # -- users ---------------------------------------------------------------------------------
-    def add_user(self, name: str, role: str, password: str, now_ns: int, factory: str | None = None) -> User:
+    def add_user(
+        self,
+        name: str,
+        role: str,
+        password: str,
+        now_ns: int,
+        factory: str | None = None,
+        officer: str | None = None,
+    ) -> User:
         check_name(name)
         check_role(role, factory)
+        check_officer_link(role, officer)
         check_password(password)
         digest = self._hasher.hash(password)
         try:
             with self.db.write() as conn:
+                if officer is not None:
+                    self._check_officer_free(conn, officer, name)
                 conn.execute(
                     api_users.insert().values(
                         name=name,
@@ -132,11 +154,38 @@ class Accounts:
                         password_hash=digest,
                         created_ns=now_ns,
                         disabled=0,
+                        officer=officer,
                     )
                 )
         except IntegrityError:
             raise AccountError(f"user '{name}' exists already") from None
-        return User(name, role, factory, now_ns)
+        return User(name, role, factory, now_ns, officer=officer)
+
+    def set_officer(self, name: str, officer: str | None) -> User:
+        """Link the account ``name`` to the registry officer ``officer`` (None: unlink it)."""
+        with self.db.write() as conn:
+            row = conn.execute(sa.select(*_USER_COLUMNS).where(_u.name == name).with_for_update()).first()
+            if row is None:
+                raise AccountError(f"no user '{name}'")
+            check_officer_link(str(row.role), officer)
+            if officer is not None:
+                self._check_officer_free(conn, officer, name)
+            conn.execute(api_users.update().where(_u.name == name).values(officer=officer))
+            return _user(conn.execute(sa.select(*_USER_COLUMNS).where(_u.name == name)).one())
+
+    @staticmethod
+    def _check_officer_free(conn: sa.Connection, officer: str, name: str) -> None:
+        # The unique index keeps it so under a race; this names the account that has it.
+        holder = conn.execute(
+            sa.select(_u.name).where(_u.officer == officer, _u.name != name)
+        ).scalar_one_or_none()
+        if holder is not None:
+            raise AccountError(f"registry officer '{officer}' is the account '{holder}' already")
+
+    def account_of_officer(self, officer: str) -> User | None:
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(*_USER_COLUMNS).where(_u.officer == officer)).first()
+        return _user(row) if row else None
 
     def get_user(self, name: str) -> User | None:
         with self.db.read() as conn:
@@ -221,8 +270,15 @@ class Accounts:
 
 
 def _user(row: Sequence[Any]) -> User:
-    name, role, factory, created, disabled = row[:5]
-    return User(str(name), str(role), None if factory is None else str(factory), int(created), bool(disabled))
+    name, role, factory, created, disabled, officer = row[:6]
+    return User(
+        str(name),
+        str(role),
+        None if factory is None else str(factory),
+        int(created),
+        bool(disabled),
+        None if officer is None else str(officer),
+    )
 
 
 def open_accounts(url: str | None, path: Path) -> Accounts:

@@ -422,6 +422,18 @@ def _read_password(args: argparse.Namespace) -> tuple[str | None, bool]:
     return secrets.token_urlsafe(15), True
 
 
+def _registry_has_officer(site: Path, officer: str) -> bool:
+    """Whether the site registry has ``officer``; says which it has when not."""
+    from eit.registry import load_registry
+
+    registry = load_registry(site)
+    if officer in registry.officers:
+        return True
+    known = ", ".join(registry.officers) or "none"
+    print(f"eit users: --officer: no officer '{officer}' in {site} (it has: {known})", file=sys.stderr)
+    return False
+
+
 def _users(args: argparse.Namespace) -> int:
     from eit.timeutil import now_ns
     from server.accounts import AccountError, open_accounts
@@ -433,7 +445,16 @@ def _users(args: argparse.Namespace) -> int:
         if args.users_command == "list":
             for u in accounts.list_users():
                 where = f" factory {u.factory}" if u.factory else ""
-                print(f"{u.name:24} {u.role:10}{where}{' (disabled)' if u.disabled else ''}")
+                who = f" registry officer {u.officer}" if u.officer else ""
+                print(f"{u.name:24} {u.role:10}{where}{who}{' (disabled)' if u.disabled else ''}")
+            return 0
+        officer = getattr(args, "officer", None)
+        if officer is not None and not _registry_has_officer(config.site, officer):
+            return 2
+        if args.users_command == "link":
+            user = accounts.set_officer(args.name, None if args.none else officer)
+            linked = f"registry officer {user.officer}" if user.officer else "no registry officer"
+            print(f"{user.name}: {linked}")
             return 0
         if args.users_command in ("disable", "enable"):
             user = accounts.set_disabled(args.name, args.users_command == "disable")
@@ -457,9 +478,10 @@ def _users(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                     return 2
-            user = accounts.add_user(args.name, args.role, password, now_ns(), args.factory)
+            user = accounts.add_user(args.name, args.role, password, now_ns(), args.factory, officer)
             where = f" of factory {user.factory}" if user.factory else ""
-            print(f"{user.name}: {user.role}{where} added")
+            who = f", registry officer {user.officer}" if user.officer else ""
+            print(f"{user.name}: {user.role}{where}{who} added")
         if made:
             # Shown once, on the terminal only: it is not logged or stored in the clear.
             print(f"password: {password}")
@@ -671,11 +693,24 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "add":
             p.add_argument("--role", required=True, choices=("officer", "supervisor", "admin", "operator"))
             p.add_argument("--factory", default=None, help="the factory of an operator account")
+            p.add_argument(
+                "--officer",
+                default=None,
+                metavar="ID",
+                help="the site registry's officer this account logs in as (officer roles)",
+            )
         secret = p.add_mutually_exclusive_group()
         secret.add_argument("--password-file", default=None, help="read the password from this file")
         secret.add_argument("--password-env", default=None, help="read the password from this variable")
         p.add_argument("name")
         p.set_defaults(func=_users)
+    p = users_sub.add_parser("link", help="set the site registry's officer an account logs in as")
+    p.add_argument("--config", required=True, help="server configuration file (YAML)")
+    link = p.add_mutually_exclusive_group(required=True)
+    link.add_argument("--officer", default=None, metavar="ID", help="an officer id of the site registry")
+    link.add_argument("--none", action="store_true", help="the account is no registry officer")
+    p.add_argument("name")
+    p.set_defaults(func=_users)
     for name, text in (
         ("list", "list the accounts"),
         ("disable", "disable an account"),

@@ -179,11 +179,12 @@ def run_demo(
 
 
 DEMO_ACCOUNTS = (
-    # name, role, password, factory (operators): for trying the console on this machine only.
-    ("officer", "officer", "officer-demo", None),
-    ("supervisor", "supervisor", "supervisor-demo", None),
-    ("admin", "admin", "admin-demo", None),
-    ("operator", "operator", "operator-demo", "kaeng-khoi-biomass"),
+    # name, role, password, factory (operators), the registry officer it logs in as: for trying
+    # the console on this machine only.
+    ("officer", "officer", "officer-demo", None, "duty-rayong"),
+    ("supervisor", "supervisor", "supervisor-demo", None, "supervisor-rayong"),
+    ("admin", "admin", "admin-demo", None, None),
+    ("operator", "operator", "operator-demo", "kaeng-khoi-biomass", None),
 )
 
 
@@ -215,11 +216,16 @@ def demo_accounts(accounts: Any, registry: Registry) -> str:
     from eit.timeutil import now_ns
 
     shown = []
-    for name, role, password, factory in DEMO_ACCOUNTS:
+    for name, role, password, factory, officer in DEMO_ACCOUNTS:
         if factory is not None and factory not in registry.factories:
             continue
-        if accounts.get_user(name) is None:
-            accounts.add_user(name, role, password, now_ns(), factory)
+        if officer not in registry.officers or accounts.account_of_officer(officer) is not None:
+            officer = None  # another site registry, or another account logs in as that officer
+        user = accounts.get_user(name)
+        if user is None:
+            accounts.add_user(name, role, password, now_ns(), factory, officer)
+        elif officer is not None and user.officer is None and user.role == role:
+            accounts.set_officer(name, officer)  # a demo-data folder of an earlier release
         shown.append(f"{name}/{password}" + (f" ({factory})" if factory else ""))
     return "  ".join(shown)
 

@@ -59,22 +59,36 @@ alerts = Table(
     Column("flaps", Integer, nullable=False, server_default=text("0")),
     Column("template", Text, nullable=False, server_default=text("''")),
     Column("params", Text, nullable=False, server_default=text("'{}'")),
+    # The case's condition, as the rules see it (ongoing, ended): officers' actions never change it.
+    Column("condition", Text, nullable=False, server_default=text("'ended'")),
+    Column("condition_since_ns", BigInteger),
+    Column("ended_ns", BigInteger),
+    Column("previous_id", BigInteger),  # the case of the key's previous episode
+    Column("resolution", Text, nullable=False, server_default=text("''")),
+    Column("current_value", Double),
+    Column("current_ns", BigInteger),
     sqlite_autoincrement=True,
 )
-ACTIVE = ("open", "acknowledged")
-# The database itself keeps one active alert per (factory, device, parameter, rule).
+# The database itself keeps one case with an ongoing condition per (factory, device, parameter, rule).
 Index(
-    "alerts_one_active",
+    "alerts_one_ongoing",
     alerts.c.factory,
     alerts.c.device,
     alerts.c.parameter,
     alerts.c.rule,
     unique=True,
-    sqlite_where=alerts.c.state.in_(ACTIVE),
-    postgresql_where=alerts.c.state.in_(ACTIVE),
+    sqlite_where=alerts.c.condition == "ongoing",
+    postgresql_where=alerts.c.condition == "ongoing",
 )
 Index("alerts_state", alerts.c.state, alerts.c.id)
+Index("alerts_condition", alerts.c.condition, alerts.c.id)
+Index("alerts_factory", alerts.c.factory, alerts.c.id)
 Index("alerts_key", alerts.c.factory, alerts.c.device, alerts.c.parameter, alerts.c.rule, alerts.c.id)
+# The inbox's filters (0007), each ending in id: a filtered page is read newest first from the index.
+Index("alerts_severity", alerts.c.severity, alerts.c.id)
+Index("alerts_rule", alerts.c.rule, alerts.c.id)
+Index("alerts_opened", alerts.c.opened_ns, alerts.c.id)
+Index("alerts_factory_state", alerts.c.factory, alerts.c.state, alerts.c.id)
 
 # Every change of an alert: who, when, what.
 alert_audit = Table(
@@ -128,7 +142,10 @@ api_users = Table(
     Column("password_hash", Text, nullable=False),
     Column("created_ns", BigInteger, nullable=False),
     Column("disabled", Integer, nullable=False, server_default=text("0")),
+    # 0007: the site registry's officer this account logs in as (officer roles only), once.
+    Column("officer", Text),
 )
+Index("api_users_officer", api_users.c.officer, unique=True)
 
 # Bearer tokens, by their SHA-256 only.
 api_tokens = Table(
@@ -188,6 +205,44 @@ rules_pending = Table(
     Column("channel", Text, primary_key=True),
     Column("start_ns", BigInteger, primary_key=True),
     Column("seq", BigInteger, nullable=False),
+)
+
+# -- exceedances (alerts/state.py): immutable records of legal periods above a limit --------------
+
+exceedances = Table(
+    "exceedances",
+    metadata,
+    Column("id", Id, Identity(always=True), primary_key=True),
+    Column("case_id", BigInteger),
+    Column("factory", Text, nullable=False),
+    Column("device", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("averaging", Text, nullable=False),
+    Column("period_start_ns", BigInteger, nullable=False),
+    Column("period_end_ns", BigInteger, nullable=False),
+    Column("average", Double, nullable=False),
+    Column("limit_value", Double, nullable=False),
+    Column("unit", Text, nullable=False),
+    Column("basis", Text, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("origin", Text, nullable=False, server_default=text("''")),
+    Column("retroactive", Integer, nullable=False, server_default=text("0")),
+    Column("provisional", Integer, nullable=False, server_default=text("0")),
+    Column("outcome", Text),
+    Column("decided_ns", BigInteger),
+    Column("recorded_ns", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+Index("exceedances_case", exceedances.c.case_id, exceedances.c.id)
+Index("exceedances_period", exceedances.c.factory, exceedances.c.period_start_ns)
+Index(
+    "exceedances_series",
+    exceedances.c.factory,
+    exceedances.c.device,
+    exceedances.c.channel,
+    exceedances.c.rule,
+    exceedances.c.period_start_ns,
 )
 
 # -- the notifiers' delivery queue (alerts/notifiers/queue.py) ----------------------------------

@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from alerts.model import ACKNOWLEDGED, CLOSED, OPEN, RESOLVED, LifecycleError, ResponseError
+from alerts.model import (
+    ACKNOWLEDGED,
+    CLOSED,
+    ENDED,
+    ONGOING,
+    OPEN,
+    RESOLVED,
+    Exceedance,
+    LifecycleError,
+    ResponseError,
+)
 from alerts.state import AlertStore, open_alert_store
 
 S = 1_000_000_000
@@ -29,16 +39,23 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlertStore
     s.close()
 
 
-def test_the_database_allows_one_active_alert_per_key(store: AlertStore) -> None:
+def test_the_database_allows_one_ongoing_case_per_key(store: AlertStore) -> None:
     first = store.open_alert(KEY, "critical", "first", T0, 75.0, 60.0, "ppm")
-    assert first is not None and first.state == OPEN
+    assert first is not None and (first.state, first.condition) == (OPEN, ONGOING)
     assert store.open_alert(KEY, "critical", "second", T0 + S) is None
     store.acknowledge(first.id, "duty-rayong", T0 + 2 * S)
-    assert store.open_alert(KEY, "critical", "third", T0 + 3 * S) is None  # acknowledged is active
-    store.resolve(KEY, T0 + 4 * S)
-    again = store.open_alert(KEY, "critical", "after resolution", T0 + 5 * S)
-    assert again is not None and again.id != first.id
-    assert store.open_keys() == {KEY}
+    store.resolve_id(first.id, "duty-rayong", T0 + 3 * S, "plant called")
+    # Resolved by an officer while the condition persists: still the key's ongoing case.
+    assert store.open_alert(KEY, "critical", "third", T0 + 3 * S) is None
+    ended = store.end_condition(KEY, T0 + 4 * S, "below the limit again")
+    assert ended is not None and (ended.state, ended.condition, ended.resolution) == (
+        RESOLVED,
+        ENDED,
+        "plant called",
+    )
+    again = store.open_alert(KEY, "critical", "after resolution", T0 + 5 * S, previous_id=first.id)
+    assert again is not None and again.id != first.id and again.previous_id == first.id
+    assert store.ongoing_keys() == {KEY}
 
 
 def test_lifecycle_open_acknowledge_resolve_close_is_audited_with_who_when_what(
@@ -56,8 +73,10 @@ def test_lifecycle_open_acknowledge_resolve_close_is_audited_with_who_when_what(
         "duty-rayong",
     )
     store.add_note(alert.id, "duty-rayong", "plant says scrubber pump tripped", T0 + 30 * S)
-    resolved = store.resolve_id(alert.id, "duty-rayong", T0 + 40 * S, "pump restarted")
-    assert resolved.state == RESOLVED and resolved.resolved_ns == T0 + 40 * S
+    store.end_condition(KEY, T0 + 35 * S, "below the limit again")  # the rules' side: resolves it
+    resolved = store.get(alert.id)
+    assert resolved is not None and resolved.state == RESOLVED and resolved.resolved_ns == T0 + 35 * S
+    assert resolved.resolution == "below the limit again"
     closed = store.close_alert(alert.id, "supervisor-rayong", T0 + 50 * S, "reviewed")
     assert closed.state == CLOSED and closed.closed_ns == T0 + 50 * S
     trail = (
@@ -65,13 +84,13 @@ def test_lifecycle_open_acknowledge_resolve_close_is_audited_with_who_when_what(
         [(e.actor, e.action, e.detail) for e in store.audit(alert.id)],
     )
     assert trail == (
-        [0, 10, 20, 30, 40, 50],
+        [0, 10, 20, 30, 35, 50],
         [
             ("engine", "opened", "so2 75 ppm above the standard limit 60 ppm"),
             ("supervisor-rayong", "assigned", "duty-rayong"),
             ("duty-rayong", "acknowledged", "calling the plant"),
             ("duty-rayong", "note", "plant says scrubber pump tripped"),
-            ("duty-rayong", "resolved", "pump restarted"),
+            ("engine", "resolved", "below the limit again"),
             ("supervisor-rayong", "closed", "reviewed"),
         ],
     )
@@ -82,23 +101,89 @@ def test_changes_the_lifecycle_forbids_are_refused_with_the_state_named(store: A
     assert alert is not None
     with pytest.raises(LifecycleError, match="is open: resolve it before closing it"):
         store.close_alert(alert.id, "duty-rayong", T0 + S)
-    store.resolve_id(alert.id, "engine", T0 + S)
+    with pytest.raises(LifecycleError, match="resolving a case needs a reason"):
+        store.resolve_id(alert.id, "duty-rayong", T0 + S, "  ")
+    store.resolve_id(alert.id, "duty-rayong", T0 + S, "stack test booked")
     with pytest.raises(LifecycleError, match="is resolved: only an open alert is acknowledged"):
         store.acknowledge(alert.id, "duty-rayong", T0 + 2 * S)
+    with pytest.raises(LifecycleError, match="still ongoing: it closes once its condition ends"):
+        store.close_alert(alert.id, "duty-rayong", T0 + 3 * S)
+    store.end_condition(KEY, T0 + 3 * S, "below the limit")
     store.close_alert(alert.id, "duty-rayong", T0 + 3 * S)
-    with pytest.raises(LifecycleError, match="only a resolved alert reopens"):
-        store.reopen(alert.id, T0 + 4 * S)
     with pytest.raises(LifecycleError, match="no alert #999"):
         store.acknowledge(999, "duty-rayong", T0)
 
 
-def test_a_resolved_alert_reopens_as_the_same_alert_and_counts_the_flap(store: AlertStore) -> None:
-    alert = store.open_alert(KEY, "critical", "m", T0)
-    assert alert is not None
-    store.resolve(KEY, T0 + S)
-    reopened = store.reopen(alert.id, T0 + 2 * S, "condition back")
-    assert reopened is not None and (reopened.id, reopened.state, reopened.flaps) == (alert.id, OPEN, 1)
-    assert [e.action for e in store.audit(alert.id)] == ["opened", "resolved", "reopened"]
+def test_a_condition_back_within_the_flap_window_continues_its_case_and_keeps_the_acknowledgement(
+    store: AlertStore,
+) -> None:
+    started = store.start_condition(KEY, "critical", "m", T0, 70.0, 60.0, "ppm", flap_window_ns=3600 * S)
+    assert started is not None and started[0] == "opened"
+    case = started[1]
+    store.acknowledge(case.id, "duty-rayong", T0 + S)
+    store.end_condition(KEY, T0 + 2 * S, "below the limit")
+    back = store.start_condition(KEY, "critical", "m", T0 + 3 * S, 71.0, 60.0, "ppm", flap_window_ns=3600 * S)
+    assert back is not None and back[0] == "reopened"
+    again = back[1]
+    assert (again.id, again.state, again.flaps, again.condition) == (case.id, ACKNOWLEDGED, 1, ONGOING)
+    assert again.acknowledged_by == "duty-rayong"
+    assert [e.action for e in store.audit(case.id)] == ["opened", "acknowledged", "resolved", "reopened"]
+    assert "back within the flap window" in store.audit(case.id)[-1].detail
+    # Ongoing already: nothing more starts.
+    assert store.start_condition(KEY, "critical", "m", T0 + 4 * S, 72.0, 60.0, "ppm") is None
+
+
+def test_a_new_episode_after_the_flap_window_opens_a_new_case_naming_the_previous_one(
+    store: AlertStore,
+) -> None:
+    first = store.start_condition(KEY, "critical", "m", T0, 70.0, 60.0, "ppm", flap_window_ns=60 * S)
+    assert first is not None
+    store.end_condition(KEY, T0 + S, "below the limit")
+    second = store.start_condition(
+        KEY, "critical", "m", T0 + 120 * S, 75.0, 60.0, "ppm", flap_window_ns=60 * S
+    )
+    assert second is not None and second[0] == "opened"
+    assert second[1].id != first[1].id and second[1].previous_id == first[1].id
+    assert "a new episode after case" in store.audit(second[1].id)[0].detail
+
+
+def test_exceedances_are_records_written_once_and_a_provisional_one_is_decided_once(
+    store: AlertStore,
+) -> None:
+    case = store.open_alert(KEY, "warning", "provisional", T0, 70.0, 60.0, "ppm", provisional=True)
+    assert case is not None
+    h = T0 - T0 % (3600 * S)
+
+    def record(average: float, now: int, provisional: bool = False) -> Exceedance:
+        basis, method = "corrected to 7 % O2", "minute_means/2"
+        return store.record_exceedance(
+            KEY,
+            "1h",
+            h,
+            h + 3600 * S,
+            average,
+            60.0,
+            "ppm",
+            basis,
+            method,
+            "standard x",
+            now,
+            provisional=provisional,
+        )
+
+    provisional = record(70.0, T0, provisional=True)
+    assert provisional.case_id == case.id and provisional.outcome is None
+    assert store.decide_provisional(KEY, h, "confirmed", T0 + S) == 1
+    assert store.decide_provisional(KEY, h, "withdrawn", T0 + 2 * S) == 0  # decided once
+    confirmed = record(72.5, T0 + S)
+    records = store.exceedances(case_id=case.id)
+    assert [(r.id, r.provisional, r.outcome, r.average) for r in records] == [
+        (confirmed.id, False, None, 72.5),
+        (provisional.id, True, "confirmed", 70.0),
+    ]
+    assert records[0].to_json()["basis"] == "corrected to 7 % O2"
+    with pytest.raises(ValueError, match="outcome"):
+        store.decide_provisional(KEY, h, "maybe", T0)
 
 
 def test_engine_updates_and_escalation_steps_are_recorded(store: AlertStore) -> None:

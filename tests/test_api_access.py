@@ -52,13 +52,19 @@ def fresh_alert(app: TownApp, state: str = "open", factory: str = FACTORY) -> in
         now,
     )
     assert alert is not None
-    if state == "resolved":
-        app.alerts.resolve_id(alert.id, "engine", now)
+    if state == "resolved":  # the rules saw its condition end: resolved, and ready to close
+        app.alerts.end_condition(alert.key, now, "below the limit")
     return alert.id
 
 
 def fresh_user() -> str:
     return f"u-{uuid.uuid4().hex[:10]}"
+
+
+def fresh_officer_account(app: TownApp) -> str:
+    name = fresh_user()
+    app.accounts.add_user(name, "officer", password_of("olivia"), now_ns())
+    return name
 
 
 def new_token(app: TownApp, who: str) -> str:
@@ -132,8 +138,16 @@ ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
         OFFICERS,
     ),
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): (
-        lambda a, w: Call("POST", f"/api/v1/alerts/{fresh_alert(a)}/resolve"),
+        lambda a, w: Call("POST", f"/api/v1/alerts/{fresh_alert(a)}/resolve", json={"reason": "fixed"}),
         OFFICERS,
+    ),
+    ("GET", "/api/v1/alerts/{alert_id}/exceedances"): (
+        lambda a, w: Call("GET", f"/api/v1/alerts/{fresh_alert(a)}/exceedances"),
+        OWN_FACTORY,
+    ),
+    ("GET", "/api/v1/exceedances"): (
+        lambda a, w: Call("GET", "/api/v1/exceedances", params={"factory": FACTORY}),
+        OWN_FACTORY,
     ),
     ("POST", "/api/v1/alerts/{alert_id}/close"): (
         lambda a, w: Call(
@@ -179,6 +193,12 @@ ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
             json={"name": fresh_user(), "role": "officer", "password": "long-enough-1"},
         ),
         {**ADMINS, "ada": 201},
+    ),
+    # Linking an account to a registry officer (here: unlinking a fresh account: a valid change
+    # that leaves the registry's officers free for the other tests).
+    ("PUT", "/api/v1/users/{name}/officer"): (
+        lambda a, w: Call("PUT", f"/api/v1/users/{fresh_officer_account(a)}/officer", json={"officer": None}),
+        ADMINS,
     ),
     ("POST", "/api/v1/users/{name}/{action}"): (
         lambda a, w: Call("POST", "/api/v1/users/sc-op/enable"),

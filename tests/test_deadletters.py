@@ -43,7 +43,8 @@ T0 = 1_795_752_000 * 1_000_000_000
 DAY = 86_400 * 1_000_000_000
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# A fixture that starts its service itself marks its param: conftest sees only requested fixtures.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str | None, Path]:
     url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
     return url, tmp_path / "state.db"

@@ -87,6 +87,7 @@ def test_demo_serves_the_console_with_its_accounts_and_a_day_of_history(
     reader.start()
     base = f"http://127.0.0.1:{port}"
     alerts: list[dict[str, object]] = []
+    officers: list[dict[str, object]] = []
     try:
         with contextlib.suppress(TimeoutError):  # the assertions below show the output
             wait_for(
@@ -107,6 +108,9 @@ def test_demo_serves_the_console_with_its_accounts_and_a_day_of_history(
         ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         alerts = requests.get(f"{base}/api/v1/alerts", headers=headers, timeout=10).json()
+        officers = requests.get(
+            f"{base}/api/v1/officers", params={"factory": "kaeng-khoi-biomass"}, headers=headers, timeout=10
+        ).json()
         hours = requests.get(
             f"{base}/api/v1/factories/kaeng-khoi-biomass/devices/boiler-1/channels/so2/hourly", timeout=10
         ).json()["hours"]
@@ -118,6 +122,12 @@ def test_demo_serves_the_console_with_its_accounts_and_a_day_of_history(
     output = "".join(lines)
     assert code == 0 and "Traceback" not in output, output
     assert any(a["rule"] == "limit" and a["parameter"] == "so2" for a in alerts), alerts
+    # The demo's officers log in as the registry's: the duty officer of the biomass plant first.
+    assert [(o["name"], o["officer"], o["on_duty"]) for o in officers] == [
+        ("officer", "duty-rayong", True),
+        ("supervisor", "supervisor-rayong", True),
+        ("admin", None, False),
+    ]
     # The history is of normal operation: the exceedance is the live part of the demo.
     valid = [h for h in hours if h["valid"]]
     assert len(valid) >= 22 and not any(h["exceeded"] for h in valid)

@@ -144,7 +144,14 @@ def test_eit_alert_acknowledges_notes_resolves_and_closes_with_an_audit_trail(tm
     )
     refused = eit("close", str(alert.id), "--by", "duty-rayong")
     assert refused.returncode == 1 and "is acknowledged: resolve it before closing it" in refused.stderr
-    assert eit("resolve", str(alert.id), "--by", "duty-rayong").returncode == 0
+    no_reason = eit("resolve", str(alert.id), "--by", "duty-rayong")
+    assert no_reason.returncode == 1 and "resolving a case needs a reason" in no_reason.stderr
+    assert eit("resolve", str(alert.id), "--by", "duty-rayong", "--note", "pump restarted").returncode == 0
+    ongoing = eit("close", str(alert.id), "--by", "supervisor-rayong")
+    assert ongoing.returncode == 1 and "still ongoing: it closes once its condition ends" in ongoing.stderr
+    store = open_alert_store(None, tmp_path / "data" / "state.db")
+    store.end_condition(alert.key, 2, "below the limit")  # the rules see it end
+    store.close()
     closed = eit("close", str(alert.id), "--by", "supervisor-rayong", "--note", "reviewed")
     assert closed.returncode == 0 and closed.stdout.startswith(f"#{alert.id} closed")
     shown = json.loads(eit("show", str(alert.id)).stdout)
@@ -154,6 +161,7 @@ def test_eit_alert_acknowledges_notes_resolves_and_closes_with_an_audit_trail(tm
         ("duty-rayong", "acknowledged"),
         ("duty-rayong", "note"),
         ("duty-rayong", "resolved"),
+        ("engine", "condition ended"),
         ("supervisor-rayong", "closed"),
     ]
     missing_by = eit("ack", str(alert.id))

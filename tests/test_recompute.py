@@ -211,13 +211,13 @@ def test_a_slow_alert_database_delays_alerts_not_on_readings(tmp_path: Path) -> 
     delay_s = 3.0
     store = SqliteStore(tmp_path / "readings.db")
     alerts = open_alert_store(None, tmp_path / "state.db")
-    original = alerts.open_alert
+    original = alerts.start_condition
 
     def slow_open(*args: object, **kwargs: object) -> object:
         time.sleep(delay_s)
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
-    alerts.open_alert = slow_open  # type: ignore[method-assign,assignment]
+    alerts.start_condition = slow_open  # type: ignore[method-assign,assignment]
     now = [T0]
     engine = AlertEngine(
         load_registry(SITE),

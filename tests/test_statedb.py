@@ -26,7 +26,8 @@ from testbed.services import EIT, REPO, free_port
 KEY = ("kaeng-khoi-biomass", "boiler-1", "so2", "limit")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# A fixture that starts its service itself marks its param: conftest sees only requested fixtures.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str | None, Path]:
     """(state.url, state.path) of an empty state database of each kind."""
     url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None

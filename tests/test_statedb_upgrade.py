@@ -35,7 +35,8 @@ def made(kind: str) -> dict[str, Any]:
     return result
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# A fixture that starts its service itself marks its param: conftest sees only requested fixtures.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def upgraded(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, StateDb]:
     if request.param == "sqlite":
         folder = tmp_path / "demo-data"
@@ -90,6 +91,10 @@ def test_every_alert_keeps_its_state_audit_trail_claims_and_responses(upgraded: 
         CLOSED, "critical", False, 1, T0,
     )  # fmt: skip
     assert (cod.state, cod.flaps, cod.resolved_ns) == (OPEN, 1, None)
+    # Alerts became cases: the open and acknowledged ones are ongoing, the others ended.
+    assert (so2.condition, cod.condition, dust.condition) == ("ongoing", "ongoing", "ended")
+    assert so2.condition_since_ns == so2.opened_ns and dust.ended_ns == dust.resolved_ns
+    assert alerts.exceedances(case_id=so2.id) == []  # release 0.1 kept no exceedance records
     for alert_id, trail in made(kind)["audit"].items():
         assert [[e.actor, e.action, e.detail] for e in alerts.audit(int(alert_id))] == trail
     assert alerts.notifications(so2.id) == [(0, "email", "duty@example.org"), (0, "webhook", "*")]
@@ -99,7 +104,7 @@ def test_every_alert_keeps_its_state_audit_trail_claims_and_responses(upgraded: 
         made(kind)["response"], KK, "kk-op", "filter bag torn", "bags replaced, stack tested",
     )  # fmt: skip
     assert alerts.responses(dust.id) == []
-    # The database still keeps one active alert per key, and numbers go on after the old ones
+    # The database still keeps one ongoing case per key, and numbers go on after the old ones
     # (PostgreSQL's sequence also spends one on the refused insert).
     assert alerts.open_alert(so2.key, "critical", "again", NOW) is None
     new = alerts.open_alert((KK, "boiler-1", "nox", "limit"), "critical", "nox", NOW)
@@ -118,6 +123,8 @@ def test_old_users_log_in_with_their_passwords_and_keep_their_tokens(upgraded: t
     operator = accounts.get_user("kk-op")
     assert operator is not None and (operator.role, operator.factory) == ("operator", KK)
     assert [u.name for u in accounts.list_users()] == ["gone", "kk-op", "olivia", "sam"]
+    assert {u.officer for u in accounts.list_users()} == {None}  # 0007: linked to no registry officer yet
+    assert accounts.set_officer("olivia", "duty-rayong").officer == "duty-rayong"
     tokens = made(kind)["tokens"]
     seen = accounts.user_for_token(tokens["olivia"], NOW)
     assert seen is not None and seen.name == "olivia" and seen.role == "officer"
@@ -168,3 +175,40 @@ def test_the_commands_read_an_old_demo_data_folder(tmp_path: Path) -> None:
         "gone", "officer", "(disabled)", "kk-op", "operator", "factory", KK,
         "olivia", "officer", "sam", "supervisor",
     ]  # fmt: skip
+
+
+def test_the_api_serves_the_old_alerts_as_cases(tmp_path: Path) -> None:
+    """A town whose state database is release 0.1's: the API lists its alerts as cases (their
+    condition from their state), an old officer logs in with the old password, and the lifecycle
+    goes on with the new rules (a reason to resolve; no close while ongoing)."""
+    from testbed.town import TownApp, TownSpec, build_town
+
+    town = build_town(tmp_path / "town", TownSpec(hours=1))
+    shutil.copy(DATA / "state.db", town.config.state_path)  # the 0.1 file, upgraded when opened
+    app = TownApp(town)
+    try:
+        [(name, password)] = [(n, p) for n, p in made("sqlite")["passwords"].items() if n == "olivia"]
+        token = app.client.post("/api/v1/token", data={"username": name, "password": password}).json()
+        officer = {"Authorization": f"Bearer {token['access_token']}"}
+        cases = {c["id"]: c for c in app.client.get("/api/v1/alerts", headers=officer).json()}
+        ids = made("sqlite")["alerts"]
+        so2, dust = cases[ids["so2"]], cases[ids["dust"]]
+        # The inbox's search and filters read the old alerts too (0007's indexes on old rows).
+        searched = app.client.get(
+            "/api/v1/alerts", params={"q": "so2", "state": "active", "condition": "ongoing"}, headers=officer
+        )
+        assert ids["so2"] in [c["id"] for c in searched.json()]
+        assert int(searched.headers["x-total-count"]) == len(searched.json())
+        assert (so2["state"], so2["condition"], so2["previous_id"]) == ("acknowledged", "ongoing", None)
+        assert (dust["state"], dust["condition"]) == ("closed", "ended")
+        assert app.client.get(f"/api/v1/alerts/{so2['id']}/exceedances", headers=officer).json() == []
+        resolved = app.client.post(
+            f"/api/v1/alerts/{so2['id']}/resolve", json={"reason": "stack test booked"}, headers=officer
+        ).json()
+        assert (resolved["state"], resolved["condition"], resolved["resolution"]) == (
+            "resolved",
+            "ongoing",
+            "stack test booked",
+        )
+    finally:
+        app.close()

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException
 
+from alerts.public_state import read_public_states
 from eit.bounds import time_problem
 from eit.errors import EitError
 from eit.registry import Channel, Device, Factory, Registry
@@ -121,11 +122,18 @@ class Context:
             return None
 
     def compliance_states(self, factories: list[Factory]) -> dict[str, tuple[str, int | None]]:
-        """(state, newest reading ns) of each factory. The state is derived from the active
-        alerts and the age of the newest reading, never published in more detail."""
+        """(public state, newest reading ns) of each factory: the state the rules wrote
+        (alerts/public_state.py: from the conditions only, never from officers' actions)."""
+        return {f: (state, newest) for f, (state, _, newest) in self.public_states(factories).items()}
+
+    def public_states(self, factories: list[Factory]) -> dict[str, tuple[str, tuple[str, ...], int | None]]:
+        """(public state, the parameters behind it, newest reading ns) of each factory."""
         now = self.now()
+        stale_ns = int(self.sources.stale_after_s * NS_PER_S)
         try:
-            active = self.sources.alerts.list(state="active", limit=100_000)
+            states = read_public_states(
+                self.sources.store, [f.id for f in factories], now, stale_ns, max(stale_ns, 2 * HOUR_NS)
+            )
             latest = self.sources.store.latest()
         except EitError as exc:
             raise HTTPException(503, str(exc)) from exc
@@ -133,18 +141,4 @@ class Context:
         for r in latest:
             if r.ts_ns > newest.get(r.factory, -1):
                 newest[r.factory] = r.ts_ns
-        critical = {a.factory for a in active if a.severity == "critical" and not a.provisional}
-        warned = {a.factory for a in active}
-        out: dict[str, tuple[str, int | None]] = {}
-        for f in factories:
-            last = newest.get(f.id)
-            if f.id in critical:
-                state = "exceeding"
-            elif last is None or now - last > self.sources.stale_after_s * NS_PER_S:
-                state = "no_data"
-            elif f.id in warned:
-                state = "warning"
-            else:
-                state = "compliant"
-            out[f.id] = (state, last)
-        return out
+        return {f.id: (states[f.id][0], states[f.id][1], newest.get(f.id)) for f in factories}

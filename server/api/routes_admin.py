@@ -15,7 +15,7 @@ from server.accounts import AccountError, check_name
 from server.api.auth import LoginThrottle, Principal, forbidden, unauthorized
 from server.api.common import Context, bad_parameter, errors
 from server.api.routes_data import ID_REGEX
-from server.api.schemas import DeadLetterOut, DeadLettersOut, TokenOut, UserIn, UserOut
+from server.api.schemas import DeadLetterOut, DeadLettersOut, OfficerLinkIn, TokenOut, UserIn, UserOut
 
 MAX_REPORT_DAYS = 366
 
@@ -114,16 +114,48 @@ def admin_router(ctx: Context) -> APIRouter:
             raise HTTPException(
                 422, f"body field 'factory': no factory '{body.factory}' in the site registry"
             )
+        check_registry_officer(body.officer)
         try:
             check_name(body.name)
             if accounts.get_user(body.name) is not None:
                 raise HTTPException(409, f"user '{body.name}' exists already")
-            user = accounts.add_user(body.name, body.role, body.password, ctx.now(), body.factory)
+            user = accounts.add_user(
+                body.name, body.role, body.password, ctx.now(), body.factory, body.officer
+            )
         except AccountError as exc:
             raise HTTPException(422, f"body: {exc}") from exc
         except EitError as exc:
             raise HTTPException(503, str(exc)) from exc
         return user.to_json()
+
+    def check_registry_officer(officer: str | None) -> None:
+        if officer is not None and officer not in ctx.registry.officers:
+            known = ", ".join(ctx.registry.officers) or "none"
+            raise HTTPException(
+                422, f"body field 'officer': no officer '{officer}' in the site registry (it has: {known})"
+            )
+
+    @router.put(
+        "/users/{name}/officer",
+        tags=["accounts"],
+        summary="Set the site registry's officer an account logs in as, or none (admins)",
+        response_model=UserOut,
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
+    )
+    def set_officer(
+        body: OfficerLinkIn,
+        name: str = Path(max_length=63, description="User name"),
+        p: Principal = Depends(auth.admin),
+    ) -> Any:
+        check_registry_officer(body.officer)
+        try:
+            if accounts.get_user(name) is None:
+                raise HTTPException(404, f"no user '{name}'")
+            return accounts.set_officer(name, body.officer).to_json()
+        except AccountError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except EitError as exc:
+            raise HTTPException(503, str(exc)) from exc
 
     @router.post(
         "/users/{name}/{action}",

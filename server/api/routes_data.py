@@ -10,6 +10,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
+from alerts.public_state import STATES
 from eit.errors import EitError
 from eit.model import ID_PATTERN
 from eit.registry import Channel, Factory
@@ -146,7 +147,7 @@ def data_router(ctx: Context) -> APIRouter:
         reg = ctx.registry
         factories = ctx.visible(p)
         states = ctx.compliance_states(factories)
-        counts: dict[str, int] = {"compliant": 0, "warning": 0, "exceeding": 0, "no_data": 0}
+        counts: dict[str, int] = dict.fromkeys(STATES, 0)
         for state, _ in states.values():
             counts[state] += 1
         newest = max((t for _, t in states.values() if t is not None), default=None)

@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-ComplianceState = Literal["compliant", "warning", "exceeding", "no_data"]
+# A factory's public state (alerts/public_state.py): from the rules' conditions only.
+ComplianceState = Literal["exceeding", "provisional", "shutdown", "no_data", "compliant"]
 
 
 class ErrorOut(BaseModel):
@@ -55,8 +56,10 @@ class FactoryOut(BaseModel):
     lon: float
     public: bool
     state: ComplianceState = Field(
-        description="exceeding: an active critical alert; warning: another active alert;"
-        " no_data: no reading within the staleness period; compliant otherwise"
+        description="exceeding: its last closed legal period (hour or rolling window) is above a limit;"
+        " provisional: only the running hour is above; shutdown: a filed shutdown window;"
+        " no_data: nothing arrived for the no-data period; compliant otherwise. Officers' actions"
+        " never change it"
     )
     last_update: str | None = Field(description="Time of the newest reading (UTC)")
     devices: list[DeviceOut]
@@ -155,6 +158,16 @@ class RollingOut(BaseModel):
     points: list[RollingPointOut]
 
 
+class ResponseOut(BaseModel):
+    id: int
+    alert_id: int
+    factory: str
+    by: str
+    at: str
+    cause: str
+    corrective_action: str
+
+
 class AlertOut(BaseModel):
     id: int
     factory: str
@@ -180,6 +193,44 @@ class AlertOut(BaseModel):
     acknowledged_at: str | None
     resolved_at: str | None
     closed_at: str | None
+    condition: Literal["ongoing", "ended"] = Field(
+        description="What the rules see (officers' actions never change it): a case resolved while"
+        " its condition persists stays ongoing"
+    )
+    condition_since: str | None
+    ended_at: str | None
+    previous_id: int | None = Field(description="The case of the previous episode of the same key")
+    resolution: str = Field(description="Why it was resolved (an officer's reason, or the rules')")
+    current_value: float | None = Field(description="The latest value of its condition (running average)")
+    current_at: str | None
+    responses: list[ResponseOut] = Field(
+        description="The factory operator's answers (cause and corrective action), oldest first"
+    )
+
+
+class ExceedanceOut(BaseModel):
+    id: int
+    case_id: int | None
+    factory: str
+    device: str
+    channel: str
+    rule: str
+    averaging: str = Field(description="1h, 8h, 24h or instant")
+    period_start: str
+    period_end: str
+    average: float
+    limit: float
+    unit: str
+    basis: str = Field(description="e.g. corrected to 7 % O2, as measured")
+    method: str = Field(description="The averaging method and its version (eit/standards/methods.yaml)")
+    origin: str
+    retroactive: bool
+    provisional: bool
+    outcome: str | None = Field(
+        description="A provisional record's outcome once decided: confirmed or withdrawn"
+    )
+    decided_at: str | None
+    recorded_at: str
 
 
 class AuditOut(BaseModel):
@@ -189,19 +240,12 @@ class AuditOut(BaseModel):
     detail: str
 
 
-class ResponseOut(BaseModel):
-    id: int
-    alert_id: int
-    factory: str
-    by: str
-    at: str
-    cause: str
-    corrective_action: str
-
-
 class AlertDetailOut(AlertOut):
     audit: list[AuditOut]
-    responses: list[ResponseOut]
+
+
+class ResolveIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=4000, description="Why the case is resolved")
 
 
 class NoteIn(BaseModel):
@@ -225,6 +269,7 @@ class UserOut(BaseModel):
     name: str
     role: str
     factory: str | None
+    officer: str | None = Field(description="The site registry's officer this account logs in as")
     disabled: bool
     created_at: str
 
@@ -233,7 +278,16 @@ class UserIn(BaseModel):
     name: str = Field(min_length=1, max_length=63)
     role: Literal["officer", "supervisor", "admin", "operator"]
     factory: str | None = Field(default=None, max_length=63, description="Operators only: their factory")
+    officer: str | None = Field(
+        default=None, max_length=63, description="Officer roles only: the registry officer it logs in as"
+    )
     password: str = Field(min_length=8, max_length=1024)
+
+
+class OfficerLinkIn(BaseModel):
+    officer: str | None = Field(
+        max_length=63, description="The site registry's officer the account logs in as (null: none)"
+    )
 
 
 class TokenOut(BaseModel):
@@ -281,5 +335,10 @@ class NotificationOut(BaseModel):
 
 
 class OfficerOut(BaseModel):
-    name: str
+    name: str = Field(description="The account: what an alert is assigned to")
     role: str
+    officer: str | None = Field(description="The site registry's officer the account logs in as")
+    officer_name: str | None = Field(description="That officer's name in the site registry")
+    on_duty: bool | None = Field(
+        description="Whether that officer is responsible for the factory asked about (null: none asked)"
+    )

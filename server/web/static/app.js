@@ -36,7 +36,7 @@ const EIT = (() => {
     constructor(status, detail) { super(detail); this.status = status; this.detail = detail; }
   }
 
-  async function api(path, opts = {}) {
+  async function request(path, opts = {}) {
     const headers = { Accept: "application/json" };
     const s = session.get();
     if (s && opts.auth !== false) headers.Authorization = "Bearer " + s.token;
@@ -50,11 +50,24 @@ const EIT = (() => {
     }
     const r = await fetch(path, { method: opts.method || "GET", headers, body });
     if (r.status === 401 && s) { session.clear(); renderUserBar(); }
-    if (r.status === 204) return null;
+    if (r.status === 204) return { response: r, data: null };
     const type = r.headers.get("content-type") || "";
     const data = type.includes("json") ? await r.json() : await r.text();
     if (!r.ok) throw new ApiError(r.status, (data && data.detail) || r.statusText);
-    return data;
+    return { response: r, data };
+  }
+
+  async function api(path, opts = {}) {
+    return (await request(path, opts)).data;
+  }
+
+  /** A page of a paged list: its items, the path of the next page (from the Link header, or null)
+   * and how many items the query selects over every page (X-Total-Count, or null). */
+  async function apiPage(path, opts = {}) {
+    const { response, data } = await request(path, opts);
+    const next = /<([^>]+)>;\s*rel="next"/.exec(response.headers.get("link") || "");
+    const total = response.headers.get("x-total-count");
+    return { items: data, next: next ? next[1] : null, total: total === null ? null : Number(total) };
   }
 
   /** Build an element: el("a", {href: "/x", class: "y"}, "text", child). Text is never parsed as HTML. */
@@ -144,5 +157,5 @@ const EIT = (() => {
 
   document.addEventListener("DOMContentLoaded", renderUserBar);
 
-  return { cfg, lang, t, api, ApiError, session, el, fmtTime, fmtNum, link, stateBadge, factoryName, toast, message, explain, renderUserBar };
+  return { cfg, lang, t, api, apiPage, ApiError, session, el, fmtTime, fmtNum, link, stateBadge, factoryName, toast, message, explain, renderUserBar };
 })();

@@ -1,12 +1,26 @@
 /* A factory page: each channel's latest value and a chart over time against its limit (uPlot).
  * Everyone sees the clock-hour averages (or the rolling averages where the limit is on those);
- * officers and the factory's operator also see the 5-minute means of the raw readings. */
+ * officers and the factory's operator also see the 5-minute means of the raw readings.
+ *
+ * URL parameters (the console links a case to its period this way): `start` and `end` (RFC 3339;
+ * `end` defaults to now) chart that period instead of the last 48 hours; `focus` (a device, or
+ * device/channel) brings that device or channel into view, marked. */
 "use strict";
 
 (() => {
   const { t, api, el, fmtTime, fmtNum, stateBadge, factoryName, cfg, session } = EIT;
   const factoryId = cfg.factory;
   const charts = [];
+  const asked = new URLSearchParams(location.search);
+  const focus = asked.get("focus");
+  // A period of the URL's own (a case's), else the last `hours`.
+  let period = null;
+  const askedStart = Date.parse(asked.get("start") || "");
+  if (!Number.isNaN(askedStart)) {
+    const askedEnd = Date.parse(asked.get("end") || "");
+    const end = Number.isNaN(askedEnd) ? Date.now() : Math.min(askedEnd, Date.now());
+    if (end > askedStart) period = { start: new Date(askedStart), end: new Date(end) };
+  }
   let hours = 48;
   let factory = null;
   let detailed = false;
@@ -56,20 +70,22 @@
   async function drawChart(card, device, channel) {
     const box = card.querySelector(".chart");
     const p = plan(channel);
-    const end = new Date();
-    const start = new Date(end.getTime() - hours * 3600e3);
+    const end = period ? period.end : new Date();
+    const start = period ? period.start : new Date(end.getTime() - hours * 3600e3);
     const range = `start=${encodeURIComponent(start.toISOString())}&end=${encodeURIComponent(end.toISOString())}`;
+    // 5-minute means, or longer buckets over a long period (at most about 2,000 of them).
+    const every = Math.max(300, Math.ceil((end - start) / 1000 / 2000 / 300) * 300);
     const base = `/api/v1/factories/${factoryId}/devices/${device.id}/channels/${channel.id}`;
     const requests = [
       p.kind === "hourly" ? api(`${base}/hourly?${range}`) : api(`${base}/rolling?window=${p.window}&${range}`),
     ];
-    if (detailed) requests.push(api(`${base}/readings?${range}&every=300&fn=mean&valid_only=true`).catch(() => null));
+    if (detailed) requests.push(api(`${base}/readings?${range}&every=${every}&fn=mean&valid_only=true`).catch(() => null));
     const [avg, raw] = await Promise.all(requests);
     const sec = (iso) => Date.parse(iso) / 1000;
     const avgPoints = p.kind === "hourly"
       ? avg.hours.filter((h) => h.valid && h.corrected !== null).map((h) => [sec(h.time) + 1800, h.corrected])
       : avg.points.filter((q) => q.valid).map((q) => [sec(q.time), q.value]);
-    const rawPoints = raw ? raw.points.map((q) => [sec(q.time) + 150, q.value]) : [];
+    const rawPoints = raw ? raw.points.map((q) => [sec(q.time) + every / 2, q.value]) : [];
     const series = [{}];
     const data = [];
     if (rawPoints.length) {
@@ -124,7 +140,8 @@
     const limText = lim
       ? `${t("chart_limit")} (${lim.averaging}): ${[lim.min, lim.max].filter((v) => v !== null).map(fmtNum).join("–")} ${lim.unit} · ${lim.origin}`
       : t("chart_no_limit");
-    return el("article", { class: "chart-card", "data-channel": `${device.id}/${channel.id}` },
+    const focused = focus === `${device.id}/${channel.id}` || focus === device.id;
+    return el("article", { class: "chart-card" + (focused ? " focus" : ""), "data-channel": `${device.id}/${channel.id}`, "data-focus": String(focused) },
       el("header", {}, el("h3", {}, channel.id), now),
       el("p", { class: "hint" }, limText),
       el("div", { class: "chart" }, el("p", { class: "empty" }, t("loading"))));
@@ -172,13 +189,23 @@
     }
     charts.length = 0;
     await Promise.all(jobs.map((job) => job()));
+    const marked = box.querySelector(".chart-card.focus");
+    if (marked) marked.scrollIntoView({ block: "center" });
     document.body.dataset.loaded = "true";
+  }
+
+  function showPeriod() {
+    const note = document.getElementById("period");
+    for (const o of document.querySelectorAll(".segmented button")) o.setAttribute("aria-pressed", String(!period && Number(o.dataset.hours) === hours));
+    note.hidden = !period;
+    if (period) note.textContent = `${t("range_case")}: ${fmtTime(period.start.toISOString())} – ${fmtTime(period.end.toISOString())}`;
   }
 
   for (const b of document.querySelectorAll(".segmented button")) {
     b.addEventListener("click", () => {
       hours = Number(b.dataset.hours);
-      for (const o of document.querySelectorAll(".segmented button")) o.setAttribute("aria-pressed", String(o === b));
+      period = null;
+      showPeriod();
       document.body.dataset.loaded = "false";
       load();
     });
@@ -190,5 +217,6 @@
       for (const { chart, box } of charts) chart.setSize({ width: Math.max(240, box.clientWidth), height: 220 });
     }, 150);
   });
+  showPeriod();
   load();
 })();

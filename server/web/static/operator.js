@@ -26,9 +26,8 @@
     return form;
   }
 
-  async function alertItem(a) {
-    const d = await api(`/api/v1/alerts/${a.id}?lang=${EIT.lang}`);
-    const responses = d.responses.map((r) => el("div", { class: "response" },
+  function alertItem(a) {
+    const responses = a.responses.map((r) => el("div", { class: "response" },
       el("div", {}, el("strong", {}, t("cause") + ": "), r.cause),
       el("div", {}, el("strong", {}, t("corrective_action") + ": "), r.corrective_action),
       el("div", { class: "hint" }, `${r.by} · ${fmtTime(r.at)}`)));
@@ -52,7 +51,7 @@
     ]);
     const seen = new Set(active.map((a) => a.id));
     const alerts = [...active, ...recent.filter((a) => !seen.has(a.id))];
-    const items = await Promise.all(alerts.map(alertItem));
+    const items = alerts.map(alertItem);
     document.getElementById("alerts").replaceChildren(...(items.length ? items : [el("li", { class: "hint" }, t("no_alerts"))]));
   }
 

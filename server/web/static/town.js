@@ -4,8 +4,9 @@
 
 (() => {
   const { t, api, el, fmtTime, fmtNum, link, stateBadge, factoryName, cfg } = EIT;
-  const STATES = ["compliant", "warning", "exceeding", "no_data"];
-  const COLOURS = { compliant: "#2e7d32", warning: "#b26a00", exceeding: "#c62828", no_data: "#757575" };
+  // The public states (alerts/public_state.py); provisional has its own colour, never red.
+  const STATES = ["compliant", "provisional", "exceeding", "shutdown", "no_data"];
+  const COLOURS = { compliant: "#2e7d32", provisional: "#b26a00", exceeding: "#c62828", shutdown: "#455a64", no_data: "#757575" };
   const AQI_CLASS = { blue: "aqi-blue", green: "aqi-green", yellow: "aqi-yellow", orange: "aqi-orange", red: "aqi-red" };
 
   function niceStep(span) {
