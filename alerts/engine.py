@@ -123,6 +123,7 @@ STORE_READS_PER_TICK_S = 0.5
 KEEP_HOURS = 30  # hours of accumulators and results kept in memory per series
 READ_ROUNDS_PER_TICK = 2
 HISTORY_HOURS = 48  # hourly results read back for rolling windows and the AQI
+LATEST_HOURS = 26  # how far back a restarted engine looks for a series' latest closed periods
 
 
 def _g(value: float) -> str:
@@ -190,7 +191,16 @@ class _DayRead:
     day: date
 
 
-_Read = _HourRead | _HistoryRead | _DayRead
+@dataclass(frozen=True, slots=True)
+class _LatestRead:
+    """The latest closed legal periods a series had before this engine started (the public state
+    after a restart): its hourly and rolling points since ``since``."""
+
+    key: tuple[str, str, str]
+    since: int
+
+
+_Read = _HourRead | _HistoryRead | _DayRead | _LatestRead
 
 
 class AlertEngine:
@@ -261,6 +271,16 @@ class AlertEngine:
             "store_errors": 0,
             "minutes_read_back": 0,
         }
+        # Series with a limit whose latest closed periods the store is yet to tell (a restarted
+        # engine must not call a factory compliant because it forgot the hour that exceeded): the
+        # public state of their factory waits for them.
+        self._latest_to_read: set[tuple[str, str, str]] = set()
+        for f in registry.factories.values():
+            for d in f.devices.values():
+                for c in d.channels.values():
+                    st = self._series.get((f.id, d.id, c.id)) or self._make_series((f.id, d.id, c.id))
+                    if st is not None and (st.hourly_limits or st.rolling_windows):
+                        self._latest_to_read.add(st.key)
 
     # -- series --------------------------------------------------------------------------------
     def _make_series(self, key: tuple[str, str, str]) -> _Series | None:
@@ -522,7 +542,9 @@ class AlertEngine:
                 histories.append(_HistoryRead(st.key, end - HISTORY_HOURS * HOUR_NS, end))
         hours.sort(key=lambda r: r.hour)
         days: list[_Read] = [_DayRead(key, day) for key, day in sorted(self._days_to_read)]
-        return [*hours, *histories, *days]
+        since = hour_start(now) - LATEST_HOURS * HOUR_NS
+        latest: list[_Read] = [_LatestRead(key, since) for key in sorted(self._latest_to_read)]
+        return [*hours, *latest, *histories, *days]
 
     def _read(self, plan: list[_Read]) -> list[tuple[_Read, Any]]:
         """Perform the reads of a plan, for at most STORE_READS_PER_TICK_S; stops at the first
@@ -561,6 +583,11 @@ class AlertEngine:
             return accumulate(read.hour, points, o2, st.o2_reference)
         if isinstance(read, _HistoryRead):
             return self.store.query_points(Hourly.NAME, series_tags(read.key), read.start, read.end)
+        if isinstance(read, _LatestRead):
+            tags = series_tags(read.key)
+            hourly = self.store.query_points(Hourly.NAME, tags, read.since, 2**62)
+            rolling = self.store.query_points(Rolling.NAME, tags, read.since, 2**62)
+            return hourly, rolling
         start, end = day_bounds(read.day, self.tz)
         return self.store.query_points(Hourly.NAME, series_tags(read.key), start, end)
 
@@ -574,6 +601,21 @@ class AlertEngine:
                     self.counters["minutes_read_back"] += bin(read.mask).count("1")
                     if acc.complete and read.hour == max(st.hours):
                         screen.add(st)
+            elif isinstance(read, _LatestRead):
+                self._latest_to_read.discard(read.key)
+                hourly, rolling = result
+                for p in hourly:
+                    if p.ts_ns > st.last_hour_judged and Hourly.LIMIT in p.fields:
+                        st.last_hour_judged = p.ts_ns
+                        st.last_hour_exceeded = p.fields.get(Hourly.EXCEEDED) is True
+                for p in rolling:
+                    window = str(p.tags.get(Rolling.WINDOW, ""))
+                    if p.ts_ns > st.rolling_exceeded.get(window, (-1, False))[0]:
+                        valid = p.fields.get(Rolling.VALID) is True
+                        st.rolling_exceeded[window] = (
+                            p.ts_ns,
+                            valid and p.fields.get(Rolling.EXCEEDED) is True,
+                        )
             elif isinstance(read, _HistoryRead):
                 st.history_loaded = True
                 for p in result:
@@ -638,7 +680,10 @@ class AlertEngine:
         for (factory, _), seen in self._last_seen.items():
             newest[factory] = max(seen, newest.get(factory, seen))
         no_data_ns = int(self.settings.public_no_data_after_s * NS_PER_S)
+        waiting = {key[0] for key in self._latest_to_read}
         for factory in self.registry.factories:
+            if factory in waiting:
+                continue  # its latest closed periods are not read back yet
             state, params = public_state(
                 exceeding.get(factory, ()), provisional.get(factory, ()), newest.get(factory), now, no_data_ns
             )

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from alerts.engine import AlertEngine
 from alerts.model import ENDED, ONGOING, RESOLVED
+from alerts.notifiers.dispatch import Dispatcher
 from alerts.public_state import read_public_states
 from alerts.settings import RuleSettings
 from eit.model import Reading
@@ -132,3 +134,22 @@ def test_the_current_value_follows_the_running_average(rig: Rig) -> None:
     now = rig.alerts.active(KEY)
     assert now is not None and now.current_value is not None and now.current_value > 90.0
     assert now.value == pytest.approx(70.0)  # what the provisional exceedance opened with
+
+
+def test_a_restarted_engine_keeps_the_public_state_of_the_hour_that_exceeded(rig: Rig) -> None:
+    # An hour at 99 ppm closes as an exceedance; the process restarts and the stack goes quiet
+    # (no data yet in the new hour): the public state stays exceeding, read back from the store.
+    rig.feed(stack_hour(T0, 99.0, 7.0))
+    rig.tick(T0 + H + 150 * S)
+    assert public(rig, rig.now) == "exceeding"
+    restarted = AlertEngine(
+        rig.registry,
+        rig.alerts,
+        Dispatcher([]),
+        clock=lambda: rig.now,
+        settings=rig.engine.settings,
+        store=rig.store,
+    )
+    rig.now = T0 + H + 300 * S
+    restarted.tick(rig.now)
+    assert public(rig, rig.now) == "exceeding"
