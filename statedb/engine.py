@@ -170,9 +170,20 @@ def _sqlite_begin(conn: Connection) -> None:
 def _create_owner_only(path: Path) -> None:
     """Create ``path`` readable by its owner only, and take the other users' access away from a
     file (and its -wal and -shm) made before (by an earlier release, or under a loose umask).
-    SQLite creates -wal and -shm with the mode of the database file."""
+    SQLite creates -wal and -shm with the mode of the database file.
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX
+    lock this process holds on it, so opening and closing it beside this process's open SQLite
+    connections would take away their locks, and another process, finding the file unlocked,
+    would checkpoint and delete the WAL under them ("disk I/O error"). Only a file that did not
+    exist (O_EXCL) is created and closed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, OWNER_ONLY))
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, OWNER_ONLY)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         try:
             if file.stat().st_mode & 0o077:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -183,6 +184,44 @@ def test_sqlite_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
         assert loose.stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old_umask)
+
+
+# The probe runs in another process: POSIX locks are per process. It asks for SQLite's SHARED
+# byte range (SHARED_FIRST = 0x40000002, 510 bytes) for writing, which every open connection of
+# a WAL database keeps read-locked; a process that gets it would take itself for the last one.
+_SHARED_RANGE_PROBE = """
+import fcntl, sys
+with open(sys.argv[1], "r+b") as f:
+    try:
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 510, 0x40000002)
+    except OSError:
+        print("held")
+    else:
+        print("free")
+"""
+
+
+def _shared_range(path: Path) -> str:
+    probe = subprocess.run(
+        [sys.executable, "-c", _SHARED_RANGE_PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return probe.stdout.strip()
+
+
+def test_opening_another_connection_keeps_the_locks_of_the_open_ones(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    db = open_state_db(None, path)
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+        assert _shared_range(path) == "held"
+        # A second opening in the same process (the API and the engine each open the file).
+        open_state_db(None, path).close()
+        assert _shared_range(path) == "held", "opening the file again dropped the open connection's locks"
+    db.close()
 
 
 def test_an_in_memory_database_is_shared_by_threads(tmp_path: Path) -> None:
