@@ -85,7 +85,7 @@ from alerts.messages import fragment
 from alerts.model import ONGOING, OPEN, AlertEvent, AlertKey
 from alerts.notifiers.dispatch import Dispatcher
 from alerts.pending import DAY, HOUR, LATE, MemoryPendingWork, Numbered, PendingItem, PendingWork
-from alerts.public_state import public_state
+from alerts.public_state import REPUBLISH_NS, public_state
 from alerts.settings import RuleSettings
 from alerts.state import AlertStore
 from alerts.windows import (
@@ -666,7 +666,7 @@ class AlertEngine:
 
     def _publish_states(self, now: int) -> None:
         """Each factory's public state (alerts/public_state.py), written when it changes and
-        hourly."""
+        every REPUBLISH_NS while it holds."""
         exceeding: dict[str, set[str]] = {}
         for st in self._series.values():
             if st.last_hour_exceeded or any(ok for _, ok in st.rolling_exceeded.values()):
@@ -688,7 +688,11 @@ class AlertEngine:
                 exceeding.get(factory, ()), provisional.get(factory, ()), newest.get(factory), now, no_data_ns
             )
             published = self._published.get(factory)
-            if published is not None and published[:2] == (state, params) and now - published[2] < HOUR_NS:
+            if (
+                published is not None
+                and published[:2] == (state, params)
+                and now - published[2] < REPUBLISH_NS
+            ):
                 continue
             self._published[factory] = (state, params, now)
             self._queue(

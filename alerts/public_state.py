@@ -10,7 +10,8 @@
 
 Officers' actions (acknowledging or resolving a case) never change it: it follows what the
 measurements say. The rules compute it (:func:`public_state`) and write it to the store
-(``public_state``, docs/store-schema.md) when it changes and hourly; the API, the web pages and
+(``public_state``, docs/store-schema.md) when it changes and every :data:`REPUBLISH_NS` while it
+holds, so a reader can tell a state that holds from rules that stopped; the API, the web pages and
 Grafana read it from there (:func:`read_public_states`), so every one of them shows the same.
 """
 
@@ -28,6 +29,10 @@ SHUTDOWN: Final = "shutdown"
 NO_DATA: Final = "no_data"
 COMPLIANT: Final = "compliant"
 STATES: Final = (EXCEEDING, PROVISIONAL, SHUTDOWN, NO_DATA, COMPLIANT)
+
+# An unchanged state is written again this often. A reader takes a state older than its own
+# no-data period, but never less than two of these, for rules that stopped (no data).
+REPUBLISH_NS: Final = 300 * 1_000_000_000
 
 
 def public_state(
@@ -58,7 +63,8 @@ def read_public_states(
 ) -> dict[str, tuple[str, tuple[str, ...], int | None]]:
     """The latest state the rules wrote for each factory: (state, parameters, written at). A
     factory with no point in ``lookback_ns``, or whose latest is older than ``stale_after_ns``
-    (the rules are not running), has no data."""
+    (at least two republishing periods: the rules are not running), has no data."""
+    stale_after_ns = max(stale_after_ns, 2 * REPUBLISH_NS)
     out: dict[str, tuple[str, tuple[str, ...], int | None]] = {f: (NO_DATA, (), None) for f in factories}
     wanted = set(factories)
     for p in store.query_points(PublicState.NAME, {}, now_ns - lookback_ns, now_ns + 1):

@@ -153,3 +153,24 @@ def test_a_restarted_engine_keeps_the_public_state_of_the_hour_that_exceeded(rig
     rig.now = T0 + H + 300 * S
     restarted.tick(rig.now)
     assert public(rig, rig.now) == "exceeding"
+
+
+def test_a_state_that_holds_for_hours_stays_current_for_a_reader_of_the_default_no_data_period(
+    rig: Rig,
+) -> None:
+    # A clean stack for three hours, the rules ticking every 5 minutes: the state never changes,
+    # and a reader whose no-data period is eit serve's default (http.no_data_after_s, 900 s)
+    # sees it compliant at every minute, never "no data" between two writes.
+    no_data_ns = 900 * S
+    start = T0 + H
+    for m in range(3 * 60):
+        ts = start + m * MIN
+        rig.feed([Reading(*B, "so2", ts, 20.0), Reading(*B, "o2", ts, 7.0)], ts)
+        if m % 5 == 4:
+            rig.tick(ts)
+        if m >= 10:
+            state = read_public_states(rig.store, ["biomass"], ts, no_data_ns, 3 * H)["biomass"][0]
+            assert state == "compliant", f"minute {m}: {state}"
+    # Rules that stop writing are seen: two republishing periods and more later, no data.
+    late = start + 3 * H + 900 * S + 11 * MIN
+    assert read_public_states(rig.store, ["biomass"], late, no_data_ns, 3 * H)["biomass"][0] == "no_data"
