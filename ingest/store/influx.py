@@ -346,6 +346,11 @@ class InfluxStore:
         out: list[Reading] = []
         for series in self.query(q):
             for ts, value, flag, seq in series["values"]:
+                if value is None:
+                    # InfluxDB keeps each field apart: a query that runs while a point is being
+                    # written can see its flag or seq and not yet its value. Such a point is in
+                    # flight: the ingest hands it to the rules once its write returns.
+                    continue
                 out.append(Reading(factory, device, channel, int(ts), float(value), flag or "N", seq))
         return out
 
