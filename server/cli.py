@@ -16,6 +16,7 @@ from eit.logsetup import setup_logging
 
 if TYPE_CHECKING:
     from dashboards.datasource import InfluxSource
+    from eit.registry import Registry
     from eit.store import Store
 
 
@@ -195,6 +196,22 @@ def _store_for(args: argparse.Namespace) -> tuple[Store, float]:
     return open_store(SqliteSettings(path=Path(args.data_dir) / "readings.db")), 0.8
 
 
+def _recompute_indicators(
+    registry: Registry, store: Store, first_ns: int | None, last_ns: int | None
+) -> None:
+    """The town indicators of the months and years that [first_ns, last_ns] touches, again from the
+    store (an import or a recompute may change a closed period)."""
+    if first_ns is None or last_ns is None:
+        return
+    from zoneinfo import ZoneInfo
+
+    from alerts.compliance import local_day
+    from alerts.indicators import compute_indicators
+
+    tz = ZoneInfo(registry.timezone)
+    compute_indicators(registry, store, local_day(first_ns, tz), local_day(last_ns, tz))
+
+
 def _import(args: argparse.Namespace) -> int:
     from alerts.importer import import_csv
     from eit.registry import load_registry
@@ -204,6 +221,7 @@ def _import(args: argparse.Namespace) -> int:
     store, _ = _store_for(args)
     try:
         result = import_csv(Path(args.file), registry, store)
+        _recompute_indicators(registry, store, result.first_ns, result.last_ns)
     except (OSError, ValueError) as exc:
         print(f"eit import: {exc}", file=sys.stderr)
         return 2
@@ -254,6 +272,7 @@ def _recompute(args: argparse.Namespace) -> int:
         result = recompute(
             registry, store, start, end, args.factory or None, RuleSettings(completeness=completeness)
         )
+        _recompute_indicators(registry, store, result.first_ns, result.last_ns)
     finally:
         store.close()
     print(

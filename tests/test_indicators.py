@@ -220,10 +220,11 @@ def test_an_imported_month_gives_the_hand_computed_indicators_and_late_data_chan
     assert (january["trajectory"], january["on_track"]) == (pytest.approx(75.0), False)
     assert (january["numerator"], january["denominator"], january["factories"]) == (2.0, 3.0, 3)
 
-    # Late data for 20 Jan: an effluent hour above the standard; the month is recomputed.
+    # Late data for 20 Jan: an effluent hour above the standard; the import recomputes the month
+    # (shown without computing anything here).
     imported = run("import", "--site", str(SITE), "--data-dir", str(data), str(late))
     assert imported.returncode == 0, imported.stderr
-    after = indicators(data, "--public")
+    after = indicators(data, "--public", "--no-compute")
     assert values(after, "2026-01") == pytest.approx(
         GOLDEN_PUBLIC
         | {
@@ -345,3 +346,32 @@ def test_the_example_town_marks_its_targets_illustrative_and_defaults_to_cc_by()
     assert registry.open_data is not None and registry.open_data.licence.id == "CC-BY-4.0"
     minimal = load_registry(REPO / "tests" / "data" / "compliance-site.yaml")
     assert minimal.open_data is not None and minimal.open_data.licence.id == "CC-BY-4.0"
+
+
+def test_the_serve_job_computes_the_running_and_previous_month_from_the_store(store: SqliteStore) -> None:
+    from alerts.indicators import read_contributions
+    from alerts.indicators_job import IndicatorJob, recent_span
+    from eit.supervise import Supervisor
+    from eit.timeutil import datetime_to_ns
+
+    assert recent_span(date(2026, 1, 5)) == (date(2025, 12, 1), date(2026, 1, 5))
+    registry = load_registry(SITE)
+    now = datetime_to_ns(datetime(2026, 3, 3, 5, tzinfo=UTC))
+    dec_start, _ = period_bounds("month", date(2026, 2, 1), BANGKOK)
+    meter = {FACTORY: "biomass", DEVICE: "meter"}
+    store.write_points(
+        "energy", [Point("energy", meter, dec_start + 3600 * 10**9, {"kwh": 10.0, "co2_kg": 4.75})]
+    )
+    job = IndicatorJob(registry, store, interval_s=3600.0, supervisor=Supervisor(), clock=lambda: now)
+    job.start()
+    try:
+        assert job.ran.wait(30), "the job runs at start"
+    finally:
+        job.stop()
+    assert job.runs == 1 and job.last is not None and job.last.contributions > 0
+    feb = read_contributions(store, "town_co2_grid", "month", dec_start, dec_start + 1)
+    assert [(c.factory, c.value) for c in feb] == [("biomass", 4.75)]
+    year_start, _ = period_bounds("year", date(2026, 1, 1), BANGKOK)
+    assert [
+        c.value for c in read_contributions(store, "town_co2_grid", "year", year_start, year_start + 1)
+    ] == [4.75]
