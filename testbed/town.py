@@ -575,6 +575,10 @@ def write_town_day(
     # hourly, rolling, daily, aqi, energy, as `eit import` and `eit recompute` make them
     first, last = min(r.ts_ns for r in readings), max(r.ts_ns for r in readings)
     recompute(registry, store, first, last + 1, settings=RuleSettings())
+    # the town indicators of the day's month and year, as `eit import` makes them too
+    from alerts.indicators import compute_indicators
+
+    compute_indicators(registry, store, DAY.date(), DAY.date())
     chosen = {f.id: f for f in registry.factories.values() if factories is None or f.id in factories}
     lines = site_lines(replace(registry, factories=chosen), DAY_START_NS)
     if platform:
