@@ -269,6 +269,16 @@ class Town:
     data: History
 
 
+def compute_town_indicators(registry: Registry, store: Store, spec: TownSpec) -> None:
+    """The town indicators of the spec's months and years, as `eit serve` computes them at start."""
+    from alerts.compliance import local_day
+    from alerts.indicators import compute_indicators
+
+    tz = ZoneInfo(registry.timezone)
+    start, end = spec.at().period()
+    compute_indicators(registry, store, local_day(start, tz), local_day(end, tz))
+
+
 def build_town(
     workdir: Path,
     spec: TownSpec = EXAMPLE_STORY,
@@ -311,6 +321,7 @@ def build_town(
     letters = DeadLetterStore(state_db)
     try:
         data = load_town(registry, store, alerts, spec)
+        compute_town_indicators(registry, store, spec)
         for name, (role, factory) in USERS.items():
             if factory is None or factory in registry.factories:
                 accounts.add_user(name, role, password_of(name), now_ns(), factory)
