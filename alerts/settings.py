@@ -48,3 +48,6 @@ class RuleSettings(BaseModel):
     # The public state of a factory shows "no data" after this long without a reading.
     public_no_data_after_s: float = Field(900.0, gt=0)
     escalate_after_s: float = Field(1800.0, gt=0)
+    # The town indicators of the running and the previous month (and their years) are recomputed
+    # from the store this often (alerts/indicators_job.py).
+    indicators_interval_s: float = Field(3600.0, gt=0)

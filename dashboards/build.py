@@ -30,6 +30,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models import geomap as geomap_model
 
+from dashboards.indicators import town_indicators
 from dashboards.influxql import DATASOURCE, InfluxQL
 from dashboards.public import check_public_dashboard, public_filter
 from eit.registry import Registry
@@ -92,6 +93,7 @@ def build_dashboards(registry: Registry) -> list[DashboardSpec]:
         (PUBLIC_FOLDER_UID, energy(registry)),
         (OFFICERS_FOLDER_UID, factory_detail(registry)),
         (OFFICERS_FOLDER_UID, platform_health(registry)),
+        (PUBLIC_FOLDER_UID, town_indicators(registry)),
     ]
     specs = []
     for folder, builder in builders:

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from eit.confread import Problems, Section, read_yaml
+from eit.indicators import OpenData, TownIndicators, read_open_data, read_town_indicators
 from eit.model import ID_HINT, ID_PATTERN
 from eit.standards import (
     SITE_VALUES,
@@ -112,6 +113,9 @@ class Registry:
     source: str = ""
     device_count: int = field(default=0)
     estates: dict[str, Estate] = field(default_factory=dict)
+    # Town indicators: the town's own catalogue files and targets; the open-data package's licence.
+    indicators: TownIndicators = field(default_factory=TownIndicators)
+    open_data: OpenData | None = None
 
     def channel(self, factory: str, device: str, channel: str) -> Channel | None:
         f = self.factories.get(factory)
@@ -201,11 +205,29 @@ def load_registry(path: Path | str) -> Registry:
             escalate_to = osec.data.get("escalate_to")
             if isinstance(escalate_to, str) and escalate_to not in officer_ids:
                 osec.fail("escalate_to", f"no officer '{escalate_to}'")
+    # Town indicators and open data (eit/indicators.py).
+    indicators = TownIndicators()
+    open_data: OpenData | None = None
+    with problems.gather():
+        indicators = read_town_indicators(root.section("indicators"), path.parent)
+    with problems.gather():
+        open_data = read_open_data(root.section("open_data"), town_name)
+
     with problems.gather():
         root.finish()
     problems.check()
     return Registry(
-        town_id, town_name, timezone, factories, officers, standards, source, device_count, estates
+        town_id,
+        town_name,
+        timezone,
+        factories,
+        officers,
+        standards,
+        source,
+        device_count,
+        estates,
+        indicators,
+        open_data,
     )
 
 

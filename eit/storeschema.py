@@ -178,6 +178,22 @@ class PublicState:
     FIELDS: Final = (STATE, PARAMETERS)
 
 
+class Indicator:
+    """Town indicators: each factory's (or ambient station's) contribution to an indicator for a
+    local month or year (eit/indicators.yaml); the town's value is made from them when read."""
+
+    NAME: Final = "indicator"
+    INDICATOR: Final = "indicator"
+    PERIOD: Final = "period"
+    TAGS: Final = (INDICATOR, PERIOD, FACTORY, DEVICE)
+    ALL_DEVICES: Final = "all"  # the value of DEVICE for a contribution of the whole factory
+    VALUE: Final = "value"
+    NUMERATOR: Final = "numerator"
+    DENOMINATOR: Final = "denominator"
+    METHOD: Final = "method"
+    FIELDS: Final = (VALUE, NUMERATOR, DENOMINATOR, METHOD)
+
+
 MEASUREMENTS: Final = (
     Readings,
     Hourly,
@@ -189,6 +205,7 @@ MEASUREMENTS: Final = (
     PlatformDeadLetters,
     Sites,
     PublicState,
+    Indicator,
 )
 
 

@@ -16,6 +16,7 @@ from eit.logsetup import setup_logging
 
 if TYPE_CHECKING:
     from dashboards.datasource import InfluxSource
+    from eit.registry import Registry
     from eit.store import Store
 
 
@@ -195,6 +196,22 @@ def _store_for(args: argparse.Namespace) -> tuple[Store, float]:
     return open_store(SqliteSettings(path=Path(args.data_dir) / "readings.db")), 0.8
 
 
+def _recompute_indicators(
+    registry: Registry, store: Store, first_ns: int | None, last_ns: int | None
+) -> None:
+    """The town indicators of the months and years that [first_ns, last_ns] touches, again from the
+    store (an import or a recompute may change a closed period)."""
+    if first_ns is None or last_ns is None:
+        return
+    from zoneinfo import ZoneInfo
+
+    from alerts.compliance import local_day
+    from alerts.indicators import compute_indicators
+
+    tz = ZoneInfo(registry.timezone)
+    compute_indicators(registry, store, local_day(first_ns, tz), local_day(last_ns, tz))
+
+
 def _import(args: argparse.Namespace) -> int:
     from alerts.importer import import_csv
     from eit.registry import load_registry
@@ -204,6 +221,7 @@ def _import(args: argparse.Namespace) -> int:
     store, _ = _store_for(args)
     try:
         result = import_csv(Path(args.file), registry, store)
+        _recompute_indicators(registry, store, result.first_ns, result.last_ns)
     except (OSError, ValueError) as exc:
         print(f"eit import: {exc}", file=sys.stderr)
         return 2
@@ -254,6 +272,7 @@ def _recompute(args: argparse.Namespace) -> int:
         result = recompute(
             registry, store, start, end, args.factory or None, RuleSettings(completeness=completeness)
         )
+        _recompute_indicators(registry, store, result.first_ns, result.last_ns)
     finally:
         store.close()
     print(
@@ -295,6 +314,67 @@ def _report(args: argparse.Namespace) -> int:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _indicators(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from alerts.indicators import compute_indicators, scoreboard
+    from alerts.indicators_render import render
+    from eit.registry import load_registry
+
+    registry = load_registry(args.site)
+    try:
+        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
+    except ValueError as exc:
+        print(f"eit indicators: --from/--to: {exc} (use 2026-11-01)", file=sys.stderr)
+        return 2
+    store, _ = _store_for(args)
+    try:
+        if not args.no_compute:
+            run, _ = compute_indicators(registry, store, first, last, args.indicator or None)
+            print(
+                f"eit indicators: {run.contributions} contribution(s) of {len(run.indicators)} indicator(s)"
+                f" stored for {run.periods} period(s)",
+                file=sys.stderr,
+            )
+        board = scoreboard(registry, store, first, last, args.public, args.agency)
+    except ValueError as exc:
+        print(f"eit indicators: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    text = render(board, args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _export_open_data(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from eit.registry import load_registry
+    from server.opendata import write_package
+
+    registry = load_registry(args.site)
+    try:
+        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
+    except ValueError as exc:
+        print(f"eit export open-data: --from/--to: {exc} (use 2026-11-01)", file=sys.stderr)
+        return 2
+    store, _ = _store_for(args)
+    try:
+        written = write_package(registry, store, first, last, Path(args.out))
+    except ValueError as exc:
+        print(f"eit export open-data: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    rows = sum(n for _, n in written)
+    print(f"eit export open-data: {len(written)} resource(s), {rows} row(s) written to {args.out}")
     return 0
 
 
@@ -634,6 +714,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", default="data", help="embedded store folder when no --config (default: ./data)"
     )
     p.set_defaults(func=_recompute)
+
+    p = sub.add_parser(
+        "indicators",
+        help="compute and store the town indicators for the months and years of a period, then show them",
+    )
+    p.add_argument("--site", required=True, help="site registry (YAML)")
+    p.add_argument("--from", dest="date_from", required=True, help="first day (the town's time zone)")
+    p.add_argument("--to", dest="date_to", required=True, help="last day, inclusive")
+    p.add_argument("--format", choices=("json", "csv", "html"), default="json")
+    p.add_argument("--output", default=None, help="write to this file instead of standard output")
+    p.add_argument("--indicator", action="append", help="only this indicator (repeatable; default: all)")
+    p.add_argument("--agency", default=None, help="show only the indicators this agency owns")
+    p.add_argument("--public", action="store_true", help="the public figures: public factories only (N of M)")
+    p.add_argument("--no-compute", action="store_true", help="show what is stored, compute nothing")
+    p.add_argument("--config", default=None, help="serve.yaml naming the store (default: --data-dir)")
+    p.add_argument(
+        "--data-dir", default="data", help="embedded store folder when no --config (default: ./data)"
+    )
+    p.set_defaults(func=_indicators)
+
+    export = sub.add_parser("export", help="exports")
+    export_sub = export.add_subparsers(dest="export_command", required=True, metavar="COMMAND")
+    p = export_sub.add_parser(
+        "open-data", help="a Frictionless Data Package of what the public is shown (public factories)"
+    )
+    p.add_argument("--site", required=True, help="site registry (YAML)")
+    p.add_argument("--from", dest="date_from", required=True, help="first day (the town's time zone)")
+    p.add_argument("--to", dest="date_to", required=True, help="last day, inclusive")
+    p.add_argument("--out", required=True, help="folder to write datapackage.json and the CSV files to")
+    p.add_argument("--config", default=None, help="serve.yaml naming the store (default: --data-dir)")
+    p.add_argument(
+        "--data-dir", default="data", help="embedded store folder when no --config (default: ./data)"
+    )
+    p.set_defaults(func=_export_open_data)
 
     rep = sub.add_parser("report", help="reports")
     rep_sub = rep.add_subparsers(dest="report_command", required=True, metavar="COMMAND")

@@ -131,6 +131,11 @@ class Server:
             self.supervisor,
         )
         self.stale = StaleChecker(self.engine, config.rules.check_interval_s, self.supervisor)
+        from alerts.indicators_job import IndicatorJob
+
+        self.indicators = IndicatorJob(
+            self.registry, self.store, config.rules.indicators_interval_s, self.supervisor
+        )
         self.http_port: int | None = None
         self._http: HttpThread | None = None
 
@@ -225,6 +230,7 @@ class Server:
         self.mqtt.start()
         self.stale.start()
         self.selfstats.start()
+        self.indicators.start()
         log.info(
             "serving town %s: %d factories, %d devices; store %s; broker %s:%s; http %s",
             self.registry.town_id,
@@ -258,6 +264,7 @@ class Server:
         if self._http is not None:
             self._http.should_exit()
         self.stale.stop()
+        self.indicators.stop()
         self.selfstats.stop()
         self.mqtt.stop()
         if not self.effects.drain(10.0):

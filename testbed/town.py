@@ -269,6 +269,16 @@ class Town:
     data: History
 
 
+def compute_town_indicators(registry: Registry, store: Store, spec: TownSpec) -> None:
+    """The town indicators of the spec's months and years, as `eit serve` computes them at start."""
+    from alerts.compliance import local_day
+    from alerts.indicators import compute_indicators
+
+    tz = ZoneInfo(registry.timezone)
+    start, end = spec.at().period()
+    compute_indicators(registry, store, local_day(start, tz), local_day(end, tz))
+
+
 def build_town(
     workdir: Path,
     spec: TownSpec = EXAMPLE_STORY,
@@ -311,6 +321,7 @@ def build_town(
     letters = DeadLetterStore(state_db)
     try:
         data = load_town(registry, store, alerts, spec)
+        compute_town_indicators(registry, store, spec)
         for name, (role, factory) in USERS.items():
             if factory is None or factory in registry.factories:
                 accounts.add_user(name, role, password_of(name), now_ns(), factory)
@@ -575,6 +586,10 @@ def write_town_day(
     # hourly, rolling, daily, aqi, energy, as `eit import` and `eit recompute` make them
     first, last = min(r.ts_ns for r in readings), max(r.ts_ns for r in readings)
     recompute(registry, store, first, last + 1, settings=RuleSettings())
+    # the town indicators of the day's month and year, as `eit import` makes them too
+    from alerts.indicators import compute_indicators
+
+    compute_indicators(registry, store, DAY.date(), DAY.date())
     chosen = {f.id: f for f in registry.factories.values() if factories is None or f.id in factories}
     lines = site_lines(replace(registry, factories=chosen), DAY_START_NS)
     if platform:

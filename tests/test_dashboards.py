@@ -24,6 +24,7 @@ from dashboards.build import (
     DashboardSpec,
     build_dashboards,
 )
+from dashboards.indicators import TOWN_INDICATORS_UID
 from dashboards.influxql import DATASOURCE_UID
 from dashboards.public import PublicScopeError, check_public_dashboard, factory_filter, public_filter
 from eit.confread import load_yaml
@@ -220,7 +221,8 @@ def town_store(influxdb: InfluxDB) -> Iterator[InfluxStore]:
 TOWN_TARGETS = [
     (uid, title, ref, query)
     for uid, spec in SPECS.items()
-    if uid != "eit-factory-detail"
+    # The town indicators' panels read monthly points: tests/test_indicators_dashboard.py.
+    if uid not in ("eit-factory-detail", TOWN_INDICATORS_UID)
     for title, ref, query in targets(spec)
 ]
 
@@ -440,7 +442,7 @@ def test_with_no_public_factory_the_public_dashboards_show_nothing(
         checked += 1
     assert checked == len(
         [k for k in EXPECTED if k[0] in {"eit-town-overview", "eit-compliance", "eit-energy"}]
-    )
+    ) + len(list(targets(SPECS[TOWN_INDICATORS_UID])))
     officers = {s.uid: s for s in specs if not s.public}
     assert officers["eit-factory-detail"].model == SPECS["eit-factory-detail"].model
 
@@ -506,7 +508,7 @@ def test_every_panel_fits_grafanas_24_column_grid() -> None:
 def test_public_folder_holds_the_town_views_and_officers_the_rest() -> None:
     public = {uid for uid, s in SPECS.items() if s.folder_uid == PUBLIC_FOLDER_UID}
     officers = {uid for uid, s in SPECS.items() if s.folder_uid == OFFICERS_FOLDER_UID}
-    assert public == {"eit-town-overview", "eit-compliance", "eit-energy"}
+    assert public == {"eit-town-overview", "eit-compliance", "eit-energy", "eit-town-indicators"}
     assert officers == {"eit-factory-detail", "eit-platform-health"}
 
 

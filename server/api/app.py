@@ -156,6 +156,10 @@ def create_app(
         app.include_router(data_router(ctx))
         app.include_router(alerts_router(ctx))
         app.include_router(admin_router(ctx))
+        # Town indicators and the open-data package.
+        from server.api.routes_indicators import indicators_router
+
+        app.include_router(indicators_router(ctx))
         if settings.pages:
             from server.api.pages import mount_pages
 

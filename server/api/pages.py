@@ -147,6 +147,11 @@ def mount_pages(app: FastAPI, registry: Registry) -> None:
     def login_page(request: Request) -> HTMLResponse:
         return render(request, "login.html", "login", "login_heading")
 
+    # Town indicators: the town's shared scoreboard (public).
+    @app.get("/indicators", include_in_schema=False)
+    def indicators_page(request: Request) -> HTMLResponse:
+        return render(request, "indicators.html", "indicators", "indicators_heading")
+
     @app.get("/docs", include_in_schema=False)
     def api_explorer() -> HTMLResponse:
         return get_swagger_ui_html(

@@ -1,0 +1,83 @@
+"""The town indicators' job inside `eit serve`: every ``rules.indicators_interval_s`` it
+recomputes the indicators of the running month, the month before (late data reaches back) and
+their years from the store (alerts/indicators.py), on a supervised thread (stage ``indicators``).
+A period older than that, changed by an import or a recompute, is recomputed by `eit import`,
+`eit recompute` and `eit indicators`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from alerts.compliance import local_day
+from alerts.indicators import IndicatorRun, compute_indicators
+from eit.registry import Registry
+from eit.store import Store
+from eit.supervise import Stage, Supervisor, Worker
+from eit.timeutil import now_ns
+
+log = logging.getLogger("alerts.indicators")
+
+
+def recent_span(today: date) -> tuple[date, date]:
+    """From the first day of the month before ``today``'s to ``today``."""
+    year, month = (today.year - 1, 12) if today.month == 1 else (today.year, today.month - 1)
+    return date(year, month, 1), today
+
+
+class IndicatorJob:
+    def __init__(
+        self,
+        registry: Registry,
+        store: Store,
+        interval_s: float,
+        supervisor: Supervisor | None = None,
+        clock: Callable[[], int] = now_ns,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.interval_s = interval_s
+        self.supervisor = supervisor or Supervisor()
+        self.clock = clock
+        self.stage = Stage("indicators")
+        self.runs = 0
+        self.last: IndicatorRun | None = None
+        self.ran = threading.Event()  # set after each run, failed or not
+        self._stop = threading.Event()
+        self._worker: Worker | None = None
+
+    def start(self) -> None:
+        self._worker = self.supervisor.run(self.stage, self._run)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.stop(5.0)
+
+    def run_once(self) -> IndicatorRun:
+        first, last = recent_span(local_day(self.clock(), ZoneInfo(self.registry.timezone)))
+        run, _ = compute_indicators(self.registry, self.store, first, last)
+        self.runs += 1
+        self.last = run
+        return run
+
+    def _run(self) -> None:
+        # At start (the periods may have changed while the server was down), then every interval.
+        while not self._stop.is_set():
+            with self.stage.working():
+                try:
+                    run = self.run_once()
+                    log.info(
+                        "indicators: %d contribution(s) for %d period(s) stored",
+                        run.contributions,
+                        run.periods,
+                    )
+                except Exception:
+                    log.exception("computing the town indicators failed")
+                finally:
+                    self.ran.set()
+            if self._stop.wait(self.interval_s):
+                return
