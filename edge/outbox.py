@@ -33,7 +33,7 @@ from pathlib import Path
 from eit.bounds import MAX_MESSAGE_BYTES
 from eit.signing import GENESIS, Signer, canonical, scan_hash
 from eit.sqlitedb import immediate, open_durable
-from eit.timeutil import NS_PER_S, now_ns, ns_to_iso
+from eit.timeutil import NS_PER_S, now_ns, ns_to_iso, parse_iso_ns
 
 log = logging.getLogger("eit.edge.outbox")
 
@@ -155,14 +155,15 @@ class Outbox:
                 ).fetchone()
                 seq = (row[0] + 1) if row else 1
                 last_hash = (row[1] if row else "") or GENESIS
-                scan: dict[str, object] = {"seq": seq, "ts": ns_to_iso(ts_ns), "values": values}
+                wire_ts = ns_to_iso(ts_ns)
+                scan: dict[str, object] = {"seq": seq, "ts": wire_ts, "values": values}
                 if flags:
                     scan["flags"] = flags
                 signer = self.signers.get(device)
                 if signer is not None:
-                    signed = canonical(
-                        self.factory, device, seq, ts_ns, values, flags, signer.key_id, last_hash
-                    )
+                    # The time as the wire carries it (to the microsecond), which the server verifies.
+                    at = parse_iso_ns(wire_ts)
+                    signed = canonical(self.factory, device, seq, at, values, flags, signer.key_id, last_hash)
                     sig = signer.sign(signed)
                     scan.update({"k": signer.key_id, "prev": last_hash, "sig": sig})
                     last_hash = scan_hash(signed, sig)
