@@ -47,7 +47,7 @@ from eit.model import Reading
 from eit.mqttclient import connect_async, make_client
 from eit.mqttconf import MqttSettings
 from eit.registry import Registry
-from eit.signing import RESULTS
+from eit.signing import RESULTS, VERIFIED
 from eit.store import Point, Store, StoreError, StoreUnavailable
 from eit.storeschema import ChainEvents
 from eit.supervise import Stage, Supervisor, Worker
@@ -223,6 +223,7 @@ class Ingest:
             verified: list[str] | None = None
             if self.registry.device(topic.factory, topic.device) is not None:
                 verified, one.chain_events = self.verifier.check(topic.factory, topic.device, decoded.scans)
+                verified = self._keep_verified_evidence(topic, decoded, verified)
             checked = self.validator.check(topic, decoded, received_ns, verified)
         except DecodeError as exc:
             self._dead(one, msg, exc.reason, exc.detail, exc.where, msg.payload, received_ns)
@@ -230,6 +231,34 @@ class Ingest:
         one.readings = checked.readings
         for rej in checked.rejected:
             self._dead(one, msg, rej.reason, rej.detail, rej.where, rej.fragment, received_ns)
+
+    def _keep_verified_evidence(
+        self, topic: wire.Topic, decoded: wire.Decoded, verified: list[str]
+    ) -> list[str]:
+        """Scans that do not verify under a seq received verified before become dead letters
+        (``unverified_copy``): a changed copy must not overwrite the verified readings."""
+        kept: list[wire.Scan] = []
+        kept_results: list[str] = []
+        for scan, result in zip(decoded.scans, verified, strict=True):
+            if (
+                result != VERIFIED
+                and scan.seq is not None
+                and self.verifier.verified_before(topic.factory, topic.device, scan.seq)
+            ):
+                decoded.rejected.append(
+                    wire.Rejected(
+                        "unverified_copy",
+                        f"seq {scan.seq} was received signed and verified; this copy is "
+                        f"{result or 'not signed'}: kept here, the verified readings stay",
+                        f"scans[seq={scan.seq}]",
+                        wire.signed_scan_body(scan),
+                    )
+                )
+                continue
+            kept.append(scan)
+            kept_results.append(result)
+        decoded.scans = kept
+        return kept_results
 
     def _status(self, one: _MessageResult, msg: Incoming, topic: wire.Topic, received_ns: int) -> None:
         try:

@@ -17,6 +17,10 @@ keeps the newest seq and hash it has seen, and the hashes of the last :data:`REC
 - a seq already seen with the same hash: a repeat (redelivery, a replayed message), absorbed and
   counted, never reported as tampering; with another hash: ``conflict``.
 
+A scan that does not verify under a seq that was received verified is a changed copy of stored
+evidence: the ingest keeps it as a dead letter (``unverified_copy``) instead of letting it
+overwrite the verified readings (:meth:`ScanVerifier.verified_before`).
+
 After a restart of the ingest the newest stored seq of the device (``head_of``) stands for the
 head, so a gap across the restart is still seen (its hash is not known: the first scan's
 ``prev`` is taken on trust). Events are written to the store (``chain_events``) with the batch.
@@ -202,6 +206,11 @@ class ScanVerifier:
         for result in results:
             self.count(result or "not_signed", 1)
         return results, events
+
+    def verified_before(self, factory: str, device: str, seq: int) -> bool:
+        """A scan with this seq was received signed and verified (among the newest kept)."""
+        chain = self._chains.get((factory, device))
+        return chain is not None and seq in chain.recent
 
     # -- the chain -------------------------------------------------------------------------------------
     def _chain(self, factory: str, device: str) -> _Chain:

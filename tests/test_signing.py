@@ -424,3 +424,32 @@ def test_a_signed_payload_matches_the_v2_schema_and_v1_refuses_signature_fields(
     decoded = wire.decode(json.dumps(doc).encode())
     assert len(decoded.scans) == 1 and decoded.scans[0].sig == ""
     outbox.close()
+
+
+def test_a_changed_copy_of_a_verified_scan_is_a_dead_letter_and_the_verified_reading_stays(
+    tmp_path: Path, ingest: Ingest
+) -> None:
+    signer = fixed_signer()
+    t0 = now_ns() // SECOND * SECOND - 600 * SECOND
+    register(ingest, signer, t0 - SECOND)
+    outbox = signed_outbox(tmp_path / "o.db", signer)
+    m = scans(outbox, 2, t0)
+    feed(ingest, m[0], m[1])
+    changed = m[1].replace(b'"so2":11.0', b'"so2":99.0')
+    unsigned = json.loads(m[1])
+    for name in ("k", "prev", "sig"):
+        del unsigned["scans"][0][name]
+    result = ingest.decode_batch(
+        [Incoming(1, 1, TOPIC, changed), Incoming(2, 1, TOPIC, json.dumps(unsigned).encode())], now_ns()
+    )
+    assert [d.reason for d in result.dead] == ["unverified_copy", "unverified_copy"]
+    assert result.readings == []
+    assert "seq 2" in result.dead[0].detail and "99.0" in result.dead[0].payload
+    ingest.store_batch(result)
+    assert [
+        (r.value, r.verified) for r in ingest.store.readings(FACTORY, DEVICE, "so2", t0, t0 + 5 * SECOND)
+    ] == [
+        (10.0, VERIFIED),
+        (11.0, VERIFIED),
+    ]
+    outbox.close()

@@ -10,7 +10,6 @@ import json
 import re
 import subprocess
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -132,29 +131,32 @@ def test_signed_scans_through_mosquitto_detect_replay_tampering_and_deletion(
         )
         assert store.count(FACTORY, DEVICE) == before
 
-        # A value changed on the way: the reading is stored (overwriting), flagged bad_signature.
+        # A changed copy of a scan already stored verified: kept as a dead letter, counted; the
+        # verified reading stays as it was.
         doc = json.loads(capture.payloads[-1])
         last = doc["scans"][-1]
-        last["values"]["so2"] = round(last["values"]["so2"] + 100.0, 3)
+        original = last["values"]["so2"]
+        last["values"]["so2"] = round(original + 100.0, 3)
         capture.publish(json.dumps(doc).encode())
+        copy = 'reason="unverified_copy"'
+        wait_for(
+            lambda: metric(http_port, "eit_dead_letters_total", copy) == 1, 20, "the changed copy refused"
+        )
+        kept = store.readings(FACTORY, DEVICE, "so2", 0, now_ns() + HOUR_NS)
+        assert [(r.value, r.verified) for r in kept if r.seq == last["seq"]] == [(original, VERIFIED)]
 
-        def tampered() -> list[str]:
-            rows = store.readings(FACTORY, DEVICE, "so2", 0, now_ns() + HOUR_NS)
-            return [r.verified for r in rows if r.value == last["values"]["so2"]]
-
-        wait_for(lambda: tampered() == [BAD_SIGNATURE], 20, "the tampered reading, flagged")
-
-        # The chain goes on from the agent's outbox (its key and its last hash); the middle one of
-        # three new scans is deleted between the agent and the broker.
+        # The chain goes on from the agent's outbox (its key and its last hash): of four new scans
+        # the second is deleted between the agent and the broker and the fourth has a value changed.
         signer = load_signer(key_path(tmp_path / "edge" / "keys", DEVICE), "edge.yaml", "signing.keys")
         outbox = Outbox(tmp_path / "edge" / f"outbox-{FACTORY}.db", factory=FACTORY, signers={DEVICE: signer})
         head = outbox.last_seq(DEVICE)
-        for i in range(3):
-            outbox.append(DEVICE, now_ns() - (3 - i) * 1_000_000, {"so2": 20.0 + i, "o2": 8.0}, {})
+        for i in range(4):
+            outbox.append(DEVICE, now_ns() - (4 - i) * 1_000_000, {"so2": 20.0 + i, "o2": 8.0}, {})
         pending = {p.seq: p for p in outbox.pending(DEVICE)}
         outbox.close()
         capture.publish(message_payload([pending[head + 1]]))
         capture.publish(message_payload([pending[head + 3]]))
+        capture.publish(message_payload([pending[head + 4]]).replace(b'"so2":23.0', b'"so2":2.0'))
 
         def gaps() -> list[tuple[object, ...]]:
             points = store.query_points(ChainEvents.NAME, {"device": DEVICE}, 0, now_ns() + HOUR_NS)
@@ -162,9 +164,15 @@ def test_signed_scans_through_mosquitto_detect_replay_tampering_and_deletion(
             return [(p.fields[f.KIND], p.fields[f.FIRST_SEQ], p.fields[f.LAST_SEQ]) for p in points]
 
         wait_for(lambda: gaps() == [("unexplained_gap", head + 2, head + 2)], 20, "the gap reported")
-        stored_after = store.readings(FACTORY, DEVICE, "so2", 0, now_ns() + HOUR_NS)
-        assert {r.seq: r.verified for r in stored_after}[head + 3] == VERIFIED
-        time.sleep(0)  # nothing else to wait for
+
+        def verified_by_seq() -> dict[int | None, tuple[float, str]]:
+            rows = store.readings(FACTORY, DEVICE, "so2", 0, now_ns() + HOUR_NS)
+            return {r.seq: (r.value, r.verified) for r in rows}
+
+        # The changed new scan is stored, flagged: never lost, never counted as verified.
+        wait_for(lambda: head + 4 in verified_by_seq(), 20, "the changed scan stored")
+        assert verified_by_seq()[head + 4] == (2.0, BAD_SIGNATURE)
+        assert verified_by_seq()[head + 3] == (22.0, VERIFIED)
     finally:
         capture.stop()
         store.close()
