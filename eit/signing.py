@@ -11,6 +11,11 @@ mark, and a changed value breaks the signature.
 Text fields are base64url without padding: the signature (64 bytes), ``prev`` (32 bytes) and the
 key id (the first 8 bytes of SHA-256 over the raw public key).
 
+The ``cryptography`` package is imported only where a key is made, read or used, and then only
+its Ed25519 module: an agent that does not sign loads none of it, and one that signs loads no
+more of it than it needs (its memory target: docs/edge-footprint.md). A private key file is
+PKCS#8 PEM (RFC 8410), read and written here for Ed25519 alone, as OpenSSL reads and writes it.
+
 What the ingest concludes about a scan (:data:`RESULTS`) is stored beside each reading as
 ``verified``; it never changes a reading's validity or the averages.
 """
@@ -18,15 +23,15 @@ What the ingest concludes about a scan (:data:`RESULTS`) is stored beside each r
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 WIRE_VERSION: Final = 2
 # The ``prev`` of a device's first scan: no scan before it.
@@ -93,37 +98,49 @@ def scan_hash(canonical_bytes: bytes, signature: str) -> str:
 
 
 def key_id(public: Ed25519PublicKey) -> str:
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return b64(hashlib.sha256(raw).digest()[:8])
+    return b64(hashlib.sha256(public.public_bytes_raw()).digest()[:8])
 
 
 def public_text(public: Ed25519PublicKey) -> str:
     """The public key as registered on the server: base64url of its 32 raw bytes."""
-    return b64(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+    return b64(public.public_bytes_raw())
 
 
 def public_from_text(text: str, what: str = "public key") -> Ed25519PublicKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     return Ed25519PublicKey.from_public_bytes(unb64(text, what, 32))
 
 
 def new_private_key() -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     return Ed25519PrivateKey.generate()
 
 
+# PKCS#8 PrivateKeyInfo of an Ed25519 key (RFC 8410 section 7): this prefix, then the 32-byte seed.
+_PKCS8_ED25519 = bytes.fromhex("302e020100300506032b657004220420")
+_PEM_BEGIN, _PEM_END = "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----"
+
+
 def private_pem(key: Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    der = base64.b64encode(_PKCS8_ED25519 + key.private_bytes_raw()).decode("ascii")
+    return f"{_PEM_BEGIN}\n{der}\n{_PEM_END}\n".encode("ascii")
 
 
 def private_from_pem(data: bytes, where: str) -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    text = data.decode("ascii", errors="replace").strip()
+    if not (text.startswith(_PEM_BEGIN) and text.endswith(_PEM_END)):
+        raise SigningError(f"{where}: not an unencrypted PEM private key ({_PEM_BEGIN} ... {_PEM_END})")
     try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise SigningError(f"{where}: not an unencrypted PEM private key: {exc}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise SigningError(f"{where}: a {type(key).__name__}, not an Ed25519 private key")
-    return key
+        der = base64.b64decode("".join(text[len(_PEM_BEGIN) : -len(_PEM_END)].split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SigningError(f"{where}: the PEM body is not base64: {exc}") from None
+    if len(der) != len(_PKCS8_ED25519) + 32 or not der.startswith(_PKCS8_ED25519):
+        raise SigningError(f"{where}: not an Ed25519 private key (PKCS#8, RFC 8410)")
+    return Ed25519PrivateKey.from_private_bytes(der[len(_PKCS8_ED25519) :])
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +160,8 @@ class Signer:
 
 def verify(public: Ed25519PublicKey, canonical_bytes: bytes, signature: str) -> bool:
     """True when ``signature`` is ``public``'s over the bytes (False for any malformed one)."""
+    from cryptography.exceptions import InvalidSignature
+
     try:
         public.verify(unb64(signature, "signature", 64), canonical_bytes)
     except (InvalidSignature, SigningError):

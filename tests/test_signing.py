@@ -453,3 +453,20 @@ def test_a_changed_copy_of_a_verified_scan_is_a_dead_letter_and_the_verified_rea
         (11.0, VERIFIED),
     ]
     outbox.close()
+
+
+def test_the_key_file_is_pkcs8_pem_that_openssl_tools_read_and_write(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from eit.signing import private_from_pem, private_pem
+
+    made = make_key(tmp_path / "keys", DEVICE)
+    theirs = serialization.load_pem_private_key(made.path.read_bytes(), password=None)
+    assert isinstance(theirs, Ed25519PrivateKey)
+    assert public_text(theirs.public_key()) == made.public_key
+    written_by_them = theirs.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    assert private_pem(private_from_pem(written_by_them, "theirs")) == written_by_them
+    with pytest.raises(ValueError, match="not an Ed25519 private key"):
+        private_from_pem(written_by_them.replace(b"MC4CAQAw", b"MC4CAQEw"), "changed")

@@ -55,7 +55,7 @@ def evidence_router(ctx: Context) -> APIRouter:
         "/factories/{factory}/verification",
         summary="The share of the factory's readings whose signature was verified, per channel",
         response_model=VerificationOut,
-        responses=errors(401, 403, 404, 503),
+        responses=errors(401, 403, 404, 422, 503),
     )
     def verification(
         factory: str = factory_path,
