@@ -18,6 +18,7 @@ from edge.outbox import Outbox, message_payload
 from eit import wire
 from eit.devicekeys import add_key, load_device_keys
 from eit.errors import ConfigError
+from eit.model import Reading
 from eit.registry import load_registry
 from eit.signing import (
     BAD_SIGNATURE,
@@ -31,6 +32,7 @@ from eit.signing import (
     scan_hash,
     verify,
 )
+from eit.store import Store
 from eit.storeschema import ChainEvents
 from eit.timeutil import now_ns, parse_iso_ns
 from ingest.deadletters import open_dead_letters
@@ -470,3 +472,68 @@ def test_the_key_file_is_pkcs8_pem_that_openssl_tools_read_and_write(tmp_path: P
     assert private_pem(private_from_pem(written_by_them, "theirs")) == written_by_them
     with pytest.raises(ValueError, match="not an Ed25519 private key"):
         private_from_pem(written_by_them.replace(b"MC4CAQAw", b"MC4CAQEw"), "changed")
+
+
+# -- the stores keep the verification beside each reading ---------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("influxdb", marks=pytest.mark.integration)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s: Store = SqliteStore(tmp_path / "readings.db")
+    else:
+        from ingest.store.influx import InfluxStore
+
+        s = InfluxStore(request.getfixturevalue("influxdb").url, request.getfixturevalue("influx_database"))
+    yield s
+    s.close()
+
+
+def test_each_store_keeps_and_counts_the_verified_field(any_store: Store) -> None:
+    t0 = parse_iso_ns("2026-11-27T04:00:00Z")
+    results = [VERIFIED, VERIFIED, BAD_SIGNATURE, UNSIGNED, ""]
+    any_store.write(
+        [Reading(FACTORY, DEVICE, "so2", t0 + i * SECOND, 1.0, "N", i + 1, v) for i, v in enumerate(results)]
+    )
+    got = any_store.readings(FACTORY, DEVICE, "so2", t0, t0 + 10 * SECOND)
+    assert [r.verified for r in got] == results
+    assert any_store.count(FACTORY, DEVICE, "so2", t0, t0 + 10 * SECOND) == 5
+    assert any_store.count(FACTORY, DEVICE, "so2", t0, t0 + 10 * SECOND, verified=VERIFIED) == 2
+    assert any_store.count(FACTORY, DEVICE, None, t0, t0 + 10 * SECOND, verified=BAD_SIGNATURE) == 1
+    # The field is evidence beside the reading: equality and the averages ignore it.
+    assert got[0] == Reading(FACTORY, DEVICE, "so2", t0, 1.0, "N", 1)
+
+
+def test_an_embedded_store_from_before_signing_gets_the_verified_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "readings.db"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE readings (factory TEXT NOT NULL, device TEXT NOT NULL, channel TEXT NOT NULL,"
+        " ts_ns INTEGER NOT NULL, value REAL NOT NULL, flag TEXT NOT NULL DEFAULT 'N', seq INTEGER,"
+        " PRIMARY KEY (factory, device, channel, ts_ns)) WITHOUT ROWID"
+    )
+    old.execute("INSERT INTO readings VALUES (?, ?, 'so2', 5, 1.5, 'N', 1)", (FACTORY, DEVICE))
+    old.commit()
+    old.close()
+    store = SqliteStore(path)
+    store.write([Reading(FACTORY, DEVICE, "so2", 6, 2.5, "N", 2, VERIFIED)])
+    assert [(r.value, r.verified) for r in store.readings(FACTORY, DEVICE, "so2", 0, 10)] == [
+        (1.5, ""),
+        (2.5, VERIFIED),
+    ]
+    store.close()
+
+
+def test_an_outbox_from_before_signing_is_upgraded_and_signs_on(tmp_path: Path) -> None:
+    plain = Outbox(tmp_path / "o.db")
+    plain.append(DEVICE, now_ns(), {"so2": 1.0}, {})
+    plain.close()
+    outbox = signed_outbox(tmp_path / "o.db", fixed_signer())
+    outbox.append(DEVICE, now_ns(), {"so2": 2.0}, {})
+    first, second = outbox.pending(DEVICE)
+    assert (first.signed, second.signed) == (False, True)
+    decoded = wire.decode(message_payload([first, second]))
+    assert decoded.scans[0].sig is None and decoded.scans[1].prev == GENESIS
+    outbox.close()
