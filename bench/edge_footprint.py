@@ -112,7 +112,7 @@ def main() -> int:
     idle_mb = baseline("pass")
     imports_mb = baseline(
         "import sqlite3, paho.mqtt.client, pymodbus.client, edge.agent, edge.drivers.modbus"
-        + (", eit.signing" if args.sign else "")
+        + (", cryptography.hazmat.primitives.asymmetric.ed25519" if args.sign else "")
     )
 
     work = Path(tempfile.mkdtemp(prefix="eit-footprint-"))
@@ -200,7 +200,7 @@ def main() -> int:
         "",
         "Baselines in the same run: an idle Python interpreter "
         f"{idle_mb:.1f} MB; one that has only imported the agent's modules (paho-mqtt, pymodbus, sqlite3, "
-        f"edge) {imports_mb:.1f} MB.",
+        f"edge{', cryptography Ed25519' if args.sign else ''}) {imports_mb:.1f} MB.",
         "",
         f"During the outage the backlog grew to {backlog} scans in the outbox (on disk, not in memory); "
         f"after the broker came back it drained in {drained_s:.1f} s (RSS then {after_drain_rss:.1f} MB). "
