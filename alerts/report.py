@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from alerts.compliance import day_bounds
+from alerts.evidence import chain_events, channel_share
 from alerts.windows import HOUR_NS
 from eit.registry import Registry
 from eit.store import Store
@@ -127,6 +128,8 @@ def compliance_report(
                         "complete": share >= completeness - 1e-12,
                         "exceedances": exceedances,
                         "invalid_hours": invalid,
+                        # Signed scans: the share of the readings whose signature was verified.
+                        "evidence": channel_share(store, f.id, d.id, ch.id, start, end),
                     }
                 )
         factories.append(
@@ -137,6 +140,8 @@ def compliance_report(
                 "diw_registration": f.diw_registration,
                 "district": f.district,
                 "channels": channels,
+                # Gaps, reported drops, reorders and conflicts in the devices' chains of signed scans.
+                "chain_events": chain_events(store, f.id, f.devices, start, end),
             }
         )
     return {
@@ -170,6 +175,7 @@ CSV_COLUMNS = (
     "valid_hours",
     "expected_hours",
     "completeness",
+    "verified_share",
 )
 
 
@@ -190,6 +196,7 @@ def to_csv(report: dict[str, Any]) -> str:
                     "valid_hours": ch["valid_hours"],
                     "expected_hours": ch["expected_hours"],
                     "completeness": ch["completeness"],
+                    "verified_share": ch["evidence"]["verified_share"],
                 }
             )
             for e in ch["exceedances"]:
@@ -234,16 +241,27 @@ def to_html(report: dict[str, Any]) -> str:
         parts.append(f"<h2>{e(f['name'])} <small>{e(f['name_th'])} {e(f['diw_registration'])}</small></h2>")
         parts.append(
             "<table><tr><th>device</th><th>channel</th><th>valid hours</th><th>completeness</th>"
-            "<th>exceedances</th><th>invalid hours</th></tr>"
+            "<th>exceedances</th><th>invalid hours</th><th>verified readings</th></tr>"
         )
         for ch in f["channels"]:
             cls = "" if ch["complete"] else " class='bad'"
             parts.append(
                 f"<tr><td>{e(ch['device'])}</td><td>{e(ch['channel'])}</td>"
                 f"<td>{ch['valid_hours']} / {ch['expected_hours']}</td><td{cls}>{ch['completeness']:.1%}</td>"
-                f"<td>{len(ch['exceedances'])}</td><td>{len(ch['invalid_hours'])}</td></tr>"
+                f"<td>{len(ch['exceedances'])}</td><td>{len(ch['invalid_hours'])}</td>"
+                f"<td>{_share(ch['evidence'])}</td></tr>"
             )
         parts.append("</table>")
+        if f["chain_events"]:
+            parts.append("<h3>Chain of signed scans</h3><table>")
+            parts.append("<tr><th>device</th><th>seen at</th><th>what</th><th>seq</th><th>detail</th></tr>")
+            for ev in f["chain_events"]:
+                cls = " class='bad'" if ev["kind"] in ("unexplained_gap", "chain_break", "conflict") else ""
+                parts.append(
+                    f"<tr><td>{e(ev['device'])}</td><td>{e(ev['time'])}</td><td{cls}>{e(str(ev['kind']))}</td>"
+                    f"<td>{ev['first_seq']}–{ev['last_seq']}</td><td>{e(str(ev['detail']))}</td></tr>"
+                )
+            parts.append("</table>")
         for ch in f["channels"]:
             if not ch["exceedances"]:
                 continue
@@ -261,6 +279,13 @@ def to_html(report: dict[str, Any]) -> str:
             parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _share(evidence: dict[str, Any]) -> str:
+    share = evidence["verified_share"]
+    if share is None:
+        return "no readings"
+    return f"{share:.1%} ({evidence['verified']} of {evidence['readings']})"
 
 
 def render(report: dict[str, Any], fmt: str) -> str:

@@ -3,6 +3,7 @@ x 12 channels at 1 Hz and publishing to a real Mosquitto, then RSS growth throug
 
     python -m bench.edge_footprint                       # 5 min steady, 10 min outage
     python -m bench.edge_footprint --steady-s 60 --outage-s 120 --write docs/edge-footprint.md
+    python -m bench.edge_footprint --sign ...            # every scan signed (wire v2, edge/keys.py)
 
 Baselines, measured in the same run on the same machine: an idle Python interpreter, and one that
 has only imported the agent's modules (paho-mqtt, pymodbus, sqlite3), so the figures show what
@@ -44,7 +45,7 @@ def baseline(code: str) -> float:
         proc.wait()
 
 
-def agent_config(workdir: Path, broker_port: int, modbus_port: int) -> Path:
+def agent_config(workdir: Path, broker_port: int, modbus_port: int, sign: bool = False) -> Path:
     channels = {
         f"ch{i:02d}": {"address": 2 * i, "function": "input", "type": "float32"} for i in range(CHANNELS)
     }
@@ -63,6 +64,12 @@ def agent_config(workdir: Path, broker_port: int, modbus_port: int) -> Path:
         "scan_interval_s": 1,
         "devices": devices,
     }
+    if sign:
+        from edge.keys import make_key
+
+        for device in devices:
+            make_key(workdir / "keys", str(device["id"]))
+        config["signing"] = {"keys": str(workdir / "keys")}
     path = workdir / "edge.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -97,6 +104,7 @@ def main() -> int:
     )
     parser.add_argument("--outage-s", type=float, default=600, help="broker outage")
     parser.add_argument("--write", default=None, help="write the report (Markdown) to this file")
+    parser.add_argument("--sign", action="store_true", help="the agent signs every scan (wire v2)")
     args = parser.parse_args()
 
     started = datetime.datetime.now(datetime.UTC)
@@ -104,6 +112,7 @@ def main() -> int:
     idle_mb = baseline("pass")
     imports_mb = baseline(
         "import sqlite3, paho.mqtt.client, pymodbus.client, edge.agent, edge.drivers.modbus"
+        + (", cryptography.hazmat.primitives.asymmetric.ed25519" if args.sign else "")
     )
 
     work = Path(tempfile.mkdtemp(prefix="eit-footprint-"))
@@ -111,7 +120,7 @@ def main() -> int:
     server = ModbusServer(list(range(1, DEVICES + 1)), tcp_port=free_port()).start()
     stop = threading.Event()
     threading.Thread(target=play_meters, args=(server, stop), daemon=True).start()
-    config = agent_config(work, broker.port, server.tcp_port or 0)
+    config = agent_config(work, broker.port, server.tcp_port or 0, args.sign)
     log = open(work / "agent.log", "wb")  # noqa: SIM115 - lives as long as the agent
     agent = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "edge", "run", "--config", str(config)],
@@ -158,7 +167,10 @@ def main() -> int:
         "publishing to a real Mosquitto, both on the same machine.",
         "",
         f"Command: `python -m bench.edge_footprint --steady-s {args.steady_s:g} --outage-s {args.outage_s:g}"
+        + (" --sign" if args.sign else "")
         + (f" --write {args.write}`" if args.write else "`"),
+        "",
+        "Every scan signed (Ed25519, wire v2)." if args.sign else "Scans not signed (wire v1).",
         "",
         f"- Machine: {cpu_model()}, {os.cpu_count()} cores, Linux {platform.release()}, "
         f"Python {platform.python_version()}",
@@ -188,7 +200,7 @@ def main() -> int:
         "",
         "Baselines in the same run: an idle Python interpreter "
         f"{idle_mb:.1f} MB; one that has only imported the agent's modules (paho-mqtt, pymodbus, sqlite3, "
-        f"edge) {imports_mb:.1f} MB.",
+        f"edge{', cryptography Ed25519' if args.sign else ''}) {imports_mb:.1f} MB.",
         "",
         f"During the outage the backlog grew to {backlog} scans in the outbox (on disk, not in memory); "
         f"after the broker came back it drained in {drained_s:.1f} s (RSS then {after_drain_rss:.1f} MB). "

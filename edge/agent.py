@@ -31,8 +31,10 @@ from typing import Any
 from edge.clock import ClockState, ClockWatch
 from edge.config import DeviceConfig, EdgeConfig
 from edge.drivers.base import DriverError, SourceExhausted
+from edge.keys import key_path, load_signer
 from edge.outbox import Outbox
 from edge.publisher import DevicePublisher
+from eit.signing import Signer
 from eit.supervise import RestartPolicy, Stage, StageStatus, Supervisor, Worker
 from eit.timeutil import now_ns
 
@@ -219,7 +221,19 @@ class Agent:
         self.failure: str | None = None
         self.failed = threading.Event()
         self.supervisor = Supervisor(restart_policy, on_give_up=self._give_up)
-        self.outbox = Outbox(config.outbox_path, config.outbox_max_bytes, config.outbox_max_age_s)
+        signers: dict[str, Signer] = {}
+        if config.signing_keys is not None:
+            for device in config.devices:
+                signers[device.id] = load_signer(
+                    key_path(config.signing_keys, device.id), config.source, "signing.keys"
+                )
+        self.outbox = Outbox(
+            config.outbox_path,
+            config.outbox_max_bytes,
+            config.outbox_max_age_s,
+            factory=config.factory,
+            signers=signers,
+        )
         self.clock = ClockWatch(config.clock_min_year, self.outbox.latest_ts_ns)
         self.clock_state: ClockState = self.clock.judge(now_ns())
         self._clock_lock = threading.Lock()

@@ -5,6 +5,7 @@ mqtt: {host: broker.example, port: 8883, username: "{client_id}", password_file:
 outbox: {path: /var/lib/eit-edge/outbox.db, max_mb: 1024, max_age_days: 30}
 clock: {min_year: 2020}
 metrics: {host: 127.0.0.1, port: 9108}     # optional Prometheus endpoint (/metrics, /healthz)
+signing: {keys: /var/lib/eit-edge/keys}    # optional: sign every scan (wire v2; edge/keys.py)
 status_interval_s: 60
 scan_interval_s: 1
 devices:
@@ -56,6 +57,8 @@ class EdgeConfig:
     clock_min_year: int = 2020
     status_interval_s: float = 60.0
     metrics: tuple[str, int] | None = None
+    # The folder of the devices' signing keys (<device>.key), when the agent signs its scans.
+    signing_keys: Path | None = None
 
 
 def load_edge_config(path: Path | str, environ: dict[str, str] | None = None) -> EdgeConfig:
@@ -102,6 +105,12 @@ def parse_edge_config(
             msec = root.section("metrics")
             metrics = (msec.text("host", "127.0.0.1"), msec.integer("port", 9108, minimum=0, maximum=65535))
             msec.finish()
+    signing_keys: Path | None = None
+    with problems.gather():
+        if root.has("signing"):
+            ssec = root.section("signing")
+            signing_keys = ssec.path_value("keys", base_dir, base_dir / "keys")
+            ssec.finish()
     default_interval = 1.0
     with problems.gather():
         default_interval = root.number("scan_interval_s", default_interval, exclusive_minimum=0)
@@ -139,6 +148,7 @@ def parse_edge_config(
         clock_min_year=min_year,
         status_interval_s=status_interval_s,
         metrics=metrics,
+        signing_keys=signing_keys,
     )
 
 

@@ -10,7 +10,14 @@ to a few MB) and never keeps a scan longer than ``max_age_s`` after it was store
 is reached the oldest scans are dropped, in the same transaction that stores the new one, and
 counted per device in the file itself (``dropped``), so the count survives restarts and appears
 in every status message and in the agent's metrics. Scans stored while the clock was known to be
-wrong are never dropped for age: their age is unknown. Only the size bound can drop them.
+wrong are never dropped for age: their age is unknown. Only the size bound can drop them. The
+``seq`` ranges dropped are kept too (``dropped_seqs``, the newest ranges per device) and told in
+the status message, so the server tells the drops the agent reported from unexplained gaps.
+
+Signing (wire v2, eit/signing.py): with a device's key the scan is signed as it is stored, in the
+same transaction, and names the hash of the device's previous scan, kept in the file
+(``devices.last_hash``): the chain goes on across restarts and outages, and a scan dropped by a
+bound leaves a gap the status explains.
 """
 
 from __future__ import annotations
@@ -24,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eit.bounds import MAX_MESSAGE_BYTES
+from eit.signing import GENESIS, Signer, canonical, scan_hash
 from eit.sqlitedb import immediate, open_durable
-from eit.timeutil import NS_PER_S, now_ns, ns_to_iso
+from eit.timeutil import NS_PER_S, now_ns, ns_to_iso, parse_iso_ns
 
 log = logging.getLogger("eit.edge.outbox")
 
@@ -48,14 +56,27 @@ CREATE TABLE IF NOT EXISTS dropped (
     scans   INTEGER NOT NULL,
     PRIMARY KEY (device, reason)
 );
+CREATE TABLE IF NOT EXISTS dropped_seqs (
+    device    TEXT    NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq  INTEGER NOT NULL,
+    reason    TEXT    NOT NULL,
+    PRIMARY KEY (device, first_seq)
+);
 """
+# The dropped seq ranges kept per device (the status message tells them all).
+DROPPED_RANGES_KEPT = 32
 # Columns added after the first release; an outbox file from then is upgraded in place.
 _ADDED_COLUMNS = {
     "scans": [
         ("stored_ns", "INTEGER NOT NULL DEFAULT 0"),  # agent clock when stored (for the age bound)
         ("clock_ok", "INTEGER NOT NULL DEFAULT 1"),  # 0: stored while the clock was known wrong
+        ("signed", "INTEGER NOT NULL DEFAULT 0"),  # 1: the body carries a signature (wire v2)
     ],
-    "devices": [("last_ts_ns", "INTEGER NOT NULL DEFAULT 0")],
+    "devices": [
+        ("last_ts_ns", "INTEGER NOT NULL DEFAULT 0"),
+        ("last_hash", "TEXT NOT NULL DEFAULT ''"),  # the hash of the device's last signed scan
+    ],
 }
 AGE_CHECK_EVERY_S = 10.0
 DROP_LOG_EVERY_S = 60.0
@@ -67,6 +88,7 @@ class PendingScan:
     seq: int
     ts_ns: int
     body: str
+    signed: bool = False
 
 
 class Outbox:
@@ -78,8 +100,13 @@ class Outbox:
         max_bytes: int | None = None,
         max_age_s: float | None = None,
         age_check_every_s: float = AGE_CHECK_EVERY_S,
+        *,
+        factory: str = "",
+        signers: dict[str, Signer] | None = None,
     ) -> None:
         self.path = path
+        self.factory = factory
+        self.signers = signers or {}
         self.age_check_every_s = age_check_every_s
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
@@ -123,22 +150,34 @@ class Outbox:
         stored = now_ns() if stored_ns is None else stored_ns
         with self._lock:
             with immediate(self._db) as cur:
-                row = cur.execute("SELECT last_seq FROM devices WHERE device=?", (device,)).fetchone()
+                row = cur.execute(
+                    "SELECT last_seq, last_hash FROM devices WHERE device=?", (device,)
+                ).fetchone()
                 seq = (row[0] + 1) if row else 1
-                scan: dict[str, object] = {"seq": seq, "ts": ns_to_iso(ts_ns), "values": values}
+                last_hash = (row[1] if row else "") or GENESIS
+                wire_ts = ns_to_iso(ts_ns)
+                scan: dict[str, object] = {"seq": seq, "ts": wire_ts, "values": values}
                 if flags:
                     scan["flags"] = flags
+                signer = self.signers.get(device)
+                if signer is not None:
+                    # The time as the wire carries it (to the microsecond), which the server verifies.
+                    at = parse_iso_ns(wire_ts)
+                    signed = canonical(self.factory, device, seq, at, values, flags, signer.key_id, last_hash)
+                    sig = signer.sign(signed)
+                    scan.update({"k": signer.key_id, "prev": last_hash, "sig": sig})
+                    last_hash = scan_hash(signed, sig)
                 body = json.dumps(scan, separators=(",", ":"), allow_nan=False)
                 cur.execute(
-                    "INSERT INTO scans (device, seq, ts_ns, body, stored_ns, clock_ok) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (device, seq, ts_ns, body, stored, int(clock_ok)),
+                    "INSERT INTO scans (device, seq, ts_ns, body, stored_ns, clock_ok, signed) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (device, seq, ts_ns, body, stored, int(clock_ok), int(signer is not None)),
                 )
                 cur.execute(
-                    "INSERT INTO devices (device, last_seq, last_ts_ns) VALUES (?, ?, ?) "
+                    "INSERT INTO devices (device, last_seq, last_ts_ns, last_hash) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT(device) DO UPDATE SET last_seq=excluded.last_seq, "
-                    "last_ts_ns=max(last_ts_ns, excluded.last_ts_ns)",
-                    (device, seq, ts_ns if clock_ok else 0),
+                    "last_ts_ns=max(last_ts_ns, excluded.last_ts_ns), last_hash=excluded.last_hash",
+                    (device, seq, ts_ns if clock_ok else 0, last_hash if signer is not None else ""),
                 )
                 if clock_ok:  # a clock known wrong cannot tell the age of anything
                     self._enforce_age(cur, now_ns())
@@ -161,7 +200,7 @@ class Outbox:
             if total <= 1:
                 return  # never drop the scan just stored; a bound this small is a config error
             batch = max(1, min(total - 1, total // 100))
-            rows = cur.execute("SELECT id, device FROM scans ORDER BY id LIMIT ?", (batch,)).fetchall()
+            rows = cur.execute("SELECT id, device, seq FROM scans ORDER BY id LIMIT ?", (batch,)).fetchall()
             self._drop(cur, rows, "size")
 
     def _enforce_age(self, cur: sqlite3.Cursor, now: int) -> None:
@@ -170,15 +209,19 @@ class Outbox:
         self._next_age_check = time.monotonic() + self.age_check_every_s
         cutoff = now - int(self.max_age_s * NS_PER_S)
         rows = cur.execute(
-            "SELECT id, device FROM scans WHERE clock_ok=1 AND stored_ns<? ORDER BY id", (cutoff,)
+            "SELECT id, device, seq FROM scans WHERE clock_ok=1 AND stored_ns<? ORDER BY id", (cutoff,)
         ).fetchall()
         if rows:
             self._drop(cur, rows, "age")
 
-    def _drop(self, cur: sqlite3.Cursor, rows: list[tuple[int, str]], reason: str) -> None:
+    def _drop(self, cur: sqlite3.Cursor, rows: list[tuple[int, str, int]], reason: str) -> None:
         per_device: dict[str, int] = {}
-        for _, device in rows:
+        seqs: dict[str, list[int]] = {}
+        for _, device, seq in rows:
             per_device[device] = per_device.get(device, 0) + 1
+            seqs.setdefault(device, []).append(seq)
+        for device, dropped_seqs in seqs.items():
+            self._note_dropped_seqs(cur, device, sorted(dropped_seqs), reason)
         cur.executemany("DELETE FROM scans WHERE id=?", [(r[0],) for r in rows])
         for device, n in per_device.items():
             cur.execute(
@@ -188,6 +231,47 @@ class Outbox:
             )
             key = (device, reason)
             self._unlogged_drops[key] = self._unlogged_drops.get(key, 0) + n
+
+    def _note_dropped_seqs(self, cur: sqlite3.Cursor, device: str, seqs: list[int], reason: str) -> None:
+        """Keep the dropped seqs as ranges, joined to the device's newest range when they follow it."""
+        ranges: list[list[int]] = []
+        for seq in seqs:
+            if ranges and seq == ranges[-1][1] + 1:
+                ranges[-1][1] = seq
+            else:
+                ranges.append([seq, seq])
+        newest = cur.execute(
+            "SELECT first_seq, last_seq, reason FROM dropped_seqs WHERE device=? "
+            "ORDER BY first_seq DESC LIMIT 1",
+            (device,),
+        ).fetchone()
+        for first, last in ranges:
+            if newest is not None and newest[1] + 1 == first and newest[2] == reason:
+                cur.execute(
+                    "UPDATE dropped_seqs SET last_seq=? WHERE device=? AND first_seq=?",
+                    (last, device, newest[0]),
+                )
+                newest = (newest[0], last, reason)
+                continue
+            cur.execute(
+                "INSERT OR REPLACE INTO dropped_seqs (device, first_seq, last_seq, reason) "
+                "VALUES (?, ?, ?, ?)",
+                (device, first, last, reason),
+            )
+            newest = (first, last, reason)
+        cur.execute(
+            "DELETE FROM dropped_seqs WHERE device=? AND first_seq NOT IN "
+            "(SELECT first_seq FROM dropped_seqs WHERE device=? ORDER BY first_seq DESC LIMIT ?)",
+            (device, device, DROPPED_RANGES_KEPT),
+        )
+
+    def dropped_seqs(self, device: str) -> list[tuple[int, int]]:
+        """The newest seq ranges (first, last) of ``device`` dropped by a bound, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT first_seq, last_seq FROM dropped_seqs WHERE device=? ORDER BY first_seq", (device,)
+            ).fetchall()
+        return [(int(a), int(b)) for a, b in rows]
 
     def _log_drops(self) -> None:
         if not self._unlogged_drops or time.monotonic() < self._next_drop_log:
@@ -214,10 +298,10 @@ class Outbox:
         """The oldest scans of ``device`` with an id above ``after_id``, in order."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, seq, ts_ns, body FROM scans WHERE device=? AND id>? ORDER BY id LIMIT ?",
+                "SELECT id, seq, ts_ns, body, signed FROM scans WHERE device=? AND id>? ORDER BY id LIMIT ?",
                 (device, after_id, limit),
             ).fetchall()
-        return [PendingScan(*row) for row in rows]
+        return [PendingScan(i, seq, ts, body, bool(signed)) for i, seq, ts, body, signed in rows]
 
     def delete(self, ids: list[int]) -> None:
         """Forget scans the broker has acknowledged."""
@@ -272,8 +356,10 @@ _ENVELOPE_BYTES = len(b'{"v":1,"scans":[]}')
 
 
 def message_payload(scans: list[PendingScan]) -> bytes:
-    """A v1 payload holding several stored scans, built without re-encoding them."""
-    return ('{"v":1,"scans":[' + ",".join(s.body for s in scans) + "]}").encode()
+    """A payload holding several stored scans, built without re-encoding them: v2 when one of
+    them is signed (v2 carries unsigned scans too), else v1."""
+    version = 2 if any(s.signed for s in scans) else 1
+    return (f'{{"v":{version},"scans":[' + ",".join(s.body for s in scans) + "]}").encode()
 
 
 def within_message(scans: list[PendingScan], max_bytes: int = MAX_MESSAGE_BYTES) -> list[PendingScan]:

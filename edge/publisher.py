@@ -188,6 +188,8 @@ class DevicePublisher:
         status["outbox_dropped"] = sum(dropped.values())
         if dropped:
             status["outbox_dropped_by"] = dropped
+            # Which seqs: the server tells these reported drops from unexplained gaps.
+            status["outbox_dropped_seqs"] = [list(r) for r in self.outbox.dropped_seqs(self.device)]
         if self.status_extra is not None:
             status.update(self.status_extra())
         return json.dumps(status, separators=(",", ":")).encode()

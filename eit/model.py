@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 # HJ 212 data flags. Absent means N.
@@ -52,6 +52,9 @@ class Reading:
     value: float
     flag: str = "N"
     seq: int | None = None
+    # What the ingest concluded of the scan's signature (eit/signing.py), "" when not checked.
+    # Evidence beside the reading, not part of it: equality, validity and averages ignore it.
+    verified: str = field(default="", compare=False)
 
     @property
     def series(self) -> tuple[str, str, str]:

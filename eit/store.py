@@ -136,7 +136,11 @@ class Store(Protocol):
         channel: str | None = None,
         start_ns: int | None = None,
         end_ns: int | None = None,
-    ) -> int: ...
+        verified: str | None = None,
+    ) -> int:
+        """Readings in the range; with ``verified``, only those whose ``verified`` field is that
+        (eit/signing.py: the share of verified readings in reports)."""
+        ...
 
     def write_points(self, measurement: str, points: Sequence[Point]) -> None:
         """Write derived points (idempotent per measurement, tag set and time)."""

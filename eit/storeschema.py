@@ -25,7 +25,10 @@ class Readings:
     VALUE: Final = "value"
     FLAG: Final = "flag"
     SEQ: Final = "seq"
-    FIELDS: Final = (VALUE, FLAG, SEQ)
+    # What the ingest concluded of the scan's signature (eit/signing.py: verified, unsigned,
+    # bad_signature, unknown_key); absent for a device that neither signs nor has a key.
+    VERIFIED: Final = "verified"
+    FIELDS: Final = (VALUE, FLAG, SEQ, VERIFIED)
 
 
 class Hourly:
@@ -192,6 +195,21 @@ class Indicator:
     DENOMINATOR: Final = "denominator"
     METHOD: Final = "method"
     FIELDS: Final = (VALUE, NUMERATOR, DENOMINATOR, METHOD)
+class ChainEvents:
+    """What the ingest saw in a device's chain of signed scans (ingest/verify.py): a gap in
+    ``seq`` (``reported_drop`` when the agent said it dropped those scans, ``unexplained_gap``
+    otherwise), a gap that later scans filled (``reordered``), a scan naming another previous
+    scan than the one received (``chain_break``) and a second, different scan under a seq already
+    received (``conflict``). Keyed by the time of the scan where it was seen."""
+
+    NAME: Final = "chain_events"
+    TAGS: Final = (FACTORY, DEVICE)
+    KIND: Final = "kind"
+    FIRST_SEQ: Final = "first_seq"
+    LAST_SEQ: Final = "last_seq"
+    MISSING: Final = "missing"
+    DETAIL: Final = "detail"
+    FIELDS: Final = (KIND, FIRST_SEQ, LAST_SEQ, MISSING, DETAIL)
 
 
 MEASUREMENTS: Final = (
@@ -206,6 +224,7 @@ MEASUREMENTS: Final = (
     Sites,
     PublicState,
     Indicator,
+    ChainEvents,
 )
 
 

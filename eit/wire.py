@@ -1,4 +1,10 @@
-"""Wire format v1: topics and the JSON payload of readings (schema: eit/schema/payload-v1.json).
+"""Wire format v1 and v2: topics and the JSON payload of readings (schemas: eit/schema/).
+
+v2 (eit/schema/payload-v2.json) adds to each scan its signature (``sig``), the id of the key
+that made it (``k``) and the hash of the device's previous scan (``prev``): eit/signing.py. The
+server reads both versions; the agent chooses (v2 when it has a signing key). A v2 field that is
+not text is kept as no signature at all (the scan's readings are stored, flagged), never the
+reason to lose a reading.
 
 ``decode`` turns a payload into scans and a list of the parts it had to reject, each with a
 reason code and a sentence naming where the problem is. A bad value never takes the rest of its
@@ -28,6 +34,8 @@ from eit.model import FLAGS, ID_PATTERN
 from eit.timeutil import ns_to_iso, parse_iso_ns
 
 VERSION = 1
+VERSION_SIGNED = 2
+VERSIONS = (VERSION, VERSION_SIGNED)
 TOPIC_ROOT = "eit"
 DATA_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/data"
 STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/status"
@@ -35,6 +43,8 @@ STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
 _MAX_EPOCH_S = 32503680000  # year 3000: anything larger is most likely milliseconds
 _SCAN_KEYS = frozenset({"seq", "ts", "values", "flags"})
+_SIGNED_KEYS = ("k", "prev", "sig")
+_SCAN_KEYS_V2 = _SCAN_KEYS | frozenset(_SIGNED_KEYS)
 _ENVELOPE_KEYS = frozenset({"v", "scans", "factory", "device"})
 _NUMBER_TYPES = frozenset({float, int})
 _DOUBLE_MAX = int(sys.float_info.max)  # integers beyond it have no float (OverflowError)
@@ -45,9 +55,9 @@ _GOOD_NAMES: set[str] = set()
 _GOOD_NAMES_MAX = 10_000
 
 
-def schema() -> dict[str, Any]:
-    """The JSON Schema of the payload, as shipped with the package."""
-    text = resources.files("eit").joinpath("schema/payload-v1.json").read_text(encoding="utf-8")
+def schema(version: int = VERSION) -> dict[str, Any]:
+    """The JSON Schema of the payload of ``version``, as shipped with the package."""
+    text = resources.files("eit").joinpath(f"schema/payload-v{version}.json").read_text(encoding="utf-8")
     result: dict[str, Any] = json.loads(text)
     return result
 
@@ -93,6 +103,11 @@ class Scan:
     values: dict[str, float]
     flags: dict[str, str] = field(default_factory=dict)
     seq: int | None = None
+    # Wire v2 (eit/signing.py): the signing key's id, the previous scan's hash, the signature.
+    # None: not sent; "" (sig): sent as something other than text.
+    key: str | None = None
+    prev: str | None = None
+    sig: str | None = None
 
 
 @dataclass(slots=True)
@@ -111,10 +126,11 @@ class Decoded:
     rejected: list[Rejected]
     factory: str | None = None
     device: str | None = None
+    version: int = VERSION
 
 
 def decode(payload: bytes | str) -> Decoded:
-    """Decode a v1 payload.
+    """Decode a v1 or v2 payload.
 
     Raises DecodeError when the message as a whole is unusable (not JSON, wrong version, no
     scans). Otherwise returns the usable scans and the rejected parts.
@@ -124,10 +140,11 @@ def decode(payload: bytes | str) -> Decoded:
         raise DecodeError("bad_envelope", f"payload must be a JSON object, got {_kind(doc)}")
     if "v" not in doc:
         raise DecodeError("bad_envelope", "missing 'v' (the wire format version, 1)", "v")
-    if doc["v"] != VERSION or isinstance(doc["v"], bool):
+    if doc["v"] not in VERSIONS or isinstance(doc["v"], bool):
         raise DecodeError(
-            "unsupported_version", f"version {doc['v']!r} is not supported (this server reads 1)", "v"
+            "unsupported_version", f"version {doc['v']!r} is not supported (this server reads 1 and 2)", "v"
         )
+    version = int(doc["v"])
     if not _ENVELOPE_KEYS.issuperset(doc):
         unknown = sorted(set(doc) - _ENVELOPE_KEYS)
         raise DecodeError("bad_envelope", f"unknown key '{unknown[0]}'", unknown[0])
@@ -138,11 +155,23 @@ def decode(payload: bytes | str) -> Decoded:
         raise DecodeError("bad_envelope", "'scans' must be a non-empty list of scans", "scans")
     scans: list[Scan] = []
     rejected: list[Rejected] = []
+    keys = _SCAN_KEYS if version == VERSION else _SCAN_KEYS_V2
     for index, raw in enumerate(raw_scans):
-        scan = _decode_scan(raw, index, rejected)
+        scan = _decode_scan(raw, index, rejected, keys)
         if scan is not None:
+            if version == VERSION_SIGNED:
+                _signature_fields(scan, raw)
             scans.append(scan)
-    return Decoded(scans, rejected, factory, device)
+    return Decoded(scans, rejected, factory, device, version)
+
+
+def _signature_fields(scan: Scan, raw: dict[str, Any]) -> None:
+    key, prev, sig = (raw.get(name) for name in _SIGNED_KEYS)
+    if key is None and prev is None and sig is None:
+        return  # an unsigned scan in a v2 message
+    scan.key = key if isinstance(key, str) else ""
+    scan.prev = prev if isinstance(prev, str) else ""
+    scan.sig = sig if isinstance(sig, str) else ""
 
 
 def _loads(payload: bytes | str) -> Any:
@@ -160,7 +189,9 @@ def _optional_id(doc: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def _decode_scan(raw: Any, index: int, rejected: list[Rejected]) -> Scan | None:
+def _decode_scan(
+    raw: Any, index: int, rejected: list[Rejected], keys: frozenset[str] = _SCAN_KEYS
+) -> Scan | None:
     where = f"scans[{index}]"
 
     def reject(reason: str, detail: str, at: str) -> None:
@@ -169,8 +200,8 @@ def _decode_scan(raw: Any, index: int, rejected: list[Rejected]) -> Scan | None:
     if type(raw) is not dict:
         reject("bad_scan", f"a scan must be a JSON object, got {_kind(raw)}", where)
         return None
-    if not _SCAN_KEYS.issuperset(raw):
-        extra = sorted(set(raw) - _SCAN_KEYS)
+    if not keys.issuperset(raw):
+        extra = sorted(set(raw) - keys)
         reject("bad_scan", f"unknown key '{extra[0]}' in scan", f"{where}.{extra[0]}")
         return None
     seq = raw.get("seq")
@@ -363,6 +394,21 @@ def encode(scans: Iterable[Scan]) -> bytes:
             item["flags"] = scan.flags
         out.append(item)
     return json.dumps({"v": VERSION, "scans": out}, separators=(",", ":"), allow_nan=False).encode()
+
+
+def signed_scan_body(scan: Scan) -> dict[str, Any]:
+    """A v2 scan as it goes on the wire (its signature fields set: eit/signing.py)."""
+    item: dict[str, Any] = {}
+    if scan.seq is not None:
+        item["seq"] = scan.seq
+    item["ts"] = ns_to_iso(scan.ts_ns)
+    item["values"] = scan.values
+    if scan.flags:
+        item["flags"] = scan.flags
+    for name, value in zip(_SIGNED_KEYS, (scan.key, scan.prev, scan.sig), strict=True):
+        if value is not None:
+            item[name] = value
+    return item
 
 
 def _kind(value: Any) -> str:

@@ -53,6 +53,26 @@ class IngestMetrics:
             registry=r,
             buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000),
         )
+        # Signed scans (ingest/verify.py).
+        self.scans_verified = Counter(
+            "eit_scans_verified",
+            "Scans by what their signature showed: verified, unsigned (a key was registered), "
+            "bad_signature, unknown_key, not_signed (no key registered)",
+            ["result"],
+            registry=r,
+        )
+        self.chain_events = Counter(
+            "eit_chain_events",
+            "What the devices' chains of signed scans showed: reported_drop, unexplained_gap, "
+            "reordered, chain_break, conflict, repeat (absorbed), explained_later",
+            ["kind"],
+            registry=r,
+        )
+        self.device_keys_errors = Counter(
+            "eit_device_keys_errors",
+            "Times the device keys file could not be read (the old keys stay)",
+            registry=r,
+        )
         self.queue_depth = Gauge("eit_ingest_queue_depth", "Messages received, not yet stored", registry=r)
         self.broker_connected = Gauge("eit_broker_connected", "1 when connected to the broker", registry=r)
         # What each agent says about itself in its status message (edge/publisher.py).

@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
@@ -46,13 +47,16 @@ from eit.model import Reading
 from eit.mqttclient import connect_async, make_client
 from eit.mqttconf import MqttSettings
 from eit.registry import Registry
-from eit.store import Store, StoreError, StoreUnavailable
+from eit.signing import RESULTS, VERIFIED
+from eit.store import Point, Store, StoreError, StoreUnavailable
+from eit.storeschema import ChainEvents
 from eit.supervise import Stage, Supervisor, Worker
 from eit.timeutil import now_ns, ns_to_iso
 from ingest.deadletters import DeadLetter, DeadLetterStore, Evicted, payload_text, printable
 from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
 from ingest.validate import Validator
+from ingest.verify import KeyRing, ScanVerifier
 from statedb import StateDbUnavailable
 
 STORE_RETRY_FIRST_S = 0.5
@@ -85,6 +89,7 @@ class BatchResult:
     readings: list[Reading] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     statuses: list[tuple[str, str, str]] = field(default_factory=list)
+    chain_events: list[Point] = field(default_factory=list)  # ingest/verify.py
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +109,7 @@ class _MessageResult:
     readings: list[Reading] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     status: tuple[str, str, str] | None = None
+    chain_events: list[Point] = field(default_factory=list)
 
 
 class Ingest:
@@ -117,6 +123,7 @@ class Ingest:
         metrics: IngestMetrics,
         sinks: Sequence[ReadingSink] = (),
         settings: IngestSettings | None = None,
+        device_keys: Path | None = None,
     ) -> None:
         self.settings = settings or IngestSettings()
         self.registry = registry
@@ -125,6 +132,12 @@ class Ingest:
         self.metrics = metrics
         self.sinks = list(sinks)
         self.validator = Validator(registry, self.settings.max_future_s)
+        # Signed scans (wire v2): each scan's result is stored with its readings (``verified``).
+        self.verifier = ScanVerifier(
+            KeyRing(device_keys, on_error=lambda _problem: metrics.device_keys_errors.inc()),
+            head_of=self._newest_stored_seq,
+            count=self._count_verification,
+        )
         self._stopping = threading.Event()
         self._outage: StoreOutage | None = None
         # Store outages: 0.5 s, 1 s, 2 s ... up to retry_max_s, each plus up to 0.5 s of jitter so
@@ -139,6 +152,16 @@ class Ingest:
             reraise=True,
         )
         self._dead_letter_retries = self._store_retries.copy(before_sleep=self._dead_letters_unavailable)
+
+    def _newest_stored_seq(self, factory: str, device: str) -> int | None:
+        seqs = [r.seq for r in self.store.latest(factory, device) if r.seq is not None]
+        return max(seqs) if seqs else None
+
+    def _count_verification(self, name: str, n: int) -> None:
+        if name in RESULTS or name == "not_signed":
+            self.metrics.scans_verified.labels(name).inc(n)
+        else:
+            self.metrics.chain_events.labels(name).inc(n)
 
     def decode_batch(self, messages: Sequence[Incoming], received_ns: int) -> BatchResult:
         result = BatchResult()
@@ -168,6 +191,7 @@ class Ingest:
                     )
                 result.readings.extend(one.readings)
                 result.dead.extend(one.dead)
+                result.chain_events.extend(one.chain_events)
                 if one.status is not None:
                     result.statuses.append(one.status)
         finally:
@@ -196,13 +220,45 @@ class Ingest:
             decoded = wire.decode(msg.payload)
             for scan in decoded.scans:
                 counts["values"] += len(scan.values)
-            checked = self.validator.check(topic, decoded, received_ns)
+            verified: list[str] | None = None
+            if self.registry.device(topic.factory, topic.device) is not None:
+                verified, one.chain_events = self.verifier.check(topic.factory, topic.device, decoded.scans)
+                verified = self._keep_verified_evidence(topic, decoded, verified)
+            checked = self.validator.check(topic, decoded, received_ns, verified)
         except DecodeError as exc:
             self._dead(one, msg, exc.reason, exc.detail, exc.where, msg.payload, received_ns)
             return
         one.readings = checked.readings
         for rej in checked.rejected:
             self._dead(one, msg, rej.reason, rej.detail, rej.where, rej.fragment, received_ns)
+
+    def _keep_verified_evidence(
+        self, topic: wire.Topic, decoded: wire.Decoded, verified: list[str]
+    ) -> list[str]:
+        """Scans that do not verify under a seq received verified before become dead letters
+        (``unverified_copy``): a changed copy must not overwrite the verified readings."""
+        kept: list[wire.Scan] = []
+        kept_results: list[str] = []
+        for scan, result in zip(decoded.scans, verified, strict=True):
+            if (
+                result != VERIFIED
+                and scan.seq is not None
+                and self.verifier.verified_before(topic.factory, topic.device, scan.seq)
+            ):
+                decoded.rejected.append(
+                    wire.Rejected(
+                        "unverified_copy",
+                        f"seq {scan.seq} was received signed and verified; this copy is "
+                        f"{result or 'not signed'}: kept here, the verified readings stay",
+                        f"scans[seq={scan.seq}]",
+                        wire.signed_scan_body(scan),
+                    )
+                )
+                continue
+            kept.append(scan)
+            kept_results.append(result)
+        decoded.scans = kept
+        return kept_results
 
     def _status(self, one: _MessageResult, msg: Incoming, topic: wire.Topic, received_ns: int) -> None:
         try:
@@ -223,6 +279,7 @@ class Ingest:
             return
         one.status = (topic.factory, topic.device, status.state)
         self._agent_metrics(topic, status.details)
+        one.chain_events = self.verifier.reported_drops(topic.factory, topic.device, status.details)
 
     def _agent_metrics(self, topic: wire.Topic, details: dict[str, Any]) -> None:
         """The agent's own figures from a JSON status: outbox drops, backlog and write errors,
@@ -399,6 +456,8 @@ class Ingest:
             log.warning("dead letters not pruned at start: %s", exc)
 
     def _write(self, result: BatchResult) -> None:
+        if result.chain_events:
+            self.store.write_points(ChainEvents.NAME, result.chain_events)
         try:
             self.store.write(result.readings)
         except StoreUnavailable:

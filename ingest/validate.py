@@ -9,6 +9,7 @@ would, because it is a real observation of an over-range event.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eit.bounds import time_problem
@@ -30,8 +31,11 @@ class Validator:
         self.registry = registry
         self.max_future_ns = int(max_future_s * NS_PER_S)
 
-    def check(self, topic: Topic, decoded: Decoded, now_ns: int) -> Checked:
-        """Raises DecodeError when the whole message must be rejected."""
+    def check(
+        self, topic: Topic, decoded: Decoded, now_ns: int, verified: Sequence[str] | None = None
+    ) -> Checked:
+        """Raises DecodeError when the whole message must be rejected. ``verified``: each scan's
+        signature result (ingest/verify.py), stored with its readings."""
         factory = self.registry.factories.get(topic.factory)
         if factory is None:
             raise DecodeError("unknown_factory", f"factory '{topic.factory}' is not in the site registry")
@@ -95,5 +99,16 @@ class Validator:
                 flag = scan.flags.get(name, "N")
                 if flag == "N" and (value > channel.range_max or value < channel.range_min):
                     flag = "T"
-                readings.append(Reading(topic.factory, topic.device, name, scan.ts_ns, value, flag, scan.seq))
+                readings.append(
+                    Reading(
+                        topic.factory,
+                        topic.device,
+                        name,
+                        scan.ts_ns,
+                        value,
+                        flag,
+                        scan.seq,
+                        verified[index] if verified is not None else "",
+                    )
+                )
         return Checked(readings, rejected)

@@ -41,6 +41,35 @@ def _edge_check(args: argparse.Namespace) -> int:
     return check(load_edge_config(args.config))
 
 
+def _edge_keygen(args: argparse.Namespace) -> int:
+    from edge.config import load_edge_config
+    from edge.keys import make_key
+
+    config = load_edge_config(args.config)
+    if config.signing_keys is None:
+        print(
+            f"{args.config}: signing: no keys folder configured; add `signing: {{keys: keys}}` to sign scans",
+            file=sys.stderr,
+        )
+        return 2
+    devices = args.device or [d.id for d in config.devices]
+    known = {d.id for d in config.devices}
+    for device in devices:
+        if device not in known:
+            print(f"{args.config}: devices: no device '{device}' in this agent", file=sys.stderr)
+            return 2
+    for device in devices:
+        made = make_key(config.signing_keys, device, rotate=args.rotate)
+        what = "made" if made.made else "kept"
+        print(f"{config.factory}/{device}: {what} {made.path} (key {made.key_id})")
+        verb = "rotate" if args.rotate else "add"
+        print(
+            f"  register on the server: eit devices key {verb} {config.factory} --device {device} "
+            f"--public-key {made.public_key} --config SERVER.yaml"
+        )
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from server.demo import run_demo
 
@@ -598,6 +627,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", required=True, help="agent configuration file (YAML)")
     p.set_defaults(func=_edge_check)
+    p = edge_sub.add_parser(
+        "keygen",
+        help="make each device's signing key (Ed25519, owner-only file) and print the public keys "
+        "to register",
+    )
+    p.add_argument("--config", required=True, help="agent configuration file (YAML) with signing.keys")
+    p.add_argument("--device", action="append", default=None, help="only this device (repeatable)")
+    p.add_argument("--rotate", action="store_true", help="move the existing key aside and make a new one")
+    p.set_defaults(func=_edge_keygen)
 
     p = sub.add_parser("demo", help="run the example town on one machine, nothing else needed")
     p.add_argument("--duration", type=float, default=None, help="stop after SECONDS (default: until Ctrl-C)")

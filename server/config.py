@@ -196,6 +196,13 @@ class StateSection(_Section):
         return url
 
 
+class SigningSection(_Section):
+    """``signing: {keys: device-keys.yaml}``: the devices' registered public keys (eit/devicekeys.py),
+    which `eit devices key add|rotate` write and the ingest verifies signed scans with."""
+
+    keys: Path | None = None  # default: data_dir/device-keys.yaml
+
+
 def _site_exists(path: Path) -> Path:
     if not path.is_file():
         raise ValueError(f"site registry {path} not found")
@@ -217,6 +224,7 @@ class ServeFile(_Section):
     health: HealthSettings = Field(default_factory=HealthSettings)
     notifiers: list[dict[str, Any]] = Field(default_factory=list)
     broker: BrokerAdmin = Field(default_factory=BrokerAdmin)
+    signing: SigningSection = Field(default_factory=SigningSection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +243,11 @@ class ServeConfig:
     state_url: str | None = field(default=None, repr=False)
     broker: BrokerAdmin = field(default_factory=BrokerAdmin)
     health: HealthSettings = field(default_factory=HealthSettings)
+    device_keys: Path | None = None  # default: data_dir/device-keys.yaml
+
+    @property
+    def device_keys_path(self) -> Path:
+        return self.device_keys or self.data_dir / "device-keys.yaml"
 
 
 def load_serve_config(path: Path | str, environ: dict[str, str] | None = None) -> ServeConfig:
@@ -301,6 +314,7 @@ class _Reader:
             notifiers=tuple(notifiers),
             broker=file.broker,
             health=file.health,
+            device_keys=file.signing.keys,
         )
 
     # -- plugin sections ---------------------------------------------------------------------------

@@ -107,6 +107,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--client-id", default=None, help="the agent's mqtt.client_id (default: the factory id)")
     p.set_defaults(func=run_revoke)
 
+    from server.devicekeys_cli import add_parsers as add_key_parsers
+
+    add_key_parsers(devices_sub)
+
 
 def _password(file: str | None, env: str | None, option: str) -> tuple[str, bool]:
     """(password, made here) from a file, a variable or a new random one."""

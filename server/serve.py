@@ -117,6 +117,7 @@ class Server:
             self.metrics,
             [self.engine, *extra_sinks],
             config.ingest,
+            device_keys=config.device_keys_path,
         )
         self.mqtt = MqttIngest(self.ingest, config.mqtt, self.supervisor)
         from ingest.selfstats import PlatformStats, StatusWatcher

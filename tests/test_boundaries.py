@@ -35,8 +35,8 @@ LAYERS: dict[str, set[str]] = {
 # Third-party packages the contract and the agent may use: what `pip install eit-monitor[edge]`
 # installs (orjson is optional in the wire decoder, which falls back to json).
 THIRD_PARTY = {
-    "eit": {"yaml", "paho", "orjson"},
-    "edge": {"yaml", "paho", "pymodbus", "serial"},
+    "eit": {"yaml", "paho", "orjson", "cryptography"},
+    "edge": {"yaml", "paho", "pymodbus", "serial", "cryptography"},
 }
 SERVER_ONLY = [
     "fastapi", "uvicorn", "amqtt", "requests", "prometheus_client", "ingest", "alerts", "pydantic",
@@ -113,7 +113,7 @@ def test_edge_extra_is_exactly_what_the_agent_needs() -> None:
         re.split(r"[<>=!~\[ ]", req, maxsplit=1)[0].lower()
         for req in project["optional-dependencies"]["edge"] + project["dependencies"]
     }
-    assert names == {"pyyaml", "paho-mqtt", "pymodbus", "pyserial"}
+    assert names == {"pyyaml", "paho-mqtt", "pymodbus", "pyserial", "cryptography"}
 
 
 def test_the_wheel_ships_the_layers_and_not_the_checkout_tools() -> None:

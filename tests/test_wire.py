@@ -42,7 +42,7 @@ BAD_MESSAGES: list[tuple[Any, str]] = [
     (b'{"v": 1, "scans": [', "not_json"),
     ([1, 2, 3], "bad_envelope"),
     ({"scans": [{"ts": 0, "values": {"a": 1}}]}, "bad_envelope"),
-    ({"v": 2, "scans": [{"ts": 0, "values": {"a": 1}}]}, "unsupported_version"),
+    ({"v": 3, "scans": [{"ts": 0, "values": {"a": 1}}]}, "unsupported_version"),
     ({"v": 1, "scans": []}, "bad_envelope"),
     ({"v": 1, "scans": {"ts": 0}}, "bad_envelope"),
     ({"v": 1, "scans": [{"ts": 0, "values": {"a": 1}}], "extra": 1}, "bad_envelope"),

@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from eit.model import FLAGS, Reading
 from eit.plugins import Kind
+from eit.signing import RESULTS
 from eit.store import (
     Bucket,
     FieldValue,
@@ -120,6 +121,8 @@ def line_protocol(readings: Sequence[Reading]) -> Iterator[str]:
             prefix = _series_prefix(key)
         value = r.value
         flag = flags.get(r.flag) or f",flag={_quote_string_field(r.flag)}"
+        if r.verified:
+            flag += _VERIFIED_FIELDS.get(r.verified) or f",verified={_quote_string_field(r.verified)}"
         if r.seq is None:
             yield f"{prefix}{value if type(value) is float else float(value)!r}{flag} {r.ts_ns}"
         else:
@@ -130,6 +133,7 @@ def line_protocol(readings: Sequence[Reading]) -> Iterator[str]:
 _SERIES_PREFIXES: dict[tuple[str, str, str], str] = {}
 _SERIES_PREFIXES_MAX = 100_000
 _FLAG_FIELDS = {flag: f",flag={_quote_string_field(flag)}" for flag in FLAGS}
+_VERIFIED_FIELDS = {v: f",{Readings.VERIFIED}={_quote_string_field(v)}" for v in RESULTS if v}
 
 
 def _series_prefix(key: tuple[str, str, str]) -> str:
@@ -338,20 +342,22 @@ class InfluxStore:
         limit: int | None = None,
     ) -> list[Reading]:
         q = (
-            f'SELECT "value", "flag", "seq" FROM "{MEASUREMENT}"'
+            f'SELECT "value", "flag", "seq", "verified" FROM "{MEASUREMENT}"'
             f"{self._where(factory, device, channel, start_ns, end_ns)} ORDER BY time ASC"
         )
         if limit is not None:
             q += f" LIMIT {int(limit)}"
         out: list[Reading] = []
         for series in self.query(q):
-            for ts, value, flag, seq in series["values"]:
+            for ts, value, flag, seq, verified in series["values"]:
                 if value is None:
                     # InfluxDB keeps each field apart: a query that runs while a point is being
                     # written can see its flag or seq and not yet its value. Such a point is in
                     # flight: the ingest hands it to the rules once its write returns.
                     continue
-                out.append(Reading(factory, device, channel, int(ts), float(value), flag or "N", seq))
+                out.append(
+                    Reading(factory, device, channel, int(ts), float(value), flag or "N", seq, verified or "")
+                )
         return out
 
     def aggregate(
@@ -410,8 +416,11 @@ class InfluxStore:
         channel: str | None = None,
         start_ns: int | None = None,
         end_ns: int | None = None,
+        verified: str | None = None,
     ) -> int:
         where = self._where(factory, device, channel, start_ns, end_ns)
+        if verified is not None:
+            where += (" AND " if where else " WHERE ") + f'"verified"={influxql_string(verified)}'
         q = f'SELECT count("value") FROM "{MEASUREMENT}"{where}'
         series = self.query(q)
         if not series:

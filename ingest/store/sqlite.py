@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS readings (
     value   REAL    NOT NULL,
     flag    TEXT    NOT NULL DEFAULT 'N',
     seq     INTEGER,
+    verified TEXT   NOT NULL DEFAULT '',
     PRIMARY KEY (factory, device, channel, ts_ns)
 ) WITHOUT ROWID;
 -- Derived points (hourly, rolling, daily, aqi, energy, platform): keyed like InfluxDB by
@@ -82,7 +83,12 @@ class SqliteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._conn_lock = threading.Lock()
-        self._db().executescript(_SCHEMA)
+        db = self._db()
+        db.executescript(_SCHEMA)
+        # A file from before signed scans: the readings' ``verified`` column is added in place.
+        columns = {row[1] for row in db.execute("PRAGMA table_info(readings)")}
+        if "verified" not in columns:
+            db.execute("ALTER TABLE readings ADD COLUMN verified TEXT NOT NULL DEFAULT ''")
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -96,10 +102,17 @@ class SqliteStore:
     def write(self, readings: Sequence[Reading]) -> None:
         if not readings:
             return
-        rows = [(r.factory, r.device, r.channel, r.ts_ns, r.value, r.flag, r.seq) for r in readings]
+        rows = [
+            (r.factory, r.device, r.channel, r.ts_ns, r.value, r.flag, r.seq, r.verified) for r in readings
+        ]
         db = self._db()
         with self._write_lock, self._errors(), immediate(db) as cur:
-            cur.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            cur.executemany(
+                "INSERT OR REPLACE INTO readings"
+                " (factory, device, channel, ts_ns, value, flag, seq, verified)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def readings(
         self,
@@ -111,15 +124,18 @@ class SqliteStore:
         limit: int | None = None,
     ) -> list[Reading]:
         sql = (
-            "SELECT ts_ns, value, flag, seq FROM readings WHERE factory=? AND device=? AND channel=?"
-            " AND ts_ns>=? AND ts_ns<? ORDER BY ts_ns"
+            "SELECT ts_ns, value, flag, seq, verified FROM readings"
+            " WHERE factory=? AND device=? AND channel=? AND ts_ns>=? AND ts_ns<? ORDER BY ts_ns"
         )
         params: list[object] = [factory, device, channel, start_ns, end_ns]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
         rows = self._db().execute(sql, params).fetchall()
-        return [Reading(factory, device, channel, ts, val, flag, seq) for ts, val, flag, seq in rows]
+        return [
+            Reading(factory, device, channel, ts, val, flag, seq, verified)
+            for ts, val, flag, seq, verified in rows
+        ]
 
     def aggregate(
         self,
@@ -159,11 +175,11 @@ class SqliteStore:
     def latest(self, factory: str | None = None, device: str | None = None) -> list[Reading]:
         where, params = _filters(factory, device, None)
         sql = (
-            "SELECT factory, device, channel, max(ts_ns), value, flag, seq FROM readings"
+            "SELECT factory, device, channel, max(ts_ns), value, flag, seq, verified FROM readings"
             f"{where} GROUP BY factory, device, channel ORDER BY factory, device, channel"
         )
         rows = self._db().execute(sql, params).fetchall()
-        return [Reading(f, d, c, ts, v, flag, seq) for f, d, c, ts, v, flag, seq in rows]
+        return [Reading(f, d, c, ts, v, flag, seq, ver) for f, d, c, ts, v, flag, seq, ver in rows]
 
     def count(
         self,
@@ -172,9 +188,13 @@ class SqliteStore:
         channel: str | None = None,
         start_ns: int | None = None,
         end_ns: int | None = None,
+        verified: str | None = None,
     ) -> int:
         where, params = _filters(factory, device, channel)
         clauses = [where[len(" WHERE ") :]] if where else []
+        if verified is not None:
+            clauses.append("verified=?")
+            params.append(verified)
         if start_ns is not None:
             clauses.append("ts_ns>=?")
             params.append(start_ns)

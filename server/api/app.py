@@ -160,6 +160,9 @@ def create_app(
         from server.api.routes_indicators import indicators_router
 
         app.include_router(indicators_router(ctx))
+        from server.api.routes_evidence import evidence_router
+
+        app.include_router(evidence_router(ctx))
         if settings.pages:
             from server.api.pages import mount_pages
 

@@ -217,6 +217,21 @@
       for (const { chart, box } of charts) chart.setSize({ width: Math.max(240, box.clientWidth), height: 220 });
     }, 150);
   });
+  // The share of the factory's readings signed at the meter and verified (docs/signing.md).
+  const VERIFIED_DAYS = 30;
+  async function loadVerified() {
+    const line = document.getElementById("factory-verified");
+    try {
+      const v = await api(`/api/v1/factories/${factoryId}/verification?days=${VERIFIED_DAYS}`);
+      line.textContent = v.verified_share === null
+        ? t("verified_share_none", { days: VERIFIED_DAYS })
+        : t("verified_share", { days: VERIFIED_DAYS, share: `${fmtNum(v.verified_share * 100)} %` });
+      line.hidden = false;
+    } catch (err) {
+      line.hidden = true;  // the charts' own message tells why the factory did not load
+    }
+  }
   showPeriod();
   load();
+  loadVerified();
 })();
