@@ -189,7 +189,8 @@ class ScanProbe:
             try:
                 with sqlite3.connect(f"file:{self.readings_db}?mode=ro", uri=True, timeout=1) as db:
                     rows = db.execute(
-                        "SELECT seq FROM readings WHERE factory=? AND device=? AND channel='so2' AND seq >= ?",
+                        "SELECT seq FROM readings"
+                        " WHERE factory=? AND device=? AND channel='so2' AND seq >= ?",
                         (F, D, min(self.published, default=0)),
                     ).fetchall()
             except sqlite3.Error:
