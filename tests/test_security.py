@@ -129,7 +129,8 @@ def test_the_api_answers_429_with_retry_after_and_counts_it(town_app: TownApp) -
     assert [r.status_code for r in codes] == [401] * 5 + [429]
     assert int(codes[-1].headers["retry-after"]) > 0
     assert "try again in" in codes[-1].json()["detail"]
-    assert town_app.metrics.get_sample_value("eit_http_logins_refused_total", {"reason": "account"}) >= 1
+    refused = town_app.metrics.get_sample_value("eit_http_logins_refused_total", {"reason": "account"})
+    assert refused is not None and refused >= 1
 
 
 # -- passwords ----------------------------------------------------------------------------------
