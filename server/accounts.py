@@ -32,6 +32,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy.exc import IntegrityError
 
 from eit.timeutil import NS_PER_S, ns_to_iso
+from server.passwords import MAX_LENGTH, MIN_LENGTH, password_problem
 from statedb import StateDb, open_state_db
 from statedb.tables import api_tokens, api_users
 
@@ -40,8 +41,8 @@ OPERATOR = "operator"
 ROLES = (*OFFICER_ROLES, OPERATOR)
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 NAME_HINT = "use 1-63 lower-case letters, digits, '.', '-' or '_', starting with a letter or digit"
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 1024
+MIN_PASSWORD_LENGTH = MIN_LENGTH
+MAX_PASSWORD_LENGTH = MAX_LENGTH
 
 
 class AccountError(ValueError):
@@ -77,11 +78,12 @@ def check_name(name: str) -> None:
         raise AccountError(f"user name {name!r} is not valid: {NAME_HINT}")
 
 
-def check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"the password is too short: at least {MIN_PASSWORD_LENGTH} characters")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise AccountError(f"the password is too long: at most {MAX_PASSWORD_LENGTH} characters")
+def check_password(password: str, role: str | None = None, name: str | None = None) -> None:
+    """Refuse a password too short or too easy to guess for an account of ``role`` (zxcvbn score
+    and the officers' length: server/passwords.py)."""
+    problem = password_problem(password, role=role, user=name)
+    if problem is not None:
+        raise AccountError(problem)
 
 
 def check_role(role: str, factory: str | None) -> None:
@@ -140,7 +142,7 @@ class Accounts:
         check_name(name)
         check_role(role, factory)
         check_officer_link(role, officer)
-        check_password(password)
+        check_password(password, role, name)
         digest = self._hasher.hash(password)
         try:
             with self.db.write() as conn:
@@ -198,7 +200,10 @@ class Accounts:
         return [_user(row) for row in rows]
 
     def set_password(self, name: str, password: str) -> None:
-        check_password(password)
+        user = self.get_user(name)
+        if user is None:
+            raise AccountError(f"no user '{name}'")
+        check_password(password, user.role, name)
         digest = self._hasher.hash(password)
         with self.db.write() as conn:
             changed = conn.execute(api_users.update().where(_u.name == name).values(password_hash=digest))

@@ -517,7 +517,8 @@ def _read_password(args: argparse.Namespace) -> tuple[str | None, bool]:
     """The password from --password-file or --password-env; else a new random one (True: made
     here, to be shown once)."""
     import os
-    import secrets
+
+    from server.passwords import generate_password
 
     if args.password_file:
         text = Path(args.password_file).read_text(encoding="utf-8").rstrip("\r\n")
@@ -528,7 +529,7 @@ def _read_password(args: argparse.Namespace) -> tuple[str | None, bool]:
             print(f"eit users: --password-env: variable {args.password_env} is not set", file=sys.stderr)
             return None, False
         return value, False
-    return secrets.token_urlsafe(15), True
+    return generate_password(), True
 
 
 def _registry_has_officer(site: Path, officer: str) -> bool:

@@ -72,6 +72,22 @@ def _existing_file(path: Path) -> Path:
 ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
 
 
+class LoginSection(_Section):
+    """Login throttling and hashing (server/api/loginguard.py)."""
+
+    # Attempts per client address within window_s (refilled evenly; a success gives one back).
+    per_address: int = Field(20, ge=1, le=100_000)
+    # Failed logins for one account from one address within window_s.
+    per_account_address: int = Field(5, ge=1, le=100_000)
+    # Failed logins for one account from all addresses within window_s after which an address
+    # that failed on it waits; an address that has not failed still gets its try.
+    per_account: int = Field(50, ge=1, le=100_000)
+    window_s: float = Field(300.0, ge=1, le=86_400)
+    # Password hashes at once (each takes 64 MiB); logins waiting beyond waiting_max get 429.
+    concurrent_hashes: int = Field(1, ge=1, le=64)
+    waiting_max: int = Field(16, ge=1, le=10_000)
+
+
 class HttpSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -88,6 +104,26 @@ class HttpSettings(_Section):
     # Requests from this machine (127.0.0.1, ::1) may read /metrics and /readyz without the token.
     # Turn off behind a reverse proxy on the same machine that does not pass X-Forwarded-For.
     trust_loopback: bool = True
+    # The reverse proxies whose X-Forwarded-For names the client (addresses or networks); from
+    # any other address the header is ignored, so a client cannot choose the address that login
+    # throttling and the loopback rule see.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    # Request bodies larger than this are refused (413) before they are read.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    login: LoginSection = LoginSection()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                example = "e.g. 10.0.0.5, 10.0.0.0/24"
+                raise ValueError(f"{item!r} is not an IP address or network ({example})") from None
+        return value
 
 
 class HealthSettings(_Section):

@@ -130,7 +130,7 @@ def run_demo(
     assert isinstance(serve_config.store, SqliteSettings)  # the demo's own store: {kind: sqlite}
     readings_db = serve_config.store.path
     server = Server(serve_config, extra_sinks=[console], on_alert=console.on_alert, registry=registry)
-    accounts = demo_accounts(server.accounts, registry)
+    accounts = demo_accounts(server.accounts, registry, data_dir)
     history = ""
     if history_hours > 0 and _count(readings_db) == 0:
         history = backfill(server.store, registry, site_dir / "edge", history_hours)
@@ -179,13 +179,15 @@ def run_demo(
 
 
 DEMO_ACCOUNTS = (
-    # name, role, password, factory (operators), the registry officer it logs in as: for trying
-    # the console on this machine only.
-    ("officer", "officer", "officer-demo", None, "duty-rayong"),
-    ("supervisor", "supervisor", "supervisor-demo", None, "supervisor-rayong"),
-    ("admin", "admin", "admin-demo", None, None),
-    ("operator", "operator", "operator-demo", "kaeng-khoi-biomass", None),
+    # name, role, factory (operators), the registry officer it logs in as: for trying the console
+    # on this machine. Their passwords are made at random (server/passwords.py) when an account
+    # is made and kept in DEMO_PASSWORDS of the data folder (owner-only) for the banner.
+    ("officer", "officer", None, "duty-rayong"),
+    ("supervisor", "supervisor", None, "supervisor-rayong"),
+    ("admin", "admin", None, None),
+    ("operator", "operator", "kaeng-khoi-biomass", None),
 )
+DEMO_PASSWORDS = "demo-passwords.txt"
 
 
 def backfill(store: Any, registry: Registry, edge_dir: Path, hours: float) -> str:
@@ -211,23 +213,51 @@ def backfill(store: Any, registry: Registry, edge_dir: Path, hours: float) -> st
     return f"{done.readings} readings of the last {hours:g} h of the simulated meters (first run)"
 
 
-def demo_accounts(accounts: Any, registry: Registry) -> str:
-    """Create the demo's accounts when missing; returns them as the banner shows them."""
+def demo_accounts(accounts: Any, registry: Registry, data_dir: Path) -> str:
+    """Create the demo's accounts when missing, each with a random strong password kept in
+    ``data_dir``/DEMO_PASSWORDS; returns them as the banner shows them. An account of an earlier
+    release's demo-data folder (its password was fixed and weak) gets a new one."""
     from eit.timeutil import now_ns
+    from server.passwords import generate_password
 
+    kept = _read_demo_passwords(data_dir / DEMO_PASSWORDS)
     shown = []
-    for name, role, password, factory, officer in DEMO_ACCOUNTS:
+    for name, role, factory, officer in DEMO_ACCOUNTS:
         if factory is not None and factory not in registry.factories:
             continue
         if officer not in registry.officers or accounts.account_of_officer(officer) is not None:
             officer = None  # another site registry, or another account logs in as that officer
         user = accounts.get_user(name)
+        password = kept.get(name)
         if user is None:
+            password = generate_password()
             accounts.add_user(name, role, password, now_ns(), factory, officer)
-        elif officer is not None and user.officer is None and user.role == role:
-            accounts.set_officer(name, officer)  # a demo-data folder of an earlier release
+        else:
+            if password is None:
+                password = generate_password()
+                accounts.set_password(name, password)
+            if officer is not None and user.officer is None and user.role == role:
+                accounts.set_officer(name, officer)  # a demo-data folder of an earlier release
+        kept[name] = password
         shown.append(f"{name}/{password}" + (f" ({factory})" if factory else ""))
+    _write_demo_passwords(data_dir / DEMO_PASSWORDS, kept)
     return "  ".join(shown)
+
+
+def _read_demo_passwords(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    pairs = (line.split(" ", 1) for line in path.read_text(encoding="utf-8").splitlines() if " " in line)
+    return {name: password for name, password in pairs}
+
+
+def _write_demo_passwords(path: Path, passwords: dict[str, str]) -> None:
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.writelines(f"{name} {password}\n" for name, password in sorted(passwords.items()))
+    os.chmod(path, 0o600)  # a file made before under a loose umask
 
 
 def _count(path: Path | None) -> int:

@@ -256,7 +256,9 @@ class Server:
             api_settings(self.config),
             liveness=self.liveness,
         )
-        self._http = HttpThread(app, self.config.http.host, self.config.http.port)
+        self._http = HttpThread(
+            app, self.config.http.host, self.config.http.port, self.config.http.trusted_proxies
+        )
         self.http_port = self._http.port
         self._http.start()
 
@@ -314,13 +316,24 @@ def run_serve(config: ServeConfig) -> int:
 def api_settings(config: ServeConfig) -> ApiSettings:
     """The HTTP app's settings from the ``http`` section."""
     from server.api import ApiSettings
+    from server.api.loginguard import LoginLimits
 
     http = config.http
+    login = http.login
     return ApiSettings(
         token_ttl_s=http.token_ttl_s,
         metrics_token=http.metrics_token.get_secret_value() if http.metrics_token else None,
         metrics_public=http.metrics_public,
         trust_loopback=http.trust_loopback,
+        login=LoginLimits(
+            per_address=login.per_address,
+            per_account_address=login.per_account_address,
+            per_account=login.per_account,
+            window_s=login.window_s,
+            concurrent_hashes=login.concurrent_hashes,
+            waiting_max=login.waiting_max,
+        ),
+        max_body_bytes=http.max_body_bytes,
     )
 
 
@@ -328,7 +341,7 @@ class HttpThread:
     """The HTTP app served by uvicorn in a thread, on a socket bound before it starts (so the port
     is known at once, and connections wait in the backlog while uvicorn starts)."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, trusted_proxies: Sequence[str] = ()) -> None:
         import socket
 
         import uvicorn
@@ -343,7 +356,16 @@ class HttpThread:
         self.sock.listen(128)
         self.host = host
         self.port: int = self.sock.getsockname()[1]
-        cfg = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        # X-Forwarded-For is read from the listed proxies only (none: never); uvicorn's own default
+        # (the FORWARDED_ALLOW_IPS variable, else 127.0.0.1) would not follow the configuration.
+        cfg = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            proxy_headers=bool(trusted_proxies),
+            forwarded_allow_ips=list(trusted_proxies) or None,
+        )
         self._server = uvicorn.Server(cfg)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self.sock]}, name="http", daemon=True
@@ -430,7 +452,7 @@ def run_api(config: ServeConfig) -> int:
 
     sources = api_sources(config, registry, store, alert_store, deadletters, accounts)
     app = create_app(readiness, CollectorRegistry(), sources, api_settings(config))
-    http = HttpThread(app, config.http.host, config.http.port)
+    http = HttpThread(app, config.http.host, config.http.port, config.http.trusted_proxies)
     http.start()
     log.info("HTTP API of town %s on http://%s:%d/", registry.town_id, config.http.host, http.port)
     print(f"eit api: http://{config.http.host}:{http.port}/  (API explorer: /docs)", flush=True)

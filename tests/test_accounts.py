@@ -58,7 +58,7 @@ def test_a_hash_with_old_parameters_is_replaced_at_login(accounts: Accounts) -> 
 
 
 def test_tokens_are_stored_hashed_and_expire(accounts: Accounts) -> None:
-    user = accounts.add_user("kk-op", "operator", "operator-pass", now_ns(), "kaeng-khoi-biomass")
+    user = accounts.add_user("kk-op", "operator", "kk-operator-pass-7", now_ns(), "kaeng-khoi-biomass")
     now = now_ns()
     token, expires = accounts.issue_token(user, now, 3600)
     assert expires == now + 3600 * NS_PER_S
@@ -92,11 +92,14 @@ def test_logout_disable_and_a_new_password_end_the_tokens(accounts: Accounts) ->
 @pytest.mark.parametrize(
     ("name", "role", "password", "factory", "problem"),
     [
-        ("Olivia", "officer", "long-enough", None, "is not valid"),
-        ("olivia", "king", "long-enough", None, "unknown role 'king'"),
-        ("olivia", "officer", "short", None, "too short: at least 8"),
-        ("olivia", "operator", "long-enough", None, "needs the factory"),
-        ("olivia", "officer", "long-enough", "kaeng-khoi-biomass", "give --factory only for operators"),
+        ("Olivia", "officer", "long-enough-for-all", None, "is not valid"),
+        ("olivia", "king", "long-enough-for-all", None, "unknown role 'king'"),
+        ("olivia", "officer", "short", None, "too short: at least 12"),
+        ("olivia", "operator", "short", "kaeng-khoi-biomass", "too short: at least 8"),
+        ("olivia", "officer", "password1234", None, "too easy to guess"),
+        ("olivia", "admin", "qwertyuiop12", None, "too easy to guess"),
+        ("olivia", "operator", "long-enough-for-all", None, "needs the factory"),
+        ("olivia", "officer", "long-enough-for-all", "kaeng-khoi-biomass", "--factory only for operators"),
     ],
 )
 def test_bad_accounts_are_refused_with_the_reason(
@@ -108,9 +111,9 @@ def test_bad_accounts_are_refused_with_the_reason(
 
 
 def test_an_account_name_is_taken_once(accounts: Accounts) -> None:
-    accounts.add_user("olivia", "officer", "long-enough", now_ns())
+    accounts.add_user("olivia", "officer", "long-enough-for-all", now_ns())
     with pytest.raises(AccountError, match="exists already"):
-        accounts.add_user("olivia", "admin", "long-enough", now_ns())
+        accounts.add_user("olivia", "admin", "long-enough-for-all", now_ns())
 
 
 # -- `eit users` -----------------------------------------------------------------------------------

@@ -671,3 +671,53 @@ def test_the_console_shows_an_alert_whose_notifications_failed_or_expired_with_t
         watch.clean()
     finally:
         context.close()
+
+
+# -- Redirects after logging in: this site's paths only ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "next_param",
+    [
+        "/%5Cevil.example/x",  # "/\evil.example/x": a browser reads the backslash as a slash
+        "/%09/evil.example/x",  # a tab, which the URL parser drops: "//evil.example/x"
+        "//evil.example/x",
+        "https:evil.example/x",
+        "/%5C/evil.example/x",
+        "%2F%2Fevil.example/x",
+        "javascript:alert(1)",
+    ],
+)
+def test_login_never_redirects_to_another_site(browser: Any, served: Served, next_param: str) -> None:
+    context = browser.new_context(viewport=PHONE, timezone_id="Asia/Bangkok")
+    elsewhere: list[str] = []
+
+    def refuse(route: Any) -> None:
+        elsewhere.append(route.request.url)
+        route.abort()
+
+    context.route(lambda url: not url.startswith(served.url), refuse)
+    page = context.new_page()
+    try:
+        page.goto(f"{served.url}/login?next={next_param}&lang=en")
+        page.fill("input[name=username]", "olivia")
+        page.fill("input[name=password]", password_of("olivia"))
+        page.click("button[type=submit]")
+        # An officer without a usable ``next`` lands on the console.
+        page.wait_for_url(f"{served.url}/console?lang=en", timeout=10000)
+        assert elsewhere == []
+    finally:
+        context.close()
+
+
+def test_login_goes_on_to_the_page_of_this_site_it_was_asked_for(browser: Any, served: Served) -> None:
+    context = browser.new_context(viewport=PHONE, timezone_id="Asia/Bangkok")
+    page = context.new_page()
+    try:
+        page.goto(f"{served.url}/login?next=/factory/kaeng-khoi-biomass&lang=en")
+        page.fill("input[name=username]", "olivia")
+        page.fill("input[name=password]", password_of("olivia"))
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{served.url}/factory/kaeng-khoi-biomass?lang=en", timeout=10000)
+    finally:
+        context.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from server.passwords import password_problem
 from testbed.services import EIT, REPO, free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -99,8 +100,12 @@ def test_demo_serves_the_console_with_its_accounts_and_a_day_of_history(
                 "the exceedance alert",
             )
         banner = "".join(lines)
-        accounts = dict(re.findall(r"(\w+)/(\w+-demo)", banner))
+        accounts = dict(re.findall(r"\b(officer|supervisor|admin|operator)/([\w-]{12,})", banner))
         assert set(accounts) == {"officer", "supervisor", "admin", "operator"}, banner
+        # Random and strong, as every account's (server/passwords.py): none of the fixed weak ones.
+        for name, password in accounts.items():
+            assert password_problem(password, role=name, user=name) is None, (name, password)
+        assert len(set(accounts.values())) == 4
         history = re.search(r"history  (\d+) readings of the last 24 h", banner)
         assert history and int(history.group(1)) > 20000, banner
         token = requests.post(

@@ -22,6 +22,8 @@ from eit import __version__
 from eit.errors import EitError
 from server.api.auth import Auth
 from server.api.common import Context
+from server.api.guards import install_guards
+from server.api.loginguard import LoginGuard, LoginLimits
 from server.api.routes_ops import Liveness, Readiness, ops_router
 from server.api.sources import ApiSources
 
@@ -51,6 +53,11 @@ class ApiSettings:
     metrics_token: str | None = field(default=None, repr=False)
     metrics_public: bool = False
     trust_loopback: bool = True
+    # Login throttling and hashing (server/api/loginguard.py).
+    login: LoginLimits = field(default_factory=LoginLimits)
+    # Request bodies larger than this are refused (413) before they are read or anyone is
+    # authenticated (server/api/guards.py).
+    max_body_bytes: int = 1024 * 1024
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
@@ -134,6 +141,7 @@ def create_app(
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=headers)
 
     auth = Auth(sources.accounts, sources.clock) if sources is not None else None
+    install_guards(app, settings.max_body_bytes, auth, metrics)
     app.include_router(
         ops_router(
             readiness,
@@ -155,7 +163,7 @@ def create_app(
         ctx = Context(sources, auth, settings.token_ttl_s)
         app.include_router(data_router(ctx))
         app.include_router(alerts_router(ctx))
-        app.include_router(admin_router(ctx))
+        app.include_router(admin_router(ctx, LoginGuard(settings.login), metrics))
         # Town indicators and the open-data package.
         from server.api.routes_indicators import indicators_router
 

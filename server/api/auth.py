@@ -10,9 +10,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,40 +57,6 @@ def unauthorized(detail: str) -> HTTPException:
 
 def forbidden(detail: str) -> HTTPException:
     return HTTPException(403, detail)
-
-
-class LoginThrottle:
-    """At most ``max_failures`` failed logins per user name within ``window_s``; then 429."""
-
-    def __init__(self, max_failures: int = 10, window_s: float = 900.0) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def retry_after(self, name: str) -> int:
-        """Seconds to wait before ``name`` may try again (0: now)."""
-        now = time.monotonic()
-        with self._lock:
-            q = self._failures.get(name)
-            if not q:
-                return 0
-            while q and now - q[0] > self.window_s:
-                q.popleft()
-            if len(q) < self.max_failures:
-                return 0
-            return max(1, int(self.window_s - (now - q[0])) + 1)
-
-    def failed(self, name: str) -> None:
-        with self._lock:
-            q = self._failures.setdefault(name, deque())
-            q.append(time.monotonic())
-            if len(self._failures) > 10_000:  # bounded memory under a flood of made-up names
-                self._failures.pop(next(iter(self._failures)))
-
-    def succeeded(self, name: str) -> None:
-        with self._lock:
-            self._failures.pop(name, None)
 
 
 class Auth:

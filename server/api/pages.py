@@ -8,13 +8,16 @@ Language: ``?lang=th`` or ``?lang=en``, else the browser's Accept-Language, else
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.openapi.docs import get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -40,6 +43,7 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-cache",
+    "X-Frame-Options": "DENY",
 }
 
 
@@ -154,16 +158,41 @@ def mount_pages(app: FastAPI, registry: Registry) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def api_explorer() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="EIT Monitor API",
-            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
-            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
-            swagger_favicon_url="/static/favicon.svg",
-            oauth2_redirect_url="/docs/oauth2-redirect",
-            swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False},
-        )
+        return HTMLResponse(API_EXPLORER, headers=PAGE_HEADERS | {"Content-Security-Policy": DOCS_CSP})
+
+    redirect_page = bytes(get_swagger_ui_oauth2_redirect_html().body).decode()
+    redirect_csp = _csp_for_inline_scripts(redirect_page)
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     def api_explorer_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
+        return HTMLResponse(redirect_page, headers=PAGE_HEADERS | {"Content-Security-Policy": redirect_csp})
+
+
+# The API explorer: Swagger UI, vendored, started by static/docs.js (no inline script). Swagger UI
+# sets inline styles; it is framed by nothing.
+API_EXPLORER = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css">
+<link rel="icon" href="/static/favicon.svg">
+<title>EIT Monitor API</title>
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/static/docs.js"></script>
+</body>
+</html>
+"""
+DOCS_CSP = CSP
+
+
+def _csp_for_inline_scripts(html: str) -> str:
+    """The pages' policy with the inline scripts of ``html`` allowed by their SHA-256 alone."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+        for body in re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL)
+    )
+    return CSP.replace("script-src 'self'", f"script-src 'self' {hashes}")

@@ -6,52 +6,75 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Response
+import anyio
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CollectorRegistry, Counter
 
 from eit.errors import EitError
 from eit.timeutil import NS_PER_S, ns_to_datetime, ns_to_iso
 from server.accounts import AccountError, check_name
-from server.api.auth import LoginThrottle, Principal, forbidden, unauthorized
+from server.api.auth import Principal, forbidden, unauthorized
 from server.api.common import Context, bad_parameter, errors
+from server.api.loginguard import LoginGuard, Refusal
 from server.api.routes_data import ID_REGEX
 from server.api.schemas import DeadLetterOut, DeadLettersOut, OfficerLinkIn, TokenOut, UserIn, UserOut
 
 MAX_REPORT_DAYS = 366
 
 
-def admin_router(ctx: Context) -> APIRouter:
+def admin_router(ctx: Context, guard: LoginGuard, metrics: CollectorRegistry) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     auth = ctx.auth
     accounts = ctx.sources.accounts
-    throttle = LoginThrottle()
+    hashes = anyio.CapacityLimiter(guard.limits.concurrent_hashes)
+    waiting = [0]  # logins waiting for or in a hash (the event loop's thread alone changes it)
+    logins_refused = Counter(
+        "eit_http_logins_refused",
+        "Logins refused before any password check (429), by rule: address, account, busy",
+        ["reason"],
+        registry=metrics,
+    )
+    login_failures = Counter(
+        "eit_http_login_failures", "Logins with a wrong name or password", registry=metrics
+    )
 
     @router.post(
         "/token",
         tags=["accounts"],
         summary="Log in (OAuth2 password flow): a bearer token for the Authorization header",
+        description="Failed logins are throttled per client address and per account"
+        " (server/api/loginguard.py): 429 with Retry-After, in seconds.",
         response_model=TokenOut,
         responses=errors(400, 401, 422, 429, 503),
     )
-    def token(
+    async def token(
+        request: Request,
         username: Annotated[str, Form(min_length=1, max_length=63)],
         password: Annotated[str, Form(min_length=1, max_length=1024)],
     ) -> Any:
-        wait = throttle.retry_after(username)
-        if wait:
-            raise HTTPException(
-                429,
-                f"too many failed logins for '{username}': try again in {wait} s",
-                headers={"Retry-After": str(wait)},
-            )
+        address = request.client.host if request.client is not None else "unknown"
+        if waiting[0] >= guard.limits.waiting_max:
+            raise too_many(Refusal("busy", 1))  # before admit: a busy answer costs no attempt
+        admitted = guard.admit(username, address)
+        if isinstance(admitted, Refusal):
+            raise too_many(admitted)
+        waiting[0] += 1
         try:
-            user = accounts.authenticate(username, password)
-            if user is None:
-                throttle.failed(username)
-                raise unauthorized("wrong user name or password")
-            throttle.succeeded(username)
+            # In a worker thread, at most concurrent_hashes at once; the wait holds no thread.
+            user = await anyio.to_thread.run_sync(accounts.authenticate, username, password, limiter=hashes)
+        except EitError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        finally:
+            waiting[0] -= 1
+        if user is None:
+            login_failures.inc()
+            raise unauthorized("wrong user name or password")
+        guard.succeeded(admitted)
+        try:
             now = ctx.now()
-            issued, expires = accounts.issue_token(user, now, ctx.token_ttl_s)
+            issued, expires = await anyio.to_thread.run_sync(accounts.issue_token, user, now, ctx.token_ttl_s)
         except EitError as exc:
             raise HTTPException(503, str(exc)) from exc
         return {
@@ -61,6 +84,16 @@ def admin_router(ctx: Context) -> APIRouter:
             "expires_at": ns_to_iso(expires),
             "user": user.to_json(),
         }
+
+    def too_many(refusal: Refusal) -> HTTPException:
+        logins_refused.labels(refusal.reason).inc()
+        wait = refusal.retry_after_s
+        text = {
+            "address": f"too many logins from this address: try again in {wait} s",
+            "account": f"too many failed logins for this account from this address: try again in {wait} s",
+            "busy": f"the server is checking many logins at once: try again in {wait} s",
+        }[refusal.reason]
+        return HTTPException(429, text, headers={"Retry-After": str(wait)})
 
     @router.post(
         "/logout",

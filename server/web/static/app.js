@@ -33,7 +33,9 @@ const EIT = (() => {
   };
 
   class ApiError extends Error {
-    constructor(status, detail) { super(detail); this.status = status; this.detail = detail; }
+    constructor(status, detail, retryAfter) {
+      super(detail); this.status = status; this.detail = detail; this.retryAfter = retryAfter || null;
+    }
   }
 
   async function request(path, opts = {}) {
@@ -53,7 +55,7 @@ const EIT = (() => {
     if (r.status === 204) return { response: r, data: null };
     const type = r.headers.get("content-type") || "";
     const data = type.includes("json") ? await r.json() : await r.text();
-    if (!r.ok) throw new ApiError(r.status, (data && data.detail) || r.statusText);
+    if (!r.ok) throw new ApiError(r.status, (data && data.detail) || r.statusText, r.headers.get("retry-after"));
     return { response: r, data };
   }
 
