@@ -34,10 +34,10 @@ def _edge_run(args: argparse.Namespace) -> int:
 
 
 def _edge_check(args: argparse.Namespace) -> int:
-    from edge.check import check
-    from edge.config import load_edge_config
+    from edge.check import check, load_for_check
 
-    return check(load_edge_config(args.config))
+    config, broker_problems = load_for_check(args.config)
+    return check(config, broker_problems=broker_problems)
 
 
 def _demo(args: argparse.Namespace) -> int:
