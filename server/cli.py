@@ -101,23 +101,18 @@ def _dead_letters(args: argparse.Namespace) -> int:
 
 
 def _alerts(args: argparse.Namespace) -> int:
-    from alerts.state import open_alert_store
-    from server.config import load_serve_config
+    from server.alertview import AlertPrinter, open_alert_source
 
-    config = load_serve_config(args.config)
-    store = open_alert_store(config.state_url, config.state_path)
+    source = open_alert_source(args.config, args.data_dir)
     try:
-        alerts = store.list(state=args.state, factory=args.factory, limit=args.limit)
+        alerts = source.store.list(state=args.state, factory=args.factory, limit=args.limit)
     finally:
-        store.close()
+        source.store.close()
     if args.json:
         print(json.dumps([a.to_json() for a in alerts], ensure_ascii=False, indent=2))
     else:
-        for a in alerts:
-            print(
-                f"#{a.id} {a.state:8} {a.severity:8} {a.factory}/{a.device} {a.parameter}"
-                f" [{a.rule}] {a.message}"
-            )
+        for line in AlertPrinter(source.timezone).lines(alerts):
+            print(line)
     return 0
 
 
@@ -330,25 +325,30 @@ def _integrity(args: argparse.Namespace) -> int:
 
 def _alert_action(args: argparse.Namespace) -> int:
     from alerts.model import LifecycleError
-    from alerts.state import open_alert_store
     from eit.timeutil import now_ns
-    from server.config import load_serve_config
+    from server.alertview import AlertPrinter, open_alert_source
 
-    config = load_serve_config(args.config)
-    store = open_alert_store(config.state_url, config.state_path)
+    source = open_alert_source(args.config, args.data_dir)
+    store = source.store
     try:
         if args.action == "show":
             alert = store.get(args.id)
             if alert is None:
-                print(f"eit alert: no alert #{args.id}", file=sys.stderr)
+                print(f"eit alert: no alert #{args.id} in {source.where}", file=sys.stderr)
                 return 1
-            print(
-                json.dumps(
-                    alert.to_json() | {"audit": [e.to_json() for e in store.audit(args.id)]},
-                    ensure_ascii=False,
-                    indent=2,
-                )
-            )
+            exceedances = store.exceedances(case_id=args.id)
+            responses = store.responses(args.id)
+            audit = store.audit(args.id)
+            if args.json:
+                doc = alert.to_json() | {
+                    "exceedances": [e.to_json() for e in exceedances],
+                    "responses": [r.to_json() for r in responses],
+                    "audit": [e.to_json() for e in audit],
+                }
+                print(json.dumps(doc, ensure_ascii=False, indent=2))
+            else:
+                for line in AlertPrinter(source.timezone).detail(alert, exceedances, responses, audit):
+                    print(line)
             return 0
         if not args.by:
             print("eit alert: --by WHO is required (the audit trail names who did it)", file=sys.stderr)
@@ -553,12 +553,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_devices_parsers(sub)
 
-    p = sub.add_parser("alerts", help="list alerts")
-    p.add_argument("--config", required=True)
+    def alert_state_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--config", default=None, help="serve.yaml naming the state database (default: --data-dir)"
+        )
+        p.add_argument(
+            "--data-dir",
+            default="data",
+            help="the folder eit demo or eit serve keeps its data in, when no --config (default: ./data;"
+            " the demo's: demo-data)",
+        )
+
+    p = sub.add_parser("alerts", help="list alerts (of eit serve or eit demo)")
+    alert_state_options(p)
     p.add_argument("--state", choices=("open", "acknowledged", "resolved", "closed", "active"), default=None)
     p.add_argument("--factory", default=None)
     p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="JSON (UTC times) instead of text for people")
     p.set_defaults(func=_alerts)
 
     dash = sub.add_parser(
@@ -606,7 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("alert", help="act on one alert: ack, assign, note, resolve, close, show")
     p.add_argument("action", choices=("ack", "assign", "note", "resolve", "close", "show"))
     p.add_argument("id", type=int)
-    p.add_argument("--config", required=True)
+    alert_state_options(p)
+    p.add_argument("--json", action="store_true", help="show: the alert as JSON (UTC times)")
     p.add_argument("--by", default=None, help="who does it (an officer id), kept in the audit trail")
     p.add_argument("--note", default=None)
     p.add_argument("--to", default=None, help="assign: the officer to assign it to")

@@ -154,7 +154,7 @@ def test_eit_alert_acknowledges_notes_resolves_and_closes_with_an_audit_trail(tm
     store.close()
     closed = eit("close", str(alert.id), "--by", "supervisor-rayong", "--note", "reviewed")
     assert closed.returncode == 0 and closed.stdout.startswith(f"#{alert.id} closed")
-    shown = json.loads(eit("show", str(alert.id)).stdout)
+    shown = json.loads(eit("show", str(alert.id), "--json").stdout)
     assert shown["state"] == "closed" and shown["assignee"] == "duty-rayong"
     assert [(e["actor"], e["action"]) for e in shown["audit"]] == [
         ("engine", "opened"),
