@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from eit.confread import Problems, Section, read_yaml
+from eit.errors import ConfigError
 from eit.model import ID_HINT, ID_PATTERN
 from eit.standards import (
     SITE_VALUES,
@@ -281,7 +282,14 @@ def _read_factory(
 
 def _read_device(sec: Section, standards: Standards, estate: Estate | None, problems: Problems) -> Device:
     did = sec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
-    kind = sec.text("kind", choices=DEVICE_KINDS)
+    # A wrong kind is raised after the device's channels are checked (against no kind), so that
+    # their problems are found in the same run.
+    kind: str | None = None
+    kind_error: ConfigError | None = None
+    try:
+        kind = sec.text("kind", choices=DEVICE_KINDS)
+    except ConfigError as exc:
+        kind_error = exc
     device_preset = _preset_id(sec, standards, kind)
     site_values: dict[str, float] = {}
     for name in SITE_VALUES:
@@ -309,6 +317,8 @@ def _read_device(sec: Section, standards: Standards, estate: Estate | None, prob
                     if lim.site_value == name
                 ]
                 sec.fail(name, f"no channel here has a limit made from it (only {', '.join(users)})")
+    if kind_error is not None or kind is None:
+        raise kind_error or ConfigError(sec.source, sec.key_path("kind"), "required key is missing")
     device = Device(
         id=did,
         kind=kind,
@@ -321,7 +331,7 @@ def _read_device(sec: Section, standards: Standards, estate: Estate | None, prob
     return device
 
 
-def _preset_id(sec: Section, standards: Standards, kind: str) -> str | None:
+def _preset_id(sec: Section, standards: Standards, kind: str | None) -> str | None:
     preset = sec.text("standard", None)
     if preset is None:
         return None
@@ -329,7 +339,7 @@ def _preset_id(sec: Section, standards: Standards, kind: str) -> str | None:
         close = [p for p in standards.presets if p.startswith(preset.rsplit(".", 1)[0])]
         hint = f" (did you mean {', '.join(sorted(close))}?)" if close else ""
         sec.fail("standard", f"unknown preset '{preset}'{hint}")
-    if standards.presets[preset].kind != kind:
+    if kind is not None and standards.presets[preset].kind != kind:
         sec.fail("standard", f"preset '{preset}' is for {standards.presets[preset].kind} devices, not {kind}")
     return str(preset)
 
@@ -338,7 +348,7 @@ def _read_channel(
     sec: Section,
     standards: Standards,
     device_preset: str | None,
-    kind: str,
+    kind: str | None,
     estate: Estate | None,
     site_values: dict[str, float],
     used_site_values: set[str],

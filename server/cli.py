@@ -55,7 +55,15 @@ def _demo(args: argparse.Namespace) -> int:
 def _registry_check(args: argparse.Namespace) -> int:
     from eit.registry import load_registry
 
-    reg = load_registry(args.file)
+    try:
+        reg = load_registry(args.file)
+    except ConfigError as exc:
+        # Every problem at once, each with its line and the ids of the items it is in.
+        for problem in sorted(exc.problems, key=lambda p: p.line or 0):
+            print(f"eit: configuration error: {problem}", file=sys.stderr)
+        noun = "problem" if len(exc.problems) == 1 else "problems"
+        print(f"{args.file}: {len(exc.problems)} {noun} found", file=sys.stderr)
+        return 2
     channels = sum(len(d.channels) for f in reg.factories.values() for d in f.devices.values())
     print(
         f"{args.file}: ok: town {reg.town_id}, {len(reg.factories)} factories, "
@@ -193,7 +201,6 @@ def _store_for(args: argparse.Namespace) -> tuple[Store, float]:
 def _import(args: argparse.Namespace) -> int:
     from alerts.importer import import_csv
     from eit.registry import load_registry
-    from eit.timeutil import ns_to_iso
 
     registry = load_registry(args.site)
     store, _ = _store_for(args)
@@ -206,14 +213,8 @@ def _import(args: argparse.Namespace) -> int:
         store.close()
     for line in result.errors:
         print(line, file=sys.stderr)
-    span = ""
-    if result.first_ns is not None and result.last_ns is not None:
-        span = f" from {ns_to_iso(result.first_ns)} to {ns_to_iso(result.last_ns)}"
-    rejected = sum(result.rejected.values())
-    print(
-        f"{args.file}: {result.imported} readings imported{span}, {rejected} rows rejected"
-        f"{' ' + dict(result.rejected).__repr__() if rejected else ''}; {result.hours} hours averaged"
-    )
+    for line in result.summary(args.file, registry.timezone):
+        print(line)
     return 0 if result.imported or not result.rows else 1
 
 
