@@ -49,6 +49,8 @@ def _demo(args: argparse.Namespace) -> int:
         Path(args.site) if args.site else None,
         args.http_port,
         history_hours=args.history_hours,
+        summary_s=args.summary_s,
+        every_reading=args.every_reading,
     )
 
 
@@ -535,6 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=24.0,
         help="on the first run, simulate this many past hours so the charts have a history (0: none)",
     )
+    p.add_argument(
+        "--summary-s", type=float, default=10.0, help="print a summary line every SECONDS (default 10)"
+    )
+    p.add_argument("--every-reading", action="store_true", help="print every reading as well")
     p.set_defaults(func=_demo)
 
     reg = sub.add_parser("registry", help="site registry tools")
