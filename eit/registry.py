@@ -7,6 +7,7 @@ Every error names the file, the key path and the problem, e.g.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -72,6 +73,17 @@ class Estate:
 
 
 @dataclass(frozen=True, slots=True)
+class FactoryContact:
+    """Someone at a factory who is told of the factory's own alerts (by e-mail, or by the Apprise
+    URLs the server's notifier configuration gives for ``FACTORY/ID``)."""
+
+    id: str
+    name: str
+    email: str
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
 class Factory:
     id: str
     name: str
@@ -83,6 +95,7 @@ class Factory:
     estate: str
     devices: dict[str, Device]
     public: bool = True
+    contacts: tuple[FactoryContact, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,9 +288,36 @@ def _read_factory(
         estate=estate_name,
         devices=devices,
         public=sec.boolean("public", True),
+        contacts=_read_contacts(sec, fid, problems),
     )
     sec.finish()
     return factory
+
+
+# An e-mail address as the registry takes it: something@somewhere.tld, without spaces.
+EMAIL_PATTERN = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+")
+
+
+def _read_contacts(sec: Section, factory: str, problems: Problems) -> tuple[FactoryContact, ...]:
+    """``contacts:`` of a factory: who at the factory hears of its alerts."""
+    contacts: dict[str, FactoryContact] = {}
+    for csec in sec.sections("contacts"):
+        with problems.gather():
+            cid = csec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
+            email = csec.text("email", "")
+            if email and not EMAIL_PATTERN.fullmatch(email):
+                csec.fail("email", f"'{email}' is not an e-mail address (name@example.org)")
+            contact = FactoryContact(
+                id=cid,
+                name=csec.text("name", cid),
+                email=email,
+                language=csec.text("language", "th", choices=LANGUAGES),
+            )
+            csec.finish()
+            if cid in contacts:
+                csec.fail("id", f"contact '{cid}' is defined twice in factory '{factory}'")
+            contacts[cid] = contact
+    return tuple(contacts.values())
 
 
 def _read_device(sec: Section, standards: Standards, estate: Estate | None, problems: Problems) -> Device:

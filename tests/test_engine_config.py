@@ -40,7 +40,7 @@ def test_rule_settings_have_the_documented_defaults(tmp_path: Path) -> None:
         ({"rules": {"rate_of_change": {"so2": -1}}}, "rules.rate_of_change.so2: expected a positive number"),
         ({"rules": {"completness": 0.8}}, "rules.completness: unknown key"),
         ({"state": {"url": "mysql://x"}}, "state.url: expected a postgresql:// URL"),
-        ({"notifiers": [{"kind": "apprise"}]}, "notifiers[0].urls: give Apprise URLs"),
+        ({"notifiers": [{"kind": "apprise", "contacts": {"f/c": 5}}]}, "notifiers[0].contacts.f/c: "),
         ({"notifiers": [{"kind": "email", "host": "x"}]}, "notifiers[0].from: required key is missing"),
         (
             {"notifiers": [{"kind": "webhook", "url": "ftp://x"}]},
