@@ -69,7 +69,8 @@ def _registry_check(args: argparse.Namespace) -> int:
     channels = sum(len(d.channels) for f in reg.factories.values() for d in f.devices.values())
     print(
         f"{args.file}: ok: town {reg.town_id}, {len(reg.factories)} factories, "
-        f"{reg.device_count} devices, {channels} channels, {len(reg.officers)} officers"
+        f"{reg.device_count} devices, {channels} channels, {len(reg.officers)} officers, "
+        f"{sum(len(f.contacts) for f in reg.factories.values())} factory contacts"
     )
     return 0
 

@@ -56,5 +56,6 @@ def test_registry_check_reports_every_problem_by_id_and_line(
 def test_registry_check_of_a_good_registry_says_what_it_holds(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["registry", "check", str(EXAMPLE_SITE)]) == 0
     assert capsys.readouterr().out == (
-        f"{EXAMPLE_SITE}: ok: town map-ta-phut, 3 factories, 4 devices, 16 channels, 2 officers\n"
+        f"{EXAMPLE_SITE}: ok: town map-ta-phut, 3 factories, 4 devices, 16 channels, 2 officers,"
+        " 1 factory contacts\n"
     )
