@@ -35,7 +35,7 @@
     if (!own) said.textContent = t("prefs_language_registry", { language: r.language });
     options.elements.language.value = p.language || EIT.lang;
     const items = p.channels.map((c) => el("li", { class: "channel", "data-channel": c.id },
-      el("span", { class: "badge" }, c.kind), " ", el("span", { class: "address" }, c.address), " ",
+      el("span", { class: "badge" }, c.kind), el("span", { class: "address" }, c.address),
       el("button", { type: "button", class: "secondary", "aria-label": `${t("prefs_remove")} ${c.address}`, onclick: () => remove(c) }, t("prefs_remove"))));
     document.getElementById("prefs-channels").replaceChildren(...(items.length ? items : [el("li", { class: "hint" }, t("prefs_no_channels"))]));
     const missing = [...new Set(p.channels.map((c) => c.kind))].filter((k) => !p.kinds_delivered.includes(k));
@@ -83,6 +83,7 @@
   document.addEventListener("DOMContentLoaded", async () => {
     if (!session.get()) {
       message.textContent = t("need_login");
+      document.body.dataset.loaded = "true";
       return;
     }
     try {
@@ -90,5 +91,6 @@
     } catch (err) {
       message.textContent = EIT.explain(err);
     }
+    document.body.dataset.loaded = "true";
   });
 })();
