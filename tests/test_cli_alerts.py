@@ -5,20 +5,41 @@ refused and left as it was."""
 from __future__ import annotations
 
 import json
-import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from alerts.state import open_alert_store
 from eit.timeutil import parse_iso_ns
-from testbed.services import EIT, REPO
+from server.cli import main
 
 KEY = ("kaeng-khoi-biomass", "boiler-1", "so2", "limit")
 OPENED = parse_iso_ns("2026-11-30T05:54:08Z")  # 12:54:08 in Bangkok
 HOUR = parse_iso_ns("2026-11-30T05:00:00Z")
 
 
-def eit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EIT, *args], capture_output=True, text=True, cwd=REPO, timeout=60)
+@dataclass(frozen=True, slots=True)
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+Eit = Callable[..., Ran]
+
+
+@pytest.fixture
+def eit(capsys: pytest.CaptureFixture[str]) -> Eit:
+    """`eit ARGS` run in this process, as the console entry point runs it."""
+
+    def run(*args: str) -> Ran:
+        code = main(list(args))
+        out = capsys.readouterr()
+        return Ran(code, out.out, out.err)
+
+    return run
 
 
 def demo_data(tmp_path: Path) -> Path:
@@ -50,7 +71,7 @@ def demo_data(tmp_path: Path) -> Path:
     return data_dir
 
 
-def test_alerts_lists_the_demo_data_for_people_in_bangkok_time(tmp_path: Path) -> None:
+def test_alerts_lists_the_demo_data_for_people_in_bangkok_time(tmp_path: Path, eit: Eit) -> None:
     data_dir = demo_data(tmp_path)
     out = eit("alerts", "--data-dir", str(data_dir))
     assert out.returncode == 0, out.stderr
@@ -65,7 +86,7 @@ def test_alerts_lists_the_demo_data_for_people_in_bangkok_time(tmp_path: Path) -
     assert [a["id"] for a in as_json] == [2, 1] and as_json[1]["opened_at"] == "2026-11-30T05:54:08Z"
 
 
-def test_alert_show_prints_the_case_its_exceedances_responses_and_audit(tmp_path: Path) -> None:
+def test_alert_show_prints_the_case_its_exceedances_responses_and_audit(tmp_path: Path, eit: Eit) -> None:
     data_dir = demo_data(tmp_path)
     out = eit("alert", "show", "1", "--data-dir", str(data_dir))
     assert out.returncode == 0, out.stderr
@@ -95,7 +116,7 @@ def test_alert_show_prints_the_case_its_exceedances_responses_and_audit(tmp_path
     assert acked.returncode == 0 and acked.stdout.startswith("#1 acknowledged"), acked.stderr
 
 
-def test_a_folder_without_alert_state_is_refused_and_left_untouched(tmp_path: Path) -> None:
+def test_a_folder_without_alert_state_is_refused_and_left_untouched(tmp_path: Path, eit: Eit) -> None:
     empty = tmp_path / "nothing-ran-here"
     empty.mkdir()
     for args in (("alerts",), ("alert", "show", "1")):
