@@ -59,3 +59,32 @@ def test_registry_check_of_a_good_registry_says_what_it_holds(capsys: pytest.Cap
         f"{EXAMPLE_SITE}: ok: town map-ta-phut, 3 factories, 4 devices, 16 channels, 2 officers,"
         " 1 factory contacts\n"
     )
+
+
+def test_factory_contacts_are_checked_with_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = EXAMPLE_SITE.read_text(encoding="utf-8")
+    contact = (
+        "      - {id: env-manager, name: Environmental manager, email: env.manager@kaengkhoi.example,"
+        " language: th}"
+    )
+    assert contact in text
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        text.replace(
+            contact,
+            "      - {id: env-manager, email: manager at kaengkhoi, language: th}\n"
+            "      - {id: env-manager, email: second@kaengkhoi.example, phone: '038 000 000'}\n"
+            "      - {id: night-shift, email: night@kaengkhoi.example, language: lo}",
+        ),
+        encoding="utf-8",
+    )
+    assert main(["registry", "check", str(site)]) == 2
+    err = capsys.readouterr().err
+    first = line_of(site, "manager at kaengkhoi")
+    where = "factories[kaeng-khoi-biomass].contacts"
+    assert f"{site}:{first}: {where}[0].email: 'manager at kaengkhoi' is not an e-mail address" in err
+    assert f"{site}:{first + 1}: {where}[1].phone: unknown key" in err
+    assert f"{site}:{first + 2}: {where}[night-shift].language: 'lo' is not one of th, en" in err
+    assert f"{site}: 3 problems found" in err

@@ -142,6 +142,8 @@ def test_preferences_page_and_api_add_channels_and_mute_non_critical_never_criti
     assert me["routing"]["as"] == "officer" and me["routing"]["officer"] == "duty-rayong"
     assert me["routing"]["email"] == "duty.rayong@example.org" and me["channels"] == []
     assert me["mute_non_critical"] is False and me["critical_always_sent"] is True
+    # An account that is no registry officer is routed nothing: it is told so.
+    assert c.get("/api/v1/me/notifications", headers=town.headers("ada")).json()["routing"] == {"as": "none"}
 
     added = c.post(
         "/api/v1/me/notifications/channels",
