@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from alerts.recompute import recompute
 from alerts.settings import RuleSettings
@@ -29,7 +30,7 @@ from eit.bounds import MAX_FUTURE_S, time_problem
 from eit.model import FLAGS, Reading
 from eit.registry import Registry
 from eit.store import Store
-from eit.timeutil import NS_PER_S, parse_iso_ns
+from eit.timeutil import NS_PER_S, ns_to_datetime, parse_iso_ns
 
 COLUMNS = ("time", "factory", "device", "channel", "value", "flag")
 CHUNK = 5000
@@ -48,6 +49,32 @@ class ImportResult:
     hours: int = 0
     first_ns: int | None = None
     last_ns: int | None = None
+    by_factory: Counter[str] = field(default_factory=Counter)
+
+    def summary(self, source: str, timezone: str) -> list[str]:
+        """What was imported, as people read it: counts with thousands separators, the period in
+        the town's local time, the rejected rows by reason in words."""
+        zone = ZoneInfo(timezone)
+
+        def local(ts_ns: int) -> str:
+            return ns_to_datetime(ts_ns).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+        rejected = sum(self.rejected.values())
+        lines = [f"{source}: {self.imported:,} of {self.rows:,} rows imported"]
+        if self.first_ns is not None and self.last_ns is not None:
+            lines.append(f"  period     {local(self.first_ns)} to {local(self.last_ns)} ({timezone})")
+        for factory, count in sorted(self.by_factory.items()):
+            lines.append(f"  factory    {factory}: {count:,} readings")
+        if rejected:
+            reasons = ", ".join(
+                f"{n:,} {reason.replace('_', ' ')}" for reason, n in self.rejected.most_common()
+            )
+            shown = f"; the first {len(self.errors)} above, by line" if self.errors else ""
+            lines.append(f"  rejected   {rejected:,} rows: {reasons}{shown}")
+        else:
+            lines.append("  rejected   none")
+        lines.append(f"  averaged   {self.hours:,} hours (hourly, rolling and daily results recomputed)")
+        return lines
 
 
 class RowError(ValueError):
@@ -184,6 +211,7 @@ def import_csv(
     if not readings:
         return result
     result.first_ns, result.last_ns = readings[0].ts_ns, readings[-1].ts_ns
+    result.by_factory.update(r.factory for r in readings)
     factories = {r.factory for r in readings}
     done = recompute(registry, store, result.first_ns, result.last_ns + 1, factories, settings)
     result.hours = done.hours

@@ -73,5 +73,12 @@ def headline(event: AlertEvent, language: str) -> str:
     )
 
 
-def footer(alert: Alert, language: str) -> str:
-    return str(_templates()["footer"][language]).format(id=alert.id)
+def footer(alert: Alert, language: str, role: str = "officer") -> str:
+    """The last line of a notification: how an officer acknowledges it; for a factory's own
+    people (``role`` factory or operator), where the factory answers it."""
+    key = "footer_factory" if role in FACTORY_ROLES else "footer"
+    return str(_templates()[key][language]).format(id=alert.id)
+
+
+# Recipients who are the factory's own people, not officers (alerts/notifiers/preferences.py).
+FACTORY_ROLES = frozenset({"factory", "operator"})

@@ -284,10 +284,7 @@ class Agent:
             if state.state == self.clock_state.state:
                 return
             before, self.clock_state = self.clock_state, state
-        if state.state == "ok":
-            log.info("clock: %s now (was %s)", state.state, before.state)
-        else:
-            log.error("clock: %s: %s", state.state, state.problem)
+        _log_clock(state, before)
         for publisher in self.publishers.values():
             publisher.request_status()
 
@@ -303,7 +300,7 @@ class Agent:
             " (TLS)" if self.config.mqtt.tls else "",
         )
         if self.clock_state.state != "ok":
-            log.error("clock: %s: %s", self.clock_state.state, self.clock_state.problem)
+            _log_clock(self.clock_state, None)
         if self.config.metrics is not None:
             from edge.metrics import serve_metrics
 
@@ -351,3 +348,35 @@ class Agent:
                 return True
             time.sleep(0.1)
         return self.outbox.count() == 0
+
+
+class _ClockLog:
+    """The machine has one clock: the agents of one process (`eit demo` runs three) log each
+    change of its state once, not once each."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: str | None = None
+
+    def first_to_see(self, state: str) -> bool:
+        with self._lock:
+            if state == self._last:
+                return False
+            self._last = state
+            return True
+
+
+_CLOCK_LOG = _ClockLog()
+
+
+def _log_clock(state: ClockState, before: ClockState | None) -> None:
+    if not _CLOCK_LOG.first_to_see(state.state):
+        return
+    if state.state == "ok":
+        log.info("clock: ok now (was %s)", before.state if before else "unknown")
+    elif state.known_wrong:
+        log.error("clock: %s: %s", state.state, state.problem)  # its scans are flagged D
+    else:
+        # Not synchronised: the scans are kept unflagged; the time may drift, which the operator
+        # should fix, but nothing is wrong with the data yet.
+        log.warning("clock: %s: %s", state.state, state.problem)

@@ -1,30 +1,38 @@
 """`eit edge check --config FILE`: what works and what does not, in words an operator can act on.
 
 It checks the configuration (errors name the key and the problem), the clock, the outbox, reads
-every meter once, and logs in to the broker. For a Modbus meter it prints, for every channel, the
+every meter once, and logs in to the broker: the meters first, so that a broker setting or a
+credential that is wrong (a missing password file, a CA file that holds no certificate) is one
+failed item of the report, not the end of it. Nothing is written: the outbox is read read-only
+and not created when it does not exist yet. For a Modbus meter it prints, for every channel, the
 raw registers, the value they decode to with the configured map, and, when that value looks
 wrong, the same registers read every other way (type, word order, byte order) so that the right
 map can be picked from the output alone. Nothing is published.
 
-Exit status: 0 when everything works (warnings allowed), 1 when something does not.
+Exit status: 0 when everything works (warnings allowed), 1 when something does not, 2 when the
+configuration outside its ``mqtt`` section cannot be read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import product
+from pathlib import Path
 from typing import Any
 
 from edge.clock import ClockWatch
-from edge.config import DeviceConfig, EdgeConfig
+from edge.config import DeviceConfig, EdgeConfig, parse_edge_config
 from edge.drivers.base import DriverError
-from edge.outbox import Outbox
+from eit.confread import apply_env_overrides, read_yaml
+from eit.errors import ConfigError, Problem
 from eit.timeutil import now_ns, ns_to_iso
 
 OK, WARN, FAIL = "ok", "WARN", "FAIL"
@@ -48,18 +56,54 @@ class Report:
         self.lines.append(f"{'':<6}{text}")
 
 
-def check(config: EdgeConfig, out: Callable[[str], None] = print) -> int:
+def load_for_check(path: Path | str) -> tuple[EdgeConfig, list[Problem]]:
+    """The agent's configuration as `eit edge check` reads it: a problem of the ``mqtt`` section
+    (a password file that cannot be read, a variable that is not set, a TLS file that holds no
+    certificate) does not stop the check, so the meters are still read; it is returned, to be
+    reported as the broker's failure. Any other problem raises :class:`ConfigError` as the agent
+    would."""
+    path = Path(path)
+    doc = read_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError(str(path), "", "expected a mapping at the top level", 1)
+    origins = apply_env_overrides(doc.data, None)
+    base_dir = path.parent.resolve()
+    try:
+        return parse_edge_config(doc.data, str(path), base_dir, origins, lines=doc.lines), []
+    except ConfigError as exc:
+        broker = [p for p in exc.problems if _is_mqtt_key(p.key)]
+        if len(broker) < len(exc.problems):
+            raise
+    # Read the rest without the broker's settings; the broker is not logged in to.
+    without = {k: v for k, v in doc.data.items() if k != "mqtt"}
+    return parse_edge_config(without, str(path), base_dir, origins, lines=doc.lines), broker
+
+
+def _is_mqtt_key(key: str) -> bool:
+    return key == "mqtt" or key.startswith("mqtt.")
+
+
+def check(
+    config: EdgeConfig, out: Callable[[str], None] = print, broker_problems: Sequence[Problem] = ()
+) -> int:
     report = Report()
     report.item(
         OK,
         "configuration",
         f"{config.source}: factory {config.factory}, {len(config.devices)} device(s)",
     )
-    _check_clock(config, report)
-    _check_outbox(config, report)
+    # Each step on its own: whatever one of them meets, the others still run and the report is
+    # printed (an unforeseen error is one failed item, named by its type and message).
+    _step(report, "clock", lambda: _check_clock(config, report))
+    _step(report, "outbox", lambda: _check_outbox(config, report))
     for device in config.devices:
-        _check_device(device, report)
-    _check_broker(config, report)
+        _step(report, f"device {device.id}", partial(_check_device, device, report))
+    if broker_problems:
+        report.item(FAIL, "broker", "not tried: the mqtt section cannot be used")
+        for problem in broker_problems:
+            report.sub(str(problem))
+    else:
+        _step(report, "broker", lambda: _check_broker(config, report))
     for line in report.lines:
         out(line)
     out("")
@@ -73,6 +117,13 @@ def check(config: EdgeConfig, out: Callable[[str], None] = print) -> int:
     else:
         out("everything works")
     return 0
+
+
+def _step(report: Report, what: str, run: Callable[[], None]) -> None:
+    try:
+        run()
+    except Exception as exc:  # the report goes on: one failed item instead of a traceback
+        report.item(FAIL, what, f"{type(exc).__name__}: {exc}")
 
 
 def _check_clock(config: EdgeConfig, report: Report) -> None:
@@ -96,24 +147,48 @@ def _check_outbox(config: EdgeConfig, report: Report) -> None:
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         report.item(FAIL, "outbox", f"{path} is not writable by this user: the agent could not keep any scan")
         return
-    try:
-        box = Outbox(path)
-    except Exception as exc:  # sqlite3.DatabaseError and OSError alike: say what it was
-        report.item(FAIL, "outbox", f"{path} cannot be opened: {exc}")
-        return
-    try:
-        pending, dropped, used = box.count(), box.dropped(), box.used_bytes()
-    finally:
-        box.close()
     scans_per_s = sum(1 / d.scan_interval_s for d in config.devices)
     max_mb, max_days = (config.outbox_max_bytes or 0) / 1e6, (config.outbox_max_age_s or 0) / 86400
     bound = f"bound {max_mb:g} MB / {max_days:g} days"
+    if not path.exists():
+        made = "" if folder == path.parent else f" (and its folder {path.parent})"
+        report.item(OK, "outbox", f"{path}: not made yet; the agent creates it{made} when it starts, {bound}")
+        report.sub(f"{scans_per_s:g} scans/s from {len(config.devices)} device(s)")
+        return
+    try:
+        pending, dropped, used = read_outbox(path)
+    except sqlite3.Error as exc:
+        report.item(FAIL, "outbox", f"{path} cannot be read as an outbox: {exc}")
+        return
     status = WARN if dropped else OK
     detail = f"{path}: {pending} scan(s) waiting, {used / 1e6:.1f} MB used, {bound}"
     if dropped:
         detail += f"; {sum(dropped.values())} scan(s) dropped so far ({dropped}): the bound was reached"
     report.item(status, "outbox", detail)
     report.sub(f"{scans_per_s:g} scans/s from {len(config.devices)} device(s)")
+
+
+def read_outbox(path: Path) -> tuple[int, dict[str, int], int]:
+    """(scans waiting, scans dropped by reason, bytes used) of an outbox file, read without
+    changing it: read-only, and, when no agent has it open (no ``-wal`` file), as an immutable
+    file, so that SQLite makes no ``-wal`` or ``-shm`` file beside it either."""
+    mode = "ro" if Path(f"{path}-wal").exists() else "ro&immutable=1"
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True)
+    try:
+        tables = {str(row[0]) for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "scans" not in tables:
+            raise sqlite3.DatabaseError("no table of scans")
+        pending = int(db.execute("SELECT count(*) FROM scans").fetchone()[0])
+        dropped: dict[str, int] = {}
+        if "dropped" in tables:
+            rows = db.execute("SELECT reason, sum(scans) FROM dropped GROUP BY reason").fetchall()
+            dropped = {str(r): int(n) for r, n in rows}
+        pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+        free = int(db.execute("PRAGMA freelist_count").fetchone()[0])
+        page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+    finally:
+        db.close()
+    return pending, dropped, (pages - free) * page_size
 
 
 def _check_device(device: DeviceConfig, report: Report) -> None:
@@ -186,8 +261,18 @@ def _check_modbus(device_id: str, driver: Any, report: Report) -> None:
     try:
         results = driver.read_blocks()
         if results and all(isinstance(r.error, ModbusNoAnswer) for r in results):
-            report.item(FAIL, what, f"{header} {results[0].error}")
-            if driver.transport == "tcp":
+            first = results[0].error
+            report.item(FAIL, what, f"{header} {first}")
+            if isinstance(first, ModbusNoAnswer) and first.closed_by_peer:
+                # A meter that does not know the unit id stays silent; one that closes the
+                # connection is refusing the connection itself.
+                report.sub(
+                    f"{driver.link.where} closed the connection instead of answering: not the unit id "
+                    "(a wrong one gets no answer) but the connection: the meter or its gateway may "
+                    "take one client at a time (stop the agent or another program polling it) or "
+                    "only listed client addresses"
+                )
+            elif driver.transport == "tcp":
                 report.sub(
                     f"the connection to {driver.link.where} opened, so the host answers: "
                     "the unit id is the likely fault"
@@ -293,7 +378,14 @@ def _check_login(config: EdgeConfig, report: Report, client_id: str, what: str) 
     how = "over TLS" if s.tls else "without TLS"
     username = s.username_for(client_id)
     who = f"as {username}" if username else "without a login"
-    client = make_client(s, client_id=client_id)
+    try:
+        client = make_client(s, client_id=client_id)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        files = f"mqtt.tls.ca_file {s.tls.ca_file}" if s.tls else "mqtt.tls"
+        if s.tls and s.tls.cert_file:
+            files += f", cert_file {s.tls.cert_file}, key_file {s.tls.key_file}"
+        report.item(FAIL, what, f"the TLS files cannot be used ({exc}): check {files}")
+        return
     done = threading.Event()
     result: dict[str, Any] = {}
 

@@ -76,6 +76,7 @@ def read_mqtt(sec: Section, base_dir: Path, default_client_id: str) -> MqttSetti
             insecure=tsec.boolean("insecure", False),
         )
         tsec.finish()
+        _check_tls_files(tsec, tls)
     settings = MqttSettings(
         host=sec.text("host", "localhost"),
         port=sec.integer("port", 8883 if tls else 1883, minimum=1, maximum=65535),
@@ -88,6 +89,30 @@ def read_mqtt(sec: Section, base_dir: Path, default_client_id: str) -> MqttSetti
     )
     sec.finish()
     return settings
+
+
+def _check_tls_files(tsec: Section, tls: TlsSettings) -> None:
+    """Refuse, by key, a TLS file the TLS library cannot load (text that is no certificate, a key
+    that does not fit its certificate), so that it is a configuration error, not a failure at the
+    first connection."""
+    try:
+        ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    except (ssl.SSLError, OSError) as exc:
+        tsec.fail("ca_file", f"{tls.ca_file} holds no CA certificate in PEM form ({_ssl_reason(exc)})")
+    if tls.cert_file is not None:
+        try:
+            ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+        except (ssl.SSLError, OSError) as exc:
+            tsec.fail(
+                "cert_file",
+                f"{tls.cert_file} with key {tls.key_file or '(in the same file)'} cannot be loaded: "
+                f"{_ssl_reason(exc)} (a PEM certificate, and the key that belongs to it)",
+            )
+
+
+def _ssl_reason(exc: Exception) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason) if reason else str(exc)
 
 
 def check_username(username: str) -> str | None:

@@ -7,12 +7,14 @@ Every error names the file, the key path and the problem, e.g.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from eit.confread import Problems, Section, read_yaml
 from eit.indicators import OpenData, TownIndicators, read_open_data, read_town_indicators
+from eit.errors import ConfigError
 from eit.model import ID_HINT, ID_PATTERN
 from eit.standards import (
     SITE_VALUES,
@@ -72,6 +74,17 @@ class Estate:
 
 
 @dataclass(frozen=True, slots=True)
+class FactoryContact:
+    """Someone at a factory who is told of the factory's own alerts (by e-mail, or by the Apprise
+    URLs the server's notifier configuration gives for ``FACTORY/ID``)."""
+
+    id: str
+    name: str
+    email: str
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
 class Factory:
     id: str
     name: str
@@ -83,6 +96,7 @@ class Factory:
     estate: str
     devices: dict[str, Device]
     public: bool = True
+    contacts: tuple[FactoryContact, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,14 +316,48 @@ def _read_factory(
         estate=estate_name,
         devices=devices,
         public=sec.boolean("public", True),
+        contacts=_read_contacts(sec, fid, problems),
     )
     sec.finish()
     return factory
 
 
+# An e-mail address as the registry takes it: something@somewhere.tld, without spaces.
+EMAIL_PATTERN = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+")
+
+
+def _read_contacts(sec: Section, factory: str, problems: Problems) -> tuple[FactoryContact, ...]:
+    """``contacts:`` of a factory: who at the factory hears of its alerts."""
+    contacts: dict[str, FactoryContact] = {}
+    for csec in sec.sections("contacts"):
+        with problems.gather():
+            cid = csec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
+            email = csec.text("email", "")
+            if email and not EMAIL_PATTERN.fullmatch(email):
+                csec.fail("email", f"'{email}' is not an e-mail address (name@example.org)")
+            contact = FactoryContact(
+                id=cid,
+                name=csec.text("name", cid),
+                email=email,
+                language=csec.text("language", "th", choices=LANGUAGES),
+            )
+            csec.finish()
+            if cid in contacts:
+                csec.fail("id", f"contact '{cid}' is defined twice in factory '{factory}'")
+            contacts[cid] = contact
+    return tuple(contacts.values())
+
+
 def _read_device(sec: Section, standards: Standards, estate: Estate | None, problems: Problems) -> Device:
     did = sec.text("id", pattern=ID_PATTERN, hint=ID_HINT)
-    kind = sec.text("kind", choices=DEVICE_KINDS)
+    # A wrong kind is raised after the device's channels are checked (against no kind), so that
+    # their problems are found in the same run.
+    kind: str | None = None
+    kind_error: ConfigError | None = None
+    try:
+        kind = sec.text("kind", choices=DEVICE_KINDS)
+    except ConfigError as exc:
+        kind_error = exc
     device_preset = _preset_id(sec, standards, kind)
     site_values: dict[str, float] = {}
     for name in SITE_VALUES:
@@ -337,6 +385,8 @@ def _read_device(sec: Section, standards: Standards, estate: Estate | None, prob
                     if lim.site_value == name
                 ]
                 sec.fail(name, f"no channel here has a limit made from it (only {', '.join(users)})")
+    if kind_error is not None or kind is None:
+        raise kind_error or ConfigError(sec.source, sec.key_path("kind"), "required key is missing")
     device = Device(
         id=did,
         kind=kind,
@@ -349,7 +399,7 @@ def _read_device(sec: Section, standards: Standards, estate: Estate | None, prob
     return device
 
 
-def _preset_id(sec: Section, standards: Standards, kind: str) -> str | None:
+def _preset_id(sec: Section, standards: Standards, kind: str | None) -> str | None:
     preset = sec.text("standard", None)
     if preset is None:
         return None
@@ -357,7 +407,7 @@ def _preset_id(sec: Section, standards: Standards, kind: str) -> str | None:
         close = [p for p in standards.presets if p.startswith(preset.rsplit(".", 1)[0])]
         hint = f" (did you mean {', '.join(sorted(close))}?)" if close else ""
         sec.fail("standard", f"unknown preset '{preset}'{hint}")
-    if standards.presets[preset].kind != kind:
+    if kind is not None and standards.presets[preset].kind != kind:
         sec.fail("standard", f"preset '{preset}' is for {standards.presets[preset].kind} devices, not {kind}")
     return str(preset)
 
@@ -366,7 +416,7 @@ def _read_channel(
     sec: Section,
     standards: Standards,
     device_preset: str | None,
-    kind: str,
+    kind: str | None,
     estate: Estate | None,
     site_values: dict[str, float],
     used_site_values: set[str],

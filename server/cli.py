@@ -35,10 +35,10 @@ def _edge_run(args: argparse.Namespace) -> int:
 
 
 def _edge_check(args: argparse.Namespace) -> int:
-    from edge.check import check
-    from edge.config import load_edge_config
+    from edge.check import check, load_for_check
 
-    return check(load_edge_config(args.config))
+    config, broker_problems = load_for_check(args.config)
+    return check(config, broker_problems=broker_problems)
 
 
 def _edge_keygen(args: argparse.Namespace) -> int:
@@ -79,17 +79,28 @@ def _demo(args: argparse.Namespace) -> int:
         Path(args.site) if args.site else None,
         args.http_port,
         history_hours=args.history_hours,
+        summary_s=args.summary_s,
+        every_reading=args.every_reading,
     )
 
 
 def _registry_check(args: argparse.Namespace) -> int:
     from eit.registry import load_registry
 
-    reg = load_registry(args.file)
+    try:
+        reg = load_registry(args.file)
+    except ConfigError as exc:
+        # Every problem at once, each with its line and the ids of the items it is in.
+        for problem in sorted(exc.problems, key=lambda p: p.line or 0):
+            print(f"eit: configuration error: {problem}", file=sys.stderr)
+        noun = "problem" if len(exc.problems) == 1 else "problems"
+        print(f"{args.file}: {len(exc.problems)} {noun} found", file=sys.stderr)
+        return 2
     channels = sum(len(d.channels) for f in reg.factories.values() for d in f.devices.values())
     print(
         f"{args.file}: ok: town {reg.town_id}, {len(reg.factories)} factories, "
-        f"{reg.device_count} devices, {channels} channels, {len(reg.officers)} officers"
+        f"{reg.device_count} devices, {channels} channels, {len(reg.officers)} officers, "
+        f"{sum(len(f.contacts) for f in reg.factories.values())} factory contacts"
     )
     return 0
 
@@ -131,23 +142,18 @@ def _dead_letters(args: argparse.Namespace) -> int:
 
 
 def _alerts(args: argparse.Namespace) -> int:
-    from alerts.state import open_alert_store
-    from server.config import load_serve_config
+    from server.alertview import AlertPrinter, open_alert_source
 
-    config = load_serve_config(args.config)
-    store = open_alert_store(config.state_url, config.state_path)
+    source = open_alert_source(args.config, args.data_dir)
     try:
-        alerts = store.list(state=args.state, factory=args.factory, limit=args.limit)
+        alerts = source.store.list(state=args.state, factory=args.factory, limit=args.limit)
     finally:
-        store.close()
+        source.store.close()
     if args.json:
         print(json.dumps([a.to_json() for a in alerts], ensure_ascii=False, indent=2))
     else:
-        for a in alerts:
-            print(
-                f"#{a.id} {a.state:8} {a.severity:8} {a.factory}/{a.device} {a.parameter}"
-                f" [{a.rule}] {a.message}"
-            )
+        for line in AlertPrinter(source.timezone).lines(alerts):
+            print(line)
     return 0
 
 
@@ -244,7 +250,6 @@ def _recompute_indicators(
 def _import(args: argparse.Namespace) -> int:
     from alerts.importer import import_csv
     from eit.registry import load_registry
-    from eit.timeutil import ns_to_iso
 
     registry = load_registry(args.site)
     store, _ = _store_for(args)
@@ -258,14 +263,8 @@ def _import(args: argparse.Namespace) -> int:
         store.close()
     for line in result.errors:
         print(line, file=sys.stderr)
-    span = ""
-    if result.first_ns is not None and result.last_ns is not None:
-        span = f" from {ns_to_iso(result.first_ns)} to {ns_to_iso(result.last_ns)}"
-    rejected = sum(result.rejected.values())
-    print(
-        f"{args.file}: {result.imported} readings imported{span}, {rejected} rows rejected"
-        f"{' ' + dict(result.rejected).__repr__() if rejected else ''}; {result.hours} hours averaged"
-    )
+    for line in result.summary(args.file, registry.timezone):
+        print(line)
     return 0 if result.imported or not result.rows else 1
 
 
@@ -439,25 +438,30 @@ def _integrity(args: argparse.Namespace) -> int:
 
 def _alert_action(args: argparse.Namespace) -> int:
     from alerts.model import LifecycleError
-    from alerts.state import open_alert_store
     from eit.timeutil import now_ns
-    from server.config import load_serve_config
+    from server.alertview import AlertPrinter, open_alert_source
 
-    config = load_serve_config(args.config)
-    store = open_alert_store(config.state_url, config.state_path)
+    source = open_alert_source(args.config, args.data_dir)
+    store = source.store
     try:
         if args.action == "show":
             alert = store.get(args.id)
             if alert is None:
-                print(f"eit alert: no alert #{args.id}", file=sys.stderr)
+                print(f"eit alert: no alert #{args.id} in {source.where}", file=sys.stderr)
                 return 1
-            print(
-                json.dumps(
-                    alert.to_json() | {"audit": [e.to_json() for e in store.audit(args.id)]},
-                    ensure_ascii=False,
-                    indent=2,
-                )
-            )
+            exceedances = store.exceedances(case_id=args.id)
+            responses = store.responses(args.id)
+            audit = store.audit(args.id)
+            if args.json:
+                doc = alert.to_json() | {
+                    "exceedances": [e.to_json() for e in exceedances],
+                    "responses": [r.to_json() for r in responses],
+                    "audit": [e.to_json() for e in audit],
+                }
+                print(json.dumps(doc, ensure_ascii=False, indent=2))
+            else:
+                for line in AlertPrinter(source.timezone).detail(alert, exceedances, responses, audit):
+                    print(line)
             return 0
         if not args.by:
             print("eit alert: --by WHO is required (the audit trail names who did it)", file=sys.stderr)
@@ -653,6 +657,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=24.0,
         help="on the first run, simulate this many past hours so the charts have a history (0: none)",
     )
+    p.add_argument(
+        "--summary-s", type=float, default=10.0, help="print a summary line every SECONDS (default 10)"
+    )
+    p.add_argument("--every-reading", action="store_true", help="print every reading as well")
     p.set_defaults(func=_demo)
 
     reg = sub.add_parser("registry", help="site registry tools")
@@ -672,12 +680,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_devices_parsers(sub)
 
-    p = sub.add_parser("alerts", help="list alerts")
-    p.add_argument("--config", required=True)
+    def alert_state_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--config", default=None, help="serve.yaml naming the state database (default: --data-dir)"
+        )
+        p.add_argument(
+            "--data-dir",
+            default="data",
+            help="the folder eit demo or eit serve keeps its data in, when no --config (default: ./data;"
+            " the demo's: demo-data)",
+        )
+
+    p = sub.add_parser("alerts", help="list alerts (of eit serve or eit demo)")
+    alert_state_options(p)
     p.add_argument("--state", choices=("open", "acknowledged", "resolved", "closed", "active"), default=None)
     p.add_argument("--factory", default=None)
     p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="JSON (UTC times) instead of text for people")
     p.set_defaults(func=_alerts)
 
     dash = sub.add_parser(
@@ -725,7 +744,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("alert", help="act on one alert: ack, assign, note, resolve, close, show")
     p.add_argument("action", choices=("ack", "assign", "note", "resolve", "close", "show"))
     p.add_argument("id", type=int)
-    p.add_argument("--config", required=True)
+    alert_state_options(p)
+    p.add_argument("--json", action="store_true", help="show: the alert as JSON (UTC times)")
     p.add_argument("--by", default=None, help="who does it (an officer id), kept in the audit trail")
     p.add_argument("--note", default=None)
     p.add_argument("--to", default=None, help="assign: the officer to assign it to")

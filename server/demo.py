@@ -2,77 +2,27 @@
 
 An embedded MQTT broker (amqtt; on another port when 1883 is taken), the embedded SQLite store,
 the example town's simulated factories (edge agents) and `eit serve`'s ingest and rules, all in
-one process. Readings and alerts are printed as they happen; the data stays in the data dir.
+one process. A summary line per interval, each alert as it happens, set apart, and a summary
+when it stops (server/democonsole.py); the data stays in the data dir.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-import threading
-from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from eit.confread import read_yaml
-from eit.model import Reading
 from eit.registry import Registry, load_registry
-from eit.timeutil import NS_PER_S, ns_to_datetime
+from eit.timeutil import NS_PER_S
 from ingest.store.sqlite import SqliteSettings
 from server.config import parse_serve_config
+from server.democonsole import RULE, ConsoleSink
 from server.embedded_broker import EmbeddedBroker, choose_port, free_port, port_is_free
 
 REPO_EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "town"
-
-_COLOURS = {"opened": "\033[1;31m", "resolved": "\033[1;32m", "dim": "\033[2m", "reset": "\033[0m"}
-
-
-class ConsoleSink:
-    """Prints each stored scan as one line, and alert events as they happen."""
-
-    def __init__(self, registry: Registry, out: TextIO, colour: bool) -> None:
-        self.registry = registry
-        self.out = out
-        self.colour = colour
-        self._lock = threading.Lock()
-
-    def _c(self, name: str) -> str:
-        return _COLOURS[name] if self.colour else ""
-
-    def on_readings(self, readings: Sequence[Reading], now_ns: int) -> None:
-        scans: dict[tuple[str, str, int], list[Reading]] = defaultdict(list)
-        for r in readings:
-            scans[(r.factory, r.device, r.ts_ns)].append(r)
-        lines = []
-        for (factory, device, ts_ns), group in sorted(scans.items(), key=lambda kv: kv[0][2]):
-            when = ns_to_datetime(ts_ns).astimezone().strftime("%H:%M:%S")
-            parts = []
-            for r in group:
-                ch = self.registry.channel(r.factory, r.device, r.channel)
-                unit = f" {ch.unit}" if ch else ""
-                flag = "" if r.flag == "N" else f"[{r.flag}]"
-                parts.append(f"{r.channel}={r.value:.4g}{unit}{flag}")
-            lines.append(f"{self._c('dim')}{when}{self._c('reset')} {factory}/{device}  " + "  ".join(parts))
-        with self._lock:
-            for line in lines:
-                print(line, file=self.out)
-            self.out.flush()
-
-    def on_status(self, factory: str, device: str, state: str, now_ns: int) -> None:
-        with self._lock:
-            print(f"{factory}/{device} is {state}", file=self.out)
-
-    def on_alert(self, event: Any) -> None:
-        a = event.alert
-        with self._lock:
-            print(
-                f"{self._c(event.kind)}ALERT {event.kind.upper()} #{a.id} {a.factory}/{a.device}"
-                f" {a.parameter} [{a.rule}] {a.message}{self._c('reset')}",
-                file=self.out,
-            )
-            self.out.flush()
 
 
 def run_demo(
@@ -82,6 +32,8 @@ def run_demo(
     http_port: int = 8080,
     out: TextIO = sys.stdout,
     history_hours: float = 24.0,
+    summary_s: float = 10.0,
+    every_reading: bool = False,
 ) -> int:
     from edge.agent import Agent
     from edge.config import parse_edge_config
@@ -101,8 +53,6 @@ def run_demo(
     data_dir.mkdir(parents=True, exist_ok=True)
     registry = load_registry(site_file)
     colour = out.isatty()
-    console = ConsoleSink(registry, out, colour)
-
     host = "127.0.0.1"
     port = choose_port(host, 1883)
     broker = EmbeddedBroker(host, port)
@@ -111,6 +61,15 @@ def run_demo(
     mqtt = {"host": host, "port": port, "protocol": "3.1.1"}
 
     http_port = http_port if port_is_free(host, http_port) else free_port(host)
+    data_arg = _shown_path(data_dir)
+
+    def hints(alert_id: int) -> str:
+        console_url = f"http://{host}:{http_port}/console"
+        return f"see it: {console_url}   or   eit alert show {alert_id} --data-dir {data_arg}"
+
+    console = ConsoleSink(
+        registry, out, colour, interval_s=summary_s, every_reading=every_reading, hints=hints
+    )
     serve_config = parse_serve_config(
         {
             "site": str(site_file),
@@ -146,6 +105,7 @@ def run_demo(
     logging.getLogger("eit.alerts").setLevel(logging.ERROR)
     server.start()
     print(
+        f"{RULE}\n"
         f"EIT Monitor demo: {registry.town_name}\n"
         f"  {len(registry.factories)} factories, {registry.device_count} devices,"
         f" {len(agents)} edge agents (simulated)\n"
@@ -157,15 +117,21 @@ def run_demo(
         f"  api      http://{host}:{server.http_port}/docs  /healthz  /metrics\n"
         f"  accounts {accounts}\n"
         f"  {'stops after ' + format(duration_s, 'g') + ' s' if duration_s else 'Ctrl-C stops it'};"
-        f" the data stays in {data_dir}\n",
+        f" the data stays in {data_dir}\n"
+        f"  output   a summary line every {summary_s:g} s"
+        f"{' and every reading' if every_reading else ' (--every-reading for each reading)'};"
+        f" alerts as they happen\n"
+        f"{RULE}\n",
         file=out,
         flush=True,
     )
     for agent in agents:
         agent.start()
+    console.start()
     try:
         stop.wait(duration_s)
     finally:
+        console.stop()
         # The server stops first: scans the agents take meanwhile stay in their outboxes on
         # disk and are sent on the next run.
         print("stopping: ingest, edge agents, broker ...", file=out, flush=True)
@@ -174,8 +140,18 @@ def run_demo(
             agent.stop()
         broker.stop()
     stored = _count(readings_db)
-    print(f"stopped. {stored} readings in {readings_db}", file=out, flush=True)
+    for line in console.final_summary(stored, str(readings_db), data_arg):
+        print(line, file=out)
+    out.flush()
     return 0
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` as a command to type in this folder would name it: relative when it is below."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 DEMO_ACCOUNTS = (

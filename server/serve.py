@@ -412,6 +412,7 @@ def api_sources(
         deadletters=deadletters,
         notifications=DeliveryQueue(alert_store.db),
         stale_after_s=config.http.no_data_after_s,
+        notifier_kinds=tuple(n.kind for n in config.notifiers),
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     Table,
     Text,
     text,
@@ -289,3 +290,25 @@ Index(
     notification_queue.c.id,
 )
 Index("notification_queue_alert", notification_queue.c.alert_id, notification_queue.c.id)
+
+# -- notification preferences of accounts (alerts/notifiers/preferences.py) -----------------
+
+# 0010: what an account mutes and its language for notifications.
+notification_preferences = Table(
+    "notification_preferences",
+    metadata,
+    Column("user_name", Text, primary_key=True),
+    Column("mute_non_critical", Integer, nullable=False, server_default=text("0")),
+    Column("language", Text),
+    Column("updated_ns", BigInteger, nullable=False),
+)
+# 0010: the channels an account added (kind: email or apprise).
+notification_channels = Table(
+    "notification_channels",
+    metadata,
+    Column("user_name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("address", Text, nullable=False),
+    Column("added_ns", BigInteger, nullable=False),
+    PrimaryKeyConstraint("user_name", "kind", "address"),
+)

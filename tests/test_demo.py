@@ -9,6 +9,7 @@ to one worker): each demo takes MQTT port 1883 when it is free.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import signal
@@ -33,7 +34,7 @@ def test_demo_shows_an_exceedance_alert_within_a_minute_and_stops_on_ctrl_c(
 ) -> None:
     data_dir = tmp_path / "demo-data"
     proc = subprocess.Popen(
-        [*EIT, "demo", "--data-dir", str(data_dir), "--http-port", str(free_port())],
+        [*EIT, "demo", "--data-dir", str(data_dir), "--http-port", str(free_port()), "--summary-s", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -49,10 +50,16 @@ def test_demo_shows_an_exceedance_alert_within_a_minute_and_stops_on_ctrl_c(
     def alerted() -> bool:
         return any("ALERT OPENED" in line and "boiler-1 so2 [limit]" in line for line in lines)
 
+    def summaries() -> list[str]:
+        return [line for line in lines if re.match(r"\d\d:\d\d:\d\d  \d+ readings from \d device", line)]
+
     try:
         with contextlib.suppress(TimeoutError):  # the assertions below show the output
             wait_for(lambda: alerted() or proc.poll() is not None, 60, "the exceedance alert", 0.05)
         alert_after_s = time.monotonic() - started if alerted() else None
+        # Two summary lines after the alert: it stays on the screen among them.
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: len(summaries()) >= 3 or proc.poll() is not None, 30, "summary lines", 0.05)
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(30)
@@ -61,13 +68,44 @@ def test_demo_shows_an_exceedance_alert_within_a_minute_and_stops_on_ctrl_c(
     assert alert_after_s is not None, output
     assert code == 0, output
     assert "embedded MQTT on 127.0.0.1:" in output
-    assert "kaeng-khoi-biomass/boiler-1  so2=" in output  # readings printed as they happen
-    assert "above the standard limit 60 ppm" in output
     assert "Traceback" not in output
+    # A summary line per interval, not a line per reading.
+    assert "kaeng-khoi-biomass/boiler-1  so2=" not in output
+    assert len(summaries()) >= 3, output
+    assert "1 alert(s) open: #1 kaeng-khoi-biomass/boiler-1 so2 latest" in summaries()[-1]
+    others = [line for line in lines if line not in summaries()]
+    assert len(others) < 50, output  # the banner, the devices coming online, the alert, the summary
+    # The alert is set apart: a rule above and below, the message and where to see it.
+    at = next(
+        i for i, line in enumerate(lines) if line.startswith("ALERT OPENED #1 kaeng-khoi-biomass/boiler-1")
+    )
+    assert lines[at - 1].startswith("=====") and "above the standard limit 60 ppm" in lines[at + 1]
+    assert f"eit alert show 1 --data-dir {data_dir}" in lines[at + 2] and lines[at + 3].startswith("=====")
+    # The machine's clock is one: its state is logged once for the three agents, never as an error.
+    assert len(re.findall(r"clock: (unsynchronised|wrong)", output)) <= 1, output
+    assert not re.search(r"ERROR +eit\.edge\.agent: clock: unsynchronised", output)
     with sqlite3.connect(str(data_dir / "readings.db")) as db:
         stored = db.execute("SELECT count(*) FROM readings").fetchone()[0]
-    assert stored > 0 and f"stopped. {stored} readings in" in output
-    report(f"demo: exceedance alert after {alert_after_s:.1f} s; {stored} readings kept in {data_dir}")
+        energy = [
+            v for (v,) in db.execute("SELECT value FROM readings WHERE channel='energy' ORDER BY ts_ns")
+        ]
+    # The summary at stop.
+    stop = output[output.index("EIT Monitor demo stopped after") :]
+    assert f"{stored:,} kept in {data_dir / 'readings.db'}" in stop, output
+    assert "#1 kaeng-khoi-biomass/boiler-1 so2 [limit] is open" in stop
+    assert f"eit alerts --data-dir {data_dir}" in stop
+    # The simulated energy meter is a register: history and live, it never goes down.
+    assert len(energy) > 100 and all(b >= a for a, b in itertools.pairwise(energy))
+    assert energy[-1] > energy[0]
+    # The demo's alerts, listed from its data folder with no serve.yaml.
+    listed = subprocess.run(
+        [*EIT, "alerts", "--data-dir", str(data_dir)], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert listed.returncode == 0 and "kaeng-khoi-biomass/boiler-1  so2" in listed.stdout, listed.stderr
+    report(
+        f"demo: exceedance alert after {alert_after_s:.1f} s; {len(lines)} lines of output;"
+        f" {stored} readings kept in {data_dir}"
+    )
 
 
 def test_demo_serves_the_console_with_its_accounts_and_a_day_of_history(

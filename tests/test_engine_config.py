@@ -40,7 +40,7 @@ def test_rule_settings_have_the_documented_defaults(tmp_path: Path) -> None:
         ({"rules": {"rate_of_change": {"so2": -1}}}, "rules.rate_of_change.so2: expected a positive number"),
         ({"rules": {"completness": 0.8}}, "rules.completness: unknown key"),
         ({"state": {"url": "mysql://x"}}, "state.url: expected a postgresql:// URL"),
-        ({"notifiers": [{"kind": "apprise"}]}, "notifiers[0].urls: give Apprise URLs"),
+        ({"notifiers": [{"kind": "apprise", "contacts": {"f/c": 5}}]}, "notifiers[0].contacts.f/c: "),
         ({"notifiers": [{"kind": "email", "host": "x"}]}, "notifiers[0].from: required key is missing"),
         (
             {"notifiers": [{"kind": "webhook", "url": "ftp://x"}]},
@@ -154,7 +154,7 @@ def test_eit_alert_acknowledges_notes_resolves_and_closes_with_an_audit_trail(tm
     store.close()
     closed = eit("close", str(alert.id), "--by", "supervisor-rayong", "--note", "reviewed")
     assert closed.returncode == 0 and closed.stdout.startswith(f"#{alert.id} closed")
-    shown = json.loads(eit("show", str(alert.id)).stdout)
+    shown = json.loads(eit("show", str(alert.id), "--json").stdout)
     assert shown["state"] == "closed" and shown["assignee"] == "duty-rayong"
     assert [(e["actor"], e["action"]) for e in shown["audit"]] == [
         ("engine", "opened"),

@@ -1,5 +1,7 @@
 """Any Apprise URL (LINE, Telegram, Slack, Discord, e-mail, json://, ...): to everyone
-(``urls``, both languages) and to officers (``officers``: officer id -> URLs, their language).
+(``urls``, both languages), to officers (``officers``: officer id -> URLs, their language), to a
+factory's contacts (``contacts``: ``FACTORY/CONTACT`` -> URLs), and to the URLs accounts added to
+their notification preferences (read when a notification is delivered).
 
 The queue keeps the title and the text, never the URLs (they hold the services' tokens). The
 notification's idempotency key goes where an Apprise service can carry it: to ``json://``,
@@ -9,19 +11,23 @@ the payload field ``idempotency_key``; chat services have no place for it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 import apprise
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, field_validator
 
 from alerts.messages import alert_text, footer, headline
 from alerts.model import AlertEvent
 from alerts.notifiers.base import BROADCAST, NotifyError, Parts, idempotency_key
+from alerts.notifiers.preferences import PreferenceStore, apprise_user
 from alerts.notifiers.settings import NotifierContext, NotifierSettings
 from eit.plugins import Kind
 from eit.registry import Officer
+
+log = logging.getLogger("eit.alerts.apprise")
 
 
 class AppriseSettings(NotifierSettings):
@@ -30,9 +36,12 @@ class AppriseSettings(NotifierSettings):
 
     kind: Literal["apprise"] = "apprise"
     officers: dict[str, tuple[str, ...]] = Field(default_factory=dict)
-    urls: tuple[str, ...] = Field(default=(), validate_default=True)
+    # A factory's contacts of the site registry, as FACTORY/CONTACT -> URLs.
+    contacts: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # Without urls, officers or contacts it still delivers to the URLs accounts add themselves.
+    urls: tuple[str, ...] = ()
 
-    @field_validator("officers", mode="before")
+    @field_validator("officers", "contacts", mode="before")
     @classmethod
     def _one_url_is_a_list(cls, officers: Any) -> Any:
         if isinstance(officers, dict):
@@ -42,16 +51,9 @@ class AppriseSettings(NotifierSettings):
             }
         return officers
 
-    @field_validator("urls")
-    @classmethod
-    def _someone_to_tell(cls, urls: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
-        if not urls and not info.data.get("officers"):
-            raise ValueError("give Apprise URLs (urls: for everyone, officers: per officer)")
-        return urls
 
-
-def _body(event: AlertEvent, language: str) -> str:
-    return f"{alert_text(event.alert, language)}\n{footer(event.alert, language)}"
+def _body(event: AlertEvent, language: str, role: str = "officer") -> str:
+    return f"{alert_text(event.alert, language)}\n{footer(event.alert, language, role)}"
 
 
 # Apprise's generic HTTP targets: ``+name=value`` in the URL adds a header, ``:name=value`` a
@@ -86,12 +88,25 @@ class _Apprise:
 class AppriseNotifier:
     name = "apprise"
 
-    def __init__(self, urls: Sequence[str] = (), officers: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        urls: Sequence[str] = (),
+        officers: dict[str, list[str]] | None = None,
+        contacts: dict[str, list[str]] | None = None,
+    ) -> None:
         self._broadcast = _Apprise(urls, "apprise urls") if urls else None
         self._officers = {oid: _Apprise(u, f"apprise officers.{oid}") for oid, u in (officers or {}).items()}
+        self._officers |= {cid: _Apprise(u, f"apprise contacts.{cid}") for cid, u in (contacts or {}).items()}
+        self._preferences: PreferenceStore | None = None
+
+    def use_preferences(self, preferences: PreferenceStore) -> None:
+        """Deliver to the Apprise URLs accounts add to their preferences, too."""
+        self._preferences = preferences
 
     def reaches(self, officer: Officer) -> bool:
-        return officer.id in self._officers
+        if officer.id in self._officers:
+            return True
+        return self._preferences is not None and apprise_user(officer.id) is not None
 
     def render(self, event: AlertEvent, officer: Officer | None, key: str) -> Parts:
         if officer is None:
@@ -101,12 +116,16 @@ class AppriseNotifier:
         return {
             "to": officer.id,
             "title": headline(event, lang),
-            "body": _body(event, lang),
+            "body": _body(event, lang, officer.role),
             "alert": event.alert.id,
         }
 
     def deliver(self, parts: Parts, key: str) -> None:
         to = str(parts["to"])
+        user = apprise_user(to)
+        if user is not None and to not in self._officers:
+            self._deliver_to_account(user, parts, key)
+            return
         target = self._broadcast if to == BROADCAST else self._officers.get(to)
         what = f"alert #{parts['alert']}" + ("" if to == BROADCAST else f" to {to}")
         if target is None:
@@ -114,6 +133,20 @@ class AppriseNotifier:
                 f"Apprise has no URL for {'everyone' if to == BROADCAST else to} any more ({what})"
             )
         target.notify(str(parts["title"]), str(parts["body"]), key, what)
+
+    def _deliver_to_account(self, user: str, parts: Parts, key: str) -> None:
+        # The URLs as the account has them now: one it removed since is not used.
+        urls = self._preferences.apprise_urls(user) if self._preferences is not None else ()
+        if not urls:
+            log.info("alert #%s: account %s has no Apprise URL any more; nothing sent", parts["alert"], user)
+            return
+        try:
+            target = _Apprise(urls, f"the Apprise URLs of account {user}")
+        except ValueError as exc:
+            raise NotifyError(str(exc)) from None
+        target.notify(
+            str(parts["title"]), str(parts["body"]), key, f"alert #{parts['alert']} to account {user}"
+        )
 
     def send(self, event: AlertEvent) -> None:
         if self._broadcast is None:
@@ -132,7 +165,11 @@ class AppriseNotifier:
 
 
 def build(settings: AppriseSettings, context: NotifierContext) -> AppriseNotifier:
-    return AppriseNotifier(settings.urls, {oid: list(urls) for oid, urls in settings.officers.items()})
+    return AppriseNotifier(
+        settings.urls,
+        {oid: list(urls) for oid, urls in settings.officers.items()},
+        {cid: list(urls) for cid, urls in settings.contacts.items()},
+    )
 
 
 KIND = Kind(AppriseSettings, build)

@@ -8,6 +8,11 @@ database (alerts/notifiers/queue.py), in one transaction with its claim: an aler
 channel (notifier and recipient) once per escalation step, also when the engine restarts or the
 same event is submitted twice; routine ``updated`` events are not claimed, only queued once.
 
+Besides the officers, a factory hears of its own alerts (opened, withdrawn, resolved): the
+contacts the site registry gives for it, and its operators' accounts on the channels they added.
+An account's preferences (alerts/notifiers/preferences.py) add its channels and mute its
+non-critical items; they never change who is on duty.
+
 Each notifier has a :class:`~alerts.notifiers.worker.DeliveryWorker` of its own, a thread that
 sends its notifications in order until each is delivered or expired, so a slow or dead receiver
 delays only its own notifier's notifications. Delivery is at least once: a notification is
@@ -27,6 +32,12 @@ from typing import Any
 
 from alerts.model import Alert, AlertEvent
 from alerts.notifiers.base import BROADCAST, NotifyError, Parts, idempotency_key
+from alerts.notifiers.preferences import (
+    PreferenceStore,
+    account_recipient,
+    contact_recipient,
+    personal_recipients,
+)
 from alerts.notifiers.queue import Claim, DeliveryQueue, NewDelivery
 from alerts.notifiers.routing import Router
 from alerts.notifiers.webhook import event_json
@@ -40,6 +51,8 @@ log = logging.getLogger("eit.alerts.dispatch")
 
 # Events officers are told about (the rest go to broadcast notifiers only).
 OFFICER_EVENTS = frozenset({"opened", "escalated", "withdrawn", "resolved"})
+# Events the factory is told about (its contacts, its operators' channels): not escalations.
+FACTORY_EVENTS = frozenset({"opened", "withdrawn", "resolved"})
 # Events claimed once per (alert, step): everything but routine updates of an ongoing alert.
 UNCLAIMED_EVENTS = frozenset({"updated"})
 QUEUE_RETRY_MAX_S = 30.0
@@ -89,10 +102,17 @@ class Dispatcher:
         *,
         lease_s: float = 120.0,
         poll_s: float = 5.0,
+        preferences: PreferenceStore | None = None,
     ) -> None:
         self.channels = _channels(notifiers, routes)
         self.router = router
         self.queue = DeliveryQueue(db) if db is not None else None
+        # The accounts' preferences: in the state database of the queue unless given.
+        self.preferences = preferences or (PreferenceStore(db) if db is not None else None)
+        for channel in self.channels:
+            use = getattr(channel.notifier, "use_preferences", None)
+            if use is not None and self.preferences is not None:
+                use(self.preferences)  # e.g. Apprise: the accounts' URLs, read when delivering
         if self.channels and self.queue is None:
             raise ValueError("notifiers need the state database (their delivery queue)")
         self.town = router.registry.town_id if router is not None else ""
@@ -144,12 +164,12 @@ class Dispatcher:
         database cannot be reached this waits and tries again, until :meth:`stop`."""
         if self.queue is None or not self.channels:
             return
-        items = self.notifications(event)
-        if not items:
-            return
         delay = 0.2
         while True:
             try:
+                items = self.notifications(event)  # reads the accounts' preferences
+                if not items:
+                    return
                 queued = self.queue.enqueue(items, now_ns())
                 break
             except EitError as exc:
@@ -179,21 +199,40 @@ class Dispatcher:
         return out
 
     def _officer_items(self, channel: Channel, event: AlertEvent) -> list[NewDelivery]:
-        if self.router is None or event.kind not in OFFICER_EVENTS:
-            return []
-        step = event.step if event.kind == "escalated" else 0
-        officers = self.router.recipients(event.alert, step)
-        if event.kind in ("resolved", "withdrawn") and event.alert.escalation_step:
-            # Whoever was told of the alert is told it is over.
-            for s in range(1, event.alert.escalation_step + 1):
-                officers += [o for o in self.router.recipients(event.alert, s) if o not in officers]
         items = []
-        for officer in officers:
-            if channel.notifier.reaches(officer):
-                item = self._item(channel, event, officer)
+        for recipient in self._recipients(event):
+            if channel.notifier.reaches(recipient):
+                item = self._item(channel, event, recipient)
                 if item is not None:
                     items.append(item)
         return items
+
+    def _recipients(self, event: AlertEvent) -> list[Officer]:
+        """Who hears of ``event`` on a notifier that reaches people: the officers the registry
+        routes it to, each as their preferences say; for the factory's own events, its contacts
+        and its operators' accounts."""
+        if self.router is None:
+            return []
+        alert = event.alert
+        out: list[Officer] = []
+        if event.kind in OFFICER_EVENTS:
+            step = event.step if event.kind == "escalated" else 0
+            officers = self.router.recipients(alert, step)
+            if event.kind in ("resolved", "withdrawn") and alert.escalation_step:
+                # Whoever was told of the alert is told it is over.
+                for s in range(1, alert.escalation_step + 1):
+                    officers += [o for o in self.router.recipients(alert, s) if o not in officers]
+            for officer in officers:
+                prefs = self.preferences.for_officer(officer.id) if self.preferences is not None else None
+                out += personal_recipients(officer, prefs, alert)
+        if event.kind in FACTORY_EVENTS:
+            factory = self.router.registry.factories.get(alert.factory)
+            if factory is not None:
+                out += [contact_recipient(factory.id, c) for c in factory.contacts]
+                if self.preferences is not None:
+                    for prefs in self.preferences.for_operators(factory.id):
+                        out += personal_recipients(account_recipient(prefs, factory.id), prefs, alert)
+        return out
 
     def _item(self, channel: Channel, event: AlertEvent, officer: Officer | None) -> NewDelivery | None:
         recipient = officer.id if officer is not None else BROADCAST

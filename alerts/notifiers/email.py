@@ -91,7 +91,7 @@ class EmailNotifier:
             f"#{a.id} {a.factory}/{a.device} {a.parameter} [{a.rule}] {a.state}",
             f"{ns_to_iso(a.opened_ns)}",
             "",
-            footer(a, lang),
+            footer(a, lang, officer.role),
         ]
         msg.set_content("\n".join(lines), charset="utf-8")
         return msg

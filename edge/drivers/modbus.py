@@ -75,7 +75,13 @@ FAILING_GRACE_S = 0.05
 
 
 class ModbusNoAnswer(DriverError):
-    """The meter did not answer at all (timeout, no connection)."""
+    """The meter did not answer at all (timeout, no connection). ``closed_by_peer``: the other
+    end reset or closed the connection instead of answering (not a wrong unit id, which is
+    answered by silence)."""
+
+    def __init__(self, message: str, closed_by_peer: bool = False) -> None:
+        super().__init__(message)
+        self.closed_by_peer = closed_by_peer
 
 
 class ModbusRefused(DriverError):
@@ -289,6 +295,7 @@ class ModbusDriver:
         from pymodbus.exceptions import ModbusException
 
         last = ""
+        closed_by_peer = False
         for _ in range(tries):
             try:
                 if block.function == "holding":
@@ -301,9 +308,15 @@ class ModbusDriver:
                     )
             except ModbusException as exc:
                 text = str(exc)
-                last = "no response" if "No response received" in text else text
+                if "unexpectedly closed" in text:
+                    closed_by_peer = True
+                    last = "the connection was closed by the other end"
+                elif not closed_by_peer:
+                    last = "no response" if "No response received" in text else text
                 continue
             except OSError as exc:
+                if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
+                    closed_by_peer = True
                 last = f"{type(exc).__name__}: {exc}"
                 self.link.client.close()
                 continue
@@ -331,6 +344,12 @@ class ModbusDriver:
                     0,
                 )
             return registers
+        if closed_by_peer:
+            raise ModbusNoAnswer(
+                f"no answer from {self.where()}: the connection was reset or closed by the other end "
+                f"({last.strip()}) in {tries} tr{'y' if tries == 1 else 'ies'}",
+                closed_by_peer=True,
+            )
         raise ModbusNoAnswer(
             f"no answer from {self.where()} within {self.link.timeout_s:g} s x {tries} "
             f"tr{'y' if tries == 1 else 'ies'} ({last.strip() or 'no response'}); check the unit id, "

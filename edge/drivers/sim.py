@@ -8,6 +8,11 @@ Profiles:
 - ``dropout``: the meter stops answering for ``off_s`` out of every ``period_s``.
 
 Values are clipped to each channel's [min, max]. A seed makes runs repeatable.
+
+A channel with ``counter_per_h`` is a counter (an energy meter's kWh register): it reads ``mean``
+at :data:`COUNTER_EPOCH` and climbs by ``counter_per_h`` an hour of the clock, whatever the
+profile, so it never goes down, and a history simulated on a virtual clock (server/history.py)
+and the live meter after it read one continuous register.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.drivers.base import DriverError, ScanValues
@@ -24,6 +30,8 @@ from eit.confread import Section
 from eit.model import ID_HINT, ID_PATTERN
 
 PROFILES = ("normal", "exceeding", "flatline", "dropout")
+# A simulated counter reads its ``mean`` at this time (seconds since 1970, UTC).
+COUNTER_EPOCH = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +42,7 @@ class SimChannel:
     minimum: float
     maximum: float
     high: float | None
+    counter_per_h: float | None = None  # a counter: climbs by this much an hour, never down
 
 
 class SimDriver:
@@ -47,10 +56,12 @@ class SimDriver:
         after_s: float = 30.0,
         period_s: float = 120.0,
         off_s: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.device_id = device_id
-        self.clock = clock  # seconds; a test may run the meter on a clock of its own
+        # Seconds since 1970 (counters read from it); a test or a history may run the meter on a
+        # clock of its own.
+        self.clock = clock
         self.channels = channels
         self.profile = profile
         self.ramp_s = ramp_s
@@ -68,13 +79,20 @@ class SimDriver:
         pass
 
     def read(self) -> ScanValues:
-        elapsed = self.clock() - self._t0
+        now = self.clock()
+        elapsed = now - self._t0
         if self.profile == "dropout" and (elapsed % self.period_s) >= self.period_s - self.off_s:
             raise DriverError(f"simulated meter '{self.device_id}' is not answering (dropout)")
         if self.profile == "flatline" and elapsed >= self.after_s and self._last:
             return ScanValues(dict(self._last))
         values: dict[str, float] = {}
         for ch in self.channels:
+            if ch.counter_per_h is not None:
+                counted = ch.mean + ch.counter_per_h * (now - COUNTER_EPOCH) / 3600.0
+                # A clock set back does not turn the register back.
+                counted = max(self._last.get(ch.id, ch.minimum), counted)
+                values[ch.id] = round(min(ch.maximum, max(ch.minimum, counted)), 3)
+                continue
             drift = ch.sd * math.sin(elapsed / 300.0 + len(ch.id))
             centre = ch.mean
             if self.profile == "exceeding" and ch.high is not None:
@@ -105,6 +123,7 @@ def from_config(sec: Section, base_dir: Path, device_id: str) -> SimDriver:
                 minimum=minimum,
                 maximum=maximum,
                 high=csec.number("high", None),
+                counter_per_h=csec.number("counter_per_h", None, exclusive_minimum=0),
             )
         )
         csec.finish()

@@ -171,6 +171,9 @@ def create_app(
         from server.api.routes_evidence import evidence_router
 
         app.include_router(evidence_router(ctx))
+        from server.api.routes_prefs import prefs_router
+
+        app.include_router(prefs_router(ctx))
         if settings.pages:
             from server.api.pages import mount_pages
 

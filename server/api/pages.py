@@ -147,6 +147,10 @@ def mount_pages(app: FastAPI, registry: Registry) -> None:
     def operator_page(request: Request) -> HTMLResponse:
         return render(request, "operator.html", "operator", "operator_heading")
 
+    @app.get("/preferences", include_in_schema=False)
+    def preferences_page(request: Request) -> HTMLResponse:
+        return render(request, "preferences.html", "preferences", "prefs_heading")
+
     @app.get("/login", include_in_schema=False)
     def login_page(request: Request) -> HTMLResponse:
         return render(request, "login.html", "login", "login_heading")

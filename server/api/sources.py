@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from alerts.notifiers.preferences import PreferenceStore
 from alerts.notifiers.queue import DeliveryQueue
 from alerts.state import AlertStore
 from eit.registry import Registry
@@ -43,3 +44,7 @@ class ApiSources:
     clock: Callable[[], int] = field(default=now_ns)
     # A factory whose newest reading is older than this shows as "no data".
     stale_after_s: float = 3600.0
+    # Accounts' notification preferences (default: in the alert store's state database), and
+    # the kinds of the server's notifiers (which channel kinds it delivers).
+    preferences: PreferenceStore | None = None
+    notifier_kinds: tuple[str, ...] = ()

@@ -138,7 +138,9 @@ const EIT = (() => {
     const role = s ? s.user.role : null;
     for (const a of document.querySelectorAll(".nav a[data-role]")) {
       const wanted = a.dataset.role;
-      a.hidden = !(role && (wanted === "operator" ? role === "operator" : role !== "operator"));
+      // "user": any account (its notification preferences).
+      const mine = wanted === "user" || (wanted === "operator" ? role === "operator" : role !== "operator");
+      a.hidden = !(role && mine);
     }
     if (!s) {
       bar.append(el("a", { href: link("/login", { next: location.pathname }) }, t("login")));
