@@ -48,3 +48,7 @@ class RuleSettings(BaseModel):
     # The public state of a factory shows "no data" after this long without a reading.
     public_no_data_after_s: float = Field(900.0, gt=0)
     escalate_after_s: float = Field(1800.0, gt=0)
+    # The duties job (alerts/duties/job.py): how often it infers malfunctions, opens the cases of
+    # missed deadlines, refreshes the accepted shutdown windows and, once a month, runs the
+    # integrity analytics; 0 turns it off.
+    duties_interval_s: float = Field(3600.0, ge=0)

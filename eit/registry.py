@@ -82,6 +82,11 @@ class Factory:
     estate: str
     devices: dict[str, Device]
     public: bool = True
+    # Duties of online monitors (alerts/duties/duties.yaml): `wpms` for a factory discharging
+    # more than 500 m3/day of effluent (its effluent devices are WPMS), `cems` for one whose
+    # stack devices are CEMS under the DIW notifications.
+    wpms: bool = False
+    cems: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +279,8 @@ def _read_factory(
         estate=estate_name,
         devices=devices,
         public=sec.boolean("public", True),
+        wpms=sec.boolean("wpms", False),
+        cems=sec.boolean("cems", False),
     )
     sec.finish()
     return factory

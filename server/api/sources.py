@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from alerts.duties import DutiesJob
 from alerts.notifiers.queue import DeliveryQueue
 from alerts.state import AlertStore
 from eit.registry import Registry
@@ -43,3 +44,5 @@ class ApiSources:
     clock: Callable[[], int] = field(default=now_ns)
     # A factory whose newest reading is older than this shows as "no data".
     stale_after_s: float = 3600.0
+    # Duties of WPMS and CEMS monitors and the integrity findings (alerts/duties/).
+    duties: DutiesJob | None = None
