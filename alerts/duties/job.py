@@ -113,6 +113,8 @@ class DutiesJob:
         self.refresh_calendar()
         today = local_day(now, self.tz)
         for dev in duty_devices(self.registry):
+            if not self.store.latest(dev.factory, dev.device):
+                continue  # never reported: not installed yet, nothing to infer from
             for back in range(self.lookback_days, 0, -1):
                 self._check_day(dev, today - timedelta(days=back), now, result)
         self._deadlines(now, result)
