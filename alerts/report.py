@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from alerts.compliance import day_bounds
+from alerts.duties.report import duties_csv_rows, duties_html
 from alerts.windows import HOUR_NS
 from eit.registry import Registry
 from eit.store import Store
@@ -216,6 +217,9 @@ def to_csv(report: dict[str, Any]) -> str:
                         "reason": i["reason"],
                     }
                 )
+    # The duties and, for officers, the integrity sections (alerts/duties/report.py).
+    for row in duties_csv_rows(report):
+        writer.writerow(row)
     return out.getvalue()
 
 
@@ -259,6 +263,7 @@ def to_html(report: dict[str, Any]) -> str:
                     f"<td>{'yes' if x['retroactive'] else 'no'}</td></tr>"
                 )
             parts.append("</table>")
+    parts += duties_html(report)  # the duties and, for officers, the integrity sections
     parts.append("</body></html>")
     return "\n".join(parts)
 

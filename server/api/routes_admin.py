@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from alerts.duties.report import add_duty_sections
 from eit.errors import EitError
 from eit.timeutil import NS_PER_S, ns_to_datetime, ns_to_iso
 from server.accounts import AccountError, check_name
@@ -261,6 +262,10 @@ def admin_router(ctx: Context) -> APIRouter:
             raise bad_parameter("from", "give days between 1971 and 2199")
         try:
             report = ctx.sources.report(first, last, factory)
+            if ctx.sources.duties is not None:  # the duties; the integrity section for officers only
+                add_duty_sections(
+                    report, ctx.sources.duties, first, last, factory, ctx.now(), officers=p.is_officer
+                )
         except EitError as exc:
             raise HTTPException(503, str(exc)) from exc
         except ValueError as exc:
