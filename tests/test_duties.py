@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -76,6 +77,12 @@ class Rig:
         return [a for a in self.alerts.list(limit=1000) if a.rule == rule]
 
 
+def ongoing(rig: Rig, case_id: int) -> bool:
+    case = rig.alerts.get(case_id)
+    assert case is not None
+    return case.ongoing
+
+
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
     r = Rig(tmp_path)
@@ -124,7 +131,7 @@ def test_a_wpms_outage_is_inferred_its_missed_report_and_repair_open_one_case_ea
     )
     assert filed.id == n.id and filed.started_ns == n.started_ns and filed.reported_late is True
     rig.job.run_once(t("2026-11-13T10:00:00+07:00"))
-    assert not rig.alerts.get(late[0].id).ongoing  # type: ignore[union-attr]
+    assert not ongoing(rig, late[0].id)
 
     # Not fixed by the end of 18 Nov: one case; fixed: the case ends.
     assert [a for a in rig.cases(RULE_FIX) if a.factory == STARCH] == []
@@ -136,7 +143,7 @@ def test_a_wpms_outage_is_inferred_its_missed_report_and_repair_open_one_case_ea
     assert "not fixed by 2026-11-19 00:00 (fix within 7 days" in overdue[0].message
     rig.duties.fix(n.id, t("2026-11-19T08:00:00+07:00"), "op", t("2026-11-19T09:00:00+07:00"))
     rig.job.run_once(t("2026-11-19T10:00:00+07:00"))
-    assert not rig.alerts.get(overdue[0].id).ongoing  # type: ignore[union-attr]
+    assert not ongoing(rig, overdue[0].id)
     trail = [(e.actor, e.action) for e in rig.duties.audit(f"notice/{n.id}")]
     assert trail == [("duties", "inferred"), ("op", "filed"), ("op", "fixed")]
 
@@ -186,7 +193,7 @@ def test_a_cems_down_fifteen_days_needs_a_substitute_stack_test_by_its_deadline(
     )
     assert test.results == {"nox": 120.0, "so2": 41.0}
     rig.job.run_once(t("2026-11-24T10:00:00+07:00"))
-    assert not rig.alerts.get(case.id).ongoing  # type: ignore[union-attr]
+    assert not ongoing(rig, case.id)
     meta, content = rig.duties.attachment(report.id)
     assert content == pdf and meta.size == len(pdf)
 
@@ -289,3 +296,35 @@ def test_an_accepted_shutdown_silences_the_no_data_case_of_that_device_only(rig:
 
 def test_round_half_up_is_the_rounding_of_stored_checks() -> None:
     assert round_half_up(120.5, 0) == 121.0
+
+
+def test_an_accepted_shutdown_leaves_the_expected_hours_of_the_compliance_report(rig: Rig) -> None:
+    from datetime import date
+
+    from alerts.duties.report import add_duty_sections
+    from alerts.report import compliance_report, to_csv
+
+    day = date(2026, 11, 20)
+    start = t("2026-11-20T10:00:00+07:00")
+    window = rig.duties.file_notice(
+        CEMS, SHUTDOWN, BIOMASS, BOILER, start, start + 4 * 3600 * S, "maintenance", "op", start - 86_400 * S
+    )
+
+    def so2(officers: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        report = compliance_report(rig.registry, rig.store, day, day, BIOMASS)
+        add_duty_sections(report, rig.job, day, day, BIOMASS, start + 86_400 * S, officers=officers)
+        [row] = [c for c in report["factories"][0]["channels"] if c["channel"] == "so2"]
+        return row, report
+
+    filed, _ = so2(False)
+    assert filed["expected_hours"] == 24 and len(filed["invalid_hours"]) == 24
+    rig.duties.decide_shutdown(window.id, True, "duty-rayong", start)
+    row, report = so2(False)
+    assert row["expected_hours"] == 20 and row["shutdown_hours"] == 4
+    assert len(row["invalid_hours"]) == 20
+    [dev] = [d for d in report["duties"]["devices"] if d["device"] == BOILER]
+    assert dev["accepted_shutdown_hours"] == 4.0 and dev["expected_hours"] == 20.0
+    assert [n["kind"] for n in dev["notices"]] == ["shutdown"]
+    assert "integrity" not in report
+    csv_text = to_csv(report)
+    assert "duty_notice,kaeng-khoi-biomass,boiler-1" in csv_text and "accepted_shutdown" in csv_text

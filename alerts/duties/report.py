@@ -142,11 +142,44 @@ def add_duty_sections(
     *,
     officers: bool,
 ) -> dict[str, Any]:
-    """The compliance report with its duties section, and the integrity section for officers."""
+    """The compliance report with its duties section, and the integrity section for officers.
+    The hours of accepted shutdown windows leave each channel's expected hours (an hour without
+    valid data inside one is no invalid hour), so completeness counts the hours the monitor was
+    due to run."""
+    leave_shutdown_hours(report, job)
     report["duties"] = duties_report(job, first, last, factory, now)
     if officers:
         report["integrity"] = integrity_section(job, months_between(first, last), factory)
     return report
+
+
+def leave_shutdown_hours(report: dict[str, Any], job: DutiesJob) -> None:
+    from eit.timeutil import parse_iso_ns
+
+    start, end = parse_iso_ns(report["period_start"]), parse_iso_ns(report["period_end"])
+    threshold = float(report.get("completeness_threshold", 0.8))
+    for f in report["factories"]:
+        windows: dict[str, list[tuple[int, int]]] = {}
+        for n in job.duties.notices(f["id"], kind=SHUTDOWN, state=ACCEPTED, start_ns=start, end_ns=end):
+            if n.ended_ns is not None:
+                windows.setdefault(n.device, []).append((n.started_ns, n.ended_ns))
+        for ch in f["channels"]:
+            spans = windows.get(ch["device"])
+            if not spans:
+                continue
+            kept, left = [], 0
+            for hour in ch["invalid_hours"]:
+                h0, h1 = parse_iso_ns(hour["start"]), parse_iso_ns(hour["end"])
+                if any(s0 <= h0 and h1 <= s1 for s0, s1 in spans):
+                    left += 1
+                else:
+                    kept.append(hour)
+            ch["invalid_hours"] = kept
+            ch["shutdown_hours"] = left
+            ch["expected_hours"] = int(ch["expected_hours"]) - left
+            share = ch["valid_hours"] / ch["expected_hours"] if ch["expected_hours"] else 1.0
+            ch["completeness"] = round(share, 4)
+            ch["complete"] = share >= threshold - 1e-12
 
 
 def duties_csv_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
