@@ -285,6 +285,20 @@ def _report(args: argparse.Namespace) -> int:
             args.factory,
             args.completeness or completeness,
         )
+        if args.config:  # the state database is known: the duties, and integrity if asked
+            from alerts.duties import build_duties_job
+            from alerts.duties.report import add_duty_sections
+            from alerts.state import open_alert_store
+            from eit.timeutil import now_ns
+            from server.config import load_serve_config
+
+            config = load_serve_config(args.config)
+            alerts = open_alert_store(config.state_url, config.state_path)
+            try:
+                job = build_duties_job(registry, store, alerts)
+                add_duty_sections(report, job, first, last, args.factory, now_ns(), officers=args.integrity)
+            finally:
+                alerts.close()
     except ValueError as exc:
         print(f"eit report: {exc}", file=sys.stderr)
         return 2
@@ -651,6 +665,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("json", "csv", "html"), default="json")
     p.add_argument("--output", default=None, help="write to this file instead of standard output")
     p.add_argument("--completeness", type=float, default=None, help="threshold (default 0.8 or the config's)")
+    p.add_argument(
+        "--integrity",
+        action="store_true",
+        help="add the officers' integrity section (with --config: the findings and their dispositions)",
+    )
     p.add_argument("--config", default=None, help="serve.yaml naming the store (default: --data-dir)")
     p.add_argument(
         "--data-dir", default="data", help="embedded store folder when no --config (default: ./data)"

@@ -237,3 +237,10 @@ def test_the_command_line_files_lists_and_disposes(town: TownApp) -> None:
     )
     assert any(n["id"] == notice["id"] for d in report["devices"] for n in d["notices"])
     assert report["sources"]["values"]["wpms.malfunction.fix_within_days"]["value"] == 7
+    site = str(town.town.config.site)
+    day = datetime.now(UTC).date().isoformat()
+    common = ["report", "compliance", "--site", site, "--config", config, "--from", day, "--to", day]
+    officers = json.loads(eit(*common, "--integrity").stdout)
+    assert "integrity" in officers and officers["duties"]["devices"]
+    plain = json.loads(eit(*common).stdout)
+    assert "integrity" not in plain and plain["duties"]["devices"]
