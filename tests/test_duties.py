@@ -216,7 +216,13 @@ def test_lab_checks_round_as_reported_and_a_month_without_one_opens_a_case_per_c
     assert check.report_due_ns == t("2026-07-16T00:00:00+07:00") and check.reported_late is True
     with pytest.raises(DutyError, match="channel: 'ph' is not checked against a lab"):
         rig.duties.add_lab_check(STARCH, OUTFALL, "ph", sampled, 7.0, 7.1, "pH", "", "op", sampled)
-    # June's COD was never checked: after 30 Jun a case for COD only.
+    # A monitor with no data in June (not running yet) owes no June check.
+    rig.job.run_once(t("2026-07-01T00:10:00+07:00"))
+    assert rig.cases(RULE_LAB) == []
+    # It ran in June: June's COD was never checked, so after 30 Jun a case for COD only.
+    rig.minutes(
+        STARCH, OUTFALL, ("cod", "bod"), t("2026-06-02T00:00:00+07:00"), t("2026-06-02T01:00:00+07:00")
+    )
     rig.job.run_once(t("2026-07-01T00:30:00+07:00"))
     cases = [a for a in rig.cases(RULE_LAB) if a.factory == STARCH]
     assert [(a.parameter, a.ongoing) for a in cases] == [("cod", True)]

@@ -51,6 +51,7 @@ RULE_FIX = "duty_fix"
 RULE_LAB = "duty_lab_check"
 RULE_STACK_TEST = "duty_stack_test"
 DEVICE_WIDE = "*"
+CALENDAR_REFRESH_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +147,11 @@ class DutiesJob:
         valid = self._valid_minutes(dev, start, end)
         share = sum(1 for m in expected if m in valid) / len(expected)
         threshold = self.rules.wpms_daily_share if dev.system == WPMS else self.rules.cems_daily_share
-        notices = self.duties.notices(dev.factory, dev.device, MALFUNCTION, start_ns=start, end_ns=end)
         if share < threshold:
-            if notices:
+            if self.duties.notices(dev.factory, dev.device, MALFUNCTION, start_ns=start, end_ns=end):
                 return  # a notice covers the day: filed, or inferred before
+            if not self._valid_minutes(dev, start - 86_400 * NS_PER_S, start):
+                return  # no valid data the day before either: not installed yet (or already down)
             first_gap = next(m for m in expected if m not in valid)
             made = self.duties.infer_malfunction(
                 dev.system,
@@ -236,6 +238,9 @@ class DutiesJob:
                 continue
             for p in periods:
                 month_start = day_start_ns(date(p.year, p.month, 1), self.tz)
+                owed_from = p.sample_by_ns - self.rules.lab_new_monitor_days * 86_400 * NS_PER_S
+                if not self.store.count(dev.factory, dev.device, None, month_start, owed_from):
+                    continue  # the monitor did not run early enough in the month to owe its check
                 checks = self.duties.lab_checks(dev.factory, dev.device, month_start, p.sample_by_ns)
                 for channel in (c for c in self.rules.lab_channels if c in dev.channels):
                     done = any(c.channel == channel for c in checks)
@@ -378,11 +383,20 @@ class DutiesTicker:
             self._worker.stop(5.0)
 
     def _run(self) -> None:
+        # The accepted shutdown windows are read every minute (an officer may decide in another
+        # process, `eit api`); the rest runs every interval, the first time at start.
+        refresh_s = min(self.interval_s, CALENDAR_REFRESH_S)
+        last_run: float | None = None
         while True:
             with self.stage.working():
                 try:
-                    self.job.run_once(self.clock())
+                    now = self.clock()
+                    if last_run is None or (now - last_run) / NS_PER_S >= self.interval_s:
+                        last_run = now
+                        self.job.run_once(now)
+                    else:
+                        self.job.refresh_calendar()
                 except Exception:
                     log.exception("duties run failed")
-            if self._stop.wait(self.interval_s):
+            if self._stop.wait(refresh_s):
                 return

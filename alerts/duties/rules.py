@@ -39,6 +39,7 @@ class DutyRules:
     lab_remind_from_day: int
     lab_channels: tuple[str, ...]
     lab_decimals: dict[str, int]
+    lab_new_monitor_days: int
     wpms_daily_share: float
     cems_source: str
     cems_report_within_days: int
@@ -129,6 +130,7 @@ def _read(path: Path, source: str) -> DutyRules:
             lab_remind_from_day=_sourced(wl, "remind_from_day", _int(1, 28), s),
             lab_channels=_sourced(wl, "channels", _names, s),
             lab_decimals=_sourced(wl, "decimals", _decimals, s),
+            lab_new_monitor_days=_sourced(wl, "new_monitor_days", _int(0, 28), s),
             wpms_daily_share=_sourced(wi, "daily_share", _share, s),
             cems_source=c.text("source"),
             cems_report_within_days=_sourced(cm, "report_within_days", _int(0, 30), s),
