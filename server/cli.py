@@ -285,7 +285,7 @@ def _report(args: argparse.Namespace) -> int:
             args.factory,
             args.completeness or completeness,
         )
-        if args.config:  # the state database is known: the duties, and integrity if asked
+        if args.config:  # the state database is known: the duties and the integrity findings
             from alerts.duties import build_duties_job
             from alerts.duties.report import add_duty_sections
             from alerts.state import open_alert_store
@@ -296,7 +296,9 @@ def _report(args: argparse.Namespace) -> int:
             alerts = open_alert_store(config.state_url, config.state_path)
             try:
                 job = build_duties_job(registry, store, alerts)
-                add_duty_sections(report, job, first, last, args.factory, now_ns(), officers=args.integrity)
+                add_duty_sections(
+                    report, job, first, last, args.factory, now_ns(), officers=not args.without_integrity
+                )
             finally:
                 alerts.close()
     except ValueError as exc:
@@ -666,9 +668,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="write to this file instead of standard output")
     p.add_argument("--completeness", type=float, default=None, help="threshold (default 0.8 or the config's)")
     p.add_argument(
-        "--integrity",
+        "--without-integrity",
         action="store_true",
-        help="add the officers' integrity section (with --config: the findings and their dispositions)",
+        help="leave out the officers' integrity section (a copy for a factory); with --config the"
+        " report carries the duties and the integrity findings with their dispositions",
     )
     p.add_argument("--config", default=None, help="serve.yaml naming the store (default: --data-dir)")
     p.add_argument(

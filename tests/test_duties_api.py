@@ -240,7 +240,7 @@ def test_the_command_line_files_lists_and_disposes(town: TownApp) -> None:
     site = str(town.town.config.site)
     day = datetime.now(UTC).date().isoformat()
     common = ["report", "compliance", "--site", site, "--config", config, "--from", day, "--to", day]
-    officers = json.loads(eit(*common, "--integrity").stdout)
+    officers = json.loads(eit(*common).stdout)
     assert "integrity" in officers and officers["duties"]["devices"]
-    plain = json.loads(eit(*common).stdout)
+    plain = json.loads(eit(*common, "--without-integrity").stdout)
     assert "integrity" not in plain and plain["duties"]["devices"]
