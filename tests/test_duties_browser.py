@@ -98,11 +98,11 @@ def test_an_officer_disposes_of_an_integrity_finding_from_the_console(
         log_in(page, _Served(url), "olivia")  # type: ignore[arg-type]
         page.wait_for_url("**/console**")
         page.wait_for_selector("body[data-duties-loaded=true]", timeout=20000)
-        item = f'li.integrity[data-finding-id="{f.id}"]'
+        item = f'li.finding-item[data-finding-id="{f.id}"]'
         assert "O2 was below 4 %" in page.inner_text(item)
         page.click(f'{item} button[data-disposition="inspect"]')
         page.wait_for_selector(
-            f'li.integrity[data-finding-id="{f.id}"][data-disposition="inspect"]', timeout=10000
+            f'li.finding-item[data-finding-id="{f.id}"][data-disposition="inspect"]', timeout=10000
         )
         [stored] = [x for x in duties.findings([month]) if x.id == f.id]
         assert (stored.disposition, stored.disposed_by) == ("inspect", "olivia")

@@ -48,7 +48,7 @@
         }, t(label)));
       }
     }
-    return el("li", { class: "alert duty", "data-notice-id": n.id, "data-state": n.state },
+    return el("li", { class: "duty-item", "data-notice-id": n.id, "data-state": n.state },
       el("div", { class: "head" },
         el("span", { class: "badge" }, n.system.toUpperCase()),
         el("span", { class: "badge " + n.state }, t("duties_state_" + n.state)),
@@ -145,7 +145,7 @@
         } catch (err) { toast(EIT.explain(err)); }
       },
     }, t("integrity_" + d)));
-    return el("li", { class: "alert integrity", "data-finding-id": f.id, "data-disposition": f.disposition || "" },
+    return el("li", { class: "finding-item", "data-finding-id": f.id, "data-disposition": f.disposition || "" },
       el("div", { class: "head" },
         el("span", { class: "badge warning" }, f.kind),
         el("span", { class: "where" }, `${f.factory} · ${f.device}${f.channel ? " · " + f.channel : ""} · ${f.month}`)),
