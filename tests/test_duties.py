@@ -334,3 +334,44 @@ def test_an_accepted_shutdown_leaves_the_expected_hours_of_the_compliance_report
     assert "integrity" not in report
     csv_text = to_csv(report)
     assert "duty_notice,kaeng-khoi-biomass,boiler-1" in csv_text and "accepted_shutdown" in csv_text
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_every_duty_record_round_trips_on_both_state_databases(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from statedb import open_state_db
+
+    url = request.getfixturevalue("postgres_url") if kind == "postgresql" else None
+    db = open_state_db(url, tmp_path / "state.db")
+    try:
+        d = DutyStore(db, RULES, BKK)
+        at = t("2026-11-10T15:00:00+07:00")
+        n = d.file_notice(CEMS, MALFUNCTION, BIOMASS, BOILER, at, None, "analyser", "op", at)
+        assert n.report_due_ns == t("2026-11-12T00:00:00+07:00")
+        pdf = b"%PDF-1.7\n" + bytes(range(256)) * 4  # binary content survives as it was
+        a = d.add_attachment(BIOMASS, "stack/test.pdf", pdf, "op", at)
+        assert a.filename == "stack_test.pdf" and d.attachment(a.id)[1] == pdf
+        test = d.add_stack_test(n.id, at + 86_400 * S, {"so2": 41.5}, "Lab", "op", at + 2 * 86_400 * S, a.id)
+        assert d.stack_tests([n.id]) == [test]
+        with pytest.raises(DutyError, match="belongs to another factory"):
+            d.add_lab_check(STARCH, OUTFALL, "cod", at, 100, 101, "mg/L", "", "op", at, a.id)
+        check = d.add_lab_check(STARCH, OUTFALL, "cod", at, 117.5, 120.5, "mg/L", "", "op", at)
+        assert (check.lab_value, check.online_value, check.deviation) == (118.0, 121.0, 3.0)
+        item = {
+            "id": "00112233445566aa",
+            "factory": BIOMASS,
+            "device": BOILER,
+            "kind": "replay",
+            "month": "2026-11",
+        }
+        assert d.record_findings([item | {"score": 2.0}], at) == 1
+        assert d.record_findings([item | {"score": 3.0}], at + 1) == 0
+        d.dispose(item["id"], "dismissed", "olivia", at + 2, "a logger restart")
+        [kept] = d.findings(["2026-11"], disposition="dismissed")
+        assert kept.score == 3.0 and kept.note == "a logger restart"
+        assert d.findings(["2026-11"], disposition="none") == []
+        with pytest.raises(DutyError, match="disposition: 'ignore'"):
+            d.dispose(item["id"], "ignore", "olivia", at)
+    finally:
+        db.close()
