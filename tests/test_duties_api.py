@@ -98,6 +98,10 @@ def test_an_officer_accepts_a_shutdown_window_and_an_operator_may_not(town: Town
     assert ok.status_code == 200 and ok.json()["state"] == "accepted" and ok.json()["decided_by"] == "olivia"
     again = c.post(f"/api/v1/duties/notices/{n['id']}/reject", headers=town.headers("olivia"))
     assert again.status_code == 422 and "accepted already" in again.json()["detail"]
+    # Its factory's page lists the accepted window, for the public too (a published factory).
+    windows = c.get(f"/api/v1/factories/{BIOMASS}/shutdowns").json()
+    assert windows == [{"device": BOILER, "system": "cems", "start": body["start"], "end": body["end"]}]
+    assert c.get("/api/v1/factories/no-such/shutdowns").status_code == 404
     # The rules' calendar has the accepted window at once.
     assert duties(town).calendar.covers(BIOMASS, BOILER, now + 2 * 86_400 * NS_PER_S)
 

@@ -149,3 +149,36 @@ def test_an_operator_enters_a_lab_check_with_its_report_and_sees_no_integrity_fi
     finally:
         context.close()
         db.close()
+
+
+def test_a_factory_page_shows_its_accepted_shutdown_windows_to_the_public(
+    chromium: Any, town_url: tuple[Town, str]
+) -> None:
+    town, url = town_url
+    db, duties = duty_store(town)
+    now = now_ns()
+    day = 86_400 * 1_000_000_000
+    filed = duties.file_notice(
+        "cems", "shutdown", "kaeng-khoi-biomass", "boiler-1", now + day, now + 2 * day, "", "kk-op", now
+    )
+    rejected = duties.file_notice(
+        "cems", "shutdown", "kaeng-khoi-biomass", "boiler-1", now + 3 * day, now + 4 * day, "", "kk-op", now
+    )
+    duties.decide_shutdown(filed.id, True, "olivia", now)
+    duties.decide_shutdown(rejected.id, False, "olivia", now)
+    context = chromium.new_context(viewport=PHONE, timezone_id="Asia/Bangkok")
+    page = context.new_page()
+    watch = Watch(url)
+    watch.attach(page)
+    try:
+        page.goto(f"{url}/factory/kaeng-khoi-biomass?lang=en")
+        page.wait_for_selector("body[data-shutdowns-loaded=true]", timeout=20000)
+        assert page.is_visible("#factory-shutdowns")
+        items = page.eval_on_selector_all("#factory-shutdowns li", "els => els.map(e => e.dataset.device)")
+        assert items == ["boiler-1"]  # the accepted window only
+        assert "Planned shutdowns" in page.inner_text("#factory-shutdowns")
+        shot(page, "factory-shutdown-en-phone")
+        watch.clean()
+    finally:
+        context.close()
+        db.close()

@@ -391,6 +391,24 @@ def duties_router(ctx: Context) -> APIRouter:
         except EitError as exc:
             raise fail(exc) from exc
 
+    @router.get(
+        "/factories/{factory_id}/shutdowns",
+        summary="A factory's planned shutdown windows an officer accepted, from 30 days ago on"
+        " (public for a published factory: no data is expected inside them)",
+        responses=errors(403, 404, 503),
+    )
+    def shutdowns(
+        factory_id: str = Path(max_length=100), p: Principal = Depends(auth.principal)
+    ) -> list[dict[str, Any]]:
+        f = ctx.factory(p, factory_id)
+        since = ctx.now() - 30 * 86_400 * 1_000_000_000
+        try:
+            found = job().duties.notices(f.id, kind="shutdown", state="accepted", start_ns=since)
+        except EitError as exc:
+            raise fail(exc) from exc
+        windows = [n.to_json() for n in sorted(found, key=lambda n: n.started_ns)]
+        return [{k: w[k] for k in ("device", "system", "start", "end")} for w in windows]
+
     # -- integrity findings: officers only ------------------------------------------------------------
     @router.get(
         "/integrity/findings",

@@ -9,6 +9,20 @@
   const { t, api, el, fmtTime, session, toast } = EIT;
   const duties = document.getElementById("duties");
   const integrity = document.getElementById("integrity");
+  const windows = document.getElementById("factory-shutdowns");
+
+  // A factory's page (anyone who may see it): the planned shutdowns an officer accepted.
+  if (windows) {
+    const id = decodeURIComponent(location.pathname.split("/").pop());
+    api(`/api/v1/factories/${encodeURIComponent(id)}/shutdowns`).then((found) => {
+      windows.replaceChildren(el("h2", {}, t("duties_shutdown_windows")),
+        el("ul", {}, found.map((w) => el("li", { "data-device": w.device },
+          t("duties_shutdown_window", { device: w.device, start: fmtTime(w.start), end: fmtTime(w.end) })))));
+      windows.hidden = found.length === 0;
+      document.body.dataset.shutdownsLoaded = "true";
+    }).catch(() => { document.body.dataset.shutdownsLoaded = "true"; });
+  }
+
   const s = session.get();
   if (!s || (!duties && !integrity)) return;
   const me = s.user;
