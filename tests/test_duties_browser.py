@@ -182,3 +182,39 @@ def test_a_factory_page_shows_its_accepted_shutdown_windows_to_the_public(
     finally:
         context.close()
         db.close()
+
+
+def test_an_operator_enters_the_substitute_stack_test_of_a_cems_malfunction(
+    chromium: Any, town_url: tuple[Town, str], tmp_path: Path
+) -> None:
+    town, url = town_url
+    report = tmp_path / "stack-test.pdf"
+    report.write_bytes(PDF)
+    db, duties = duty_store(town)
+    down = now_ns() - 16 * 86_400 * 1_000_000_000
+    n = duties.file_notice(
+        "cems", "malfunction", "kaeng-khoi-biomass", "boiler-1", down, None, "analyser", "kk-op", down
+    )
+    tested = (datetime.now(BKK) - timedelta(hours=3)).replace(second=0, microsecond=0)
+    context = chromium.new_context(viewport=PHONE, timezone_id="Asia/Bangkok")
+    page = context.new_page()
+    watch = Watch(url)
+    watch.attach(page)
+    try:
+        log_in(page, _Served(url), "kk-op")  # type: ignore[arg-type]
+        page.wait_for_url("**/operator**")
+        page.wait_for_selector("body[data-duties-loaded=true]", timeout=20000)
+        item = f'li.duty-item[data-notice-id="{n.id}"]'
+        page.click(f"{item} details summary")
+        page.fill(f"{item} input[name=tested]", tested.strftime("%Y-%m-%dT%H:%M"))
+        page.fill(f"{item} input[name=results]", "so2=41.5, nox=120")
+        page.set_input_files(f"{item} input[name=report]", str(report))
+        page.click(f"{item} button[type=submit]")
+        wait_for(lambda: bool(duties.stack_tests([n.id])), 10, "the stack test to be stored")
+        [test] = duties.stack_tests([n.id])
+        assert test.results == {"nox": 120.0, "so2": 41.5} and test.entered_by == "kk-op"
+        assert test.attachment_id is not None and duties.attachment(test.attachment_id)[1] == PDF
+        watch.clean()
+    finally:
+        context.close()
+        db.close()

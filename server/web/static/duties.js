@@ -48,6 +48,7 @@
     if (n.report_due) due.push(`${t("duties_report_due")}: ${fmtTime(n.report_due)}${n.reported_late ? " (" + t("duties_late") + ")" : ""}`);
     if (n.fix_due) due.push(`${t("duties_fix_due")}: ${fmtTime(n.fix_due)}`);
     const actions = [];
+    if (!officer && n.system === "cems" && n.kind === "malfunction") actions.push(stackTestForm(n));
     if (officer && n.kind === "shutdown" && n.state === "filed") {
       for (const [verb, label] of [["accept", "duties_accept"], ["reject", "duties_reject"]]) {
         actions.push(el("button", {
@@ -70,6 +71,38 @@
       el("p", { class: "text" }, `${t("duties_kind_" + n.kind)} (${t("duties_origin_" + n.origin)}): ${fmtTime(n.start)}${n.end ? " – " + fmtTime(n.end) : ""}${n.cause ? " · " + n.cause : ""}`),
       due.length ? el("div", { class: "meta" }, due.join(" · ")) : null,
       actions.length ? el("div", { class: "actions" }, actions) : null);
+  }
+
+  function stackTestForm(n) {
+    // The substitute stack test of a CEMS malfunction: results per channel, with its PDF report.
+    const form = el("form", { class: "stack stack-test-form" },
+      el("label", {}, t("duties_test_tested"), el("input", { type: "datetime-local", name: "tested", required: true })),
+      el("label", {}, t("duties_test_results"), el("input", { type: "text", name: "results", required: true, placeholder: "so2=41.5, nox=120" })),
+      el("label", {}, t("duties_lab_laboratory"), el("input", { type: "text", name: "laboratory", maxlength: 200 })),
+      el("label", {}, t("duties_test_report"), el("input", { type: "file", name: "report", accept: "application/pdf" })),
+      el("button", { type: "submit" }, t("duties_test_submit")));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const results = {};
+      for (const part of form.elements.results.value.split(",")) {
+        const [name, value] = part.split("=").map((x) => x.trim());
+        if (name && value !== undefined && value !== "") results[name] = Number(value);
+      }
+      try {
+        const file = form.elements.report.files[0];
+        const attachment = file ? await upload(file, n.factory) : null;
+        await api("/api/v1/duties/stack-tests", {
+          method: "POST",
+          body: {
+            notice_id: n.id, tested_at: localToIso(form.elements.tested.value), results,
+            laboratory: form.elements.laboratory.value.trim(), attachment_id: attachment ? attachment.id : null,
+          },
+        });
+        toast(t("duties_test_entered"));
+        await loadNotices();
+      } catch (err) { toast(EIT.explain(err)); }
+    });
+    return el("details", {}, el("summary", {}, t("duties_test_title")), form);
   }
 
   async function loadNotices() {
