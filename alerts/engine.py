@@ -65,6 +65,7 @@ from alerts.compliance import (
     needs_o2_correction,
     rolling_result,
 )
+from alerts.duties.calendar import ShutdownCalendar
 from alerts.effects import (
     CurrentValue,
     DecideProvisional,
@@ -235,6 +236,9 @@ class AlertEngine:
         )
         self.effects: EffectSink = effects if effects is not None else InlineEffects(self.applier)
         self._lock = threading.RLock()
+        # Accepted shutdown windows (alerts/duties/calendar.py), set by the duties job's owner: a
+        # device inside one raises no stale case; a factory shut down shows ``shutdown``.
+        self.shutdowns: ShutdownCalendar | None = None
         # Store reads per tick (read-backs, history): bounded so a backlog's read-backs never hold
         # the verdicts up for long; `eit recompute` lifts the bound.
         self.read_budget_s = STORE_READS_PER_TICK_S
@@ -639,6 +643,13 @@ class AlertEngine:
                 dev.stale_after_s if dev and dev.stale_after_s else None
             ) or self.settings.stale_after_s
             silent_s = (now - last) / NS_PER_S
+            if self.shutdowns is not None and self.shutdowns.covers(factory, device, now):
+                self._clear(
+                    (factory, device, DEVICE_PARAMETER, RULE_STALE),
+                    now,
+                    "a planned shutdown accepted by an officer covers the device",
+                )
+                continue
             if silent_s > limit_s:
                 self._raise(
                     (factory, device, DEVICE_PARAMETER, RULE_STALE),
@@ -684,8 +695,14 @@ class AlertEngine:
         for factory in self.registry.factories:
             if factory in waiting:
                 continue  # its latest closed periods are not read back yet
+            shut = self.shutdowns is not None and self.shutdowns.factory_shut(factory, now)
             state, params = public_state(
-                exceeding.get(factory, ()), provisional.get(factory, ()), newest.get(factory), now, no_data_ns
+                exceeding.get(factory, ()),
+                provisional.get(factory, ()),
+                newest.get(factory),
+                now,
+                no_data_ns,
+                shutdown=shut,
             )
             published = self._published.get(factory)
             if (

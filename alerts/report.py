@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from alerts.compliance import day_bounds
 from alerts.evidence import chain_events, channel_share
 from alerts.integrity.render import neutralise
+from alerts.duties.report import duties_csv_rows, duties_html
 from alerts.windows import HOUR_NS
 from eit.registry import Registry
 from eit.store import Store
@@ -233,6 +234,9 @@ def to_csv(report: dict[str, Any]) -> str:
                         "reason": i["reason"],
                     }
                 )
+    # The duties and, for officers, the integrity sections (alerts/duties/report.py).
+    for row in duties_csv_rows(report):
+        writer.writerow(row)
     return out.getvalue()
 
 
@@ -287,6 +291,7 @@ def to_html(report: dict[str, Any]) -> str:
                     f"<td>{'yes' if x['retroactive'] else 'no'}</td></tr>"
                 )
             parts.append("</table>")
+    parts += duties_html(report)  # the duties and, for officers, the integrity sections
     parts.append("</body></html>")
     return "\n".join(parts)
 

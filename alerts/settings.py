@@ -51,3 +51,7 @@ class RuleSettings(BaseModel):
     # The town indicators of the running and the previous month (and their years) are recomputed
     # from the store this often (alerts/indicators_job.py).
     indicators_interval_s: float = Field(3600.0, gt=0)
+    # The duties job (alerts/duties/job.py): how often it infers malfunctions, opens the cases of
+    # missed deadlines, refreshes the accepted shutdown windows and, once a month, runs the
+    # integrity analytics; 0 turns it off.
+    duties_interval_s: float = Field(3600.0, ge=0)

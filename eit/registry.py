@@ -97,6 +97,11 @@ class Factory:
     devices: dict[str, Device]
     public: bool = True
     contacts: tuple[FactoryContact, ...] = ()
+    # Duties of online monitors (alerts/duties/duties.yaml): `wpms` for a factory discharging
+    # more than 500 m3/day of effluent (its effluent devices are WPMS), `cems` for one whose
+    # stack devices are CEMS under the DIW notifications.
+    wpms: bool = False
+    cems: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +322,8 @@ def _read_factory(
         devices=devices,
         public=sec.boolean("public", True),
         contacts=_read_contacts(sec, fid, problems),
+        wpms=sec.boolean("wpms", False),
+        cems=sec.boolean("cems", False),
     )
     sec.finish()
     return factory

@@ -332,6 +332,22 @@ def _report(args: argparse.Namespace) -> int:
             args.factory,
             args.completeness or completeness,
         )
+        if args.config:  # the state database is known: the duties and the integrity findings
+            from alerts.duties import build_duties_job
+            from alerts.duties.report import add_duty_sections
+            from alerts.state import open_alert_store
+            from eit.timeutil import now_ns
+            from server.config import load_serve_config
+
+            config = load_serve_config(args.config)
+            alerts = open_alert_store(config.state_url, config.state_path)
+            try:
+                job = build_duties_job(registry, store, alerts)
+                add_duty_sections(
+                    report, job, first, last, args.factory, now_ns(), officers=not args.without_integrity
+                )
+            finally:
+                alerts.close()
     except ValueError as exc:
         print(f"eit report: {exc}", file=sys.stderr)
         return 2
@@ -680,6 +696,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_devices_parsers(sub)
 
+    from server.duties_cli import add_parsers as add_duties_parsers
+
+    add_duties_parsers(sub)
+
     def alert_state_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--config", default=None, help="serve.yaml naming the state database (default: --data-dir)"
@@ -820,6 +840,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("json", "csv", "html"), default="json")
     p.add_argument("--output", default=None, help="write to this file instead of standard output")
     p.add_argument("--completeness", type=float, default=None, help="threshold (default 0.8 or the config's)")
+    p.add_argument(
+        "--without-integrity",
+        action="store_true",
+        help="leave out the officers' integrity section (a copy for a factory); with --config the"
+        " report carries the duties and the integrity findings with their dispositions",
+    )
     p.add_argument("--config", default=None, help="serve.yaml naming the store (default: --data-dir)")
     p.add_argument(
         "--data-dir", default="data", help="embedded store folder when no --config (default: ./data)"

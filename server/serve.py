@@ -18,6 +18,7 @@ from eit.signals import stop_on_signals
 from server.config import ServeConfig
 
 if TYPE_CHECKING:
+    from alerts.duties import DutiesJob
     from alerts.state import AlertStore
     from eit.store import Store
     from eit.supervise import Stage, StageStatus
@@ -101,6 +102,20 @@ class Server:
         # own: a slow store or alert database delays alerts, never the ingest's acknowledgements.
         self.effects = EffectWorker(self.engine.applier, config.ingest.retry_max_s, self.supervisor)
         self.engine.effects = self.effects
+        # Duties of WPMS and CEMS monitors: the accepted shutdown windows the rules read, the
+        # cases of missed deadlines, the monthly integrity run (alerts/duties/).
+        from alerts.duties import DutiesTicker, build_duties_job
+
+        self.duties = build_duties_job(
+            self.registry, self.store, self.alert_store, emit=self.engine.applier.emit
+        )
+        self.duties.refresh_calendar()
+        self.engine.shutdowns = self.duties.calendar
+        self.duties_ticker = (
+            DutiesTicker(self.duties, config.rules.duties_interval_s, self.supervisor)
+            if config.rules.duties_interval_s > 0
+            else None
+        )
         self.metrics = IngestMetrics()
         from prometheus_client import Gauge
 
@@ -232,6 +247,8 @@ class Server:
         self.stale.start()
         self.selfstats.start()
         self.indicators.start()
+        if self.duties_ticker is not None:
+            self.duties_ticker.start()
         log.info(
             "serving town %s: %d factories, %d devices; store %s; broker %s:%s; http %s",
             self.registry.town_id,
@@ -247,7 +264,13 @@ class Server:
         from server.api import create_app
 
         sources = api_sources(
-            self.config, self.registry, self.store, self.alert_store, self.deadletters, self.accounts
+            self.config,
+            self.registry,
+            self.store,
+            self.alert_store,
+            self.deadletters,
+            self.accounts,
+            duties=self.duties,
         )
         app = create_app(
             self.readiness,
@@ -269,6 +292,8 @@ class Server:
         self.stale.stop()
         self.indicators.stop()
         self.selfstats.stop()
+        if self.duties_ticker is not None:
+            self.duties_ticker.stop()
         self.mqtt.stop()
         if not self.effects.drain(10.0):
             log.warning(
@@ -388,10 +413,13 @@ def api_sources(
     alert_store: AlertStore,
     deadletters: DeadLetterStore,
     accounts: Accounts,
+    *,
+    duties: DutiesJob | None = None,
 ) -> ApiSources:
     """What the HTTP API reads and changes, from the server's parts."""
     from datetime import date
 
+    from alerts.duties import build_duties_job
     from alerts.messages import alert_text
     from alerts.notifiers.queue import DeliveryQueue
     from alerts.report import compliance_report, render
@@ -413,6 +441,7 @@ def api_sources(
         notifications=DeliveryQueue(alert_store.db),
         stale_after_s=config.http.no_data_after_s,
         notifier_kinds=tuple(n.kind for n in config.notifiers),
+        duties=duties or build_duties_job(registry, store, alert_store),
     )
 
 

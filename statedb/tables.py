@@ -18,6 +18,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -312,3 +313,114 @@ notification_channels = Table(
     Column("added_ns", BigInteger, nullable=False),
     PrimaryKeyConstraint("user_name", "kind", "address"),
 )
+# -- duties of WPMS and CEMS monitors, and integrity findings (alerts/duties/) -----------------
+
+duty_notices = Table(
+    "duty_notices",
+    metadata,
+    Column("id", Id, Identity(always=True), primary_key=True),
+    Column("system", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("origin", Text, nullable=False),
+    Column("factory", Text, nullable=False),
+    Column("device", Text, nullable=False),
+    Column("started_ns", BigInteger, nullable=False),
+    Column("ended_ns", BigInteger),
+    Column("state", Text, nullable=False),
+    Column("cause", Text, nullable=False, server_default=text("''")),
+    Column("filed_ns", BigInteger),
+    Column("filed_by", Text),
+    Column("recorded_ns", BigInteger, nullable=False),
+    Column("report_due_ns", BigInteger),
+    Column("fix_due_ns", BigInteger),
+    Column("decided_ns", BigInteger),
+    Column("decided_by", Text),
+    Column("fixed_ns", BigInteger),
+    sqlite_autoincrement=True,
+)
+lab_checks = Table(
+    "lab_checks",
+    metadata,
+    Column("id", Id, Identity(always=True), primary_key=True),
+    Column("factory", Text, nullable=False),
+    Column("device", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("sampled_ns", BigInteger, nullable=False),
+    Column("lab_value", Double, nullable=False),
+    Column("online_value", Double),
+    Column("deviation", Double),
+    Column("unit", Text, nullable=False),
+    Column("laboratory", Text, nullable=False, server_default=text("''")),
+    Column("entered_ns", BigInteger, nullable=False),
+    Column("entered_by", Text, nullable=False),
+    Column("report_due_ns", BigInteger, nullable=False),
+    Column("attachment_id", BigInteger),
+    sqlite_autoincrement=True,
+)
+stack_tests = Table(
+    "stack_tests",
+    metadata,
+    Column("id", Id, Identity(always=True), primary_key=True),
+    Column("notice_id", BigInteger, nullable=False),
+    Column("factory", Text, nullable=False),
+    Column("device", Text, nullable=False),
+    Column("tested_ns", BigInteger, nullable=False),
+    Column("results", Text, nullable=False),
+    Column("laboratory", Text, nullable=False, server_default=text("''")),
+    Column("entered_ns", BigInteger, nullable=False),
+    Column("entered_by", Text, nullable=False),
+    Column("attachment_id", BigInteger),
+    sqlite_autoincrement=True,
+)
+duty_attachments = Table(
+    "duty_attachments",
+    metadata,
+    Column("id", Id, Identity(always=True), primary_key=True),
+    Column("factory", Text, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("uploaded_ns", BigInteger, nullable=False),
+    Column("uploaded_by", Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+integrity_findings = Table(
+    "integrity_findings",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("factory", Text, nullable=False),
+    Column("device", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("month", Text, nullable=False),
+    Column("score", Double, nullable=False),
+    Column("finding", Text, nullable=False),
+    Column("found_ns", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    Column("disposition", Text, nullable=False, server_default=text("''")),
+    Column("disposed_by", Text),
+    Column("disposed_ns", BigInteger),
+    Column("note", Text, nullable=False, server_default=text("''")),
+)
+duty_audit = Table(
+    "duty_audit",
+    metadata,
+    Column("seq", Id, Identity(always=True), primary_key=True),
+    Column("subject", Text, nullable=False),
+    Column("ts_ns", BigInteger, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("detail", Text, nullable=False, server_default=text("''")),
+    sqlite_autoincrement=True,
+)
+Index("duty_notices_device", duty_notices.c.factory, duty_notices.c.device, duty_notices.c.started_ns)
+Index("duty_notices_state", duty_notices.c.state, duty_notices.c.id)
+Index("lab_checks_device", lab_checks.c.factory, lab_checks.c.device, lab_checks.c.sampled_ns)
+Index("stack_tests_notice", stack_tests.c.notice_id, stack_tests.c.id)
+Index(
+    "integrity_findings_month",
+    integrity_findings.c.month,
+    integrity_findings.c.factory,
+    integrity_findings.c.device,
+)
+Index("duty_audit_subject", duty_audit.c.subject, duty_audit.c.seq)

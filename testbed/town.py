@@ -368,6 +368,7 @@ class TownApp:
         self.letters = DeadLetterStore(self.state_db)
         self.metrics = CollectorRegistry()
         sources = api_sources(c, town.registry, self.store, self.alerts, self.letters, self.accounts)
+        self.sources = sources
         self.app = create_app(
             lambda: (True, {"store": "ok"}),
             self.metrics,

@@ -174,6 +174,9 @@ def create_app(
         from server.api.routes_prefs import prefs_router
 
         app.include_router(prefs_router(ctx))
+        from server.api.routes_duties import duties_router
+
+        app.include_router(duties_router(ctx))
         if settings.pages:
             from server.api.pages import mount_pages
 

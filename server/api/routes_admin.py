@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Reques
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter
 
+from alerts.duties.report import add_duty_sections
 from eit.errors import EitError
 from eit.timeutil import NS_PER_S, ns_to_datetime, ns_to_iso
 from server.accounts import AccountError, check_name
@@ -294,6 +295,10 @@ def admin_router(ctx: Context, guard: LoginGuard, metrics: CollectorRegistry) ->
             raise bad_parameter("from", "give days between 1971 and 2199")
         try:
             report = ctx.sources.report(first, last, factory)
+            if ctx.sources.duties is not None:  # the duties; the integrity section for officers only
+                add_duty_sections(
+                    report, ctx.sources.duties, first, last, factory, ctx.now(), officers=p.is_officer
+                )
         except EitError as exc:
             raise HTTPException(503, str(exc)) from exc
         except ValueError as exc:

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from alerts.notifiers.preferences import PreferenceStore
+from alerts.duties import DutiesJob
 from alerts.notifiers.queue import DeliveryQueue
 from alerts.state import AlertStore
 from eit.registry import Registry
@@ -48,3 +49,5 @@ class ApiSources:
     # the kinds of the server's notifiers (which channel kinds it delivers).
     preferences: PreferenceStore | None = None
     notifier_kinds: tuple[str, ...] = ()
+    # Duties of WPMS and CEMS monitors and the integrity findings (alerts/duties/).
+    duties: DutiesJob | None = None
