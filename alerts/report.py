@@ -8,7 +8,6 @@ The JSON form is documented in README.md ("Compliance report").
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 from datetime import date
@@ -22,7 +21,10 @@ from eit.store import Store
 from eit.storeschema import Hourly, Rolling, series_tags
 from eit.timeutil import now_ns, ns_to_datetime, ns_to_iso
 
-REPORT_VERSION = 1
+# 2: local times beside every UTC time (``local_start``, ``local_end``, ``period_start_local``,
+# ``generated_at_local``), each channel's basis and reference O2, each exceedance's
+# ``average_basis``; PDF and XLSX renderings (alerts/report_files.py).
+REPORT_VERSION = 2
 
 
 def _local(ts_ns: int, tz: ZoneInfo) -> str:
@@ -45,6 +47,7 @@ def compliance_report(
     start, _ = day_bounds(first_day, tz)
     _, end = day_bounds(last_day, tz)
     expected = (end - start) // HOUR_NS
+    generated = now_ns()
     factories = []
     for f in registry.factories.values():
         if factory is not None and f.id != factory:
@@ -55,6 +58,8 @@ def compliance_report(
                 continue
             for ch in d.channels.values():
                 tags = series_tags((f.id, d.id, ch.id))
+                # The hourly average is corrected to the reference O2 where the standard has one.
+                basis = "corrected" if ch.o2_reference_percent is not None else "measured"
                 hourly = {p.ts_ns: p for p in store.query_points(Hourly.NAME, tags, start, end)}
                 valid_hours = 0
                 invalid = []
@@ -64,7 +69,13 @@ def compliance_report(
                     p = hourly.get(h)
                     if p is None:
                         invalid.append(
-                            {"start": ns_to_iso(h), "end": ns_to_iso(h + HOUR_NS), "reason": "no data"}
+                            {
+                                "start": ns_to_iso(h),
+                                "end": ns_to_iso(h + HOUR_NS),
+                                "local_start": _local(h, tz),
+                                "local_end": _local(h + HOUR_NS, tz),
+                                "reason": "no data",
+                            }
                         )
                         continue
                     if p.fields.get(Hourly.VALID) is True:
@@ -74,6 +85,8 @@ def compliance_report(
                             {
                                 "start": ns_to_iso(h),
                                 "end": ns_to_iso(h + HOUR_NS),
+                                "local_start": _local(h, tz),
+                                "local_end": _local(h + HOUR_NS, tz),
                                 "reason": str(p.fields.get(Hourly.REASON, "")),
                             }
                         )
@@ -84,7 +97,9 @@ def compliance_report(
                                 "start": ns_to_iso(h),
                                 "end": ns_to_iso(h + HOUR_NS),
                                 "local_start": _local(h, tz),
+                                "local_end": _local(h + HOUR_NS, tz),
                                 "average": p.fields.get(Hourly.CORRECTED),
+                                "average_basis": basis,
                                 "measured_average": p.fields.get(Hourly.VALUE),
                                 "limit": p.fields.get(Hourly.LIMIT),
                                 "unit": p.fields.get(Hourly.LIMIT_UNIT, ch.unit),
@@ -103,7 +118,9 @@ def compliance_report(
                                     "start": ns_to_iso(p.ts_ns - hours * HOUR_NS),
                                     "end": ns_to_iso(p.ts_ns),
                                     "local_start": _local(p.ts_ns - hours * HOUR_NS, tz),
+                                    "local_end": _local(p.ts_ns, tz),
                                     "average": p.fields.get(Rolling.VALUE),
+                                    "average_basis": "measured",
                                     "measured_average": p.fields.get(Rolling.VALUE),
                                     "limit": p.fields.get(Rolling.LIMIT),
                                     "unit": p.fields.get(Rolling.LIMIT_UNIT, ch.unit),
@@ -120,6 +137,8 @@ def compliance_report(
                         "channel": ch.id,
                         "parameter": ch.parameter,
                         "unit": ch.unit,
+                        "basis": basis,
+                        "o2_reference_percent": ch.o2_reference_percent,
                         "standards": standards,
                         "expected_hours": int(expected),
                         "valid_hours": valid_hours,
@@ -148,8 +167,11 @@ def compliance_report(
         "to": last_day.isoformat(),
         "period_start": ns_to_iso(start),
         "period_end": ns_to_iso(end),
+        "period_start_local": _local(start, tz),
+        "period_end_local": _local(end, tz),
         "completeness_threshold": completeness,
-        "generated_at": ns_to_iso(now_ns()),
+        "generated_at": ns_to_iso(generated),
+        "generated_at_local": _local(generated, tz),
         "factories": factories,
     }
 
@@ -170,13 +192,35 @@ CSV_COLUMNS = (
     "valid_hours",
     "expected_hours",
     "completeness",
+    # Version 2: the town's local times, the basis of `average` and the measured average.
+    "local_start",
+    "local_end",
+    "average_basis",
+    "measured_average",
 )
+
+# A cell that starts with one of these is a formula to a spreadsheet (CSV injection): such text is
+# written with a leading apostrophe.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula, made inert; numbers pass unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def to_csv(report: dict[str, Any]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    plain = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+    plain.writeheader()
+
+    class _Inert:
+        def writerow(self, row: dict[str, Any]) -> None:
+            plain.writerow({k: neutralise(v) for k, v in row.items()})
+
+    writer = _Inert()
     for f in report["factories"]:
         for ch in f["channels"]:
             base = {"factory": f["id"], "device": ch["device"], "channel": ch["channel"]}
@@ -186,6 +230,9 @@ def to_csv(report: dict[str, Any]) -> str:
                     "row": "summary",
                     "start": report["period_start"],
                     "end": report["period_end"],
+                    "local_start": report.get("period_start_local", ""),
+                    "local_end": report.get("period_end_local", ""),
+                    "average_basis": ch.get("basis", ""),
                     "unit": ch["unit"],
                     "valid_hours": ch["valid_hours"],
                     "expected_hours": ch["expected_hours"],
@@ -204,6 +251,10 @@ def to_csv(report: dict[str, Any]) -> str:
                         "limit": e["limit"],
                         "unit": e["unit"],
                         "retroactive": "yes" if e["retroactive"] else "no",
+                        "local_start": e.get("local_start", ""),
+                        "local_end": e.get("local_end", ""),
+                        "average_basis": e.get("average_basis", ""),
+                        "measured_average": e.get("measured_average"),
                     }
                 )
             for i in ch["invalid_hours"]:
@@ -213,61 +264,22 @@ def to_csv(report: dict[str, Any]) -> str:
                         "row": "invalid_hour",
                         "start": i["start"],
                         "end": i["end"],
+                        "local_start": i.get("local_start", ""),
+                        "local_end": i.get("local_end", ""),
                         "reason": i["reason"],
                     }
                 )
     return out.getvalue()
 
 
-def to_html(report: dict[str, Any]) -> str:
-    e = html.escape
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>Compliance report {e(report['town'])} {e(report['from'])} to {e(report['to'])}</title>",
-        "<style>body{font-family:sans-serif}table{border-collapse:collapse;margin-bottom:1em}"
-        "td,th{border:1px solid #999;padding:2px 6px}.bad{color:#b00}</style></head><body>",
-        f"<h1>Compliance report: {e(report['town'])}</h1>",
-        f"<p>{e(report['from'])} to {e(report['to'])} ({e(report['timezone'])}); completeness threshold"
-        f" {report['completeness_threshold']:.0%}</p>",
-    ]
-    for f in report["factories"]:
-        parts.append(f"<h2>{e(f['name'])} <small>{e(f['name_th'])} {e(f['diw_registration'])}</small></h2>")
-        parts.append(
-            "<table><tr><th>device</th><th>channel</th><th>valid hours</th><th>completeness</th>"
-            "<th>exceedances</th><th>invalid hours</th></tr>"
-        )
-        for ch in f["channels"]:
-            cls = "" if ch["complete"] else " class='bad'"
-            parts.append(
-                f"<tr><td>{e(ch['device'])}</td><td>{e(ch['channel'])}</td>"
-                f"<td>{ch['valid_hours']} / {ch['expected_hours']}</td><td{cls}>{ch['completeness']:.1%}</td>"
-                f"<td>{len(ch['exceedances'])}</td><td>{len(ch['invalid_hours'])}</td></tr>"
-            )
-        parts.append("</table>")
-        for ch in f["channels"]:
-            if not ch["exceedances"]:
-                continue
-            parts.append(f"<h3>Exceedances: {e(ch['device'])} {e(ch['channel'])}</h3><table>")
-            parts.append(
-                "<tr><th>averaging</th><th>from</th><th>to</th><th>average</th><th>limit</th><th>retroactive</th></tr>"
-            )
-            for x in ch["exceedances"]:
-                parts.append(
-                    f"<tr><td>{e(x['averaging'])}</td><td>{e(x['start'])}</td><td>{e(x['end'])}</td>"
-                    f"<td class='bad'>{x['average']:.4g} {e(x['unit'])}</td>"
-                    f"<td>{x['limit']:g} {e(x['unit'])}</td>"
-                    f"<td>{'yes' if x['retroactive'] else 'no'}</td></tr>"
-                )
-            parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def render(report: dict[str, Any], fmt: str) -> str:
+def render(report: dict[str, Any], fmt: str, lang: str = "en") -> str:
+    """The report as text: json, csv or html (html in ``lang``, th or en)."""
     if fmt == "json":
         return json.dumps(report, ensure_ascii=False, indent=2)
     if fmt == "csv":
         return to_csv(report)
     if fmt == "html":
-        return to_html(report)
+        from alerts.report_files import to_html as to_html_v2
+
+        return to_html_v2(report, lang)
     raise ValueError(f"unknown format {fmt!r}")
