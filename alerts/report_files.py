@@ -56,6 +56,20 @@ def _basis_text(ch: dict[str, Any], basis: str, lang: str, g: Glossary) -> str:
     return g.basis(ch["unit"], ch.get("o2_reference_percent") if basis == "corrected" else None, lang)
 
 
+def hour_runs(invalid_hours: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive invalid hours with the same reason as one run (start, end, hours, reason): a month
+    of a silent channel is one line, not 720."""
+    runs: list[dict[str, Any]] = []
+    for hour in invalid_hours:
+        last = runs[-1] if runs else None
+        if last is not None and last["end"] == hour["start"] and last["reason"] == hour["reason"]:
+            last["end"] = hour["end"]
+            last["hours"] += 1
+        else:
+            runs.append({"start": hour["start"], "end": hour["end"], "hours": 1, "reason": hour["reason"]})
+    return runs
+
+
 def _period(report: dict[str, Any], lang: str, g: Glossary) -> str:
     return (
         f"{_when(report['period_start'], report, lang, g)} – {_when(report['period_end'], report, lang, g)}"
@@ -141,13 +155,14 @@ def to_html(report: dict[str, Any], lang: str = "en") -> str:
             if ch["invalid_hours"]:
                 parts.append(f"<h3>{e(w['invalid_hours'])}: {label}</h3><table>")
                 parts.append(
-                    f"<tr><th>{e(w['from'])}</th><th>{e(w['to'])}</th><th>{e(w['reason'])}</th></tr>"
+                    f"<tr><th>{e(w['from'])}</th><th>{e(w['to'])}</th><th>{e(w['hours'])}</th>"
+                    f"<th>{e(w['reason'])}</th></tr>"
                 )
-                for i in ch["invalid_hours"]:
+                for run in hour_runs(ch["invalid_hours"]):
                     parts.append(
-                        f"<tr><td>{e(_when(i['start'], report, lang, g))}</td>"
-                        f"<td>{e(_when(i['end'], report, lang, g))}</td>"
-                        f"<td>{e(g.reason(i['reason'], lang))}</td></tr>"
+                        f"<tr><td>{e(_when(run['start'], report, lang, g))}</td>"
+                        f"<td>{e(_when(run['end'], report, lang, g))}</td><td>{run['hours']}</td>"
+                        f"<td>{e(g.reason(run['reason'], lang))}</td></tr>"
                     )
                 parts.append("</table>")
     parts.append("</body></html>")
@@ -158,11 +173,12 @@ def to_pdf(report: dict[str, Any], lang: str = "en") -> bytes:
     """The HTML report printed to PDF by WeasyPrint (Thai lines broken by Pango and libthai)."""
     import logging
 
+    # WeasyPrint (from its import on) and fontTools log each step at INFO; a report run prints only
+    # its own messages.
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     from weasyprint import HTML
 
-    # WeasyPrint and fontTools log each step at INFO; a report run prints only its own messages.
-    for name in ("weasyprint", "fontTools"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     pdf = HTML(string=to_html(report, lang)).write_pdf()
     assert pdf is not None
     return bytes(pdf)

@@ -294,7 +294,9 @@ def test_the_compliance_report_is_the_command_line_report(town_app: TownApp) -> 
         )
         assert xlsx.status_code == 200 and xlsx.content.startswith(b"PK")  # a zip: the XLSX container
     thai = town_app.client.get(
-        "/api/v1/reports/compliance", params={"format": "html", "lang": "th"}, headers=town_app.headers("olivia")
+        "/api/v1/reports/compliance",
+        params={"format": "html", "lang": "th"},
+        headers=town_app.headers("olivia"),
     )
     assert "<h1>รายงานการปฏิบัติตามมาตรฐาน" in thai.text and "เวลาประเทศไทย (UTC+7)" in thai.text
     assert town_app.client.get("/api/v1/reports/compliance", params={"format": "pdf"}).status_code == 401

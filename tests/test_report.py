@@ -160,6 +160,8 @@ def test_import_then_report_lists_valid_hours_exceedances_and_invalid_hours(tmp_
     # Local times, the time zone named, the reason of an invalid hour.
     assert "28 Nov 2026 10:00" in page and "Bangkok time (UTC+7)" in page
     assert "no valid point (left out: 60 C calibration)" in page
+    # The silent hours 20:00-22:59 are one run of three hours, not three rows.
+    assert "<td>28 Nov 2026 20:00</td><td>28 Nov 2026 23:00</td><td>3</td><td>no data</td>" in page
 
 
 def test_report_refuses_a_reversed_period_and_an_unknown_factory(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 import eit
 from eit.confread import load_yaml
+from eit.glossary import glossary
 from eit.model import ID_PATTERN
 from eit.registry import Registry
 
@@ -109,6 +110,8 @@ def mount_pages(app: FastAPI, registry: Registry) -> None:
             "timezone": registry.timezone,
             "town": {"id": registry.town_id, "name": registry.town_name},
             "aqi_bands": aqi_bands(),
+            "glossary": glossary().for_pages(),
+            "timezone_label": glossary().timezone_label(registry.timezone, lang),
             **extra,
         }
         html = env.get_template(template).render(
@@ -118,6 +121,7 @@ def mount_pages(app: FastAPI, registry: Registry) -> None:
             page=page,
             path=request.url.path,
             town_name=registry.town_name,
+            timezone_label=glossary().timezone_label(registry.timezone, lang),
             config_json=_json_for_script(config),
             **extra,
         )
@@ -142,6 +146,10 @@ def mount_pages(app: FastAPI, registry: Registry) -> None:
     @app.get("/operator", include_in_schema=False)
     def operator_page(request: Request) -> HTMLResponse:
         return render(request, "operator.html", "operator", "operator_heading")
+
+    @app.get("/reports", include_in_schema=False)
+    def reports_page(request: Request) -> HTMLResponse:
+        return render(request, "reports.html", "reports", "reports_heading")
 
     @app.get("/login", include_in_schema=False)
     def login_page(request: Request) -> HTMLResponse:
