@@ -47,7 +47,7 @@ def _context(chromium: Any, viewport: dict[str, int], lang: str) -> Any:
 def _download(page: Any, fmt: str, folder: Path) -> Path:
     with page.expect_download(timeout=60000) as info:
         page.click(f"#report-form button[data-format={fmt}]")
-    path = folder / info.value.suggested_filename
+    path: Path = folder / str(info.value.suggested_filename)
     info.value.save_as(str(path))
     return path
 
