@@ -156,6 +156,9 @@ def create_app(
         app.include_router(data_router(ctx))
         app.include_router(alerts_router(ctx))
         app.include_router(admin_router(ctx))
+        from server.api.routes_views import views_router
+
+        app.include_router(views_router(ctx))
         if settings.pages:
             from server.api.pages import mount_pages
 
