@@ -70,7 +70,7 @@ def views_router(ctx: Context) -> APIRouter:
         " be if it closes now. Never a verdict: the hour's legal average is the one the rules store when"
         " it closes.",
         response_model=RunningHourOut,
-        responses=errors(401, 403, 404, 503),
+        responses=errors(401, 403, 404, 422, 503),
     )
     def running(
         factory: str = factory_path,
