@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from alerts.compliance import day_bounds
 from alerts.windows import HOUR_NS
+from eit.glossary import glossary
 from eit.registry import Registry
 from eit.store import Store
 from eit.storeschema import Hourly, Rolling, series_tags
@@ -59,7 +60,8 @@ def compliance_report(
             for ch in d.channels.values():
                 tags = series_tags((f.id, d.id, ch.id))
                 # The hourly average is corrected to the reference O2 where the standard has one.
-                basis = "corrected" if ch.o2_reference_percent is not None else "measured"
+                shown_o2 = glossary().shown_o2_reference(ch.unit, ch.o2_reference_percent)
+                basis = "corrected" if shown_o2 is not None else "measured"
                 hourly = {p.ts_ns: p for p in store.query_points(Hourly.NAME, tags, start, end)}
                 valid_hours = 0
                 invalid = []
@@ -138,7 +140,7 @@ def compliance_report(
                         "parameter": ch.parameter,
                         "unit": ch.unit,
                         "basis": basis,
-                        "o2_reference_percent": ch.o2_reference_percent,
+                        "o2_reference_percent": shown_o2,
                         "standards": standards,
                         "expected_hours": int(expected),
                         "valid_hours": valid_hours,

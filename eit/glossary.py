@@ -42,6 +42,12 @@ class Glossary:
     timezones: dict[str, dict[str, str]]
     buddhist_era_offset: int
     sources: dict[str, dict[str, str]]
+    o2_correctable_units: frozenset[str] = frozenset()
+
+    def shown_o2_reference(self, unit: str, o2_reference_percent: float | None) -> float | None:
+        """The reference O2 a channel's values are shown at: its own for a concentration, else None
+        (shown as measured)."""
+        return o2_reference_percent if unit in self.o2_correctable_units else None
 
     def parameter_name(self, parameter: str, lang: str) -> str:
         """The parameter's name in ``lang``, else its id."""
@@ -104,6 +110,7 @@ class Glossary:
             "reasons": [{"pattern": r.pattern.pattern, "th": r.th} for r in self.reasons],
             "timezones": self.timezones,
             "buddhist_era_offset": self.buddhist_era_offset,
+            "o2_correctable_units": sorted(self.o2_correctable_units),
         }
 
 
@@ -162,6 +169,7 @@ def read_glossary(path: Path = GLOSSARY_PATH) -> Glossary:
         timezones={str(k): {lang: str(v[lang]) for lang in LANGUAGES} for k, v in timezones.items()},
         buddhist_era_offset=offset,
         sources={str(k): {kk: str(vv) for kk, vv in v.items()} for k, v in sources.items()},
+        o2_correctable_units=frozenset(str(u) for u in data.get("o2_correctable_units") or ()),
     )
 
 

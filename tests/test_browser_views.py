@@ -123,3 +123,89 @@ def test_the_reports_page_asks_a_visitor_to_log_in(
         assert page.is_hidden("#reports")
     finally:
         context.close()
+
+
+SO2_CARD = '.chart-card[data-channel="boiler-1/so2"]'
+
+
+def _running_hour_has_begun(seconds: int = 180) -> bool:
+    """The town's data ends now; a running hour younger than this may hold no reading yet."""
+    return datetime.now().timestamp() % 3600 > seconds
+
+
+def test_the_public_chart_shows_exceeding_hours_gaps_with_reasons_the_running_hour_and_its_basis(
+    browser: Any,  # noqa: F811 (the fixture)
+    served: Served,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    context = _context(browser, PHONE, "th")
+    page = context.new_page()
+    watch = Watch(served.url)
+    watch.attach(page)
+    try:
+        page.goto(f"{served.url}/factory/kaeng-khoi-biomass?lang=th")
+        loaded(page)
+        card = page.locator(SO2_CARD)
+        assert card.get_attribute("data-drawn") == "true"
+        assert card.get_attribute("data-axis") == "ppm ที่ O₂ 7 %"  # the basis of the hourly averages
+        assert int(card.get_attribute("data-exceeding") or "0") >= 4  # the story's last 5.5 hours
+        # 48 hours shown, 30 of data: the hours before are gaps, listed with their reason.
+        assert int(card.get_attribute("data-gaps") or "0") >= 16
+        card.locator(".gaps summary").click()
+        assert "ไม่มีข้อมูล" in card.locator(".gaps li").first.inner_text()
+        if _running_hour_has_begun():
+            assert float(card.get_attribute("data-running") or "0") > 60  # provisional, above the limit
+            running = card.locator(".running").inner_text()
+            assert "ชั่วโมงนี้ถึงตอนนี้" in running and "เบื้องต้น" in running
+        # Values on hover: the legend follows the cursor.
+        box = card.locator(".u-over").bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
+        legend = card.locator(".u-legend .u-series").nth(1).inner_text()
+        assert any(ch.isdigit() for ch in legend), legend
+        assert "ppm ที่ O₂ 7 %" in legend
+        fits(page, PHONE)
+        shot(page, "factory-chart-th-phone")
+        # The view as CSV: every hour, UTC and local time, basis in the header.
+        with page.expect_download(timeout=30000) as info:
+            card.locator("button[data-export=csv]").click()
+        path = tmp_path / "view.csv"
+        info.value.save_as(str(path))
+        lines = path.read_text().splitlines()
+        assert lines[0].startswith("time_utc,time_local,average (ppm at 7 % O2)")
+        assert len(lines) - 1 in (48, 49) and "no data" in lines[1]
+        watch.clean()
+    finally:
+        context.close()
+
+
+def test_an_officer_charts_an_absolute_range_with_both_bases_labelled(
+    browser: Any,  # noqa: F811 (the fixture)
+    served: Served,  # noqa: F811
+) -> None:
+    context = _context(browser, DESKTOP, "en")
+    page = context.new_page()
+    watch = Watch(served.url)
+    watch.attach(page)
+    try:
+        log_in(page, served, "olivia", "en")
+        page.wait_for_url("**/console?**")
+        page.goto(f"{served.url}/factory/kaeng-khoi-biomass?lang=en")
+        loaded(page)
+        today = datetime.now(ZoneInfo("Asia/Bangkok")).date()
+        page.fill("#range-form input[name=from]", str(today.replace(day=1) if today.day > 1 else today))
+        page.fill("#range-form input[name=to]", str(today))
+        page.evaluate("document.body.dataset.loaded = 'false'")
+        page.click("#range-form button[type=submit]")
+        loaded(page)
+        assert "Bangkok time (UTC+7)" in page.inner_text("#period")
+        card = page.locator(SO2_CARD)
+        assert int(card.get_attribute("data-raw-points") or "0") > 50  # 30 h in buckets of a month's view
+        labels = card.locator(".u-legend .u-series .u-label").all_inner_texts()
+        assert any("ppm at 7 % O₂" in x for x in labels) and any("ppm as measured" in x for x in labels), (
+            labels
+        )
+        shot(page, "factory-chart-officer-en-desktop")
+        watch.clean()
+    finally:
+        context.close()

@@ -51,7 +51,8 @@ class RunningHourOut(BaseModel):
 
 
 def _o2_channel(device: Device, channel: Channel) -> str | None:
-    if channel.o2_reference_percent is None:
+    """The device's O2 channel when this channel's values are shown at a reference O2."""
+    if glossary().shown_o2_reference(channel.unit, channel.o2_reference_percent) is None:
         return None
     return next((c.id for c in device.channels.values() if c.parameter == "o2"), None)
 
@@ -189,7 +190,8 @@ def views_router(ctx: Context) -> APIRouter:
                 rows.append([ns_to_iso(h), local, None, None, False, "no data", None, False])
                 continue
             if window == "1h":
-                avg, measured = fl.get(Hourly.CORRECTED), fl.get(Hourly.VALUE)
+                measured = fl.get(Hourly.VALUE)
+                avg = fl.get(Hourly.CORRECTED) if o2_ref is not None else measured
                 limit = ctx.in_channel_unit(ch, fl.get(Hourly.LIMIT), fl.get(Hourly.LIMIT_UNIT))
                 reason = str(fl.get(Hourly.REASON, ""))
             else:
