@@ -11,6 +11,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # The build context is only what .dockerignore lets through: pyproject.toml, the README and
 # the Python packages.
+# The compliance report's PDF (WeasyPrint): Pango with libthai (Thai line breaks), HarfBuzz's
+# subsetter and a Thai font.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
+       libthai0 fonts-thai-tlwg fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /src
 COPY . .
 RUN pip install ".[server,edge]"

@@ -8,7 +8,6 @@ The JSON form is documented in README.md ("Compliance report").
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 from collections.abc import Mapping
@@ -18,15 +17,18 @@ from zoneinfo import ZoneInfo
 
 from alerts.compliance import day_bounds
 from alerts.evidence import chain_events, channel_share
-from alerts.integrity.render import neutralise
 from alerts.duties.report import duties_csv_rows, duties_html
 from alerts.windows import HOUR_NS
+from eit.glossary import glossary
 from eit.registry import Registry
 from eit.store import Store
 from eit.storeschema import Hourly, Rolling, series_tags
 from eit.timeutil import now_ns, ns_to_datetime, ns_to_iso
 
-REPORT_VERSION = 1
+# 2: local times beside every UTC time (``local_start``, ``local_end``, ``period_start_local``,
+# ``generated_at_local``), each channel's basis and reference O2, each exceedance's
+# ``average_basis``; PDF and XLSX renderings (alerts/report_files.py).
+REPORT_VERSION = 2
 
 
 def _local(ts_ns: int, tz: ZoneInfo) -> str:
@@ -49,6 +51,7 @@ def compliance_report(
     start, _ = day_bounds(first_day, tz)
     _, end = day_bounds(last_day, tz)
     expected = (end - start) // HOUR_NS
+    generated = now_ns()
     factories = []
     for f in registry.factories.values():
         if factory is not None and f.id != factory:
@@ -59,6 +62,9 @@ def compliance_report(
                 continue
             for ch in d.channels.values():
                 tags = series_tags((f.id, d.id, ch.id))
+                # The hourly average is corrected to the reference O2 where the standard has one.
+                shown_o2 = glossary().shown_o2_reference(ch.unit, ch.o2_reference_percent)
+                basis = "corrected" if shown_o2 is not None else "measured"
                 hourly = {p.ts_ns: p for p in store.query_points(Hourly.NAME, tags, start, end)}
                 valid_hours = 0
                 invalid = []
@@ -68,7 +74,13 @@ def compliance_report(
                     p = hourly.get(h)
                     if p is None:
                         invalid.append(
-                            {"start": ns_to_iso(h), "end": ns_to_iso(h + HOUR_NS), "reason": "no data"}
+                            {
+                                "start": ns_to_iso(h),
+                                "end": ns_to_iso(h + HOUR_NS),
+                                "local_start": _local(h, tz),
+                                "local_end": _local(h + HOUR_NS, tz),
+                                "reason": "no data",
+                            }
                         )
                         continue
                     if p.fields.get(Hourly.VALID) is True:
@@ -78,6 +90,8 @@ def compliance_report(
                             {
                                 "start": ns_to_iso(h),
                                 "end": ns_to_iso(h + HOUR_NS),
+                                "local_start": _local(h, tz),
+                                "local_end": _local(h + HOUR_NS, tz),
                                 "reason": str(p.fields.get(Hourly.REASON, "")),
                             }
                         )
@@ -88,7 +102,9 @@ def compliance_report(
                                 "start": ns_to_iso(h),
                                 "end": ns_to_iso(h + HOUR_NS),
                                 "local_start": _local(h, tz),
+                                "local_end": _local(h + HOUR_NS, tz),
                                 "average": p.fields.get(Hourly.CORRECTED),
+                                "average_basis": basis,
                                 "measured_average": p.fields.get(Hourly.VALUE),
                                 "limit": p.fields.get(Hourly.LIMIT),
                                 "unit": p.fields.get(Hourly.LIMIT_UNIT, ch.unit),
@@ -107,7 +123,9 @@ def compliance_report(
                                     "start": ns_to_iso(p.ts_ns - hours * HOUR_NS),
                                     "end": ns_to_iso(p.ts_ns),
                                     "local_start": _local(p.ts_ns - hours * HOUR_NS, tz),
+                                    "local_end": _local(p.ts_ns, tz),
                                     "average": p.fields.get(Rolling.VALUE),
+                                    "average_basis": "measured",
                                     "measured_average": p.fields.get(Rolling.VALUE),
                                     "limit": p.fields.get(Rolling.LIMIT),
                                     "unit": p.fields.get(Rolling.LIMIT_UNIT, ch.unit),
@@ -124,6 +142,8 @@ def compliance_report(
                         "channel": ch.id,
                         "parameter": ch.parameter,
                         "unit": ch.unit,
+                        "basis": basis,
+                        "o2_reference_percent": shown_o2,
                         "standards": standards,
                         "expected_hours": int(expected),
                         "valid_hours": valid_hours,
@@ -156,8 +176,11 @@ def compliance_report(
         "to": last_day.isoformat(),
         "period_start": ns_to_iso(start),
         "period_end": ns_to_iso(end),
+        "period_start_local": _local(start, tz),
+        "period_end_local": _local(end, tz),
         "completeness_threshold": completeness,
-        "generated_at": ns_to_iso(now_ns()),
+        "generated_at": ns_to_iso(generated),
+        "generated_at_local": _local(generated, tz),
         "factories": factories,
     }
 
@@ -179,12 +202,28 @@ CSV_COLUMNS = (
     "expected_hours",
     "completeness",
     "verified_share",
+    # Version 2: the town's local times, the basis of `average` and the measured average.
+    "local_start",
+    "local_end",
+    "average_basis",
+    "measured_average",
 )
+
+# A cell that starts with one of these is a formula to a spreadsheet (CSV injection): such text is
+# written with a leading apostrophe.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula, made inert; numbers pass unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 class _FormulaSafeWriter(csv.DictWriter):  # type: ignore[type-arg]  # generic for mypy only
     """Cells that no spreadsheet runs as a formula (text starting with = + - @ gets an
-    apostrophe; numbers stay numbers: alerts/integrity/render.py)."""
+    apostrophe; numbers stay numbers)."""
 
     def writerow(self, rowdict: Mapping[str, Any]) -> Any:
         return super().writerow({k: neutralise(v) for k, v in rowdict.items()})
@@ -203,6 +242,9 @@ def to_csv(report: dict[str, Any]) -> str:
                     "row": "summary",
                     "start": report["period_start"],
                     "end": report["period_end"],
+                    "local_start": report.get("period_start_local", ""),
+                    "local_end": report.get("period_end_local", ""),
+                    "average_basis": ch.get("basis", ""),
                     "unit": ch["unit"],
                     "valid_hours": ch["valid_hours"],
                     "expected_hours": ch["expected_hours"],
@@ -222,6 +264,10 @@ def to_csv(report: dict[str, Any]) -> str:
                         "limit": e["limit"],
                         "unit": e["unit"],
                         "retroactive": "yes" if e["retroactive"] else "no",
+                        "local_start": e.get("local_start", ""),
+                        "local_end": e.get("local_end", ""),
+                        "average_basis": e.get("average_basis", ""),
+                        "measured_average": e.get("measured_average"),
                     }
                 )
             for i in ch["invalid_hours"]:
@@ -231,6 +277,8 @@ def to_csv(report: dict[str, Any]) -> str:
                         "row": "invalid_hour",
                         "start": i["start"],
                         "end": i["end"],
+                        "local_start": i.get("local_start", ""),
+                        "local_end": i.get("local_end", ""),
                         "reason": i["reason"],
                     }
                 )
@@ -303,11 +351,14 @@ def _share(evidence: dict[str, Any]) -> str:
     return f"{share:.1%} ({evidence['verified']} of {evidence['readings']})"
 
 
-def render(report: dict[str, Any], fmt: str) -> str:
+def render(report: dict[str, Any], fmt: str, lang: str = "en") -> str:
+    """The report as text: json, csv or html (html in ``lang``, th or en)."""
     if fmt == "json":
         return json.dumps(report, ensure_ascii=False, indent=2)
     if fmt == "csv":
         return to_csv(report)
     if fmt == "html":
-        return to_html(report)
+        from alerts.report_files import to_html as to_html_v2
+
+        return to_html_v2(report, lang)
     raise ValueError(f"unknown format {fmt!r}")

@@ -353,7 +353,15 @@ def _report(args: argparse.Namespace) -> int:
         return 2
     finally:
         store.close()
-    text = render(report, args.format)
+    if args.format in ("pdf", "xlsx"):
+        from alerts.report_files import render_file
+
+        if not args.output:
+            print(f"eit report: --format {args.format} needs --output FILE", file=sys.stderr)
+            return 2
+        Path(args.output).write_bytes(render_file(report, args.format, args.lang))
+        return 0
+    text = render(report, args.format, args.lang)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
@@ -837,8 +845,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--to", dest="date_to", required=True, help="last day, inclusive")
     p.add_argument("--factory", default=None)
-    p.add_argument("--format", choices=("json", "csv", "html"), default="json")
-    p.add_argument("--output", default=None, help="write to this file instead of standard output")
+    p.add_argument("--format", choices=("json", "csv", "html", "pdf", "xlsx"), default="json")
+    p.add_argument("--lang", choices=("th", "en"), default="en", help="language of html, pdf and xlsx")
+    p.add_argument(
+        "--output", default=None, help="write to this file instead of standard output (needed for pdf, xlsx)"
+    )
     p.add_argument("--completeness", type=float, default=None, help="threshold (default 0.8 or the config's)")
     p.add_argument(
         "--without-integrity",

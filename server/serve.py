@@ -423,6 +423,7 @@ def api_sources(
     from alerts.messages import alert_text
     from alerts.notifiers.queue import DeliveryQueue
     from alerts.report import compliance_report, render
+    from alerts.report_files import render_file
     from server.api import ApiSources
 
     def report(first: date, last: date, factory: str | None) -> dict[str, Any]:
@@ -436,6 +437,7 @@ def api_sources(
         accounts=accounts,
         report=report,
         render_report=render,
+        report_file=render_file,
         alert_text=alert_text,
         deadletters=deadletters,
         notifications=DeliveryQueue(alert_store.db),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -347,7 +347,8 @@ def build_town(
 class TownApp:
     """The app of a town in this process, on the town's own stores (as `eit api` builds it)."""
 
-    def __init__(self, town: Town) -> None:
+    def __init__(self, town: Town, clock: Callable[[], int] | None = None) -> None:
+        """``clock``: the app's now (default: the real time)."""
         from fastapi.testclient import TestClient
         from prometheus_client import CollectorRegistry
 
@@ -369,6 +370,8 @@ class TownApp:
         self.metrics = CollectorRegistry()
         sources = api_sources(c, town.registry, self.store, self.alerts, self.letters, self.accounts)
         self.sources = sources
+        if clock is not None:
+            sources.clock = clock
         self.app = create_app(
             lambda: (True, {"store": "ok"}),
             self.metrics,

@@ -264,6 +264,7 @@ def test_the_compliance_report_is_the_command_line_report(town_app: TownApp) -> 
     from_api = r.json()
     for report in (from_cli, from_api):
         report.pop("generated_at")
+        report.pop("generated_at_local")
     assert from_api == from_cli
     assert from_api["factories"][0]["channels"][0]["valid_hours"] > 0
     csv = town_app.client.get(
@@ -276,6 +277,29 @@ def test_the_compliance_report_is_the_command_line_report(town_app: TownApp) -> 
         "/api/v1/reports/compliance", params={"format": "html"}, headers=town_app.headers("olivia")
     )
     assert html.headers["content-type"].startswith("text/html") and "<h1>Compliance report" in html.text
+    # The files for people: an officer and the factory's operator download PDF and XLSX, Thai or English.
+    for who, lang in (("olivia", "th"), ("kk-op", "en")):
+        pdf = town_app.client.get(
+            "/api/v1/reports/compliance",
+            params={"from": day, "factory": FACTORY, "format": "pdf", "lang": lang},
+            headers=town_app.headers(who),
+        )
+        assert pdf.status_code == 200, pdf.text
+        assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF-")
+        assert f'filename="compliance-{FACTORY}-{day}-{day}-{lang}.pdf"' in pdf.headers["content-disposition"]
+        xlsx = town_app.client.get(
+            "/api/v1/reports/compliance",
+            params={"from": day, "factory": FACTORY, "format": "xlsx", "lang": lang},
+            headers=town_app.headers(who),
+        )
+        assert xlsx.status_code == 200 and xlsx.content.startswith(b"PK")  # a zip: the XLSX container
+    thai = town_app.client.get(
+        "/api/v1/reports/compliance",
+        params={"format": "html", "lang": "th"},
+        headers=town_app.headers("olivia"),
+    )
+    assert "<h1>รายงานการปฏิบัติตามมาตรฐาน" in thai.text and "เวลาประเทศไทย (UTC+7)" in thai.text
+    assert town_app.client.get("/api/v1/reports/compliance", params={"format": "pdf"}).status_code == 401
 
 
 def test_dead_letters_are_listed_with_their_reasons(town_app: TownApp) -> None:
@@ -356,7 +380,8 @@ def test_dead_letters_are_listed_with_their_reasons(town_app: TownApp) -> None:
             422,
             "longer than 366 days",
         ),
-        ("/api/v1/reports/compliance", {"format": "pdf"}, 422, "query parameter 'format'"),
+        ("/api/v1/reports/compliance", {"format": "docx"}, 422, "query parameter 'format'"),
+        ("/api/v1/reports/compliance", {"format": "pdf", "lang": "fr"}, 422, "query parameter 'lang'"),
         ("/api/v1/dead-letters", {"reason": "DROP TABLE"}, 422, "query parameter 'reason'"),
     ],
 )

@@ -92,11 +92,21 @@ def test_import_then_report_lists_valid_hours_exceedances_and_invalid_hours(tmp_
         "start": "2026-11-28T03:00:00Z",
         "end": "2026-11-28T04:00:00Z",
         "local_start": "2026-11-28T10:00:00+07:00",
+        "local_end": "2026-11-28T11:00:00+07:00",
+        "average_basis": "corrected",
         "measured_average": 80.0,
         "limit": 60.0,
         "unit": "ppm",
         "retroactive": False,
     }
+    assert body["version"] == 2
+    assert (body["period_start_local"], body["period_end_local"]) == (
+        "2026-11-28T00:00:00+07:00",
+        "2026-11-29T00:00:00+07:00",
+    )
+    assert body["generated_at_local"].endswith("+07:00")
+    assert (so2["basis"], so2["o2_reference_percent"]) == ("corrected", 7.0)
+    assert so2["invalid_hours"][0]["local_start"].endswith("+07:00")
     reasons = {i["start"]: i["reason"] for i in so2["invalid_hours"]}
     assert reasons["2026-11-28T07:00:00Z"].startswith("no valid point (left out: 60 C calibration)")
     assert [reasons[f"2026-11-28T{h:02d}:00:00Z"] for h in (13, 14, 15)] == ["no data"] * 3
@@ -127,6 +137,11 @@ def test_import_then_report_lists_valid_hours_exceedances_and_invalid_hours(tmp_
         "no",
     )
     assert float(row["average"]) > 80.0
+    assert (row["local_start"], row["average_basis"], row["measured_average"]) == (
+        "2026-11-28T10:00:00+07:00",
+        "corrected",
+        "80.0",
+    )
     as_html = run(
         "report",
         "compliance",
@@ -145,7 +160,12 @@ def test_import_then_report_lists_valid_hours_exceedances_and_invalid_hours(tmp_
     )
     assert as_html.returncode == 0
     page = (tmp_path / "r.html").read_text()
-    assert "<td>20 / 24</td>" in page and "80.29 ppm" in page
+    assert "<td>20 / 24</td>" in page and "80.29 ppm at 7 % O₂" in page and "80 ppm as measured" in page
+    # Local times, the time zone named, the reason of an invalid hour.
+    assert "28 Nov 2026 10:00" in page and "Bangkok time (UTC+7)" in page
+    assert "no valid point (left out: 60 C calibration)" in page
+    # The silent hours 20:00-22:59 are one run of three hours, not three rows.
+    assert "<td>28 Nov 2026 20:00</td><td>28 Nov 2026 23:00</td><td>3</td><td>no data</td>" in page
 
 
 def test_report_refuses_a_reversed_period_and_an_unknown_factory(tmp_path: Path) -> None:

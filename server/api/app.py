@@ -177,6 +177,9 @@ def create_app(
         from server.api.routes_duties import duties_router
 
         app.include_router(duties_router(ctx))
+        from server.api.routes_views import views_router
+
+        app.include_router(views_router(ctx))
         if settings.pages:
             from server.api.pages import mount_pages
 

@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 import eit
 from eit.confread import load_yaml
+from eit.glossary import glossary
 from eit.model import ID_PATTERN
 from eit.registry import Registry
 
@@ -113,6 +114,8 @@ def mount_pages(app: FastAPI, registry: Registry) -> None:
             "timezone": registry.timezone,
             "town": {"id": registry.town_id, "name": registry.town_name},
             "aqi_bands": aqi_bands(),
+            "glossary": glossary().for_pages(),
+            "timezone_label": glossary().timezone_label(registry.timezone, lang),
             **extra,
         }
         html = env.get_template(template).render(
@@ -122,6 +125,7 @@ def mount_pages(app: FastAPI, registry: Registry) -> None:
             page=page,
             path=request.url.path,
             town_name=registry.town_name,
+            timezone_label=glossary().timezone_label(registry.timezone, lang),
             config_json=_json_for_script(config),
             **extra,
         )
@@ -150,6 +154,9 @@ def mount_pages(app: FastAPI, registry: Registry) -> None:
     @app.get("/preferences", include_in_schema=False)
     def preferences_page(request: Request) -> HTMLResponse:
         return render(request, "preferences.html", "preferences", "prefs_heading")
+    @app.get("/reports", include_in_schema=False)
+    def reports_page(request: Request) -> HTMLResponse:
+        return render(request, "reports.html", "reports", "reports_heading")
 
     @app.get("/login", include_in_schema=False)
     def login_page(request: Request) -> HTMLResponse:

@@ -23,6 +23,12 @@ from server.api.routes_data import ID_REGEX
 from server.api.schemas import DeadLetterOut, DeadLettersOut, OfficerLinkIn, TokenOut, UserIn, UserOut
 
 MAX_REPORT_DAYS = 366
+# The report as a file for people (ApiSources.report_file).
+REPORT_FILE_MEDIA = {
+    "html": "text/html; charset=utf-8",
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 
 
 def admin_router(ctx: Context, guard: LoginGuard, metrics: CollectorRegistry) -> APIRouter:
@@ -257,7 +263,8 @@ def admin_router(ctx: Context, guard: LoginGuard, metrics: CollectorRegistry) ->
         tags=["reports"],
         summary="The compliance report (as `eit report compliance`): officers; operators for their factory",
         description="Per factory and channel, for a period of local days: valid hours, completeness,"
-        " each exceedance and each invalid hour with its reason. `format` json (default), csv or html.",
+        " each exceedance and each invalid hour with its reason. `format` json (default), csv, html, pdf"
+        " or xlsx; html, pdf and xlsx in `lang` (th or en) with the town's local times.",
         responses={
             200: {
                 "description": "The report",
@@ -265,6 +272,10 @@ def admin_router(ctx: Context, guard: LoginGuard, metrics: CollectorRegistry) ->
                     "application/json": {"schema": {"type": "object"}},
                     "text/csv": {"schema": {"type": "string"}},
                     "text/html": {"schema": {"type": "string"}},
+                    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                        "schema": {"type": "string", "format": "binary"}
+                    },
                 },
             },
             **errors(401, 403, 422, 503),
@@ -274,7 +285,10 @@ def admin_router(ctx: Context, guard: LoginGuard, metrics: CollectorRegistry) ->
         date_from: date | None = Query(None, alias="from", description="First day (default: yesterday)"),
         date_to: date | None = Query(None, alias="to", description="Last day, included (default: from)"),
         factory: str | None = Query(None, pattern=ID_REGEX, max_length=63, description="Only this factory"),
-        format: Literal["json", "csv", "html"] = Query("json", description="json, csv or html"),
+        format: Literal["json", "csv", "html", "pdf", "xlsx"] = Query(
+            "json", description="json, csv, html, pdf or xlsx"
+        ),
+        lang: Literal["th", "en"] = Query("en", description="Language of html, pdf and xlsx"),
         p: Principal = Depends(auth.logged_in),
     ) -> Any:
         assert p.user is not None
@@ -305,6 +319,19 @@ def admin_router(ctx: Context, guard: LoginGuard, metrics: CollectorRegistry) ->
             raise HTTPException(422, str(exc)) from exc
         if format == "json":
             return JSONResponse(report)
+        if format in REPORT_FILE_MEDIA:
+            if ctx.sources.report_file is None:
+                if format != "html":
+                    raise HTTPException(503, f"this server does not make {format} reports")
+            else:
+                body = ctx.sources.report_file(report, format, lang)
+                name = f"compliance-{factory or ctx.registry.town_id}-{first}-{last}-{lang}.{format}"
+                disposition = "inline" if format == "html" else "attachment"
+                return Response(
+                    body,
+                    media_type=REPORT_FILE_MEDIA[format],
+                    headers={"Content-Disposition": f'{disposition}; filename="{name}"'},
+                )
         text = ctx.sources.render_report(report, format)
         media = "text/csv" if format == "csv" else "text/html"
         return PlainTextResponse(text, media_type=f"{media}; charset=utf-8")

@@ -26,6 +26,8 @@ from server.accounts import Accounts
 ReportMaker = Callable[[date, date, str | None], dict[str, Any]]
 # render(report, "json" | "csv" | "html") -> text
 ReportRenderer = Callable[[dict[str, Any], str], str]
+# report_file(report, "html" | "pdf" | "xlsx", "th" | "en") -> the file's bytes, for people
+ReportFile = Callable[[dict[str, Any], str, str], bytes]
 # The text of an alert in "th" or "en".
 AlertText = Callable[[Any, str], str]
 
@@ -43,6 +45,8 @@ class ApiSources:
     # The notifiers' delivery queue: what each alert's notifications became.
     notifications: DeliveryQueue | None = None
     clock: Callable[[], int] = field(default=now_ns)
+    # The report as a file for people (html, pdf, xlsx in Thai or English); None: json and csv only.
+    report_file: ReportFile | None = None
     # A factory whose newest reading is older than this shows as "no data".
     stale_after_s: float = 3600.0
     # Accounts' notification preferences (default: in the alert store's state database), and

@@ -106,6 +106,36 @@ const EIT = (() => {
     q.set("lang", lang);
     return path + "?" + q.toString();
   }
+  // Display words from the glossary (eit/glossary.yaml): parameter names, unit symbols, the basis
+  // of a value, invalid hours' reasons, the time zone. Ids and units stay ASCII in the data.
+  const glossary = cfg.glossary || { parameters: {}, units: {}, bases: {}, reasons: [], timezones: {} };
+  function paramName(id) { const p = glossary.parameters[id]; return p ? p[lang] : id; }
+  function paramSymbol(id) { const p = glossary.parameters[id]; return p ? p.symbol : id; }
+  function unitSymbol(u) { const s = glossary.units[u]; return s === undefined ? u : (s || u); }
+  function basisLabel(unit, o2ref) {
+    const b = glossary.bases[o2ref === null || o2ref === undefined ? "measured" : "corrected"];
+    return b ? b[lang].replace("{unit}", unitSymbol(unit)).replace("{o2}", String(o2ref)) : unit;
+  }
+  function reasonText(reason) {
+    if (lang !== "th" || !reason) return reason;
+    const one = (part) => {
+      for (const r of glossary.reasons) {
+        const m = new RegExp("^(?:" + r.pattern + ")$").exec(part);
+        if (m) return r.th.replace(/\{(\d)\}/g, (_, i) => m[Number(i)] || "");
+      }
+      return part;
+    };
+    const m = /^(.*?) \(left out: (.*)\)$/.exec(reason);
+    if (!m) return one(reason);
+    return `${one(m[1])} (ตัดออก: ${m[2].split(", ").map(one).join(", ")})`;
+  }
+  function tzLabel() { const z = glossary.timezones[cfg.timezone]; return z ? z[lang] : cfg.timezone; }
+  /** A calendar day (YYYY-MM-DD) in the page's language: Buddhist-era years in Thai. */
+  function fmtDay(day) {
+    const [y, m, d] = day.split("-").map(Number);
+    return new Date(Date.UTC(y, m - 1, d, 12)).toLocaleDateString(locale, { timeZone: "UTC", dateStyle: "medium" });
+  }
+
   function stateBadge(state) { return el("span", { class: "badge " + state, "data-state": state }, t("state_" + state)); }
   function factoryName(f) { return (lang === "th" && f.name_th) ? f.name_th : f.name; }
 
@@ -138,8 +168,8 @@ const EIT = (() => {
     const role = s ? s.user.role : null;
     for (const a of document.querySelectorAll(".nav a[data-role]")) {
       const wanted = a.dataset.role;
-      // "user": any account (its notification preferences).
-      const mine = wanted === "user" || (wanted === "operator" ? role === "operator" : role !== "operator");
+      // "user" and "any": any account (its notification preferences, the reports).
+      const mine = wanted === "user" || wanted === "any" || (wanted === "operator" ? role === "operator" : role !== "operator");
       a.hidden = !(role && mine);
     }
     if (!s) {
@@ -161,5 +191,8 @@ const EIT = (() => {
 
   document.addEventListener("DOMContentLoaded", renderUserBar);
 
-  return { cfg, lang, t, api, apiPage, ApiError, session, el, fmtTime, fmtNum, link, stateBadge, factoryName, toast, message, explain, renderUserBar };
+  return {
+    cfg, lang, t, api, apiPage, ApiError, session, el, fmtTime, fmtNum, link, stateBadge, factoryName, toast, message, explain,
+    renderUserBar, paramName, paramSymbol, unitSymbol, basisLabel, reasonText, tzLabel, fmtDay, locale,
+  };
 })();
