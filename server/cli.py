@@ -553,6 +553,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_devices_parsers(sub)
 
+    from server.cluster import add_parsers as add_cluster_parsers
+
+    add_cluster_parsers(sub)
+
     p = sub.add_parser("alerts", help="list alerts")
     p.add_argument("--config", required=True)
     p.add_argument("--state", choices=("open", "acknowledged", "resolved", "closed", "active"), default=None)

@@ -289,3 +289,17 @@ Index(
     notification_queue.c.id,
 )
 Index("notification_queue_alert", notification_queue.c.alert_id, notification_queue.c.id)
+
+# -- partition leases (ingest/leases.py): the RabbitMQ cluster's ingest workers --------------------
+
+# Which worker may write a partition's readings, until when (wall clock, ns), and the token each
+# new holder raises.
+partition_leases = Table(
+    "partition_leases",
+    metadata,
+    Column("queue_set", Text, primary_key=True),
+    Column("partition", Integer, primary_key=True, autoincrement=False),
+    Column("owner", Text, nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("expires_ns", BigInteger, nullable=False),
+)
