@@ -125,7 +125,7 @@ class AmqpIngest(StagedIngest):
                 self.leases.release(lease)
 
     def _connection_loop(self) -> None:
-        urls = list(self.settings.urls)
+        urls = [self.settings.with_password(url) for url in self.settings.urls]
         start = random.randrange(len(urls))
         attempt = 0
         while not self._stop.is_set():

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from eit.bounds import MAX_FUTURE_S
 
@@ -54,8 +55,11 @@ class AmqpSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
-    # Every node's AMQP URL (amqp://user:password@host:port/vhost); tried in turn, from a random one.
+    # Every node's AMQP URL (amqp://user@host:port/vhost); tried in turn, from a random one.
     urls: list[str] = Field(min_length=1)
+    # The login's password for the AMQP and management URLs (password, password_file or
+    # password_env; a password written in a URL is used when this is not given).
+    password: SecretStr | None = None
     # The topic exchange the MQTT plugin publishes to (rabbitmq.conf: mqtt.exchange).
     exchange: str = Field("eit.mqtt", min_length=1)
     # Fixed for the cluster's life: a factory's partition is a hash of its id modulo this.
@@ -78,3 +82,15 @@ class AmqpSettings(BaseModel):
     # A file each worker appends one line to per message it has written (time, worker,
     # connection, partition, topic, first seq): the audit of who wrote what, in which order.
     delivery_log: str | None = None
+
+    def with_password(self, url: str) -> str:
+        """``url`` with the configured password in it (as it is when none is configured)."""
+        if self.password is None:
+            return url
+        parts = urlsplit(url)
+        user = parts.username or ""
+        host = parts.hostname or ""
+        netloc = f"{quote(user, safe='')}:{quote(self.password.get_secret_value(), safe='')}@{host}"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))

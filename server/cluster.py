@@ -205,7 +205,7 @@ def _connect(settings: AmqpSettings) -> Any:
     errors = []
     for url in settings.urls:
         try:
-            params = pika.URLParameters(url)
+            params = pika.URLParameters(settings.with_password(url))
             params.connection_attempts = 1
             params.socket_timeout = 5
             return pika.BlockingConnection(params)
@@ -230,7 +230,7 @@ def _management(settings: AmqpSettings, path: str) -> Any:
         raise ClusterError("ingest.amqp.management_urls is empty: `eit cluster` reads the management API")
     errors = []
     for url in settings.management_urls:
-        parts = urllib.parse.urlsplit(url)
+        parts = urllib.parse.urlsplit(settings.with_password(url))
         base = f"{parts.scheme}://{parts.hostname}:{parts.port}"
         auth = (urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or ""))
         try:
