@@ -44,7 +44,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from eit.supervise import Stage, Supervisor, Worker
 from ingest.leases import Lease, PartitionLeases
-from ingest.partitions import TICK_HEADER, UNROUTABLE_PARTITION, queue_name, topic_of
+from ingest.partitions import TICK_HEADER, UNROUTABLE_PARTITION, partition_of, queue_name, topic_of
 from ingest.service import Incoming, Ingest, StagedIngest
 from ingest.settings import AmqpSettings
 from statedb import StateDbUnavailable
@@ -106,6 +106,14 @@ class AmqpIngest(StagedIngest):
         now = time.monotonic()
         with self._lock:
             return {p for p, lease in self._held.items() if lease.valid_until > now}
+
+    def owned_factories(self) -> frozenset[str]:
+        """The registry's factories whose partitions this worker holds now (the rules judge
+        staleness and publish public states for these only)."""
+        owned = self.owned_partitions
+        return frozenset(
+            f for f in self.ingest.registry.factories if partition_of(f, self.settings.partitions) in owned
+        )
 
     # -- the transport ----------------------------------------------------------------------------
     def _start_transport(self) -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from alerts.state import AlertStore
     from eit.store import Store
     from eit.supervise import Stage, StageStatus, Supervisor
+    from ingest.amqp import AmqpIngest
     from ingest.deadletters import DeadLetterStore
     from ingest.service import Ingest, StagedIngest
     from server.accounts import Accounts
@@ -123,7 +124,10 @@ class Server:
         # The transport: the MQTT broker, or the RabbitMQ cluster's partitions (docs/scale-out.md).
         self.mqtt: StagedIngest
         if config.ingest.transport == "amqp":
-            self.mqtt = _amqp_ingest(self.ingest, config, self.state_db, self.supervisor)
+            amqp = _amqp_ingest(self.ingest, config, self.state_db, self.supervisor)
+            # The rules judge staleness and public state only for the partitions this worker holds.
+            self.engine.ownership = amqp.owned_factories
+            self.mqtt = amqp
         else:
             self.mqtt = MqttIngest(self.ingest, config.mqtt, self.supervisor)
         from ingest.selfstats import PlatformStats, StatusWatcher
@@ -447,10 +451,10 @@ def run_api(config: ServeConfig) -> int:
 
 def _amqp_ingest(
     ingest: Ingest, config: ServeConfig, state_db: StateDb, supervisor: Supervisor
-) -> StagedIngest:
+) -> AmqpIngest:
     """A worker of the RabbitMQ cluster: its partitions over AMQP, leases in the state database."""
     try:
-        from ingest.amqp import AmqpIngest, worker_id
+        from ingest import amqp as cluster_ingest
     except ImportError as exc:
         raise SystemExit(
             f"ingest.transport is amqp in {config.source}, but the `cluster` extra is not installed"
@@ -460,5 +464,5 @@ def _amqp_ingest(
 
     amqp = config.ingest.amqp
     assert amqp is not None  # IngestSettings refuses transport amqp without it
-    leases = PartitionLeases(state_db, amqp.queue_prefix, worker_id(), amqp.lease_s)
-    return AmqpIngest(ingest, amqp, leases, supervisor)
+    leases = PartitionLeases(state_db, amqp.queue_prefix, cluster_ingest.worker_id(), amqp.lease_s)
+    return cluster_ingest.AmqpIngest(ingest, amqp, leases, supervisor)

@@ -64,7 +64,7 @@ class Town:
         self.state_url = state_url
         self.workers: dict[str, EitProcess] = {}
 
-    def config(self, name: str) -> Path:
+    def config(self, name: str, flush_interval_s: float = 0.02) -> Path:
         path = self.workdir / f"{name}.yaml"
         data = {
             "site": str(self.site),
@@ -76,7 +76,7 @@ class Town:
             "http": {"host": "127.0.0.1", "port": free_port()},
             "notifiers": [{"kind": "log"}],
             "ingest": {
-                "flush_interval_s": 0.02,
+                "flush_interval_s": flush_interval_s,
                 "transport": "amqp",
                 "amqp": {
                     "urls": self.cluster.amqp_urls,
@@ -103,10 +103,9 @@ class Town:
         out = self.eit("cluster", "init", "--config", str(self.config("init")))
         assert f"{PARTITIONS} partitions, {len(self.factories)} factory bindings declared" in out
 
-    def start_worker(self, name: str) -> EitProcess:
-        worker = EitProcess(
-            ["serve", "--config", str(self.config(name))], self.workdir / f"{name}.log"
-        ).start()
+    def start_worker(self, name: str, flush_interval_s: float = 0.02) -> EitProcess:
+        config = self.config(name, flush_interval_s)
+        worker = EitProcess(["serve", "--config", str(config)], self.workdir / f"{name}.log").start()
         self.workers[name] = worker
         return worker
 
@@ -303,7 +302,8 @@ def test_worker_paused_beyond_its_lease_writes_nothing_after_it_resumes(
     town: Town, cluster: RabbitCluster
 ) -> None:
     town.init()
-    a = town.start_worker("a")
+    # Worker a collects each batch for a second: when it is paused, a batch is always under way.
+    a = town.start_worker("a", flush_interval_s=1.0)
     wait_for(lambda: len(town.leases()) == PARTITIONS + 1, 60, "worker a holding every partition")
     b = town.start_worker("b")
     agents = town.agents(2)
