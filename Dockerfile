@@ -20,7 +20,7 @@ RUN apt-get update \
 
 WORKDIR /src
 COPY . .
-RUN pip install ".[server,edge]"
+RUN pip install ".[server,edge,cluster]"
 
 # Run as a user of its own. Its data folders are created here, owned by it, so that the named
 # volumes mounted on them start out writable.

@@ -45,7 +45,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -258,6 +258,10 @@ class AlertEngine:
         }
         self._series: dict[tuple[str, str, str], _Series] = {}
         self._dirty: set[tuple[tuple[str, str, str], int]] = set()
+        # On a cluster (docs/scale-out.md), the factories this worker's partitions hold now: the
+        # staleness checks and public states cover only these. None: every factory (one machine).
+        self.ownership: Callable[[], Collection[str]] | None = None
+        self._owned: frozenset[str] | None = None
         self._days_closed: dict[tuple[str, str, str], date] = {}
         self._days_to_read: set[tuple[tuple[str, str, str], date]] = set()
         self._pending_points: dict[str, list[Point]] = {}
@@ -516,7 +520,9 @@ class AlertEngine:
             self.effects.submit(effects)
             if not plan:
                 break
+        owned = frozenset(self.ownership()) if self.ownership is not None else None
         with self._lock:
+            self._take_ownership(owned, now)
             self._check_stale(now)
             self._clear_quiet_faults(now)
             self._publish_states(now)
@@ -636,8 +642,21 @@ class AlertEngine:
         for st in screen:
             self._screen_running_hour(st, now)
 
+    def _take_ownership(self, owned: frozenset[str] | None, now: int) -> None:
+        """A factory this worker has just come to own is silent from now on, not since whenever
+        this worker last saw it (another worker had its data meanwhile): a silent factory goes
+        stale ``stale_after_s`` after it changed hands at the latest."""
+        if owned is not None:
+            for factory in owned - (self._owned or frozenset()):
+                known = self.registry.factories.get(factory)
+                for device in known.devices if known is not None else ():
+                    self._last_seen[(factory, device)] = max(self._last_seen.get((factory, device), now), now)
+        self._owned = owned
+
     def _check_stale(self, now: int) -> None:
         for (factory, device), last in self._last_seen.items():
+            if self._owned is not None and factory not in self._owned:
+                continue  # another worker's partition: its staleness is that worker's to judge
             dev = self.registry.device(factory, device)
             limit_s = (
                 dev.stale_after_s if dev and dev.stale_after_s else None
@@ -695,6 +714,8 @@ class AlertEngine:
         for factory in self.registry.factories:
             if factory in waiting:
                 continue  # its latest closed periods are not read back yet
+            if self._owned is not None and factory not in self._owned:
+                continue  # another worker's partition publishes its state
             shut = self.shutdowns is not None and self.shutdowns.factory_shut(factory, now)
             state, params = public_state(
                 exceeding.get(factory, ()),

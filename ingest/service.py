@@ -82,6 +82,9 @@ class Incoming:
     topic: str
     payload: bytes
     retain: bool = False
+    # AMQP only: the partition (queue) it came from and the connection that delivered it.
+    partition: int = -1
+    epoch: int = 0
 
 
 @dataclass(slots=True)
@@ -563,27 +566,30 @@ def _iso_or_ns(ts_ns: int) -> str | int:
         return ts_ns
 
 
-class MqttIngest:
-    """Connects :class:`Ingest` to the broker: persistent session, manual acks, batching.
+class StagedIngest:
+    """Runs :class:`Ingest` as three stages over a transport's deliveries: manual acks, batching.
 
-    Its three stages run under a :class:`eit.supervise.Supervisor`. Each keeps the batch it holds
-    on this object (``_decoding``, ``_writing``, ``_delivering``), so a stage that fails and is
-    restarted begins with that batch again: nothing unacknowledged is dropped, nothing is
-    acknowledged twice (the rules stage remembers how many of its batch's messages it acked).
+    The transport (MQTT here, AMQP in :mod:`ingest.amqp`) puts each delivery on ``_queue`` (with
+    :meth:`_received_one`) and acknowledges it in :meth:`_acknowledge`; the stages are the same for
+    every transport. Its three stages run under a :class:`eit.supervise.Supervisor`. Each keeps the
+    batch it holds on this object (``_decoding``, ``_writing``, ``_delivering``), so a stage that
+    fails and is restarted begins with that batch again: nothing unacknowledged is dropped, nothing
+    is acknowledged twice (the rules stage remembers how many of its batch's messages it acked).
+
+    A transport may fence batches (:meth:`_may_write`, :meth:`_still_current`): a batch whose
+    deliveries the broker has taken back (their connection closed) is neither written nor handed
+    to the rules nor acknowledged; the broker gives its messages to whoever holds them now.
     """
 
-    def __init__(
-        self, ingest: Ingest, mqtt_settings: MqttSettings, supervisor: Supervisor | None = None
-    ) -> None:
+    def __init__(self, ingest: Ingest, supervisor: Supervisor | None = None) -> None:
         self.ingest = ingest
-        self.settings = mqtt_settings
         self.metrics = ingest.metrics
         self.supervisor = supervisor or Supervisor()
-        # SimpleQueue: the C queue, a cheaper put in paho's network thread than queue.Queue.
+        # SimpleQueue: the C queue, a cheaper put in the transport's network thread than queue.Queue.
         self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
-        # Messages received (paho's thread), handed to the writer (decode stage), stored (write
-        # stage) and acknowledged (rules stage): each stage's backlog, and the queue depth gauge,
-        # are differences of these, computed when read rather than updated per message.
+        # Messages received (the transport's thread), handed to the writer (decode stage), stored
+        # (write stage) and acknowledged (rules stage): each stage's backlog, and the queue depth
+        # gauge, are differences of these, computed when read rather than updated per message.
         self._received = 0
         self._handed = 0
         self._written = 0
@@ -608,12 +614,6 @@ class MqttIngest:
         self.write_stage = Stage("ingest-write", lambda: self._handed - self._written)
         self.rules_stage = Stage("ingest-rules", lambda: self._written - self._done)
         self._workers: list[Worker] = []
-        self.client = make_client(mqtt_settings, persistent=True, manual_ack=True)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_connect_fail = self._on_connect_fail
-        self.client.on_message = self._on_message
-        self._broker = f"{mqtt_settings.host}:{mqtt_settings.port}"
 
     @property
     def connected(self) -> bool:
@@ -625,8 +625,7 @@ class MqttIngest:
 
     def start(self) -> None:
         self.ingest.prune_dead_letters()
-        connect_async(self.client, self.settings, persistent=True, receive_maximum=RECEIVE_MAXIMUM)
-        self.client.loop_start()
+        self._start_transport()
         self._workers = [
             self.supervisor.run(self.decode_stage, self._run),
             self.supervisor.run(self.write_stage, self._write_stage),
@@ -642,45 +641,40 @@ class MqttIngest:
         # In order: each stage ends after passing on what it holds, then tells the next.
         for worker in self._workers:
             worker.stop(30.0)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self._stop_transport()
 
-    def _on_connect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
-    ) -> None:
-        if reason.is_failure:
-            self.last_broker_error = f"broker {self._broker} refused the connection: {reason}"
-            log.error("%s", self.last_broker_error)
-            return
-        client.subscribe([(wire.DATA_SUBSCRIPTION, 1), (wire.STATUS_SUBSCRIPTION, 1)])
-        self._connected.set()
-        self.last_broker_error = ""
-        self.metrics.broker_connected.set(1)
-        log.info(
-            "connected to broker %s:%s (session present: %s)",
-            self.settings.host,
-            self.settings.port,
-            getattr(flags, "session_present", "?"),
-        )
+    # -- what a transport provides --------------------------------------------------------------
+    def _start_transport(self) -> None:
+        raise NotImplementedError
 
-    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self.last_broker_error = f"broker {self._broker} does not accept connections (retrying)"
+    def _stop_transport(self) -> None:
+        raise NotImplementedError
 
-    def _on_disconnect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
-    ) -> None:
-        self._connected.clear()
-        self.metrics.broker_connected.set(0)
-        self.last_broker_error = f"disconnected from broker {self._broker}: {reason}"
-        if not self._stop.is_set():
-            log.warning("disconnected from broker: %s (reconnecting)", reason)
+    def _acknowledge(self, batch: Sequence[Incoming], upto: int) -> None:
+        """Acknowledge ``batch[self._acked:upto]`` (the rules stage calls it once per batch)."""
+        raise NotImplementedError
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._queue.put(
-            Incoming(message.mid, message.qos, message.topic, bytes(message.payload), message.retain)
-        )
+    def _may_write(self, batch: Sequence[Incoming]) -> bool | None:
+        """Whether the batch may be written now: True, False (fenced: drop it, unacknowledged),
+        or None (not yet: wait and ask again)."""
+        return True
+
+    def _still_current(self, batch: Sequence[Incoming]) -> bool:
+        """Whether the batch's deliveries are still this process's to hand on and acknowledge."""
+        return True
+
+    def _after_write(self, batch: Sequence[Incoming]) -> None:
+        """Told of each batch once it is durable (before the rules see it)."""
+
+    def _received_one(self, incoming: Incoming) -> None:
+        self._queue.put(incoming)
         self._received += 1
 
+    def _dropped(self, count: int) -> None:
+        """``count`` messages left the pipeline unacknowledged (fenced): the broker has them."""
+        self._done += count
+
+    # -- the stages -------------------------------------------------------------------------------
     def _run(self) -> None:
         """The decoding stage: collects a batch, decodes and validates it, and hands it to the
         writing stage, so that a batch is decoded while the one before it is being written."""
@@ -763,12 +757,26 @@ class MqttIngest:
                     return
                 self._writing = item
             stage.progress()
+            allowed = self._may_write(item[0])
+            while allowed is None and not self._stop.is_set():
+                stage.rest(0.2)  # waiting for a partition's lease is working as designed
+                time.sleep(0.05)
+                allowed = self._may_write(item[0])
+            if not allowed:
+                if self._stop.is_set() and allowed is None:
+                    self._stored.put(None)
+                    return
+                self._writing = None
+                self._written += len(item[0])
+                self._dropped(len(item[0]))
+                continue
             try:
                 self.ingest.store_batch(item[1], rest=stage.rest)
             except StoreUnavailable:
                 # Stopping while the store is down: leave the batch unacknowledged.
                 self._stored.put(None)
                 return
+            self._after_write(item[0])
             self._writing = None
             self._written += len(item[0])
             stage.progress()
@@ -793,19 +801,88 @@ class MqttIngest:
             stage.progress()
             batch, result = self._delivering
             if not self._delivered:
+                if not self._still_current(batch):
+                    # Fenced after the write: the broker gives these messages to the new holder,
+                    # whose rules see them (the rules absorb the repeat of a stored batch).
+                    self._delivering = None
+                    self._dropped(len(batch))
+                    continue
                 self.ingest.deliver(result, now_ns())
                 self._delivered = True
-            while self._acked < len(batch):
-                msg = batch[self._acked]
-                if msg.qos > 0:
-                    try:
-                        self.client.ack(msg.mid, msg.qos)
-                    except Exception:  # paho's: the broker sends the message again
-                        log.exception("acknowledging message %d failed", msg.mid)
-                self._acked += 1
+            if self._acked < len(batch):
+                self._acknowledge(batch, len(batch))
+                self._acked = len(batch)
             self._delivering = None
             self._done += len(batch)
             stage.progress()
+
+
+class MqttIngest(StagedIngest):
+    """Connects :class:`Ingest` to an MQTT broker: persistent session, manual acks, batching."""
+
+    def __init__(
+        self, ingest: Ingest, mqtt_settings: MqttSettings, supervisor: Supervisor | None = None
+    ) -> None:
+        super().__init__(ingest, supervisor)
+        self.settings = mqtt_settings
+        self.client = make_client(mqtt_settings, persistent=True, manual_ack=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_message = self._on_message
+        self._broker = f"{mqtt_settings.host}:{mqtt_settings.port}"
+
+    def _start_transport(self) -> None:
+        connect_async(self.client, self.settings, persistent=True, receive_maximum=RECEIVE_MAXIMUM)
+        self.client.loop_start()
+
+    def _stop_transport(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _acknowledge(self, batch: Sequence[Incoming], upto: int) -> None:
+        for msg in batch[self._acked : upto]:
+            if msg.qos > 0:
+                try:
+                    self.client.ack(msg.mid, msg.qos)
+                except Exception:  # paho's: the broker sends the message again
+                    log.exception("acknowledging message %d failed", msg.mid)
+            self._acked += 1
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            self.last_broker_error = f"broker {self._broker} refused the connection: {reason}"
+            log.error("%s", self.last_broker_error)
+            return
+        client.subscribe([(wire.DATA_SUBSCRIPTION, 1), (wire.STATUS_SUBSCRIPTION, 1)])
+        self._connected.set()
+        self.last_broker_error = ""
+        self.metrics.broker_connected.set(1)
+        log.info(
+            "connected to broker %s:%s (session present: %s)",
+            self.settings.host,
+            self.settings.port,
+            getattr(flags, "session_present", "?"),
+        )
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self.last_broker_error = f"broker {self._broker} does not accept connections (retrying)"
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        self._connected.clear()
+        self.metrics.broker_connected.set(0)
+        self.last_broker_error = f"disconnected from broker {self._broker}: {reason}"
+        if not self._stop.is_set():
+            log.warning("disconnected from broker: %s (reconnecting)", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._received_one(
+            Incoming(message.mid, message.qos, message.topic, bytes(message.payload), message.retain)
+        )
 
 
 def _and_rest(

@@ -704,6 +704,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_devices_parsers(sub)
 
+    from server.cluster import add_parsers as add_cluster_parsers
+
+    add_cluster_parsers(sub)
+
     from server.duties_cli import add_parsers as add_duties_parsers
 
     add_duties_parsers(sub)

@@ -21,10 +21,13 @@ if TYPE_CHECKING:
     from alerts.duties import DutiesJob
     from alerts.state import AlertStore
     from eit.store import Store
-    from eit.supervise import Stage, StageStatus
+    from eit.supervise import Stage, StageStatus, Supervisor
+    from ingest.amqp import AmqpIngest
     from ingest.deadletters import DeadLetterStore
+    from ingest.service import Ingest, StagedIngest
     from server.accounts import Accounts
     from server.api import ApiSettings, ApiSources
+    from statedb import StateDb
 
 log = logging.getLogger("server.serve")
 
@@ -134,7 +137,15 @@ class Server:
             config.ingest,
             device_keys=config.device_keys_path,
         )
-        self.mqtt = MqttIngest(self.ingest, config.mqtt, self.supervisor)
+        # The transport: the MQTT broker, or the RabbitMQ cluster's partitions (docs/scale-out.md).
+        self.mqtt: StagedIngest
+        if config.ingest.transport == "amqp":
+            amqp = _amqp_ingest(self.ingest, config, self.state_db, self.supervisor)
+            # The rules judge staleness and public state only for the partitions this worker holds.
+            self.engine.ownership = amqp.owned_factories
+            self.mqtt = amqp
+        else:
+            self.mqtt = MqttIngest(self.ingest, config.mqtt, self.supervisor)
         from ingest.selfstats import PlatformStats, StatusWatcher
 
         self.selfstats = PlatformStats(
@@ -142,7 +153,8 @@ class Server:
             self.store,
             self.metrics,
             config.mqtt.client_id,
-            StatusWatcher(self.registry, config.mqtt),
+            # On the cluster, statuses flow through the partitions (retained messages are per node).
+            StatusWatcher(self.registry, config.mqtt) if config.ingest.transport == "mqtt" else None,
             config.ingest.stats_interval_s,
             self.supervisor,
         )
@@ -497,3 +509,22 @@ def run_api(config: ServeConfig) -> int:
         store.close()
         state_db.close()
     return 0
+
+
+def _amqp_ingest(
+    ingest: Ingest, config: ServeConfig, state_db: StateDb, supervisor: Supervisor
+) -> AmqpIngest:
+    """A worker of the RabbitMQ cluster: its partitions over AMQP, leases in the state database."""
+    try:
+        from ingest import amqp as cluster_ingest
+    except ImportError as exc:
+        raise SystemExit(
+            f"ingest.transport is amqp in {config.source}, but the `cluster` extra is not installed"
+            f" (pip install 'eit-monitor[cluster]'): {exc}"
+        ) from exc
+    from ingest.leases import PartitionLeases
+
+    amqp = config.ingest.amqp
+    assert amqp is not None  # IngestSettings refuses transport amqp without it
+    leases = PartitionLeases(state_db, amqp.queue_prefix, cluster_ingest.worker_id(), amqp.lease_s)
+    return cluster_ingest.AmqpIngest(ingest, amqp, leases, supervisor)

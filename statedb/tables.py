@@ -424,3 +424,16 @@ Index(
     integrity_findings.c.device,
 )
 Index("duty_audit_subject", duty_audit.c.subject, duty_audit.c.seq)
+# -- partition leases (ingest/leases.py): the RabbitMQ cluster's ingest workers --------------------
+
+# Which worker may write a partition's readings, until when (wall clock, ns), and the token each
+# new holder raises.
+partition_leases = Table(
+    "partition_leases",
+    metadata,
+    Column("queue_set", Text, primary_key=True),
+    Column("partition", Integer, primary_key=True, autoincrement=False),
+    Column("owner", Text, nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("expires_ns", BigInteger, nullable=False),
+)

@@ -1,0 +1,327 @@
+"""The RabbitMQ cluster (docs/scale-out.md): three nodes started by deploy/cluster/local-cluster,
+partitions declared by `eit cluster init`, `eit serve` workers consuming them over AMQP, agents
+publishing QoS 1 over MQTT to the nodes; one cluster for the whole file, the tests one after the
+other (they kill nodes and workers)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.site import CHANNELS, load_factory, write_site
+from ingest.partitions import queue_name
+from ingest.store.influx import InfluxStore
+from testbed.cluster import ClusterAgent, RabbitCluster, read_delivery_log
+from testbed.services import EIT, FAR_FUTURE_NS, REPO, EitProcess, InfluxDB, free_port, wait_for
+
+pytestmark = [pytest.mark.serial, pytest.mark.integration]
+
+AGENT_LOGIN = ("agent", "agent-" + uuid.uuid4().hex[:12])
+VALUES = {cid: typical for cid, _unit, _range, typical in CHANNELS}
+PARTITIONS = 4
+HEARTBEAT_S = 2
+LEASE_S = 4.0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitCluster]:
+    if shutil.which("rabbitmqctl") is None and not Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists():
+        pytest.fail("rabbitmq-server is not installed (scripts/ensure-system-packages installs it)")
+    started = RabbitCluster(tmp_path_factory.mktemp("rabbit")).start()
+    started.add_agent_login(*AGENT_LOGIN)
+    yield started
+    started.stop()
+
+
+class Town:
+    """One test's part of the cluster: its factories, queue set, store database and workers."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        cluster: RabbitCluster,
+        influxdb: InfluxDB,
+        state_url: str,
+        factories: int,
+    ) -> None:
+        self.workdir = workdir
+        self.cluster = cluster
+        self.prefix = "t" + uuid.uuid4().hex[:8]
+        self.site = write_site(workdir / "site.yaml", factories, 0)
+        self.factories = [load_factory(i) for i in range(factories)]
+        self.database = "t_" + uuid.uuid4().hex[:12]
+        self.influx_url = influxdb.url
+        self.state_url = state_url
+        self.workers: dict[str, EitProcess] = {}
+
+    def config(self, name: str, flush_interval_s: float = 0.02) -> Path:
+        path = self.workdir / f"{name}.yaml"
+        data = {
+            "site": str(self.site),
+            "data_dir": str(self.workdir / name),
+            "mqtt": {"host": "127.0.0.1", "port": self.cluster.mqtt_port(1), "client_id": f"eit-{name}"},
+            "store": {"kind": "influxdb", "url": self.influx_url, "database": self.database},
+            "state": {"url": self.state_url},
+            "rules": {"check_interval_s": 1},
+            "http": {"host": "127.0.0.1", "port": free_port()},
+            "notifiers": [{"kind": "log"}],
+            "ingest": {
+                "flush_interval_s": flush_interval_s,
+                "transport": "amqp",
+                "amqp": {
+                    "urls": self.cluster.amqp_urls,
+                    "management_urls": self.cluster.management_urls,
+                    "partitions": PARTITIONS,
+                    "queue_prefix": self.prefix,
+                    "heartbeat_s": HEARTBEAT_S,
+                    "lease_s": LEASE_S,
+                    "tick_s": 0.5,
+                    "prefetch": 500,
+                    "delivery_log": str(self.workdir / f"{name}.deliveries"),
+                },
+            },
+        }
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    def eit(self, *args: str) -> str:
+        done = subprocess.run([*EIT, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert done.returncode == 0, f"eit {' '.join(args)}: {done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def init(self) -> None:
+        out = self.eit("cluster", "init", "--config", str(self.config("init")))
+        assert f"{PARTITIONS} partitions, {len(self.factories)} factory bindings declared" in out
+
+    def start_worker(self, name: str, flush_interval_s: float = 0.02) -> EitProcess:
+        config = self.config(name, flush_interval_s)
+        worker = EitProcess(["serve", "--config", str(config)], self.workdir / f"{name}.log").start()
+        self.workers[name] = worker
+        return worker
+
+    def deliveries(self) -> list[tuple[int, str, int, int, str, int]]:
+        rows = []
+        for name in self.workers:
+            rows.extend(read_delivery_log(self.workdir / f"{name}.deliveries"))
+        return sorted(rows)
+
+    def leases(self) -> dict[int, str]:
+        import psycopg
+
+        with psycopg.connect(self.state_url) as db:
+            try:
+                rows = db.execute(
+                    "SELECT partition, owner FROM partition_leases WHERE queue_set = %s AND expires_ns > %s",
+                    (self.prefix, time.time_ns()),
+                ).fetchall()
+            except psycopg.errors.UndefinedTable:
+                return {}  # the first worker has not migrated the state database yet
+        return {int(p): str(o) for p, o in rows}
+
+    def agents(self, count: int) -> list[ClusterAgent]:
+        return [
+            ClusterAgent(
+                f"agent{i}-{self.prefix}",
+                self.factories[i::count],
+                self.cluster.mqtt_ports,
+                AGENT_LOGIN,
+                values=VALUES,
+            )
+            for i in range(count)
+        ]
+
+    def stop(self) -> None:
+        for worker in self.workers.values():
+            if worker.alive():
+                worker.kill()
+        self._delete_queues()
+
+    def _delete_queues(self) -> None:
+        import pika
+
+        try:
+            connection = pika.BlockingConnection(pika.URLParameters(self.cluster.amqp_urls[0]))
+        except Exception:
+            return
+        channel = connection.channel()
+        for partition in range(PARTITIONS):
+            channel.queue_delete(queue_name(self.prefix, partition))
+        connection.close()
+
+
+@pytest.fixture
+def town(tmp_path: Path, cluster: RabbitCluster, influxdb: InfluxDB, postgres_url: str) -> Iterator[Town]:
+    made = Town(tmp_path, cluster, influxdb, postgres_url, factories=16)
+    yield made
+    made.stop()
+
+
+def _publish(agents: list[ClusterAgent], scans_per_s: float, duration_s: float) -> list[threading.Thread]:
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=agent.run_and_drain, args=(scans_per_s, duration_s, stop), daemon=True)
+        for agent in agents
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def _join(threads: list[threading.Thread], agents: list[ClusterAgent]) -> None:
+    """Wait for the agents to finish publishing and for the broker to acknowledge every scan."""
+    deadline = time.monotonic() + 150
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), "an agent still publishing after 150 s"
+    for agent in agents:
+        assert agent.error is None, f"{agent.name}: {agent.error!r}"
+        assert agent.unacknowledged == 0, f"{agent.name}: {agent.unacknowledged} scans never acknowledged"
+
+
+def _assert_each_scan_stored_once(town: Town, agents: list[ClusterAgent]) -> None:
+    """Every scan each agent published is in the store, each reading once (seqs 1..n per
+    factory, every channel), after the agents have drained."""
+    store = InfluxStore(town.influx_url, town.database)
+    published = {f: agent.seqs[f] for agent in agents for f in agent.factories}
+    total = sum(published.values()) * len(VALUES)
+
+    def stored() -> int:
+        return sum(store.count(factory=f) for f in published)
+
+    wait_for(lambda: stored() >= total, 120, f"{total} readings in the store")
+    for factory, last in published.items():
+        seqs = [r.seq for r in store.readings(factory, "stack", "so2", 0, FAR_FUTURE_NS)]
+        assert seqs == list(range(1, last + 1)), f"{factory}: stored seqs are not exactly 1..{last}"
+        assert store.count(factory=factory) == last * len(VALUES), f"{factory}: readings lost or doubled"
+
+
+def _assert_first_writes_in_publish_order(town: Town, agents: list[ClusterAgent]) -> None:
+    """For each agent connection and each of its topics (a factory's device), the messages were
+    first written in the order the connection published them. A message published again on a
+    later connection (unacknowledged when its node died) belongs to the connection that carried
+    it first."""
+    first: dict[tuple[str, int], int] = {}
+    for index, (_t, _worker, _epoch, _partition, topic, seq) in enumerate(town.deliveries()):
+        first.setdefault((topic, seq), index)
+    for agent in agents:
+        order: dict[tuple[int, str], list[int]] = defaultdict(list)
+        claimed: set[tuple[str, int]] = set()
+        for published in agent.log:
+            key = (published.topic, published.seq)
+            if key in claimed:
+                continue
+            claimed.add(key)
+            assert key in first, f"{agent.name}: {key} was never written"
+            order[(published.connection, published.topic)].append(first[key])
+        for (connection, topic), positions in order.items():
+            assert positions == sorted(positions), (
+                f"{agent.name} connection {connection}: {topic} out of order"
+            )
+
+
+def _assert_one_worker_at_a_time(town: Town) -> dict[int, list[float]]:
+    """Per partition, the workers that wrote it took turns: once another worker writes a
+    partition, the one before never writes it again. Returns the fail-over gaps (s)."""
+    by_partition: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for t, worker, _epoch, partition, _topic, _seq in town.deliveries():
+        by_partition[partition].append((t, worker))
+    gaps: dict[int, list[float]] = defaultdict(list)
+    for partition, writes in by_partition.items():
+        finished: set[str] = set()
+        current = writes[0][1]
+        last_t = writes[0][0]
+        for t, worker in writes:
+            if worker != current:
+                assert worker not in finished, (
+                    f"partition {partition}: {worker} wrote again after {current} took over"
+                )
+                finished.add(current)
+                gaps[partition].append((t - last_t) / 1e9)
+                current = worker
+            last_t = t
+    return gaps
+
+
+def _worker_ids(town: Town) -> dict[str, str]:
+    """Each worker's lease owner id, from its delivery log."""
+    ids = {}
+    for name in town.workers:
+        rows = read_delivery_log(town.workdir / f"{name}.deliveries")
+        if rows:
+            ids[name] = rows[0][1]
+    return ids
+
+
+def test_node_and_worker_killed_mid_stream_lose_double_and_reorder_nothing(
+    town: Town, cluster: RabbitCluster, report: object
+) -> None:
+    town.init()
+    town.start_worker("a")
+    wait_for(lambda: len(town.leases()) == PARTITIONS + 1, 60, "worker a holding every partition")
+    town.start_worker("b")  # the standby: its consumers wait behind a's
+    agents = town.agents(4)
+    started = time.monotonic()
+    threads = _publish(agents, scans_per_s=12.5, duration_s=24)  # 16 factories x 12.5 x 12 = 2,400 readings/s
+
+    wait_for(lambda: time.monotonic() - started > 6, 10, "6 s of traffic")
+    cluster.kill_node(2)
+    wait_for(lambda: time.monotonic() - started > 11, 10, "11 s of traffic")
+    town.workers["a"].proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+    wait_for(lambda: time.monotonic() - started > 13, 10, "13 s of traffic")
+    town.start_worker("c")  # a new standby
+    _join(threads, agents)
+
+    _assert_each_scan_stored_once(town, agents)
+    _assert_first_writes_in_publish_order(town, agents)
+    gaps = _assert_one_worker_at_a_time(town)
+    ids = _worker_ids(town)
+    assert "a" in ids and "b" in ids, "both the first worker and the standby wrote"
+    owners = {p: {w for _t, w, _e, q, _tp, _s in town.deliveries() if q == p} for p in range(PARTITIONS)}
+    assert all(len(o) >= 2 for o in owners.values() if o), f"every partition failed over: {owners}"
+    readings = sum(sum(a.seqs.values()) for a in agents) * len(VALUES)
+    reconnects = sum(a.reconnects for a in agents)
+    longest = max((g for gs in gaps.values() for g in gs), default=0.0)
+    print(
+        f"cluster kill test: {readings} readings, {reconnects} agent reconnections,"
+        f" longest fail-over gap {longest:.2f} s, gaps per partition {dict(gaps)}"
+    )
+    cluster.start_node(2)
+
+
+def test_worker_paused_beyond_its_lease_writes_nothing_after_it_resumes(
+    town: Town, cluster: RabbitCluster
+) -> None:
+    town.init()
+    # Worker a collects each batch for a second: when it is paused, a batch is always under way.
+    a = town.start_worker("a", flush_interval_s=1.0)
+    wait_for(lambda: len(town.leases()) == PARTITIONS + 1, 60, "worker a holding every partition")
+    b = town.start_worker("b")
+    agents = town.agents(2)
+    threads = _publish(agents, scans_per_s=5, duration_s=22)
+    wait_for(lambda: len(read_delivery_log(town.workdir / "a.deliveries")) > 50, 30, "worker a writing")
+    assert a.proc is not None
+    a.proc.send_signal(signal.SIGSTOP)
+    paused = time.monotonic()
+    # Beyond the broker's heartbeat timeout (two heartbeats) and the lease.
+    wait_for(lambda: time.monotonic() - paused > 2 * HEARTBEAT_S + LEASE_S + 2, 20, "the pause")
+    resumed_ns = time.time_ns()
+    a.proc.send_signal(signal.SIGCONT)
+    _join(threads, agents)
+    _assert_each_scan_stored_once(town, agents)
+    after = [row for row in read_delivery_log(town.workdir / "a.deliveries") if row[0] >= resumed_ns]
+    # Worker a's next connection queues its consumers behind b's: it may take no partition back.
+    b_rows = read_delivery_log(town.workdir / "b.deliveries")
+    assert b_rows, "the standby took the partitions over"
+    assert after == [], f"worker a wrote {len(after)} messages after it resumed (first: {after[:3]})"
+    assert "fenced" in a.output() or "connection" in a.output()
+    assert b.alive()
