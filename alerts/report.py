@@ -8,6 +8,7 @@ The JSON form is documented in README.md ("Compliance report").
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from collections.abc import Mapping
@@ -16,8 +17,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from alerts.compliance import day_bounds
-from alerts.evidence import chain_events, channel_share
 from alerts.duties.report import duties_csv_rows, duties_html
+from alerts.evidence import chain_events, channel_share
 from alerts.windows import HOUR_NS
 from eit.glossary import glossary
 from eit.registry import Registry
@@ -288,30 +289,18 @@ def to_csv(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def to_html(report: dict[str, Any]) -> str:
+def sections_html(report: dict[str, Any]) -> list[str]:
+    """The report's sections beside the compliance tables (alerts/report_files.py renders those):
+    per factory the share of verified readings by channel and the chain of signed scans, then the
+    duties of WPMS and CEMS monitors and, for officers, the integrity findings."""
     e = html.escape
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>Compliance report {e(report['town'])} {e(report['from'])} to {e(report['to'])}</title>",
-        "<style>body{font-family:sans-serif}table{border-collapse:collapse;margin-bottom:1em}"
-        "td,th{border:1px solid #999;padding:2px 6px}.bad{color:#b00}</style></head><body>",
-        f"<h1>Compliance report: {e(report['town'])}</h1>",
-        f"<p>{e(report['from'])} to {e(report['to'])} ({e(report['timezone'])}); completeness threshold"
-        f" {report['completeness_threshold']:.0%}</p>",
-    ]
+    parts: list[str] = []
     for f in report["factories"]:
-        parts.append(f"<h2>{e(f['name'])} <small>{e(f['name_th'])} {e(f['diw_registration'])}</small></h2>")
-        parts.append(
-            "<table><tr><th>device</th><th>channel</th><th>valid hours</th><th>completeness</th>"
-            "<th>exceedances</th><th>invalid hours</th><th>verified readings</th></tr>"
-        )
+        parts.append(f"<h2>{e(f['name'])}: verified readings</h2>")
+        parts.append("<table><tr><th>device</th><th>channel</th><th>verified readings</th></tr>")
         for ch in f["channels"]:
-            cls = "" if ch["complete"] else " class='bad'"
             parts.append(
-                f"<tr><td>{e(ch['device'])}</td><td>{e(ch['channel'])}</td>"
-                f"<td>{ch['valid_hours']} / {ch['expected_hours']}</td><td{cls}>{ch['completeness']:.1%}</td>"
-                f"<td>{len(ch['exceedances'])}</td><td>{len(ch['invalid_hours'])}</td>"
-                f"<td>{_share(ch['evidence'])}</td></tr>"
+                f"<tr><td>{e(ch['device'])}</td><td>{e(ch['channel'])}</td><td>{_share(ch['evidence'])}</td></tr>"
             )
         parts.append("</table>")
         if f["chain_events"]:
@@ -324,24 +313,8 @@ def to_html(report: dict[str, Any]) -> str:
                     f"<td>{ev['first_seq']}–{ev['last_seq']}</td><td>{e(str(ev['detail']))}</td></tr>"
                 )
             parts.append("</table>")
-        for ch in f["channels"]:
-            if not ch["exceedances"]:
-                continue
-            parts.append(f"<h3>Exceedances: {e(ch['device'])} {e(ch['channel'])}</h3><table>")
-            parts.append(
-                "<tr><th>averaging</th><th>from</th><th>to</th><th>average</th><th>limit</th><th>retroactive</th></tr>"
-            )
-            for x in ch["exceedances"]:
-                parts.append(
-                    f"<tr><td>{e(x['averaging'])}</td><td>{e(x['start'])}</td><td>{e(x['end'])}</td>"
-                    f"<td class='bad'>{x['average']:.4g} {e(x['unit'])}</td>"
-                    f"<td>{x['limit']:g} {e(x['unit'])}</td>"
-                    f"<td>{'yes' if x['retroactive'] else 'no'}</td></tr>"
-                )
-            parts.append("</table>")
     parts += duties_html(report)  # the duties and, for officers, the integrity sections
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return parts
 
 
 def _share(evidence: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from alerts.report import neutralise
+from alerts.report import neutralise, sections_html
 from eit.confread import load_yaml
 from eit.glossary import Glossary, glossary
 
@@ -165,6 +165,7 @@ def to_html(report: dict[str, Any], lang: str = "en") -> str:
                         f"<td>{e(g.reason(run['reason'], lang))}</td></tr>"
                     )
                 parts.append("</table>")
+    parts += sections_html(report)
     parts.append("</body></html>")
     return "\n".join(parts)
 

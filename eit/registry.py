@@ -13,8 +13,8 @@ from datetime import date
 from pathlib import Path
 
 from eit.confread import Problems, Section, read_yaml
-from eit.indicators import OpenData, TownIndicators, read_open_data, read_town_indicators
 from eit.errors import ConfigError
+from eit.indicators import OpenData, TownIndicators, read_open_data, read_town_indicators
 from eit.model import ID_HINT, ID_PATTERN
 from eit.standards import (
     SITE_VALUES,

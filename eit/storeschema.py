@@ -195,6 +195,8 @@ class Indicator:
     DENOMINATOR: Final = "denominator"
     METHOD: Final = "method"
     FIELDS: Final = (VALUE, NUMERATOR, DENOMINATOR, METHOD)
+
+
 class ChainEvents:
     """What the ingest saw in a device's chain of signed scans (ingest/verify.py): a gap in
     ``seq`` (``reported_drop`` when the agent said it dropped those scans, ``unexplained_gap``

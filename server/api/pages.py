@@ -154,6 +154,7 @@ def mount_pages(app: FastAPI, registry: Registry) -> None:
     @app.get("/preferences", include_in_schema=False)
     def preferences_page(request: Request) -> HTMLResponse:
         return render(request, "preferences.html", "preferences", "prefs_heading")
+
     @app.get("/reports", include_in_schema=False)
     def reports_page(request: Request) -> HTMLResponse:
         return render(request, "reports.html", "reports", "reports_heading")

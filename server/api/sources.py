@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from alerts.notifiers.preferences import PreferenceStore
 from alerts.duties import DutiesJob
+from alerts.notifiers.preferences import PreferenceStore
 from alerts.notifiers.queue import DeliveryQueue
 from alerts.state import AlertStore
 from eit.registry import Registry
