@@ -84,8 +84,8 @@ class LoginSection(_Section):
     per_account: int = Field(50, ge=1, le=100_000)
     window_s: float = Field(300.0, ge=1, le=86_400)
     # Password hashes at once (each takes 64 MiB); logins waiting beyond waiting_max get 429.
-    concurrent_hashes: int = Field(2, ge=1, le=64)
-    waiting_max: int = Field(32, ge=1, le=10_000)
+    concurrent_hashes: int = Field(1, ge=1, le=64)
+    waiting_max: int = Field(16, ge=1, le=10_000)
 
 
 class HttpSettings(_Section):

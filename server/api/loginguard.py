@@ -20,6 +20,9 @@ Refused: 429 with ``Retry-After`` (whole seconds), never a sleep in the handler.
 in worker threads, at most ``concurrent_hashes`` at once (an anyio limiter); a login waits for a
 slot without a thread, and beyond ``waiting_max`` waiting logins the server answers 429 (busy) at
 once: memory stays about ``concurrent_hashes`` x 64 MiB over the process's own, whatever comes.
+One at a time by default: a hash runs its four lanes (argon2-cffi's parallelism 4) in four
+threads, so one hash already keeps four cores busy, and a second at once adds memory, not speed,
+on a small server.
 
 The client's address is the connection's, or, from a proxy listed in ``http.trusted_proxies``,
 the one it forwards (X-Forwarded-For; uvicorn reads it only from those addresses). Memory is
@@ -47,8 +50,8 @@ class LoginLimits:
     per_account_address: int = 5
     per_account: int = 50
     window_s: float = 300.0
-    concurrent_hashes: int = 2
-    waiting_max: int = 32
+    concurrent_hashes: int = 1
+    waiting_max: int = 16
     max_entries: int = 50_000
 
 

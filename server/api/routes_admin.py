@@ -55,11 +55,11 @@ def admin_router(ctx: Context, guard: LoginGuard, metrics: CollectorRegistry) ->
         password: Annotated[str, Form(min_length=1, max_length=1024)],
     ) -> Any:
         address = request.client.host if request.client is not None else "unknown"
+        if waiting[0] >= guard.limits.waiting_max:
+            raise too_many(Refusal("busy", 1))  # before admit: a busy answer costs no attempt
         admitted = guard.admit(username, address)
         if isinstance(admitted, Refusal):
             raise too_many(admitted)
-        if waiting[0] >= guard.limits.waiting_max:
-            raise too_many(Refusal("busy", 1))
         waiting[0] += 1
         try:
             # In a worker thread, at most concurrent_hashes at once; the wait holds no thread.
