@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from alerts.recompute import recompute
 from alerts.settings import RuleSettings
@@ -32,6 +33,10 @@ from eit.timeutil import NS_PER_S, parse_iso_ns
 
 COLUMNS = ("time", "factory", "device", "channel", "value", "flag")
 CHUNK = 5000
+# A field longer than this is refused with its line (csv's own limit, stated here so that a
+# change of the module's default does not change it); a longer line is cut before it is read.
+MAX_FIELD_BYTES = 128 * 1024
+MAX_LINE_CHARS = 4 * MAX_FIELD_BYTES
 
 
 @dataclass(slots=True)
@@ -60,11 +65,12 @@ def _parse_time(text: str, now_ns: int) -> int:
     except ValueError:
         try:
             ts_ns = parse_iso_ns(text[:64])
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise RowError("bad_timestamp", f"time {text[:64]!r}: {exc}") from None
     else:
-        if not math.isfinite(seconds):
-            raise RowError("bad_timestamp", f"time {text[:64]!r} is not a finite number")
+        if not math.isfinite(seconds) or abs(seconds) > 1e12:
+            # 1e12 s is far beyond any bound below; it keeps the conversion to ns exact and cheap.
+            raise RowError("time_out_of_range", f"time {text[:64]!r} is not a time this platform keeps")
         ts_ns = round(seconds * NS_PER_S)
     problem = time_problem(ts_ns, now_ns, MAX_FUTURE_S)
     if problem is not None:
@@ -75,23 +81,68 @@ def _parse_time(text: str, now_ns: int) -> int:
 def read_rows(
     path: Path, registry: Registry, result: ImportResult, max_errors: int = 50
 ) -> Iterator[Reading]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in COLUMNS[:-1] if c not in (reader.fieldnames or [])]
+    """The valid rows of ``path`` as readings; each other row is counted in ``result`` by reason
+    and reported with its line (the first ``max_errors``): a row with fields missing or too many,
+    a field over :data:`MAX_FIELD_BYTES`, a line that is not CSV, a time outside the contract's
+    bounds, an unknown factory, device or channel, a value that is not a finite number."""
+    csv.field_size_limit(MAX_FIELD_BYTES)  # the module's default too; said here on purpose
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+        reader = csv.reader(_bounded_lines(fh))
+        try:
+            header = [name.strip() for name in next(reader)]
+        except StopIteration:
+            header = []
+        except csv.Error as exc:
+            raise ValueError(f"{path}: line 1: the header is not CSV: {exc}") from None
+        missing = [c for c in COLUMNS[:-1] if c not in header]
         if missing:
             raise ValueError(
                 f"{path}: line 1: missing column(s) {', '.join(missing)} (need {', '.join(COLUMNS)})"
             )
         now = time.time_ns()
-        for row in reader:
-            result.rows += 1
-            line = reader.line_num
+
+        def reject(line: int, exc: RowError) -> None:
+            result.rejected[exc.reason] += 1
+            if len(result.errors) < max_errors:
+                result.errors.append(f"{path}: line {line}: {exc}")
+
+        while True:
             try:
-                yield _reading(row, registry, now)
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # a field over the limit, a NUL byte: the reader goes on
+                result.rows += 1
+                reject(reader.line_num, RowError("bad_csv", f"not a CSV row this importer reads: {exc}"))
+                continue
+            line = reader.line_num
+            if not fields:
+                continue  # a blank line
+            result.rows += 1
+            if len(fields) != len(header):
+                reason = "short_row" if len(fields) < len(header) else "long_row"
+                reject(line, RowError(reason, f"{len(fields)} fields, the header has {len(header)}"))
+                continue
+            try:
+                yield _reading(dict(zip(header, fields, strict=True)), registry, now)
             except RowError as exc:
-                result.rejected[exc.reason] += 1
-                if len(result.errors) < max_errors:
-                    result.errors.append(f"{path}: line {line}: {exc}")
+                reject(line, exc)
+
+
+def _bounded_lines(fh: TextIO) -> Iterator[str]:
+    """The file's lines, each cut at MAX_LINE_CHARS (the csv reader then refuses the row's
+    over-long field): one line of a gigabyte is not read into memory at once."""
+    while True:
+        line = fh.readline(MAX_LINE_CHARS)
+        if not line:
+            return
+        if len(line) == MAX_LINE_CHARS and not line.endswith("\n"):
+            while True:  # the rest of the over-long line, dropped in pieces
+                rest = fh.readline(MAX_LINE_CHARS)
+                if not rest or rest.endswith("\n"):
+                    break
+            line = line + "\n"
+        yield line
 
 
 def _reading(row: dict[str, str], registry: Registry, now_ns: int) -> Reading:

@@ -11,11 +11,13 @@ import csv
 import html
 import io
 import json
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from alerts.compliance import day_bounds
+from alerts.integrity.render import neutralise
 from alerts.windows import HOUR_NS
 from eit.registry import Registry
 from eit.store import Store
@@ -173,9 +175,17 @@ CSV_COLUMNS = (
 )
 
 
+class _FormulaSafeWriter(csv.DictWriter):  # type: ignore[type-arg]  # generic for mypy only
+    """Cells that no spreadsheet runs as a formula (text starting with = + - @ gets an
+    apostrophe; numbers stay numbers: alerts/integrity/render.py)."""
+
+    def writerow(self, rowdict: Mapping[str, Any]) -> Any:
+        return super().writerow({k: neutralise(v) for k, v in rowdict.items()})
+
+
 def to_csv(report: dict[str, Any]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+    writer = _FormulaSafeWriter(out, CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for f in report["factories"]:
         for ch in f["channels"]:

@@ -432,7 +432,9 @@ class AlertStore:
                 f"the cause and the corrective action are limited to {MAX_RESPONSE_LENGTH} characters"
             )
         with self.db.write() as conn:
-            self._fetch_alert(conn, alert_id)
+            if self._fetch_alert(conn, alert_id).state == CLOSED:
+                # A closed case is the supervisors' last word: nothing more is added to it.
+                raise LifecycleError(f"alert #{alert_id} is closed: it takes no more answers")
             response_id = conn.execute(
                 alert_responses.insert()
                 .values(

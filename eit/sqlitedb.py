@@ -4,6 +4,7 @@ through SQLAlchemy."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,14 +18,31 @@ def open_durable(path: Path, timeout_s: float = 30.0) -> sqlite3.Connection:
     block the writer; synchronous=FULL, so a committed transaction is on disk when COMMIT returns
     (what lets the ingest acknowledge a message and the agent move on from a scan). The connection
     may be shared between threads behind the caller's lock; a busy file is waited on for
-    ``timeout_s``.
+    ``timeout_s``. The file is readable by its owner only (and so are its -wal and -shm, which
+    SQLite creates with the database file's mode).
     """
     if str(path) != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_owner_only(path)
     db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=timeout_s)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     return db
+
+
+OWNER_ONLY = 0o600
+
+
+def create_owner_only(path: Path) -> None:
+    """Create ``path`` (and its folder) readable by its owner only, and take the other users'
+    access away from a file (and its -wal and -shm) made before under a looser umask."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, OWNER_ONLY))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                os.chmod(file, OWNER_ONLY)
+        except FileNotFoundError:
+            continue
 
 
 @contextmanager

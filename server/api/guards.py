@@ -75,30 +75,37 @@ class RequestGuard:
             return
 
         received = 0
-        started = False
+        too_large = False
+        refusal_sent = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
+                    too_large = True
                     raise BodyTooLarge
             return message
 
         async def secured_send(message: Message) -> None:
-            nonlocal started
+            nonlocal refusal_sent
+            if too_large:
+                # The route turned the aborted read into an error of its own: answer 413 instead.
+                if not refusal_sent:
+                    refusal_sent = True
+                    await self._refuse(send, 413, self._too_large_text(), "too_large")
+                return
             if message["type"] == "http.response.start":
-                started = True
                 message["headers"] = _with_security_headers(list(message.get("headers", [])))
             await send(message)
 
         try:
             await self.app(scope, counted_receive, secured_send)
         except BodyTooLarge:
-            if started:
-                raise
-            await self._refuse(send, 413, self._too_large_text(), "too_large")
+            if not refusal_sent:
+                refusal_sent = True
+                await self._refuse(send, 413, self._too_large_text(), "too_large")
 
     def _too_large_text(self) -> str:
         return f"the request body is larger than {self.max_body_bytes} bytes, the most this server reads"

@@ -362,9 +362,10 @@ def alerts_router(ctx: Context) -> APIRouter:
     @router.post(
         "/alerts/{alert_id}/response",
         status_code=201,
-        summary="The factory operator's cause and corrective action for an alert of its factory",
+        summary="The factory operator's cause and corrective action for an alert of its factory"
+        " (not once the alert is closed: 409)",
         response_model=ResponseOut,
-        responses=errors(400, 401, 403, 404, 422, 503),
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
     )
     def respond(
         body: ResponseIn,
@@ -379,8 +380,8 @@ def alerts_router(ctx: Context) -> APIRouter:
             )
         except ResponseError as exc:
             raise HTTPException(422, f"body: {exc}") from exc
-        except LifecycleError as exc:
-            raise HTTPException(404, str(exc)) from exc
+        except LifecycleError as exc:  # the alert was found above: closed since
+            raise HTTPException(409, str(exc)) from exc
         except EitError as exc:
             raise HTTPException(503, str(exc)) from exc
         return response.to_json()
