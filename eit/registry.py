@@ -146,6 +146,12 @@ def load_registry(path: Path | str) -> Registry:
         town_id = town.text("id", pattern=ID_PATTERN, hint=ID_HINT)
         town_name = town.text("name")
         timezone = town.text("timezone", "Asia/Bangkok")
+        if not _is_time_zone(timezone):
+            town.fail(
+                "timezone",
+                f"'{timezone[:64]}' is not an IANA time zone (e.g. Asia/Bangkok; zoneinfo with the"
+                " tzdata package)",
+            )
         town.finish()
 
     estates: dict[str, Estate] = {}
@@ -446,3 +452,17 @@ def _read_officer(sec: Section, factory_ids: set[str], known_districts: set[str]
     )
     sec.finish()
     return officer
+
+
+def _is_time_zone(name: str) -> bool:
+    """Whether zoneinfo knows ``name`` (the system's zone files, else the tzdata package: the
+    same answer on every machine the platform is installed on)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True

@@ -431,3 +431,38 @@ def test_a_private_factory_is_never_named_to_the_public(private_town: TownApp) -
 
 def test_passwords_of_the_test_town_pass_the_rules() -> None:
     assert password_problem(password_of("olivia"), role="officer", user="olivia") is None
+
+
+# -- the site registry --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        # A repeated key would publish a hidden factory if the last one silently won.
+        (("    district: Mueang Rayong\n", "    public: false\n    public: true\n"), "given twice"),
+        (("  timezone: Asia/Bangkok\n", "  timezone: Mars/Olympus\n"), "not an IANA time zone"),
+        (("range: [0, 500]", "range: [.nan, 500]"), "not a finite number"),
+        (("range: [0, 500]", "range: [0, " + "9" * 5000 + "]"), "a number of 5000 digits"),
+        (("district: Mueang Rayong", "district: " + "[" * 5000 + "]" * 5000), "nesting depth"),
+    ],
+)
+def test_a_hostile_registry_is_refused_with_file_key_and_line(
+    tmp_path: Path, change: tuple[str, str], problem: str
+) -> None:
+    import shutil
+
+    from eit.errors import ConfigError
+    from eit.registry import load_registry
+    from testbed.services import REPO
+
+    town = tmp_path / "town"
+    shutil.copytree(REPO / "examples" / "town", town)
+    site = town / "site.yaml"
+    text = site.read_text()
+    assert change[0] in text
+    site.write_text(text.replace(change[0], change[1], 1))
+    with pytest.raises(ConfigError) as caught:
+        load_registry(site)
+    said = str(caught.value)
+    assert problem in said and f"{site}:" in said, said
