@@ -10,7 +10,8 @@
   opens it to everyone).
 
 "This machine" is the client's address as uvicorn reports it: a loopback address, unless a
-reverse proxy on the machine passes X-Forwarded-For (uvicorn trusts it from 127.0.0.1);
+reverse proxy on the machine passes X-Forwarded-For (uvicorn trusts it from the addresses of
+``http.trusted_proxies``, by default 127.0.0.1 and ::1);
 ``http.trust_loopback: false`` turns the rule off for a proxy that does not.
 """
 
