@@ -187,20 +187,25 @@ class Dispatcher:
         """The notifications of ``event``, rendered, with their claims (not yet queued)."""
         district = self.router.district(event.alert.factory) if self.router else ""
         out: list[NewDelivery] = []
+        recipients: list[Officer] | None = None  # read once, for the first notifier that needs them
         for channel in self.channels:
             if not channel.route.admits(event.alert.factory, district):
                 continue
             if channel.to_officers:
-                out += self._officer_items(channel, event)
+                if recipients is None:
+                    recipients = self._recipients(event)
+                out += self._officer_items(channel, event, recipients)
             if channel.broadcasts:
                 item = self._item(channel, event, None)
                 if item is not None:
                     out.append(item)
         return out
 
-    def _officer_items(self, channel: Channel, event: AlertEvent) -> list[NewDelivery]:
+    def _officer_items(
+        self, channel: Channel, event: AlertEvent, recipients: list[Officer]
+    ) -> list[NewDelivery]:
         items = []
-        for recipient in self._recipients(event):
+        for recipient in recipients:
             if channel.notifier.reaches(recipient):
                 item = self._item(channel, event, recipient)
                 if item is not None:
