@@ -230,14 +230,6 @@ class _FormulaSafeWriter(csv.DictWriter):  # type: ignore[type-arg]  # generic f
         return super().writerow({k: neutralise(v) for k, v in rowdict.items()})
 
 
-class _FormulaSafeWriter(csv.DictWriter):  # type: ignore[type-arg]  # generic for mypy only
-    """Cells that no spreadsheet runs as a formula (text starting with = + - @ gets an
-    apostrophe; numbers stay numbers: alerts/integrity/render.py)."""
-
-    def writerow(self, rowdict: Mapping[str, Any]) -> Any:
-        return super().writerow({k: neutralise(v) for k, v in rowdict.items()})
-
-
 def to_csv(report: dict[str, Any]) -> str:
     out = io.StringIO()
     writer = _FormulaSafeWriter(out, CSV_COLUMNS, lineterminator="\n")
@@ -258,7 +250,7 @@ def to_csv(report: dict[str, Any]) -> str:
                     "valid_hours": ch["valid_hours"],
                     "expected_hours": ch["expected_hours"],
                     "completeness": ch["completeness"],
-                    "verified_share": ch["evidence"]["verified_share"],
+                    "verified_share": (ch.get("evidence") or {}).get("verified_share"),
                 }
             )
             for e in ch["exceedances"]:

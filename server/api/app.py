@@ -141,7 +141,10 @@ def create_app(
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=headers)
 
     auth = Auth(sources.accounts, sources.clock) if sources is not None else None
-    install_guards(app, settings.max_body_bytes, auth, metrics)
+    # The duties' PDF reports (server/api/routes_duties.py) have their own, larger limit.
+    duties = sources.duties if sources is not None else None
+    uploads = {"/api/v1/duties/attachments": duties.rules.attachment_max_bytes} if duties is not None else {}
+    install_guards(app, settings.max_body_bytes, auth, metrics, uploads)
     app.include_router(
         ops_router(
             readiness,

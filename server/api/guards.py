@@ -1,7 +1,9 @@
 """What every request passes before a route sees it (one ASGI middleware, outermost):
 
 - **Body size**: a body larger than ``max_body_bytes`` is refused with 413, by its Content-Length
-  before a byte is read, or, sent in chunks, as soon as it grows past the limit.
+  before a byte is read, or, sent in chunks, as soon as it grows past the limit. An upload path
+  (``uploads``: path -> its own limit, e.g. the duties' PDF reports) may take more, and only from
+  an account: its writes are authenticated before the body is read.
 - **Authentication before the body**: every write under ``/api/v1/`` (POST, PUT, PATCH, DELETE),
   except logging in, needs an account; without a bearer token that the server issued, it answers
   401 before the body is read, so an anonymous caller cannot make the server read or parse JSON.
@@ -38,26 +40,38 @@ class BodyTooLarge(Exception):
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, auth: Auth | None, refused: Counter) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        auth: Auth | None,
+        refused: Counter,
+        uploads: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.auth = auth
         self.refused = refused
+        # Upload paths with a larger limit; never without authentication (see above).
+        self.uploads = dict(uploads or {}) if auth is not None else {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        path = str(scope.get("path", ""))
+        limit = self.max_body_bytes
+        if scope.get("method") in WRITE_METHODS:
+            limit = max(limit, self.uploads.get(path, 0))
         declared = headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
                 await self._refuse(send, 400, "the Content-Length header is not a number", "bad_length")
                 return
-            if int(declared) > self.max_body_bytes:
-                await self._refuse(send, 413, self._too_large_text(), "too_large")
+            if int(declared) > limit:
+                await self._refuse(send, 413, self._too_large_text(limit), "too_large")
                 return
-        path = str(scope.get("path", ""))
         if (
             self.auth is not None
             and scope.get("method") in WRITE_METHODS
@@ -83,7 +97,7 @@ class RequestGuard:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     too_large = True
                     raise BodyTooLarge
             return message
@@ -94,7 +108,7 @@ class RequestGuard:
                 # The route turned the aborted read into an error of its own: answer 413 instead.
                 if not refusal_sent:
                     refusal_sent = True
-                    await self._refuse(send, 413, self._too_large_text(), "too_large")
+                    await self._refuse(send, 413, self._too_large_text(limit), "too_large")
                 return
             if message["type"] == "http.response.start":
                 message["headers"] = _with_security_headers(list(message.get("headers", [])))
@@ -105,10 +119,10 @@ class RequestGuard:
         except BodyTooLarge:
             if not refusal_sent:
                 refusal_sent = True
-                await self._refuse(send, 413, self._too_large_text(), "too_large")
+                await self._refuse(send, 413, self._too_large_text(limit), "too_large")
 
-    def _too_large_text(self) -> str:
-        return f"the request body is larger than {self.max_body_bytes} bytes, the most this server reads"
+    def _too_large_text(self, limit: int) -> str:
+        return f"the request body is larger than {limit} bytes, the most this server reads"
 
     async def _authenticated(self, authorization: str) -> bool:
         scheme, _, token = authorization.partition(" ")
@@ -148,7 +162,13 @@ def _with_security_headers(headers: list[Any]) -> list[Any]:
     return headers
 
 
-def install_guards(app: FastAPI, max_body_bytes: int, auth: Auth | None, metrics: CollectorRegistry) -> None:
+def install_guards(
+    app: FastAPI,
+    max_body_bytes: int,
+    auth: Auth | None,
+    metrics: CollectorRegistry,
+    uploads: dict[str, int] | None = None,
+) -> None:
     refused = Counter(
         "eit_http_requests_refused",
         "Requests refused before any route: too_large, unauthenticated (a write without an account),"
@@ -156,4 +176,6 @@ def install_guards(app: FastAPI, max_body_bytes: int, auth: Auth | None, metrics
         ["reason"],
         registry=metrics,
     )
-    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes, auth=auth, refused=refused)
+    app.add_middleware(
+        RequestGuard, max_body_bytes=max_body_bytes, auth=auth, refused=refused, uploads=uploads
+    )
