@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 from alerts.compliance import day_bounds
 from alerts.windows import HOUR_NS
 from eit.indicators import (
+    MONTH,
+    YEAR,
     Catalogue,
     Indicator,
     Target,
@@ -220,9 +222,15 @@ def compute_indicators(
     made: list[Contribution] = []
     for iid in wanted:
         indicator = catalogue.indicators[iid]
-        for kind in indicator.periods:
+        months: dict[int, list[Contribution]] = {}
+        for kind in sorted(indicator.periods, key=lambda k: k != MONTH):  # months before years
             for first_day in periods_between(kind, first, last):
-                found = contributions(indicator, kind, first_day, devices, public, reader, tz)
+                if kind == YEAR and MONTH in indicator.periods:
+                    found = _year_from_months(indicator, first_day, months, store, tz)
+                else:
+                    found = contributions(indicator, kind, first_day, devices, public, reader, tz)
+                if kind == MONTH:
+                    months[period_bounds(MONTH, first_day, tz)[0]] = found
                 run.periods += 1
                 run.contributions += len(found)
                 run.indicators.add(iid)
@@ -230,6 +238,44 @@ def compute_indicators(
                 if write and found:
                     store.write_points(IndicatorSchema.NAME, [c.point(indicator.method) for c in found])
     return run, made
+
+
+def _year_from_months(
+    indicator: Indicator,
+    first_day: date,
+    fresh: Mapping[int, list[Contribution]],
+    store: Store,
+    tz: ZoneInfo,
+) -> list[Contribution]:
+    """A year's contributions from its months' (exactly: every aggregation of the vocabulary adds
+    up over months): the months just computed, and the stored ones of the year's other months,
+    which their own computation (the job, an import, `eit indicators`) made from the store. This
+    keeps the hourly job from reading a year of points."""
+    start, end = period_bounds(YEAR, first_day, tz)
+    by_key: dict[tuple[str, str], list[Contribution]] = defaultdict(list)
+    for month_start, found in fresh.items():
+        if start <= month_start < end:
+            for c in found:
+                by_key[(c.factory, c.device)].append(c)
+    for c in read_contributions(store, indicator.id, MONTH, start, end):
+        if c.start_ns not in fresh:
+            by_key[(c.factory, c.device)].append(c)
+    aggregation = indicator.formula.aggregation
+    out = []
+    for (factory, device), parts in sorted(by_key.items()):
+        numerator = sum(c.numerator for c in parts)
+        denominator = sum(c.denominator for c in parts)
+        if aggregation == "none_true":  # compliant all year: compliant in every month with data
+            numerator, denominator = float(min(c.numerator for c in parts)), 1.0
+        elif aggregation == "flag_true":  # the registry's flag, as the latest month says it
+            latest = max(parts, key=lambda c: c.start_ns)
+            numerator, denominator = latest.numerator, latest.denominator
+        elif aggregation in ("sum", "count_true"):
+            denominator = 1.0
+        # share_true: a share of the year's points; days_at_or_below: good days of the days with a value
+        value = numerator / denominator if aggregation == "share_true" else numerator
+        out.append(Contribution(indicator.id, YEAR, start, factory, device, value, numerator, denominator))
+    return out
 
 
 def read_contributions(store: Store, indicator: str, kind: str, start: int, end: int) -> list[Contribution]:

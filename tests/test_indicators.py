@@ -375,3 +375,42 @@ def test_the_serve_job_computes_the_running_and_previous_month_from_the_store(st
     assert [
         c.value for c in read_contributions(store, "town_co2_grid", "year", year_start, year_start + 1)
     ] == [4.75]
+
+
+@pytest.mark.parametrize("indicator_id", sorted(CATALOGUE.indicators))
+def test_a_year_made_from_its_months_equals_the_year_computed_from_the_points(
+    indicator_id: str, store: SqliteStore
+) -> None:
+    from alerts.indicators import _year_from_months
+
+    indicator = CATALOGUE.indicators[indicator_id]
+    ex = indicator.example
+    shift = 35 * 86400 * 1_000_000_000  # into February, the same local hours
+    points: dict[str, list[Point]] = {}
+    for i, p in enumerate(ex.points):
+        points.setdefault(p.measurement, []).append(Point(p.measurement, p.tags, p.ts_ns, p.fields))
+        fields = {k: (not v if isinstance(v, bool) and i == 0 else v) for k, v in p.fields.items()}
+        if "value" in fields and i == 0:
+            fields["value"] = 150.0  # February's first AQI day above 100
+        points[p.measurement].append(Point(p.measurement, p.tags, p.ts_ns + shift, fields))
+    for measurement, pts in points.items():
+        store.write_points(measurement, pts)
+    devices, public = _example_devices(indicator)
+    reader = _Reader(store)
+    january = contributions(indicator, "month", date(2026, 1, 1), devices, public, reader, BANGKOK)
+    store.write_points("indicator", [c.point(indicator.method) for c in january])
+    february = contributions(indicator, "month", date(2026, 2, 1), devices, public, reader, BANGKOK)
+    feb_start, _ = period_bounds("month", date(2026, 2, 1), BANGKOK)
+    made = _year_from_months(
+        indicator,
+        date(2026, 1, 1),
+        {feb_start: february},
+        store,
+        BANGKOK,
+    )
+    direct = contributions(indicator, "year", date(2026, 1, 1), devices, public, reader, BANGKOK)
+
+    def key(found: list[Any]) -> list[tuple[str, str, float, float, float]]:
+        return sorted((c.factory, c.device, round(c.value, 9), c.numerator, c.denominator) for c in found)
+
+    assert key(made) == key(direct) and made
