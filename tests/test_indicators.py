@@ -350,18 +350,21 @@ def test_the_example_town_marks_its_targets_illustrative_and_defaults_to_cc_by()
 
 def test_the_serve_job_computes_the_running_and_previous_month_from_the_store(store: SqliteStore) -> None:
     from alerts.indicators import read_contributions
-    from alerts.indicators_job import IndicatorJob, recent_span
+    from alerts.indicators_job import IndicatorJob, daily_span, recent_span
     from eit.supervise import Supervisor
     from eit.timeutil import datetime_to_ns
 
     assert recent_span(date(2026, 1, 5)) == (date(2025, 12, 1), date(2026, 1, 5))
+    assert daily_span(date(2026, 1, 5)) == (date(2025, 1, 1), date(2026, 1, 5))
     registry = load_registry(SITE)
     now = datetime_to_ns(datetime(2026, 3, 3, 5, tzinfo=UTC))
-    dec_start, _ = period_bounds("month", date(2026, 2, 1), BANGKOK)
+    feb_start, _ = period_bounds("month", date(2026, 2, 1), BANGKOK)
     meter = {FACTORY: "biomass", DEVICE: "meter"}
     store.write_points(
-        "energy", [Point("energy", meter, dec_start + 3600 * 10**9, {"kwh": 10.0, "co2_kg": 4.75})]
+        "energy", [Point("energy", meter, feb_start + 3600 * 10**9, {"kwh": 10.0, "co2_kg": 4.75})]
     )
+    jan = period_bounds("month", date(2026, 1, 1), BANGKOK)[0] + 3600 * 10**9
+    store.write_points("energy", [Point("energy", meter, jan, {"kwh": 2.0, "co2_kg": 1.0})])
     job = IndicatorJob(registry, store, interval_s=3600.0, supervisor=Supervisor(), clock=lambda: now)
     job.start()
     try:
@@ -369,12 +372,26 @@ def test_the_serve_job_computes_the_running_and_previous_month_from_the_store(st
     finally:
         job.stop()
     assert job.runs == 1 and job.last is not None and job.last.contributions > 0
-    feb = read_contributions(store, "town_co2_grid", "month", dec_start, dec_start + 1)
+    # The first run of a day covers every month since the start of the year: January's late data.
+    jan_start, _ = period_bounds("month", date(2026, 1, 1), BANGKOK)
+    assert [
+        c.value for c in read_contributions(store, "town_co2_grid", "month", jan_start, jan_start + 1)
+    ] == [1.0]
+    # Later runs of the day: the running and the previous month only.
+    store.write_points(
+        "energy", [Point("energy", meter, jan_start + 7200 * 10**9, {"kwh": 2.0, "co2_kg": 2.0})]
+    )
+    whole_year = job.last.periods
+    assert job.run_once().periods < whole_year  # 2 months and a year, not 3 months and a year
+    assert [
+        c.value for c in read_contributions(store, "town_co2_grid", "month", jan_start, jan_start + 1)
+    ] == [1.0]
+    feb = read_contributions(store, "town_co2_grid", "month", feb_start, feb_start + 1)
     assert [(c.factory, c.value) for c in feb] == [("biomass", 4.75)]
     year_start, _ = period_bounds("year", date(2026, 1, 1), BANGKOK)
     assert [
         c.value for c in read_contributions(store, "town_co2_grid", "year", year_start, year_start + 1)
-    ] == [4.75]
+    ] == [5.75]
 
 
 @pytest.mark.parametrize("indicator_id", sorted(CATALOGUE.indicators))
