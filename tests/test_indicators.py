@@ -431,3 +431,56 @@ def test_a_year_made_from_its_months_equals_the_year_computed_from_the_points(
         return sorted((c.factory, c.device, round(c.value, 9), c.numerator, c.denominator) for c in found)
 
     assert key(made) == key(direct) and made
+
+
+def test_the_registry_names_the_towns_own_catalogue_and_a_missing_file_is_named(tmp_path: Path) -> None:
+    from alerts.indicators import catalogue_of
+
+    own = tmp_path / "town-indicators.yaml"
+    own.write_text(
+        """
+indicators:
+  - id: valid_stack_hours
+    version: 1
+    name: {en: Valid stack hours, th: ชั่วโมงที่ใช้ได้ของปล่อง}
+    owner: local
+    unit: h
+    direction: higher
+    periods: [month, year]
+    formula: {measurement: hourly, field: valid, filters: {device_kind: [stack]}, aggregation: count_true,
+              combine: sum}
+    source: The town's own.
+    example:
+      text: One valid hour.
+      period: 2026-01
+      points:
+        - {measurement: hourly, factory: a, device: b, channel: so2, time: "2026-01-10T03:00:00Z",
+           valid: true}
+      value: 1
+""",
+        encoding="utf-8",
+    )
+    text = SITE.read_text(encoding="utf-8").replace(
+        "indicators:\n  targets:", "indicators:\n  catalogue_files: [town-indicators.yaml]\n  targets:"
+    )
+    site = tmp_path / "site.yaml"
+    site.write_text(text, encoding="utf-8")
+    registry = load_registry(site)
+    assert "valid_stack_hours" in catalogue_of(registry).indicators
+
+    site.write_text(text.replace("town-indicators.yaml", "missing.yaml"), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_registry(site)
+    assert f"indicators.catalogue_files: item 0: file {tmp_path / 'missing.yaml'} not found" in str(
+        caught.value
+    )
+
+
+def test_eit_indicators_names_a_bad_period_or_indicator(tmp_path: Path) -> None:
+    common = ["indicators", "--site", str(SITE), "--data-dir", str(tmp_path / "data")]
+    done = run(*common, "--from", "2026-13-01", "--to", "2026-12-31")
+    assert done.returncode == 2 and "--from/--to" in done.stderr
+    done = run(*common, "--from", "2026-02-01", "--to", "2026-01-01")
+    assert done.returncode == 2 and "--to 2026-01-01 is before --from 2026-02-01" in done.stderr
+    done = run(*common, "--from", "2026-01-01", "--to", "2026-01-31", "--indicator", "nope")
+    assert done.returncode == 2 and "no indicator nope in the catalogue" in done.stderr
