@@ -201,19 +201,22 @@ def period_contributions(
     each measurement is read once for all the indicators that use it."""
     out: dict[str, list[Contribution]] = {}
     by_measurement: dict[str, list[_Accumulator]] = defaultdict(list)
+    everyone: list[_Accumulator] = []
     for indicator in indicators:
         if indicator.formula.measurement == "registry":
             out[indicator.id] = _registry_contributions(indicator, kind, first_day, public, tz)
-        else:
-            acc = _Accumulator(indicator, kind, first_day, registry_devices, tz)
-            by_measurement[indicator.formula.measurement].append(acc)
+            continue
+        acc = _Accumulator(indicator, kind, first_day, registry_devices, tz)
+        everyone.append(acc)
+        for measurement in indicator.formula.measurements:
+            by_measurement[measurement].append(acc)
+    start, end = period_bounds(kind, first_day, tz)
     for measurement, accumulators in by_measurement.items():
-        start, end = accumulators[0].start, accumulators[0].end
         for p in reader.points(measurement, start, end):
             for acc in accumulators:
                 acc.take(p)
-        for acc in accumulators:
-            out[acc.indicator.id] = acc.result()
+    for acc in everyone:
+        out[acc.indicator.id] = acc.result()
     return out
 
 

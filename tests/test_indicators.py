@@ -173,7 +173,8 @@ DEC_KWH = 3 * 25 + 23 * 4 * 25  # 24 hours: 2375
 GOLDEN_PUBLIC = {
     "town_co2_grid": BIOMASS_KWH * 0.4750,  # 3408.125
     "energy_per_factory": float(BIOMASS_KWH),
-    "factories_compliant": 2 / 3 * 100,  # starch, petro of biomass, starch, petro
+    # starch of biomass, starch, petro (petro's 24-hour PM2.5 windows of 11 Jan are above 37.5)
+    "factories_compliant": 1 / 3 * 100,
     "channels_complete": 8 / 9 * 100,  # biomass so2, o2 x 3 days; starch 2 of 3 days
     "stack_hours_above_limit": 2.0,
     "aqi_good_days": 2.0,  # 10 and 12 Jan of 3 days with a value
@@ -183,7 +184,7 @@ GOLDEN_PUBLIC = {
 GOLDEN_TOWN = {
     "town_co2_grid": (BIOMASS_KWH + HIDDEN_KWH) * 0.4750,  # 10224.375
     "energy_per_factory": (BIOMASS_KWH + HIDDEN_KWH) / 2,
-    "factories_compliant": 2 / 4 * 100,
+    "factories_compliant": 1 / 4 * 100,
     "channels_complete": 14 / 15 * 100,
     "stack_hours_above_limit": 7.0,
     "aqi_good_days": 2.0,
@@ -218,7 +219,7 @@ def test_an_imported_month_gives_the_hand_computed_indicators_and_late_data_chan
     compliant = next(i for i in public["indicators"] if i["id"] == "factories_compliant")
     january = next(p for p in compliant["periods"] if p["period"] == "2026-01")
     assert (january["trajectory"], january["on_track"]) == (pytest.approx(75.0), False)
-    assert (january["numerator"], january["denominator"], january["factories"]) == (2.0, 3.0, 3)
+    assert (january["numerator"], january["denominator"], january["factories"]) == (1.0, 3.0, 3)
 
     # Late data for 20 Jan: an effluent hour above the standard; the import recomputes the month
     # (shown without computing anything here).
@@ -229,7 +230,7 @@ def test_an_imported_month_gives_the_hand_computed_indicators_and_late_data_chan
         GOLDEN_PUBLIC
         | {
             "effluent_screening_exceedances": 1.0,
-            "factories_compliant": 1 / 3 * 100,  # starch is no longer compliant
+            "factories_compliant": 0.0,  # starch is no longer compliant
             "channels_complete": 8 / 10 * 100,  # 20 Jan: 1 valid hour of 24
         }
     )
