@@ -193,6 +193,7 @@ GOLDEN_TOWN = {
 }
 
 
+@pytest.mark.integration  # runs `eit` processes
 def test_an_imported_month_gives_the_hand_computed_indicators_and_late_data_changes_them(
     tmp_path: Path,
 ) -> None:
@@ -477,6 +478,7 @@ indicators:
     )
 
 
+@pytest.mark.integration  # runs `eit` processes
 def test_eit_indicators_names_a_bad_period_or_indicator(tmp_path: Path) -> None:
     common = ["indicators", "--site", str(SITE), "--data-dir", str(tmp_path / "data")]
     done = run(*common, "--from", "2026-13-01", "--to", "2026-12-31")
