@@ -13,7 +13,7 @@ factories the registry marks public only and says "N of M factories"; officers s
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 from alerts.compliance import day_bounds
 from alerts.windows import HOUR_NS
 from eit.indicators import (
+    MONTH,
+    YEAR,
     Catalogue,
     Indicator,
     Target,
@@ -83,17 +85,139 @@ def _devices(registry: Registry) -> list[DeviceInfo]:
 
 
 class _Reader:
-    """The store's points of one measurement per factory and period, read once per run."""
+    """The store's points of a measurement over a period, a day at a time: one scan of the period
+    whatever the number of factories (the embedded store filters tags row by row), and one day's
+    points in memory, not the period's."""
+
+    CHUNK_NS = 24 * HOUR_NS
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._cache: dict[tuple[str, str, int, int], list[Point]] = {}
 
-    def points(self, measurement: str, factory: str, start: int, end: int) -> list[Point]:
-        key = (measurement, factory, start, end)
-        if key not in self._cache:
-            self._cache[key] = self.store.query_points(measurement, {FACTORY: factory}, start, end)
-        return self._cache[key]
+    def points(self, measurement: str, start: int, end: int) -> Iterator[Point]:
+        for lo in range(start, end, self.CHUNK_NS):
+            yield from self.store.query_points(measurement, {}, lo, min(end, lo + self.CHUNK_NS))
+
+
+@dataclass(slots=True)
+class _Tally:
+    points: int = 0
+    true: int = 0
+    total: float = 0.0
+
+
+class _Accumulator:
+    """One indicator's contributions for one period, fed the period's points one at a time."""
+
+    def __init__(
+        self,
+        indicator: Indicator,
+        kind: str,
+        first_day: date,
+        registry_devices: Sequence[DeviceInfo],
+        tz: ZoneInfo,
+    ) -> None:
+        self.indicator = indicator
+        self.kind = kind
+        self.start, self.end = period_bounds(kind, first_day, tz)
+        formula = indicator.formula
+        kinds = formula.filters.get("device_kind")
+        self.wanted = {(d.factory, d.device) for d in registry_devices if kinds is None or d.kind in kinds}
+        self.parameters = formula.filters.get("parameter")
+        self.field = formula.field
+        self.last_hours = _last_hours(self.start, self.end, tz) if formula.per_device else {}
+        self.highest: dict[tuple[str, str], dict[date, float]] = defaultdict(dict)
+        self.tallies: dict[str, _Tally] = defaultdict(_Tally)
+
+    def take(self, p: Point) -> None:
+        key = (p.tags.get(FACTORY, ""), p.tags.get(DEVICE, ""))
+        if key not in self.wanted or self.field not in p.fields:
+            return
+        if self.parameters is not None and p.tags.get(Aqi.PARAMETER) not in self.parameters:
+            return
+        raw = p.fields[self.field]
+        if self.indicator.formula.per_device:
+            day = self.last_hours.get(p.ts_ns)
+            if day is not None and not isinstance(raw, bool | str):
+                days = self.highest[key]
+                days[day] = max(float(raw), days.get(day, float(raw)))
+            return
+        tally = self.tallies[key[0]]
+        tally.points += 1
+        if raw is True:
+            tally.true += 1
+        elif not isinstance(raw, bool | str):
+            tally.total += float(raw)
+
+    def result(self) -> list[Contribution]:
+        formula = self.indicator.formula
+        iid, kind, start = self.indicator.id, self.kind, self.start
+        everyone = IndicatorSchema.ALL_DEVICES
+        out: list[Contribution] = []
+        if formula.per_device:
+            assert formula.threshold is not None
+            for (factory, device), days in sorted(self.highest.items()):
+                good = float(sum(1 for v in days.values() if v <= formula.threshold))
+                out.append(Contribution(iid, kind, start, factory, device, good, good, float(len(days))))
+            return out
+        for factory, tally in sorted(self.tallies.items()):
+            if formula.aggregation == "sum":
+                out.append(Contribution(iid, kind, start, factory, everyone, tally.total, tally.total, 1.0))
+            elif formula.aggregation == "count_true":
+                n = float(tally.true)
+                out.append(Contribution(iid, kind, start, factory, everyone, n, n, 1.0))
+            elif formula.aggregation == "share_true":
+                n, all_points = float(tally.true), float(tally.points)
+                out.append(Contribution(iid, kind, start, factory, everyone, n / all_points, n, all_points))
+            elif formula.aggregation == "none_true":
+                n = 0.0 if tally.true else 1.0
+                out.append(Contribution(iid, kind, start, factory, everyone, n, n, 1.0))
+            else:  # the catalogue's reader admits no other
+                raise ValueError(f"indicator {iid}: aggregation {formula.aggregation!r} has no mechanism")
+        return out
+
+
+def _registry_contributions(
+    indicator: Indicator, kind: str, first_day: date, public: Mapping[str, bool], tz: ZoneInfo
+) -> list[Contribution]:
+    start, _ = period_bounds(kind, first_day, tz)
+    out = []
+    for factory, flag in sorted(public.items()):
+        n = 1.0 if flag else 0.0
+        out.append(Contribution(indicator.id, kind, start, factory, IndicatorSchema.ALL_DEVICES, n, n, 1.0))
+    return out
+
+
+def period_contributions(
+    indicators: Sequence[Indicator],
+    kind: str,
+    first_day: date,
+    registry_devices: Sequence[DeviceInfo],
+    public: Mapping[str, bool],
+    reader: _Reader,
+    tz: ZoneInfo,
+) -> dict[str, list[Contribution]]:
+    """The contributions of every factory (or station) to each of ``indicators`` for one period:
+    each measurement is read once for all the indicators that use it."""
+    out: dict[str, list[Contribution]] = {}
+    by_measurement: dict[str, list[_Accumulator]] = defaultdict(list)
+    everyone: list[_Accumulator] = []
+    for indicator in indicators:
+        if indicator.formula.measurement == "registry":
+            out[indicator.id] = _registry_contributions(indicator, kind, first_day, public, tz)
+            continue
+        acc = _Accumulator(indicator, kind, first_day, registry_devices, tz)
+        everyone.append(acc)
+        for measurement in indicator.formula.measurements:
+            by_measurement[measurement].append(acc)
+    start, end = period_bounds(kind, first_day, tz)
+    for measurement, accumulators in by_measurement.items():
+        for p in reader.points(measurement, start, end):
+            for acc in accumulators:
+                acc.take(p)
+    for acc in everyone:
+        out[acc.indicator.id] = acc.result()
+    return out
 
 
 def contributions(
@@ -106,67 +230,14 @@ def contributions(
     tz: ZoneInfo,
 ) -> list[Contribution]:
     """The contributions of every factory (or station) to ``indicator`` for one period."""
-    formula = indicator.formula
-    start, end = period_bounds(kind, first_day, tz)
-    out: list[Contribution] = []
-    iid = indicator.id
-    everyone = IndicatorSchema.ALL_DEVICES
-    if formula.measurement == "registry":
-        for factory, flag in sorted(public.items()):
-            n = 1.0 if flag else 0.0
-            out.append(Contribution(iid, kind, start, factory, everyone, n, n, 1.0))
-        return out
-    kinds = formula.filters.get("device_kind")
-    wanted = [d for d in registry_devices if kinds is None or d.kind in kinds]
-    by_factory: dict[str, set[str]] = defaultdict(set)
-    for d in wanted:
-        by_factory[d.factory].add(d.device)
-    parameters = formula.filters.get("parameter")
-    for factory in sorted(by_factory):
-        devices = by_factory[factory]
-        points = [
-            p
-            for p in reader.points(formula.measurement, factory, start, end)
-            if p.tags.get(DEVICE) in devices
-            and (parameters is None or p.tags.get(Aqi.PARAMETER) in parameters)
-            and formula.field in p.fields
-        ]
-        if formula.aggregation == "days_at_or_below":
-            assert formula.threshold is not None
-            for device in sorted(devices):
-                good, days = _days_at_or_below(
-                    [p for p in points if p.tags.get(DEVICE) == device], start, end, formula.threshold, tz
-                )
-                if days:
-                    out.append(
-                        Contribution(iid, kind, start, factory, device, float(good), float(good), float(days))
-                    )
-            continue
-        if not points:
-            continue
-        values = [p.fields[formula.field] for p in points]
-        if formula.aggregation == "sum":
-            total = float(sum(float(v) for v in values))
-            out.append(Contribution(iid, kind, start, factory, everyone, total, total, 1.0))
-        elif formula.aggregation == "count_true":
-            n = float(sum(1 for v in values if v is True))
-            out.append(Contribution(iid, kind, start, factory, everyone, n, n, 1.0))
-        elif formula.aggregation == "share_true":
-            n, all_points = float(sum(1 for v in values if v is True)), float(len(values))
-            out.append(Contribution(iid, kind, start, factory, everyone, n / all_points, n, all_points))
-        elif formula.aggregation == "none_true":
-            n = 0.0 if any(v is True for v in values) else 1.0
-            out.append(Contribution(iid, kind, start, factory, everyone, n, n, 1.0))
-        else:  # the catalogue's reader admits no other
-            raise ValueError(f"indicator {iid}: aggregation {formula.aggregation!r} has no mechanism")
-    return out
+    return period_contributions([indicator], kind, first_day, registry_devices, public, reader, tz)[
+        indicator.id
+    ]
 
 
-def _days_at_or_below(
-    points: Iterable[Point], start: int, end: int, threshold: float, tz: ZoneInfo
-) -> tuple[int, int]:
-    """(days at or below ``threshold``, days with a value): a day's value is the highest of the
-    points written for the hour that ends at its local midnight (its 24-hour window)."""
+def _last_hours(start: int, end: int, tz: ZoneInfo) -> dict[int, date]:
+    """The start of the hour that ends at each local midnight in (start, end], by local day: the
+    hour whose 24-hour window is that day."""
     last_hours: dict[int, date] = {}
     day = ns_to_datetime(start).astimezone(tz).date()
     while True:
@@ -175,15 +246,7 @@ def _days_at_or_below(
             break
         last_hours[day_end - HOUR_NS] = day
         day += timedelta(days=1)
-    highest: dict[date, float] = {}
-    for p in points:
-        found = last_hours.get(p.ts_ns)
-        if found is None:
-            continue
-        value = float(p.fields[Aqi.VALUE])
-        highest[found] = max(value, highest.get(found, value))
-    good = sum(1 for v in highest.values() if v <= threshold)
-    return good, len(highest)
+    return last_hours
 
 
 @dataclass(slots=True)
@@ -218,18 +281,75 @@ def compute_indicators(
     reader = _Reader(store)
     run = IndicatorRun()
     made: list[Contribution] = []
-    for iid in wanted:
-        indicator = catalogue.indicators[iid]
-        for kind in indicator.periods:
-            for first_day in periods_between(kind, first, last):
-                found = contributions(indicator, kind, first_day, devices, public, reader, tz)
-                run.periods += 1
-                run.contributions += len(found)
-                run.indicators.add(iid)
-                made.extend(found)
-                if write and found:
-                    store.write_points(IndicatorSchema.NAME, [c.point(indicator.method) for c in found])
+    indicators = [catalogue.indicators[iid] for iid in wanted]
+    months: dict[str, dict[int, list[Contribution]]] = defaultdict(dict)
+
+    def keep(indicator: Indicator, found: list[Contribution]) -> None:
+        run.periods += 1
+        run.contributions += len(found)
+        run.indicators.add(indicator.id)
+        made.extend(found)
+        if write and found:
+            store.write_points(IndicatorSchema.NAME, [c.point(indicator.method) for c in found])
+
+    # Months first (from the store's points, every measurement read once a month), then years.
+    monthly = [i for i in indicators if MONTH in i.periods]
+    for first_day in periods_between(MONTH, first, last):
+        found_by_id = period_contributions(monthly, MONTH, first_day, devices, public, reader, tz)
+        month_start = period_bounds(MONTH, first_day, tz)[0]
+        for indicator in monthly:
+            months[indicator.id][month_start] = found_by_id[indicator.id]
+            keep(indicator, found_by_id[indicator.id])
+    for first_day in periods_between(YEAR, first, last):
+        direct = [i for i in indicators if YEAR in i.periods and MONTH not in i.periods]
+        found_by_id = period_contributions(direct, YEAR, first_day, devices, public, reader, tz)
+        for indicator in indicators:
+            if YEAR not in indicator.periods:
+                continue
+            if indicator.id in found_by_id:
+                found = found_by_id[indicator.id]
+            else:
+                found = _year_from_months(indicator, first_day, months[indicator.id], store, tz)
+            keep(indicator, found)
     return run, made
+
+
+def _year_from_months(
+    indicator: Indicator,
+    first_day: date,
+    fresh: Mapping[int, list[Contribution]],
+    store: Store,
+    tz: ZoneInfo,
+) -> list[Contribution]:
+    """A year's contributions from its months' (exactly: every aggregation of the vocabulary adds
+    up over months): the months just computed, and the stored ones of the year's other months,
+    which their own computation (the job, an import, `eit indicators`) made from the store. This
+    keeps the hourly job from reading a year of points."""
+    start, end = period_bounds(YEAR, first_day, tz)
+    by_key: dict[tuple[str, str], list[Contribution]] = defaultdict(list)
+    for month_start, found in fresh.items():
+        if start <= month_start < end:
+            for c in found:
+                by_key[(c.factory, c.device)].append(c)
+    for c in read_contributions(store, indicator.id, MONTH, start, end):
+        if c.start_ns not in fresh:
+            by_key[(c.factory, c.device)].append(c)
+    aggregation = indicator.formula.aggregation
+    out = []
+    for (factory, device), parts in sorted(by_key.items()):
+        numerator = sum(c.numerator for c in parts)
+        denominator = sum(c.denominator for c in parts)
+        if aggregation == "none_true":  # compliant all year: compliant in every month with data
+            numerator, denominator = float(min(c.numerator for c in parts)), 1.0
+        elif aggregation == "flag_true":  # the registry's flag, as the latest month says it
+            latest = max(parts, key=lambda c: c.start_ns)
+            numerator, denominator = latest.numerator, latest.denominator
+        elif aggregation in ("sum", "count_true"):
+            denominator = 1.0
+        # share_true: a share of the year's points; days_at_or_below: good days of the days with a value
+        value = numerator / denominator if aggregation == "share_true" else numerator
+        out.append(Contribution(indicator.id, YEAR, start, factory, device, value, numerator, denominator))
+    return out
 
 
 def read_contributions(store: Store, indicator: str, kind: str, start: int, end: int) -> list[Contribution]:

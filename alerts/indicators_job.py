@@ -1,7 +1,9 @@
 """The town indicators' job inside `eit serve`: every ``rules.indicators_interval_s`` it
 recomputes the indicators of the running month, the month before (late data reaches back) and
 their years from the store (alerts/indicators.py), on a supervised thread (stage ``indicators``).
-A period older than that, changed by an import or a recompute, is recomputed by `eit import`,
+Once a local day (its first run of the day, and at start) it recomputes every month since the
+start of the previous month's year, so late data of an older month of the year is counted within
+a day. Older periods, changed by an import or a recompute, are recomputed by `eit import`,
 `eit recompute` and `eit indicators`."""
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ def recent_span(today: date) -> tuple[date, date]:
     return date(year, month, 1), today
 
 
+def daily_span(today: date) -> tuple[date, date]:
+    """From the first day of the year of the month before ``today``'s to ``today``."""
+    first, _ = recent_span(today)
+    return date(first.year, 1, 1), today
+
+
 class IndicatorJob:
     def __init__(
         self,
@@ -46,6 +54,7 @@ class IndicatorJob:
         self.runs = 0
         self.last: IndicatorRun | None = None
         self.ran = threading.Event()  # set after each run, failed or not
+        self._whole_year_on: date | None = None  # the local day of the last run over the year
         self._stop = threading.Event()
         self._worker: Worker | None = None
 
@@ -58,8 +67,12 @@ class IndicatorJob:
             self._worker.stop(5.0)
 
     def run_once(self) -> IndicatorRun:
-        first, last = recent_span(local_day(self.clock(), ZoneInfo(self.registry.timezone)))
+        today = local_day(self.clock(), ZoneInfo(self.registry.timezone))
+        whole_year = self._whole_year_on != today
+        first, last = daily_span(today) if whole_year else recent_span(today)
         run, _ = compute_indicators(self.registry, self.store, first, last)
+        if whole_year:
+            self._whole_year_on = today
         self.runs += 1
         self.last = run
         return run

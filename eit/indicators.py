@@ -27,7 +27,7 @@ MONTH: Final = "month"
 YEAR: Final = "year"
 PERIODS: Final = (MONTH, YEAR)
 DIRECTIONS: Final = ("lower", "higher")
-MEASUREMENTS: Final = ("hourly", "daily", "aqi", "energy", "registry")
+MEASUREMENTS: Final = ("hourly", "rolling", "daily", "aqi", "energy", "registry")
 AGGREGATIONS: Final = ("sum", "count_true", "share_true", "none_true", "flag_true", "days_at_or_below")
 COMBINES: Final = ("sum", "mean", "ratio")
 FILTERS: Final = ("device_kind", "parameter")
@@ -35,6 +35,7 @@ DEVICE_KINDS: Final = ("stack", "effluent", "ambient", "energy")
 # Which aggregations each measurement may take: the field's type decides it.
 _ALLOWED: Final = {
     "hourly": {"count_true", "share_true", "none_true", "sum"},
+    "rolling": {"count_true", "share_true", "none_true"},
     "daily": {"count_true", "share_true", "none_true", "sum"},
     "aqi": {"days_at_or_below"},
     "energy": {"sum"},
@@ -42,6 +43,7 @@ _ALLOWED: Final = {
 }
 _FIELDS: Final = {
     "hourly": ("exceeded", "valid", "retroactive", "points", "minutes"),
+    "rolling": ("exceeded", "valid"),
     "daily": ("complete", "valid_hours", "expected_hours"),
     "aqi": ("value",),
     "energy": ("kwh", "co2_kg"),
@@ -59,6 +61,13 @@ class Formula:
     combine: str
     filters: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     threshold: float | None = None
+    # Further measurements read with the same field (``measurement: [hourly, rolling]``): a
+    # factory's clock hours and its rolling windows alike.
+    also: tuple[str, ...] = ()
+
+    @property
+    def measurements(self) -> tuple[str, ...]:
+        return (self.measurement, *self.also)
 
     @property
     def per_device(self) -> bool:
@@ -171,15 +180,26 @@ def parse_period_label(text: str) -> tuple[str, date]:
 
 
 def _read_formula(sec: Section) -> Formula:
-    measurement = sec.text("measurement", choices=MEASUREMENTS)
-    fld = sec.text("field", choices=_FIELDS[measurement])
+    listed = sec.raw("measurement")
+    if isinstance(listed, list):
+        names = tuple(str(m) for m in listed)
+        if not names or any(m not in MEASUREMENTS for m in names) or len(set(names)) != len(names):
+            sec.fail("measurement", f"expected one or more of {', '.join(MEASUREMENTS)}, each once")
+        if "registry" in names and len(names) > 1:
+            sec.fail("measurement", "the registry is read alone")
+    else:
+        names = (sec.text("measurement", choices=MEASUREMENTS),)
+    measurement = names[0]
+    fld = sec.text(
+        "field", choices=tuple(f for f in _FIELDS[measurement] if all(f in _FIELDS[m] for m in names))
+    )
     aggregation = sec.text("aggregation", choices=AGGREGATIONS)
-    if aggregation not in _ALLOWED[measurement]:
-        sec.fail(
-            "aggregation",
-            f"'{aggregation}' does not apply to {measurement}"
-            f" (use {', '.join(sorted(_ALLOWED[measurement]))})",
-        )
+    for name in names:
+        if aggregation not in _ALLOWED[name]:
+            sec.fail(
+                "aggregation",
+                f"'{aggregation}' does not apply to {name} (use {', '.join(sorted(_ALLOWED[name]))})",
+            )
     if (aggregation in _BOOLEAN_AGGREGATIONS) != (fld in _BOOLEAN_FIELDS):
         needs = "a true/false field" if aggregation in _BOOLEAN_AGGREGATIONS else "a number field"
         sec.fail("field", f"aggregation '{aggregation}' needs {needs}; '{fld}' is not one")
@@ -209,7 +229,7 @@ def _read_formula(sec: Section) -> Formula:
     if aggregation != "days_at_or_below" and threshold is not None:
         sec.fail("threshold", f"aggregation '{aggregation}' takes no threshold")
     sec.finish()
-    return Formula(measurement, fld, aggregation, combine, filters, threshold)
+    return Formula(measurement, fld, aggregation, combine, filters, threshold, names[1:])
 
 
 def _read_example(sec: Section, formula: Formula) -> Example:
@@ -224,7 +244,9 @@ def _read_example(sec: Section, formula: Formula) -> Example:
     points: list[ExamplePoint] = []
     for psec in sec.sections("points", required=True):
         measurement = psec.text("measurement", choices=MEASUREMENTS[:-1])
-        tags = {k: psec.text(k) for k in ("factory", "device", "channel", "parameter") if psec.has(k)}
+        tags = {
+            k: psec.text(k) for k in ("factory", "device", "channel", "parameter", "window") if psec.has(k)
+        }
         try:
             ts = parse_iso_ns(psec.text("time"))
         except ValueError as exc:

@@ -33,14 +33,14 @@ MONTH_START, MONTH_END = period_bounds("month", NOVEMBER, ZoneInfo(REGISTRY.time
 # from 13:00 to 16:59 (85 ppm at 9.5 % O2 is 103 ppm at 7 %); every effluent value is within the
 # general standard; the fence-line station's 24-hour PM2.5 (28 ug/m3) and PM10 (55) are below AQI
 # 100; every stack and effluent channel has at least 80 % of the day's hours valid (the COD has
-# 23); the boiler plant is the one factory with an hour above a limit (2 of 3 compliant); all 3
-# factories publish.
+# 23); the boiler plant has hours above a limit and the fence-line station's 8-hour ozone windows
+# are above 0.07 ppm in the afternoon (1 of 3 factories compliant); all 3 factories publish.
 HAND = {
     "stack_hours_above_limit": 4.0,
     "effluent_screening_exceedances": 0.0,
     "aqi_good_days": 1.0,
     "channels_complete": 100.0,
-    "factories_compliant": 2 / 3 * 100,
+    "factories_compliant": 1 / 3 * 100,
     "factories_publishing": 100.0,
 }
 

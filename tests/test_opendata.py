@@ -14,6 +14,8 @@ import pytest
 from eit.indicators import licences
 from tests.test_indicators import SITE, run, write_month
 
+pytestmark = pytest.mark.integration  # runs `eit import`, `eit indicators`, `eit export open-data`
+
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
