@@ -147,6 +147,13 @@ def test_reports_are_attached_as_size_limited_pdfs_seen_by_their_factory(town: T
     assert got.status_code == 200, got.text
     assert got.content == PDF and got.headers["content-type"] == "application/pdf"
     assert c.get(f"/api/v1/duties/attachments/{a['id']}", headers=town.headers("kk-op")).status_code == 403
+    thai = c.post(
+        f"/api/v1/duties/attachments?factory={STARCH}&filename=รายงานผล.pdf",
+        content=PDF,
+        headers=town.headers("sc-op"),
+    ).json()
+    named = c.get(f"/api/v1/duties/attachments/{thai['id']}", headers=town.headers("sc-op"))
+    assert named.status_code == 200 and "filename*=UTF-8''%E0%B8%A3" in named.headers["content-disposition"]
     not_pdf = c.post(url, content=b"<html>", headers=town.headers("sc-op"))
     assert not_pdf.status_code == 422 and "not a PDF" in not_pdf.json()["detail"]
     limit = duties(town).rules.attachment_max_bytes

@@ -9,10 +9,11 @@ reject shutdown windows and dispose of integrity findings. The public sees none 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from alerts.duties import DutiesJob
 from alerts.duties.model import CEMS, DISPOSITIONS, WPMS, DutyError, NotFound, Notice
@@ -63,10 +64,16 @@ class LabCheckIn(_Body):
     attachment_id: int | None = Field(None, ge=1, le=MAX_ID)
 
 
+Measured = Annotated[float, Field(allow_inf_nan=False, ge=-1e9, le=1e9)]
+ChannelName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
 class StackTestIn(_Body):
     notice_id: int = Field(ge=1, le=MAX_ID)
     tested_at: datetime
-    results: dict[str, float] = Field(description="channel -> measured value, in the channel's unit")
+    results: dict[ChannelName, Measured] = Field(
+        max_length=50, description="channel -> measured value, in the channel's unit"
+    )
     laboratory: str = Field("", max_length=4000)
     attachment_id: int | None = Field(None, ge=1, le=MAX_ID)
 
@@ -79,6 +86,19 @@ class DispositionIn(_Body):
 class IntegrityRunIn(_Body):
     date_from: date = Field(alias="from")
     date_to: date = Field(alias="to")
+
+
+MAX_REPORT_DAYS = 366
+MAX_INTEGRITY_DAYS = 92  # a quarter: the analytics read every minute of every stack device
+
+
+def check_period(first: date, last: date, max_days: int, where: str) -> None:
+    if last < first:
+        raise bad_parameter("to", f"{last} is before from ({first})", where)
+    if first.year < 2000 or last.year > 2200:
+        raise bad_parameter("from", "give days between 2000 and 2200", where)
+    if (last - first).days + 1 > max_days:
+        raise bad_parameter("to", f"the period is longer than {max_days} days", where)
 
 
 def duties_router(ctx: Context) -> APIRouter:
@@ -354,11 +374,10 @@ def duties_router(ctx: Context) -> APIRouter:
         except (DutyError, EitError) as exc:
             raise fail(exc) from exc
         own(p, meta.factory)
-        return Response(
-            content,
-            media_type="application/pdf",
-            headers={"Content-Disposition": f'attachment; filename="{meta.filename}"'},
-        )
+        # The name as the operator gave it (Thai too), and a plain ASCII one for old clients.
+        plain = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in meta.filename)
+        disposition = f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(meta.filename, safe='')}"
+        return Response(content, media_type="application/pdf", headers={"Content-Disposition": disposition})
 
     @router.get(
         "/duties/reminders",
@@ -384,8 +403,7 @@ def duties_router(ctx: Context) -> APIRouter:
         factory: str | None = Query(None, max_length=100),
         p: Principal = Depends(auth.logged_in),
     ) -> dict[str, Any]:
-        if date_to < date_from:
-            raise bad_parameter("to", f"{date_to} is before from ({date_from})")
+        check_period(date_from, date_to, MAX_REPORT_DAYS, "query")
         try:
             return duties_report(job(), date_from, date_to, scope(p, factory), ctx.now())
         except EitError as exc:
@@ -466,8 +484,7 @@ def duties_router(ctx: Context) -> APIRouter:
         responses=errors(401, 403, 422, 503),
     )
     def run(body: IntegrityRunIn, p: Principal = Depends(auth.officer)) -> dict[str, Any]:
-        if body.date_to < body.date_from:
-            raise bad_parameter("to", f"{body.date_to} is before from ({body.date_from})", "body")
+        check_period(body.date_from, body.date_to, MAX_INTEGRITY_DAYS, "body")
         j = job()
         try:
             new = j.run_integrity(body.date_from, body.date_to, ctx.now(), p.name)
