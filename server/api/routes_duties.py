@@ -89,6 +89,9 @@ class IntegrityRunIn(_Body):
 
 
 MAX_REPORT_DAYS = 366
+# The error answers of every route here (400: a body that is not UTF-8 JSON; 401 for a token
+# that is unknown or expired, even on the public route).
+ANSWERS = errors(400, 401, 403, 404, 422, 503)
 MAX_INTEGRITY_DAYS = 92  # a quarter: the analytics read every minute of every stack device
 
 
@@ -157,7 +160,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/duties/notices",
         summary="Malfunction and shutdown notices, newest first (officers: every factory;"
         " operators: their own)",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def list_notices(
         factory: str | None = Query(None, max_length=100),
@@ -176,7 +179,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/duties/notices",
         status_code=201,
         summary="File a malfunction or planned-shutdown notice of a WPMS or CEMS monitor",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def file_notice(body: NoticeIn, p: Principal = Depends(auth.logged_in)) -> dict[str, Any]:
         f = own(p, body.factory)
@@ -204,7 +207,7 @@ def duties_router(ctx: Context) -> APIRouter:
     @router.get(
         "/duties/notices/{notice_id}",
         summary="One notice with its audit trail and substitute stack tests",
-        responses=errors(401, 403, 404, 503),
+        responses=ANSWERS,
     )
     def get_notice(notice_id: int = id_path(), p: Principal = Depends(auth.logged_in)) -> dict[str, Any]:
         n = notice_for(p, notice_id)
@@ -226,7 +229,7 @@ def duties_router(ctx: Context) -> APIRouter:
     @router.post(
         "/duties/notices/{notice_id}/accept",
         summary="Accept a shutdown window: the device's no-data items are suppressed inside it",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def accept(
         notice_id: int = id_path(),
@@ -238,7 +241,7 @@ def duties_router(ctx: Context) -> APIRouter:
     @router.post(
         "/duties/notices/{notice_id}/reject",
         summary="Reject a shutdown window: it suppresses nothing",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def reject(
         notice_id: int = id_path(),
@@ -250,7 +253,7 @@ def duties_router(ctx: Context) -> APIRouter:
     @router.post(
         "/duties/notices/{notice_id}/fix",
         summary="The monitor works again: the malfunction ends",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def fix(
         body: FixIn, notice_id: int = id_path(), p: Principal = Depends(auth.logged_in)
@@ -267,7 +270,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/duties/lab-checks",
         status_code=201,
         summary="A grab sample's lab value T against the online value M at its minute (E = M - T)",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def add_lab_check(body: LabCheckIn, p: Principal = Depends(auth.logged_in)) -> dict[str, Any]:
         f = own(p, body.factory)
@@ -299,7 +302,7 @@ def duties_router(ctx: Context) -> APIRouter:
     @router.get(
         "/duties/lab-checks",
         summary="Lab checks by sampling time (officers: every factory; operators: their own)",
-        responses=errors(401, 403, 404, 503),
+        responses=ANSWERS,
     )
     def list_lab_checks(
         factory: str | None = Query(None, max_length=100), p: Principal = Depends(auth.logged_in)
@@ -313,7 +316,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/duties/stack-tests",
         status_code=201,
         summary="The substitute stack test of a CEMS malfunction",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def add_stack_test(body: StackTestIn, p: Principal = Depends(auth.logged_in)) -> dict[str, Any]:
         notice_for(p, body.notice_id)
@@ -335,7 +338,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/duties/attachments",
         status_code=201,
         summary="Attach a lab or stack-test report: the request body is the PDF itself",
-        responses=errors(401, 403, 404, 422, 503) | {413: {"description": "The file is larger than allowed"}},
+        responses=ANSWERS | {413: {"description": "The file is larger than allowed"}},
     )
     async def add_attachment(
         request: Request,
@@ -365,7 +368,7 @@ def duties_router(ctx: Context) -> APIRouter:
     @router.get(
         "/duties/attachments/{attachment_id}",
         summary="An attached report (PDF)",
-        responses=errors(401, 403, 404, 503),
+        responses=ANSWERS,
         response_class=Response,
     )
     def get_attachment(attachment_id: int = id_path(), p: Principal = Depends(auth.logged_in)) -> Response:
@@ -382,7 +385,7 @@ def duties_router(ctx: Context) -> APIRouter:
     @router.get(
         "/duties/reminders",
         summary="Lab checks due this month and not yet entered (June and December)",
-        responses=errors(401, 403, 404, 503),
+        responses=ANSWERS,
     )
     def reminders(
         factory: str | None = Query(None, max_length=100), p: Principal = Depends(auth.logged_in)
@@ -395,7 +398,7 @@ def duties_router(ctx: Context) -> APIRouter:
     @router.get(
         "/duties/report",
         summary="The duties of a period: notices, deadlines, lab checks, stack tests (JSON)",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def report(
         date_from: date = Query(alias="from"),
@@ -413,7 +416,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/factories/{factory_id}/shutdowns",
         summary="A factory's planned shutdown windows an officer accepted, from 30 days ago on"
         " (public for a published factory: no data is expected inside them)",
-        responses=errors(403, 404, 503),
+        responses=ANSWERS,
     )
     def shutdowns(
         factory_id: str = Path(max_length=100), p: Principal = Depends(auth.principal)
@@ -432,7 +435,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/integrity/findings",
         tags=["integrity"],
         summary="Integrity findings with their dispositions (officers only)",
-        responses=errors(401, 403, 422, 503),
+        responses=ANSWERS,
     )
     def findings(
         month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
@@ -450,7 +453,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/integrity/findings/{finding_id}",
         tags=["integrity"],
         summary="One integrity finding with its audit trail (officers only)",
-        responses=errors(401, 403, 404, 503),
+        responses=ANSWERS,
     )
     def finding(
         finding_id: str = Path(pattern=r"^[0-9a-f]{16}$"), p: Principal = Depends(auth.officer)
@@ -465,7 +468,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/integrity/findings/{finding_id}/disposition",
         tags=["integrity"],
         summary=f"An officer's disposition of a finding ({', '.join(DISPOSITIONS)})",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def dispose(
         body: DispositionIn,
@@ -481,7 +484,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/integrity/run",
         tags=["integrity"],
         summary="Run the integrity analytics over a period now and keep the findings (officers only)",
-        responses=errors(401, 403, 422, 503),
+        responses=ANSWERS,
     )
     def run(body: IntegrityRunIn, p: Principal = Depends(auth.officer)) -> dict[str, Any]:
         check_period(body.date_from, body.date_to, MAX_INTEGRITY_DAYS, "body")
