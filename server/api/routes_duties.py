@@ -201,7 +201,7 @@ def duties_router(ctx: Context) -> APIRouter:
             raise fail(exc) from exc
         f = ctx.registry.factories.get(n.factory)
         if f is None or not p.sees(f):
-            raise forbidden(f"notice #{notice_id} belongs to another factory")
+            raise forbidden(f"notice #{notice_id} belongs to another factory: an operator sees only its own")
         return n
 
     @router.get(
