@@ -108,6 +108,7 @@ class DutiesJob:
         self.lookback_days = lookback_days
         self.lab_lookback_ns = lab_lookback_days * 86_400 * NS_PER_S
         self.integrity_monthly = integrity_monthly
+        self._checked: set[tuple[str, str, date]] = set()
 
     def run_once(self, now: int) -> JobResult:
         result = JobResult()
@@ -117,7 +118,13 @@ class DutiesJob:
             if not self.store.latest(dev.factory, dev.device):
                 continue  # never reported: not installed yet, nothing to infer from
             for back in range(self.lookback_days, 0, -1):
-                self._check_day(dev, today - timedelta(days=back), now, result)
+                day = today - timedelta(days=back)
+                if (dev.factory, dev.device, day) in self._checked:
+                    continue  # a closed day is read once per process
+                self._check_day(dev, day, now, result)
+                self._checked.add((dev.factory, dev.device, day))
+        oldest = today - timedelta(days=self.lookback_days)
+        self._checked = {k for k in self._checked if k[2] >= oldest}
         self._deadlines(now, result)
         if self.integrity_monthly:
             self._monthly_integrity(today, now, result)
