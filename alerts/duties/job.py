@@ -50,7 +50,6 @@ RULE_NOTICE = "duty_notice"
 RULE_FIX = "duty_fix"
 RULE_LAB = "duty_lab_check"
 RULE_STACK_TEST = "duty_stack_test"
-DEVICE_WIDE = "*"
 CALENDAR_REFRESH_S = 60.0
 
 
@@ -197,10 +196,14 @@ class DutiesJob:
             "started": self._local(n.started_ns),
             "source": source,
         }
+        # One case per notice and duty: the parameter names the notice, so a late report still
+        # owed for one outage never hides the next outage's.
+        subject = f"notice {n.id}"
         key: AlertKey
         if n.report_due_ns is not None:
-            key = (n.factory, n.device, DEVICE_WIDE, RULE_NOTICE)
-            done = n.filed_ns is not None or n.state != OPEN
+            key = (n.factory, n.device, subject, RULE_NOTICE)
+            # Only the factory's report does this duty: an outage that ended unreported stays owed.
+            done = n.filed_ns is not None
             missed = n.filed_ns is None and now >= n.report_due_ns
             self._case(
                 key,
@@ -213,13 +216,13 @@ class DutiesJob:
                 result,
             )
         if n.fix_due_ns is not None:
-            key = (n.factory, n.device, DEVICE_WIDE, RULE_FIX)
+            key = (n.factory, n.device, subject, RULE_FIX)
             missed = n.state == OPEN and now >= n.fix_due_ns
             params = base | {"due": self._local(n.fix_due_ns), "days": str(self.rules.wpms_fix_within_days)}
             self._case(key, n.started_ns, missed, n.state != OPEN, "duty_fix_overdue", params, now, result)
         if n.system == CEMS and needs_substitute_test(n.started_ns, n.ended_ns, now, self.rules):
             due = substitute_test_due_ns(n.started_ns, self.rules, self.tz)
-            key = (n.factory, n.device, DEVICE_WIDE, RULE_STACK_TEST)
+            key = (n.factory, n.device, subject, RULE_STACK_TEST)
             params = base | {"due": self._local(due), "days": str(self.rules.substitute_test_after_days)}
             self._case(
                 key,
@@ -258,7 +261,7 @@ class DutiesJob:
                         "period": p.label,
                         "source": self.rules.wpms_source,
                     }
-                    key = (dev.factory, dev.device, channel, RULE_LAB)
+                    key = (dev.factory, dev.device, f"{channel} {p.label}", RULE_LAB)
                     self._case(
                         key,
                         month_start,
