@@ -37,6 +37,7 @@ from alerts.duties.store import DutyStore
 from alerts.messages import render
 from alerts.model import Alert, AlertEvent, AlertKey
 from alerts.state import AlertStore
+from eit.errors import EitError
 from eit.registry import Registry
 from eit.store import Store
 from eit.supervise import Stage, Supervisor, Worker
@@ -406,6 +407,8 @@ class DutiesTicker:
                         self.job.run_once(now)
                     else:
                         self.job.refresh_calendar()
+                except EitError as exc:  # a store or database that cannot be reached: next time
+                    log.warning("duties run postponed: %s", exc)
                 except Exception:
                     log.exception("duties run failed")
             if self._stop.wait(refresh_s):
