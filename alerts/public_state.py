@@ -4,7 +4,7 @@
 |---|---|
 | ``exceeding`` | its last closed legal period (a clock hour, or a rolling window) is above a limit |
 | ``provisional`` | only the running hour is above (its own label, never red) |
-| ``shutdown`` | a filed shutdown window covers now |
+| ``shutdown`` | shutdown windows an officer accepted cover all its monitors now (alerts/duties/) |
 | ``no_data`` | nothing arrived for ``rules.public_no_data_after_s`` |
 | ``compliant`` | none of the above |
 

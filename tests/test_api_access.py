@@ -33,6 +33,7 @@ class Call:
     params: dict[str, Any] | None = None
     json: Any = None
     data: dict[str, str] | None = None
+    content: bytes | None = None
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +213,154 @@ ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
 }
 
 
+# -- duties of WPMS and CEMS monitors, and the officers' integrity findings ---------------------------
+STARCH = "siam-cassava-starch"  # sc-op's factory, a WPMS one
+PDF = b"%PDF-1.4\n%%EOF\n"
+FILERS = {"public": 401, "kk-op": 201, "sc-op": 403, "olivia": 201, "sam": 201, "ada": 201}
+
+
+def _duties(app: TownApp) -> Any:
+    assert app.sources.duties is not None
+    return app.sources.duties.duties
+
+
+def fresh_notice(app: TownApp, kind: str = "malfunction") -> int:
+    now = now_ns()
+    end = now + 3600 * 10**9 if kind == "shutdown" else None
+    return int(_duties(app).file_notice("cems", kind, FACTORY, "boiler-1", now, end, "", "kk-op", now).id)
+
+
+def fresh_attachment(app: TownApp) -> int:
+    return int(_duties(app).add_attachment(FACTORY, "report.pdf", PDF, "kk-op", now_ns()).id)
+
+
+def fresh_finding(app: TownApp) -> str:
+    finding_id = uuid.uuid4().hex[:16]
+    item = {"id": finding_id, "factory": FACTORY, "device": "boiler-1", "kind": "replay", "month": "2026-11"}
+    _duties(app).record_findings([item | {"score": 1.5}], now_ns())
+    return finding_id
+
+
+def _iso(ts_ns: int) -> str:
+    from eit.timeutil import ns_to_iso
+
+    return ns_to_iso(ts_ns)
+
+
+ACCESS.update(
+    {
+        ("GET", "/api/v1/duties/notices"): (
+            lambda a, w: Call("GET", "/api/v1/duties/notices", params={"factory": FACTORY}),
+            OWN_FACTORY,
+        ),
+        ("POST", "/api/v1/duties/notices"): (
+            lambda a, w: Call(
+                "POST",
+                "/api/v1/duties/notices",
+                json={
+                    "system": "cems",
+                    "kind": "malfunction",
+                    "factory": FACTORY,
+                    "device": "boiler-1",
+                    "start": _iso(now_ns()),
+                },
+            ),
+            FILERS,
+        ),
+        ("GET", "/api/v1/duties/notices/{notice_id}"): (
+            lambda a, w: Call("GET", f"/api/v1/duties/notices/{fresh_notice(a)}"),
+            OWN_FACTORY,
+        ),
+        ("POST", "/api/v1/duties/notices/{notice_id}/accept"): (
+            lambda a, w: Call("POST", f"/api/v1/duties/notices/{fresh_notice(a, 'shutdown')}/accept"),
+            OFFICERS,
+        ),
+        ("POST", "/api/v1/duties/notices/{notice_id}/reject"): (
+            lambda a, w: Call("POST", f"/api/v1/duties/notices/{fresh_notice(a, 'shutdown')}/reject"),
+            OFFICERS,
+        ),
+        ("POST", "/api/v1/duties/notices/{notice_id}/fix"): (
+            lambda a, w: Call(
+                "POST",
+                f"/api/v1/duties/notices/{fresh_notice(a)}/fix",
+                json={"fixed_at": _iso(now_ns() + 10**9)},
+            ),
+            OWN_FACTORY,
+        ),
+        ("POST", "/api/v1/duties/lab-checks"): (
+            lambda a, w: Call(
+                "POST",
+                "/api/v1/duties/lab-checks",
+                json={
+                    "factory": STARCH,
+                    "device": "outfall-1",
+                    "channel": "cod",
+                    "sampled_at": _iso(now_ns() - 3 * 3600 * 10**9),
+                    "lab_value": 100,
+                },
+            ),
+            {"public": 401, "kk-op": 403, "sc-op": 201, "olivia": 201, "sam": 201, "ada": 201},
+        ),
+        ("GET", "/api/v1/duties/lab-checks"): (
+            lambda a, w: Call("GET", "/api/v1/duties/lab-checks", params={"factory": FACTORY}),
+            OWN_FACTORY,
+        ),
+        ("POST", "/api/v1/duties/stack-tests"): (
+            lambda a, w: Call(
+                "POST",
+                "/api/v1/duties/stack-tests",
+                json={"notice_id": fresh_notice(a), "tested_at": _iso(now_ns()), "results": {"so2": 40.0}},
+            ),
+            FILERS,
+        ),
+        ("POST", "/api/v1/duties/attachments"): (
+            lambda a, w: Call("POST", "/api/v1/duties/attachments", params={"factory": FACTORY}, content=PDF),
+            FILERS,
+        ),
+        ("GET", "/api/v1/duties/attachments/{attachment_id}"): (
+            lambda a, w: Call("GET", f"/api/v1/duties/attachments/{fresh_attachment(a)}"),
+            OWN_FACTORY,
+        ),
+        ("GET", "/api/v1/duties/reminders"): (
+            lambda a, w: Call("GET", "/api/v1/duties/reminders"),
+            LOGGED_IN,
+        ),
+        ("GET", "/api/v1/duties/report"): (
+            lambda a, w: Call(
+                "GET", "/api/v1/duties/report", params={"from": "2026-11-01", "to": "2026-11-30"}
+            ),
+            LOGGED_IN,
+        ),
+        ("GET", "/api/v1/factories/{factory_id}/shutdowns"): (
+            lambda a, w: Call("GET", f"/api/v1/factories/{FACTORY}/shutdowns"),
+            PUBLISHED,
+        ),
+        ("GET", "/api/v1/integrity/findings"): (
+            lambda a, w: Call("GET", "/api/v1/integrity/findings"),
+            OFFICERS,
+        ),
+        ("GET", "/api/v1/integrity/findings/{finding_id}"): (
+            lambda a, w: Call("GET", f"/api/v1/integrity/findings/{fresh_finding(a)}"),
+            OFFICERS,
+        ),
+        ("POST", "/api/v1/integrity/findings/{finding_id}/disposition"): (
+            lambda a, w: Call(
+                "POST",
+                f"/api/v1/integrity/findings/{fresh_finding(a)}/disposition",
+                json={"disposition": "inspect"},
+            ),
+            OFFICERS,
+        ),
+        ("POST", "/api/v1/integrity/run"): (
+            lambda a, w: Call(
+                "POST", "/api/v1/integrity/run", json={"from": "2026-11-01", "to": "2026-11-01"}
+            ),
+            OFFICERS,
+        ),
+    }
+)
+
+
 def test_every_operation_of_the_openapi_document_has_an_access_rule(town_app: TownApp) -> None:
     spec = town_app.client.get("/openapi.json").json()
     operations = {(m.upper(), path) for path, item in spec["paths"].items() for m in item}
@@ -229,7 +378,13 @@ def test_who_may_use_the_operation_and_who_may_not(town_app: TownApp, operation:
         else:
             headers = town_app.headers(None if who == "public" else who)
         r = town_app.client.request(
-            call.method, call.path, params=call.params, json=call.json, data=call.data, headers=headers
+            call.method,
+            call.path,
+            params=call.params,
+            json=call.json,
+            data=call.data,
+            content=call.content,
+            headers=headers,
         )
         seen[who] = r.status_code
         if r.status_code in (401, 403):

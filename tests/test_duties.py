@@ -169,6 +169,10 @@ def test_a_day_with_enough_data_is_no_malfunction_and_fixes_an_inferred_one(rig:
     rig.job.run_once(t("2026-11-13T00:30:00+07:00"))
     fixed = rig.duties.notice(n.id)
     assert fixed.state == "fixed" and fixed.fixed_ns == day + 2 * 1440 * MIN
+    # Fixed, never reported: the report is still owed, its case goes on, named for the notice.
+    [owed] = [a for a in rig.cases(RULE_NOTICE) if a.factory == STARCH]
+    assert owed.ongoing and owed.parameter == f"notice {n.id}"
+    assert [a for a in rig.cases(RULE_FIX) if a.factory == STARCH] == []  # fixed in time
 
 
 def test_a_cems_down_fifteen_days_needs_a_substitute_stack_test_by_its_deadline(rig: Rig) -> None:
@@ -225,7 +229,7 @@ def test_lab_checks_round_as_reported_and_a_month_without_one_opens_a_case_per_c
     )
     rig.job.run_once(t("2026-07-01T00:30:00+07:00"))
     cases = [a for a in rig.cases(RULE_LAB) if a.factory == STARCH]
-    assert [(a.parameter, a.ongoing) for a in cases] == [("cod", True)]
+    assert [(a.parameter, a.ongoing) for a in cases] == [("cod 2026-06", True)]
     assert "no lab check of online COD against a grab sample in 2026-06" in cases[0].message
 
 

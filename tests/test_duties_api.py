@@ -14,13 +14,19 @@ import pytest
 
 from alerts.duties import DutiesJob
 from alerts.duties.store import round_half_up
-from alerts.integrity.findings import finding
+from alerts.integrity.findings import EvidenceValue, finding
 from eit.timeutil import NS_PER_S, now_ns, ns_to_iso
 from testbed.services import EIT, REPO
 from testbed.town import TownApp, TownSpec, build_town
 
 STARCH, OUTFALL = "siam-cassava-starch", "outfall-1"
 BIOMASS, BOILER = "kaeng-khoi-biomass", "boiler-1"
+REPLAY_EVIDENCE: dict[str, EvidenceValue] = {
+    "minutes": 1440,
+    "copy_start": "2026-11-06T00:00:00Z",
+    "source_start": "2026-11-03T00:00:00Z",
+    "lag_hours": 72,
+}
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\n%%EOF\n"
 
 
@@ -147,6 +153,13 @@ def test_reports_are_attached_as_size_limited_pdfs_seen_by_their_factory(town: T
     assert got.status_code == 200, got.text
     assert got.content == PDF and got.headers["content-type"] == "application/pdf"
     assert c.get(f"/api/v1/duties/attachments/{a['id']}", headers=town.headers("kk-op")).status_code == 403
+    thai = c.post(
+        f"/api/v1/duties/attachments?factory={STARCH}&filename=รายงานผล.pdf",
+        content=PDF,
+        headers=town.headers("sc-op"),
+    ).json()
+    named = c.get(f"/api/v1/duties/attachments/{thai['id']}", headers=town.headers("sc-op"))
+    assert named.status_code == 200 and "filename*=UTF-8''%E0%B8%A3" in named.headers["content-disposition"]
     not_pdf = c.post(url, content=b"<html>", headers=town.headers("sc-op"))
     assert not_pdf.status_code == 422 and "not a PDF" in not_pdf.json()["detail"]
     limit = duties(town).rules.attachment_max_bytes
@@ -243,6 +256,43 @@ def test_the_command_line_files_lists_and_disposes(town: TownApp) -> None:
     )
     assert any(n["id"] == notice["id"] for d in report["devices"] for n in d["notices"])
     assert report["sources"]["values"]["wpms.malfunction.fix_within_days"]["value"] == 7
+    # A lab check with its report, and an officer's disposition of a finding, from the command line.
+    pdf = town.town.workdir / "lab.pdf"
+    pdf.write_bytes(PDF)
+    sampled = iso(now_ns() - 2 * 3600 * NS_PER_S)
+    lab = eit(
+        "duties", "lab-check", "--config", config, "--actor", "sc-op", "--factory", STARCH, "--device",
+        OUTFALL, "--channel", "cod", "--sampled-at", sampled, "--lab-value", "117.6", "--attach", str(pdf),
+    )  # fmt: skip
+    assert lab.returncode == 0, lab.stderr
+    check = json.loads(lab.stdout)
+    assert check["lab_value"] == 118.0 and check["attachment_id"] is not None
+    assert check["online_value"] is not None and check["deviation"] == check["online_value"] - 118.0
+    not_pdf = eit(
+        "duties", "lab-check", "--config", config, "--factory", STARCH, "--device", OUTFALL, "--channel",
+        "cod", "--sampled-at", sampled, "--lab-value", "1", "--attach", config,
+    )  # fmt: skip
+    assert not_pdf.returncode == 2 and "not a PDF" in not_pdf.stderr
+    f = finding("replay", "replay", BIOMASS, BOILER, None, "2026-11", 2.0, REPLAY_EVIDENCE, [])
+    duties(town).duties.record_findings([f.to_json()], now_ns())
+    disposed = eit(
+        "integrity-findings",
+        "dispose",
+        f.id,
+        "--config",
+        config,
+        "--actor",
+        "olivia",
+        "--disposition",
+        "dismissed",
+    )
+    assert disposed.returncode == 0, disposed.stderr
+    assert [a["action"] for a in json.loads(disposed.stdout)["audit"]] == ["found", "dismissed"]
+    listed = json.loads(
+        eit("integrity-findings", "list", "--config", config, "--disposition", "dismissed").stdout
+    )
+    assert [x["id"] for x in listed] == [f.id]
+
     site = str(town.town.config.site)
     day = datetime.now(UTC).date().isoformat()
     common = ["report", "compliance", "--site", site, "--config", config, "--from", day, "--to", day]

@@ -87,7 +87,7 @@ def test_an_officer_disposes_of_an_integrity_finding_from_the_console(
         month,
         1.8,
         {"floor": 4.0, "hours_below": 90, "running_hours": 300, "share": 0.3, "preset": "boiler"},
-        [],
+        [now_ns() - k * 3600 * 1_000_000_000 for k in (1, 2, 3)],
     )
     duties.record_findings([f.to_json()], now_ns())
     context = chromium.new_context(viewport=PHONE, timezone_id="Asia/Bangkok")
@@ -100,6 +100,9 @@ def test_an_officer_disposes_of_an_integrity_finding_from_the_console(
         page.wait_for_selector("body[data-duties-loaded=true]", timeout=20000)
         item = f'li.finding-item[data-finding-id="{f.id}"]'
         assert "O2 was below 4 %" in page.inner_text(item)
+        # The chart marks the hours the evidence names (those of this month: up to three).
+        marks = page.eval_on_selector_all(f"{item} svg.evidence rect.mark", "els => els.length")
+        assert marks == len([h for h in f.hours if h.startswith(month)])
         page.click(f'{item} button[data-disposition="inspect"]')
         page.wait_for_selector(
             f'li.finding-item[data-finding-id="{f.id}"][data-disposition="inspect"]', timeout=10000

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 
 from alerts.duties.model import MALFUNCTION, WPMS
@@ -18,19 +20,40 @@ from alerts.duties.store import DutyStore
 from alerts.model import ACKNOWLEDGED, OPEN
 from alerts.state import AlertStore
 from server.accounts import Accounts
-from statedb import open_state_db
+from statedb import StateDb, open_state_db
 from statedb.migrations import known_migrations
 from statedb.tables import schema_version
+from testbed.services import _postgres_bin
 
 DATA = Path(__file__).parent / "data" / "state-0.2"
 T0 = 1_795_752_000 * 1_000_000_000
 
 
-def test_the_duties_migration_upgrades_the_previous_release_and_keeps_every_case(tmp_path: Path) -> None:
-    made = json.loads((DATA / "made-sqlite.json").read_text())
-    shutil.copy(DATA / "state.db", tmp_path / "state.db")
+# A fixture that starts its service itself marks its param: conftest sees only requested fixtures.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def old(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None, Path]:
+    """The previous release's database: (kind, PostgreSQL URL or None, SQLite path)."""
+    if request.param == "sqlite":
+        shutil.copy(DATA / "state.db", tmp_path / "state.db")
+        return "sqlite", None, tmp_path / "state.db"
+    url = request.getfixturevalue("postgres_url")
+    restored = subprocess.run(
+        [_postgres_bin("psql"), "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", str(DATA / "postgresql.sql")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert restored.returncode == 0, restored.stderr
+    return "postgresql", url, tmp_path / "unused.db"
+
+
+def test_the_duties_migration_upgrades_the_previous_release_and_keeps_every_case(
+    old: tuple[str, str | None, Path],
+) -> None:
+    kind, url, path = old
+    made = json.loads((DATA / f"made-{kind}.json").read_text())
     assert made["versions"] == [1, 2, 3, 4, 5, 6, 7]  # the file is the old release's
-    db = open_state_db(None, tmp_path / "state.db")
+    db: StateDb = open_state_db(url, path)
     try:
         with db.read() as conn:
             versions = list(
@@ -74,7 +97,7 @@ def test_the_duties_migration_upgrades_the_previous_release_and_keeps_every_case
     finally:
         db.close()
     # Opened again: nothing more to migrate.
-    again = open_state_db(None, tmp_path / "state.db")
+    again = open_state_db(url, path)
     try:
         with again.read() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(schema_version)).scalar_one() == len(

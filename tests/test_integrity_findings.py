@@ -75,6 +75,14 @@ def test_the_monthly_run_keeps_findings_for_officers_once_and_a_rerun_keeps_disp
         assert kept.finding["evidence"]["lag_minutes"] == 3 * 1440
         actions = [(a.actor, a.action) for a in duties.audit(f"finding/{replay.id}")]
         assert actions == [("integrity", "found"), ("olivia", "confirmed")]
+        # The report's section draws the hours concerned: one mark per hour the evidence names.
+        from alerts.duties.report import duties_html, evidence_chart, integrity_section
+
+        page = "\n".join(duties_html({"integrity": integrity_section(job, [label])}))
+        hours = [h for h in kept.finding["hours"] if h.startswith(label)]
+        chart = evidence_chart(kept.to_json())
+        assert hours and chart.count("<rect class='mark'") == len(hours) and chart in page
+        assert "Data integrity (officers only)" in page and "hours concerned" in page
         # Findings are no cases: nothing reaches the inbox an operator reads.
         assert alerts.list(limit=100) == []
         assert not np.isnan(kept.score)

@@ -37,6 +37,7 @@ from alerts.duties.store import DutyStore
 from alerts.messages import render
 from alerts.model import Alert, AlertEvent, AlertKey
 from alerts.state import AlertStore
+from eit.errors import EitError
 from eit.registry import Registry
 from eit.store import Store
 from eit.supervise import Stage, Supervisor, Worker
@@ -50,7 +51,6 @@ RULE_NOTICE = "duty_notice"
 RULE_FIX = "duty_fix"
 RULE_LAB = "duty_lab_check"
 RULE_STACK_TEST = "duty_stack_test"
-DEVICE_WIDE = "*"
 CALENDAR_REFRESH_S = 60.0
 
 
@@ -108,6 +108,7 @@ class DutiesJob:
         self.lookback_days = lookback_days
         self.lab_lookback_ns = lab_lookback_days * 86_400 * NS_PER_S
         self.integrity_monthly = integrity_monthly
+        self._checked: set[tuple[str, str, date]] = set()
 
     def run_once(self, now: int) -> JobResult:
         result = JobResult()
@@ -117,7 +118,13 @@ class DutiesJob:
             if not self.store.latest(dev.factory, dev.device):
                 continue  # never reported: not installed yet, nothing to infer from
             for back in range(self.lookback_days, 0, -1):
-                self._check_day(dev, today - timedelta(days=back), now, result)
+                day = today - timedelta(days=back)
+                if (dev.factory, dev.device, day) in self._checked:
+                    continue  # a closed day is read once per process
+                self._check_day(dev, day, now, result)
+                self._checked.add((dev.factory, dev.device, day))
+        oldest = today - timedelta(days=self.lookback_days)
+        self._checked = {k for k in self._checked if k[2] >= oldest}
         self._deadlines(now, result)
         if self.integrity_monthly:
             self._monthly_integrity(today, now, result)
@@ -190,10 +197,14 @@ class DutiesJob:
             "started": self._local(n.started_ns),
             "source": source,
         }
+        # One case per notice and duty: the parameter names the notice, so a late report still
+        # owed for one outage never hides the next outage's.
+        subject = f"notice {n.id}"
         key: AlertKey
         if n.report_due_ns is not None:
-            key = (n.factory, n.device, DEVICE_WIDE, RULE_NOTICE)
-            done = n.filed_ns is not None or n.state != OPEN
+            key = (n.factory, n.device, subject, RULE_NOTICE)
+            # Only the factory's report does this duty: an outage that ended unreported stays owed.
+            done = n.filed_ns is not None
             missed = n.filed_ns is None and now >= n.report_due_ns
             self._case(
                 key,
@@ -206,13 +217,13 @@ class DutiesJob:
                 result,
             )
         if n.fix_due_ns is not None:
-            key = (n.factory, n.device, DEVICE_WIDE, RULE_FIX)
+            key = (n.factory, n.device, subject, RULE_FIX)
             missed = n.state == OPEN and now >= n.fix_due_ns
             params = base | {"due": self._local(n.fix_due_ns), "days": str(self.rules.wpms_fix_within_days)}
             self._case(key, n.started_ns, missed, n.state != OPEN, "duty_fix_overdue", params, now, result)
         if n.system == CEMS and needs_substitute_test(n.started_ns, n.ended_ns, now, self.rules):
             due = substitute_test_due_ns(n.started_ns, self.rules, self.tz)
-            key = (n.factory, n.device, DEVICE_WIDE, RULE_STACK_TEST)
+            key = (n.factory, n.device, subject, RULE_STACK_TEST)
             params = base | {"due": self._local(due), "days": str(self.rules.substitute_test_after_days)}
             self._case(
                 key,
@@ -251,7 +262,7 @@ class DutiesJob:
                         "period": p.label,
                         "source": self.rules.wpms_source,
                     }
-                    key = (dev.factory, dev.device, channel, RULE_LAB)
+                    key = (dev.factory, dev.device, f"{channel} {p.label}", RULE_LAB)
                     self._case(
                         key,
                         month_start,
@@ -396,6 +407,8 @@ class DutiesTicker:
                         self.job.run_once(now)
                     else:
                         self.job.refresh_calendar()
+                except EitError as exc:  # a store or database that cannot be reached: next time
+                    log.warning("duties run postponed: %s", exc)
                 except Exception:
                     log.exception("duties run failed")
             if self._stop.wait(refresh_s):

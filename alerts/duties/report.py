@@ -248,6 +248,43 @@ def _head(names: list[str]) -> str:
     return "<table><tr>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
 
 
+def evidence_chart(finding: dict[str, Any]) -> str:
+    """An SVG strip of the finding's month, one column per day, a mark at each clock hour the
+    evidence names (the hours concerned, in the month's UTC days): when it happened at a glance."""
+    from datetime import datetime
+
+    year, month = (int(x) for x in str(finding["month"]).split("-"))
+    days = (
+        ((date(year + month // 12, month % 12 + 1, 1) - date(year, month, 1)).days)
+        if 1 <= month <= 12
+        else 31
+    )
+    width, height, cell = days * 12, 24 * 3, 12
+    marks = []
+    for text in finding.get("hours", []):
+        try:
+            t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        if (t.year, t.month) != (year, month):
+            continue
+        marks.append(
+            f"<rect class='mark' x='{(t.day - 1) * cell}' y='{t.hour * 3}' width='{cell - 1}' height='3'/>"
+        )
+    grid = "".join(
+        f"<line x1='{d * cell}' y1='0' x2='{d * cell}' y2='{height}'/>" for d in range(0, days + 1, 7)
+    )
+    label = html.escape(
+        f"{finding['kind']}: {len(marks)} hours of {finding['month']} (days across, hours down, UTC)"
+    )
+    return (
+        f"<svg class='evidence' role='img' aria-label='{label}' width='{width}' height='{height}'"
+        f" viewBox='0 0 {width} {height}'><title>{label}</title>"
+        f"<rect width='{width}' height='{height}' fill='#f4f6f8'/><g stroke='#ccc'>{grid}</g>"
+        f"<g fill='#b00'>{''.join(marks)}</g></svg>"
+    )
+
+
 def duties_html(report: dict[str, Any]) -> list[str]:
     e = html.escape
     parts: list[str] = []
@@ -285,11 +322,13 @@ def duties_html(report: dict[str, Any]) -> list[str]:
     if integrity:
         parts.append("<h2>Data integrity (officers only)</h2>")
         parts.append(f"<p>{e(integrity['notice']['en'])}</p><p lang='th'>{e(integrity['notice']['th'])}</p>")
-        parts.append(_head(["month", "device", "kind", "score", "disposition", "explanation"]))
+        parts.append(
+            _head(["month", "device", "kind", "score", "disposition", "explanation", "hours concerned"])
+        )
         for f in integrity["findings"]:
             device = f"{f['factory']}/{f['device']}"
             disposition = f["disposition"] or "none"
             cells = [f["month"], device, f["kind"], str(f["score"]), disposition, f["explanation"]["en"]]
-            parts.append(_row(cells))
+            parts.append(_row(cells).removesuffix("</tr>") + f"<td>{evidence_chart(f)}</td></tr>")
         parts.append("</table>")
     return parts

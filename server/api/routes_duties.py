@@ -9,10 +9,11 @@ reject shutdown windows and dispose of integrity findings. The public sees none 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from alerts.duties import DutiesJob
 from alerts.duties.model import CEMS, DISPOSITIONS, WPMS, DutyError, NotFound, Notice
@@ -63,10 +64,16 @@ class LabCheckIn(_Body):
     attachment_id: int | None = Field(None, ge=1, le=MAX_ID)
 
 
+Measured = Annotated[float, Field(allow_inf_nan=False, ge=-1e9, le=1e9)]
+ChannelName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
 class StackTestIn(_Body):
     notice_id: int = Field(ge=1, le=MAX_ID)
     tested_at: datetime
-    results: dict[str, float] = Field(description="channel -> measured value, in the channel's unit")
+    results: dict[ChannelName, Measured] = Field(
+        max_length=50, description="channel -> measured value, in the channel's unit"
+    )
     laboratory: str = Field("", max_length=4000)
     attachment_id: int | None = Field(None, ge=1, le=MAX_ID)
 
@@ -79,6 +86,22 @@ class DispositionIn(_Body):
 class IntegrityRunIn(_Body):
     date_from: date = Field(alias="from")
     date_to: date = Field(alias="to")
+
+
+MAX_REPORT_DAYS = 366
+# The error answers of every route here (400: a body that is not UTF-8 JSON; 401 for a token
+# that is unknown or expired, even on the public route).
+ANSWERS = errors(400, 401, 403, 404, 422, 503)
+MAX_INTEGRITY_DAYS = 92  # a quarter: the analytics read every minute of every stack device
+
+
+def check_period(first: date, last: date, max_days: int, where: str) -> None:
+    if last < first:
+        raise bad_parameter("to", f"{last} is before from ({first})", where)
+    if first.year < 2000 or last.year > 2200:
+        raise bad_parameter("from", "give days between 2000 and 2200", where)
+    if (last - first).days + 1 > max_days:
+        raise bad_parameter("to", f"the period is longer than {max_days} days", where)
 
 
 def duties_router(ctx: Context) -> APIRouter:
@@ -137,7 +160,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/duties/notices",
         summary="Malfunction and shutdown notices, newest first (officers: every factory;"
         " operators: their own)",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def list_notices(
         factory: str | None = Query(None, max_length=100),
@@ -156,7 +179,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/duties/notices",
         status_code=201,
         summary="File a malfunction or planned-shutdown notice of a WPMS or CEMS monitor",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def file_notice(body: NoticeIn, p: Principal = Depends(auth.logged_in)) -> dict[str, Any]:
         f = own(p, body.factory)
@@ -178,13 +201,13 @@ def duties_router(ctx: Context) -> APIRouter:
             raise fail(exc) from exc
         f = ctx.registry.factories.get(n.factory)
         if f is None or not p.sees(f):
-            raise forbidden(f"notice #{notice_id} belongs to another factory")
+            raise forbidden(f"notice #{notice_id} belongs to another factory: an operator sees only its own")
         return n
 
     @router.get(
         "/duties/notices/{notice_id}",
         summary="One notice with its audit trail and substitute stack tests",
-        responses=errors(401, 403, 404, 503),
+        responses=ANSWERS,
     )
     def get_notice(notice_id: int = id_path(), p: Principal = Depends(auth.logged_in)) -> dict[str, Any]:
         n = notice_for(p, notice_id)
@@ -206,7 +229,7 @@ def duties_router(ctx: Context) -> APIRouter:
     @router.post(
         "/duties/notices/{notice_id}/accept",
         summary="Accept a shutdown window: the device's no-data items are suppressed inside it",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def accept(
         notice_id: int = id_path(),
@@ -218,7 +241,7 @@ def duties_router(ctx: Context) -> APIRouter:
     @router.post(
         "/duties/notices/{notice_id}/reject",
         summary="Reject a shutdown window: it suppresses nothing",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def reject(
         notice_id: int = id_path(),
@@ -230,7 +253,7 @@ def duties_router(ctx: Context) -> APIRouter:
     @router.post(
         "/duties/notices/{notice_id}/fix",
         summary="The monitor works again: the malfunction ends",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def fix(
         body: FixIn, notice_id: int = id_path(), p: Principal = Depends(auth.logged_in)
@@ -247,7 +270,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/duties/lab-checks",
         status_code=201,
         summary="A grab sample's lab value T against the online value M at its minute (E = M - T)",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def add_lab_check(body: LabCheckIn, p: Principal = Depends(auth.logged_in)) -> dict[str, Any]:
         f = own(p, body.factory)
@@ -279,7 +302,7 @@ def duties_router(ctx: Context) -> APIRouter:
     @router.get(
         "/duties/lab-checks",
         summary="Lab checks by sampling time (officers: every factory; operators: their own)",
-        responses=errors(401, 403, 404, 503),
+        responses=ANSWERS,
     )
     def list_lab_checks(
         factory: str | None = Query(None, max_length=100), p: Principal = Depends(auth.logged_in)
@@ -293,7 +316,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/duties/stack-tests",
         status_code=201,
         summary="The substitute stack test of a CEMS malfunction",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def add_stack_test(body: StackTestIn, p: Principal = Depends(auth.logged_in)) -> dict[str, Any]:
         notice_for(p, body.notice_id)
@@ -315,7 +338,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/duties/attachments",
         status_code=201,
         summary="Attach a lab or stack-test report: the request body is the PDF itself",
-        responses=errors(401, 403, 404, 422, 503) | {413: {"description": "The file is larger than allowed"}},
+        responses=ANSWERS | {413: {"description": "The file is larger than allowed"}},
     )
     async def add_attachment(
         request: Request,
@@ -345,7 +368,7 @@ def duties_router(ctx: Context) -> APIRouter:
     @router.get(
         "/duties/attachments/{attachment_id}",
         summary="An attached report (PDF)",
-        responses=errors(401, 403, 404, 503),
+        responses=ANSWERS,
         response_class=Response,
     )
     def get_attachment(attachment_id: int = id_path(), p: Principal = Depends(auth.logged_in)) -> Response:
@@ -354,16 +377,15 @@ def duties_router(ctx: Context) -> APIRouter:
         except (DutyError, EitError) as exc:
             raise fail(exc) from exc
         own(p, meta.factory)
-        return Response(
-            content,
-            media_type="application/pdf",
-            headers={"Content-Disposition": f'attachment; filename="{meta.filename}"'},
-        )
+        # The name as the operator gave it (Thai too), and a plain ASCII one for old clients.
+        plain = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in meta.filename)
+        disposition = f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(meta.filename, safe='')}"
+        return Response(content, media_type="application/pdf", headers={"Content-Disposition": disposition})
 
     @router.get(
         "/duties/reminders",
         summary="Lab checks due this month and not yet entered (June and December)",
-        responses=errors(401, 403, 404, 503),
+        responses=ANSWERS,
     )
     def reminders(
         factory: str | None = Query(None, max_length=100), p: Principal = Depends(auth.logged_in)
@@ -376,7 +398,7 @@ def duties_router(ctx: Context) -> APIRouter:
     @router.get(
         "/duties/report",
         summary="The duties of a period: notices, deadlines, lab checks, stack tests (JSON)",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def report(
         date_from: date = Query(alias="from"),
@@ -384,8 +406,7 @@ def duties_router(ctx: Context) -> APIRouter:
         factory: str | None = Query(None, max_length=100),
         p: Principal = Depends(auth.logged_in),
     ) -> dict[str, Any]:
-        if date_to < date_from:
-            raise bad_parameter("to", f"{date_to} is before from ({date_from})")
+        check_period(date_from, date_to, MAX_REPORT_DAYS, "query")
         try:
             return duties_report(job(), date_from, date_to, scope(p, factory), ctx.now())
         except EitError as exc:
@@ -395,7 +416,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/factories/{factory_id}/shutdowns",
         summary="A factory's planned shutdown windows an officer accepted, from 30 days ago on"
         " (public for a published factory: no data is expected inside them)",
-        responses=errors(403, 404, 503),
+        responses=ANSWERS,
     )
     def shutdowns(
         factory_id: str = Path(max_length=100), p: Principal = Depends(auth.principal)
@@ -414,7 +435,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/integrity/findings",
         tags=["integrity"],
         summary="Integrity findings with their dispositions (officers only)",
-        responses=errors(401, 403, 422, 503),
+        responses=ANSWERS,
     )
     def findings(
         month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
@@ -432,7 +453,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/integrity/findings/{finding_id}",
         tags=["integrity"],
         summary="One integrity finding with its audit trail (officers only)",
-        responses=errors(401, 403, 404, 503),
+        responses=ANSWERS,
     )
     def finding(
         finding_id: str = Path(pattern=r"^[0-9a-f]{16}$"), p: Principal = Depends(auth.officer)
@@ -447,7 +468,7 @@ def duties_router(ctx: Context) -> APIRouter:
         "/integrity/findings/{finding_id}/disposition",
         tags=["integrity"],
         summary=f"An officer's disposition of a finding ({', '.join(DISPOSITIONS)})",
-        responses=errors(401, 403, 404, 422, 503),
+        responses=ANSWERS,
     )
     def dispose(
         body: DispositionIn,
@@ -463,11 +484,10 @@ def duties_router(ctx: Context) -> APIRouter:
         "/integrity/run",
         tags=["integrity"],
         summary="Run the integrity analytics over a period now and keep the findings (officers only)",
-        responses=errors(401, 403, 422, 503),
+        responses=ANSWERS,
     )
     def run(body: IntegrityRunIn, p: Principal = Depends(auth.officer)) -> dict[str, Any]:
-        if body.date_to < body.date_from:
-            raise bad_parameter("to", f"{body.date_to} is before from ({body.date_from})", "body")
+        check_period(body.date_from, body.date_to, MAX_INTEGRITY_DAYS, "body")
         j = job()
         try:
             new = j.run_integrity(body.date_from, body.date_to, ctx.now(), p.name)

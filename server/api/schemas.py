@@ -57,7 +57,7 @@ class FactoryOut(BaseModel):
     public: bool
     state: ComplianceState = Field(
         description="exceeding: its last closed legal period (hour or rolling window) is above a limit;"
-        " provisional: only the running hour is above; shutdown: a filed shutdown window;"
+        " provisional: only the running hour is above; shutdown: an accepted shutdown window;"
         " no_data: nothing arrived for the no-data period; compliant otherwise. Officers' actions"
         " never change it"
     )

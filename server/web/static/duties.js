@@ -179,6 +179,22 @@
     box.hidden = due.length === 0;
   }
 
+  /** The finding's month, days across and hours down (UTC), a mark at each hour its evidence
+   * names: the report's chart of the same, drawn here. */
+  function evidenceChart(f) {
+    const [year, month] = f.month.split("-").map(Number);
+    const days = new Date(Date.UTC(year, month, 0)).getUTCDate();
+    const cell = 8;
+    const marks = (f.hours || []).map((h) => new Date(h))
+      .filter((d) => d.getUTCFullYear() === year && d.getUTCMonth() + 1 === month)
+      .map((d) => el("rect", { x: (d.getUTCDate() - 1) * cell, y: d.getUTCHours() * 2, width: cell - 1, height: 2, class: "mark" }));
+    const label = `${f.kind}: ${marks.length} h, ${f.month}`;
+    return el("svg", { class: "evidence", role: "img", "aria-label": label, viewBox: `0 0 ${days * cell} 48`, width: days * cell, height: 48 },
+      el("title", {}, label),
+      el("rect", { width: days * cell, height: 48, fill: "#f4f6f8" }),
+      el("g", { fill: "#b00" }, marks));
+  }
+
   function findingItem(f) {
     const explanation = EIT.lang === "th" ? f.explanation.th : f.explanation.en;
     const current = f.disposition ? t("integrity_" + f.disposition) : t("integrity_undecided");
@@ -197,6 +213,7 @@
         el("span", { class: "badge warning" }, f.kind),
         el("span", { class: "where" }, `${f.factory} · ${f.device}${f.channel ? " · " + f.channel : ""} · ${f.month}`)),
       el("p", { class: "text" }, explanation),
+      evidenceChart(f),
       el("div", { class: "meta" }, `${t("integrity_disposition")}: ${current}${f.disposed_by ? " (" + f.disposed_by + ")" : ""}`),
       el("div", { class: "actions" }, buttons));
   }

@@ -2,7 +2,8 @@
 release's own code, for tests/test_duties_upgrade.py (see tests/data/README.md).
 
     git -C REPO archive 51f4589 | tar -x -C /tmp/eit-0.2
-    PYTHONPATH=/tmp/eit-0.2 python make.py state.db
+    PYTHONPATH=/tmp/eit-0.2 python make.py sqlite state.db
+    PYTHONPATH=/tmp/eit-0.2 python make.py postgresql URL   # then pg_dump (tests/data/README.md)
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from statedb import open_state_db
 T0 = 1_795_752_000 * 1_000_000_000  # 2026-11-27T04:00:00Z
 
 
-def main(path: str) -> None:
-    db = open_state_db(None, Path(path))
+def main(kind: str, where: str) -> None:
+    db = open_state_db(where, Path("unused.db")) if kind == "postgresql" else open_state_db(None, Path(where))
     alerts = AlertStore(db)
     so2 = alerts.open_alert(
         ("kaeng-khoi-biomass", "boiler-1", "so2", "limit"),
@@ -41,8 +42,8 @@ def main(path: str) -> None:
         versions = [v for (v,) in conn.exec_driver_sql("SELECT version FROM schema_version ORDER BY version")]
     db.close()
     made = {"so2_case": so2.id, "stale_case": stale.id, "versions": versions}
-    Path("made-sqlite.json").write_text(json.dumps(made, indent=2) + "\n")
+    Path(f"made-{kind}.json").write_text(json.dumps(made, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])
