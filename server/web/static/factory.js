@@ -273,7 +273,7 @@
       factory.district && `${t("district")} ${factory.district}`,
       factory.estate,
     ].filter(Boolean).join(" · ");
-    document.getElementById("factory-state").replaceWith(Object.assign(stateBadge(factory.state), { id: "factory-state" }));
+    document.getElementById("factory-state").replaceWith(Object.assign(stateBadge(factory.state, factory.state_parameters), { id: "factory-state" }));
     document.getElementById("last-update").textContent = fmtTime(factory.last_update);
     const latest = await api(`/api/v1/latest?factory=${factoryId}`);
     const byKey = Object.fromEntries(latest.map((r) => [`${r.device}/${r.channel}`, r]));
@@ -318,7 +318,7 @@
     EIT.message("");
     const endDay = new Date(Date.UTC(...to.split("-").map((v, i) => Number(v) - (i === 1 ? 1 : 0))) + 86400e3).toISOString().slice(0, 10);
     const endAt = localMidnight(endDay);
-    period = { start: localMidnight(from), end: new Date(Math.min(endAt.getTime(), Date.now())) };
+    period = { start: localMidnight(from), end: new Date(Math.min(endAt.getTime(), Date.now())), chosen: true };
     showPeriod();
     document.body.dataset.loaded = "false";
     load();
@@ -328,7 +328,9 @@
     const note = document.getElementById("period");
     for (const o of document.querySelectorAll(".segmented button")) o.setAttribute("aria-pressed", String(!period && Number(o.dataset.hours) === hours));
     note.hidden = !period;
-    if (period) note.textContent = `${t("range_shown")}: ${fmtTime(period.start.toISOString())} – ${fmtTime(period.end.toISOString())} · ${EIT.tzLabel()}`;
+    // A case's period (from the console's link) says so; a range chosen here is "shown".
+    const word = period && period.chosen ? t("range_shown") : t("range_case");
+    if (period) note.textContent = `${word}: ${fmtTime(period.start.toISOString())} – ${fmtTime(period.end.toISOString())} · ${EIT.tzLabel()}`;
   }
 
   for (const b of document.querySelectorAll(".segmented button")) {
