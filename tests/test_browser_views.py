@@ -402,3 +402,37 @@ def test_forty_factories_map_without_overlapping_labels_and_search_finds_any_in_
         watch.clean()
     finally:
         context.close()
+
+
+def test_the_lockout_and_the_audit_trail_read_in_thai(
+    browser: Any,  # noqa: F811 (the fixture)
+    served: Served,  # noqa: F811
+) -> None:
+    context = _context(browser, PHONE, "th")
+    page = context.new_page()
+    try:
+        # A user name nobody has (the throttle counts per name): the eleventh try is locked out.
+        page.goto(f"{served.url}/login?lang=th")
+        for _ in range(11):
+            page.fill("input[name=username]", "nobody-at-all")
+            page.fill("input[name=password]", "wrong")
+            page.click("button[type=submit]")
+            page.wait_for_selector("#login-error:not([hidden])", timeout=10000)
+        message = page.inner_text("#login-error")
+        assert "เข้าสู่ระบบผิดหลายครั้งเกินไป" in message and "วินาที" in message, message
+        assert "too many" not in message
+        # An officer's case history: actions in Thai, the alert text in Thai to its end.
+        log_in(page, served, "olivia", "th")
+        page.wait_for_url("**/console?**")
+        loaded(page)
+        item = page.locator("li.alert").first
+        item.locator("button.details-toggle, button:has-text('รายละเอียด')").first.click()
+        page.wait_for_selector("ol.audit li", timeout=10000)
+        actions = page.eval_on_selector_all("ol.audit li", "els => els.map(e => e.textContent)")
+        assert any("เปิดเรื่อง" in a for a in actions), actions
+        assert not any(" · opened" in a for a in actions), actions
+        texts = page.eval_on_selector_all("li.alert .text", "els => els.map(e => e.textContent)")
+        assert texts and not [x for x in texts if "unconfirmed" in x], texts
+        shot(page, "console-history-th-phone")
+    finally:
+        context.close()

@@ -21,7 +21,10 @@
       const target = next && next.startsWith("/") && !next.startsWith("//") ? next : (role === "operator" ? "/operator" : "/console");
       location.href = link(target);
     } catch (err) {
-      const detail = err.status === 401 ? t("bad_credentials") : (err.detail || err.message);
+      // The lockout in the page's language, with the wait the server gives ("try again in N s").
+      const wait = err.status === 429 ? /in (\d+) s/.exec(err.detail || "") : null;
+      const detail = err.status === 401 ? t("bad_credentials")
+        : err.status === 429 ? t("locked_out", { s: wait ? wait[1] : "" }) : (err.detail || err.message);
       error.textContent = t("login_failed", { detail });
       error.hidden = false;
     }
