@@ -170,6 +170,8 @@ def test_town_page_maps_factories_by_compliance_state_with_aqi_and_latest_values
         # The starch plant's effluent analyzer fell silent: no data (its stale warning is the officers').
         ["siam-cassava-starch", "no_data", "#757575"],
     ]
+    # Geographic context without tiles: the registry's outline of the land (town.map_outline).
+    assert page.eval_on_selector_all("#town-map polygon.outline", "els => els.length") >= 1
     aqi = int(page.get_attribute(".aqi", "data-aqi") or "0")
     assert 0 < aqi <= 100
     assert page.inner_text("#last-update") not in ("", "never", "Loading…")
