@@ -241,7 +241,9 @@ PAGES = [
 ]
 
 
-@pytest.mark.parametrize(("lang", "viewport"), [("th", PHONE), ("en", DESKTOP)])
+@pytest.mark.parametrize(
+    ("lang", "viewport"), [("th", PHONE), ("en", PHONE), ("th", DESKTOP), ("en", DESKTOP)]
+)
 def test_every_page_has_no_serious_accessibility_violation_and_is_kept_as_a_screenshot(
     browser: Any,  # noqa: F811 (the fixture)
     served: Served,  # noqa: F811
