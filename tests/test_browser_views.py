@@ -152,6 +152,9 @@ def test_the_public_chart_shows_exceeding_hours_gaps_with_reasons_the_running_ho
         card = page.locator(SO2_CARD)
         assert card.get_attribute("data-drawn") == "true"
         assert card.get_attribute("data-axis") == "ppm ที่ O₂ 7 %"  # the basis of the hourly averages
+        # The latest reading above the limit is highlighted and says so.
+        assert card.locator(".now").get_attribute("data-above") == "true"
+        assert "เกินค่ามาตรฐาน" in card.locator(".now").inner_text()
         assert int(card.get_attribute("data-exceeding") or "0") >= 4  # the story's last 5.5 hours
         # 48 hours shown, 30 of data: the hours before are gaps, listed with their reason.
         assert int(card.get_attribute("data-gaps") or "0") >= 16

@@ -261,7 +261,7 @@
       el("span", { class: "case-id" }, `#${a.id}`)),
     el("h3", { class: "where" },
       el("a", { href: chartLink(a), class: "chart-link", title: t("chart_link") }, f ? factoryName(f) : a.factory),
-      el("span", { class: "what" }, ` · ${a.parameter === "*" ? a.device : a.parameter}`)),
+      el("span", { class: "what" }, ` · ${a.parameter === "*" ? a.device : EIT.paramName(a.parameter)}`)),
     el("div", { class: "meta" }, `${a.device} · ${a.parameter} · ${a.rule}`),
     reading(a),
     el("p", { class: "text" }, a.text),

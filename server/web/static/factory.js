@@ -237,7 +237,14 @@
   }
 
   function channelCard(device, channel, latest) {
-    const now = latest ? el("span", { class: "now" + (latest.flag === "N" ? "" : " flagged") }, fmtNum(latest.value), " ", EIT.unitSymbol(channel.unit)) : el("span", { class: "hint" }, t("no_values"));
+    // The latest reading, highlighted when above the shortest limit in force (a sign, not a verdict).
+    const first = [...channel.limits].sort((a, b) => ["instant", "1h", "8h", "24h"].indexOf(a.averaging) - ["instant", "1h", "8h", "24h"].indexOf(b.averaging))[0];
+    const above = !!(latest && first && ((first.max_in_channel_unit !== null && latest.value > first.max_in_channel_unit)
+      || (first.min_in_channel_unit !== null && latest.value < first.min_in_channel_unit)));
+    const now = latest
+      ? el("span", { class: "now" + (latest.flag === "N" ? "" : " flagged") + (above ? " above" : ""), "data-above": String(above) },
+        fmtNum(latest.value), " ", EIT.unitSymbol(channel.unit), above ? ` ▲ ${t("above_limit")}` : "")
+      : el("span", { class: "hint" }, t("no_values"));
     const p = plan(channel);
     const lim = p.limit;
     const limText = lim
