@@ -112,8 +112,12 @@
       }
       const f = c.members[0];
       const label = factoryName(f);
+      // On the map, the name without the company form ("บริษัท … จำกัด", "Co., Ltd."); the title and
+      // the list keep it whole.
+      const bare = label.replace(/^บริษัท\s*/, "").replace(/\s*จำกัด(\s*\(มหาชน\))?/, "")
+        .replace(/,?\s*(Public\s+)?(Co\.,?\s*Ltd\.?|Company Limited|Ltd\.?|PCL\.?)/i, "").trim() || label;
       const max = W < 500 ? 14 : 24;
-      const short = label.length > max ? label.slice(0, max - 1) + "…" : label;
+      const short = bare.length > max ? bare.slice(0, max - 1) + "…" : bare;
       const a = el("a", { svg: true, href: link("/factory/" + f.id), class: "marker", "data-factory": f.id, "data-state": f.state },
         el("title", {}, `${label}: ${t("state_" + f.state)}`),
         el("circle", { cx: c.x, cy: c.y, r: R, fill: COLOURS[f.state], stroke: "#fff", "stroke-width": 3 }));
