@@ -441,3 +441,25 @@ def test_the_lockout_and_the_audit_trail_read_in_thai(
         shot(page, "console-history-th-phone")
     finally:
         context.close()
+
+
+def test_the_operators_alert_to_answer_is_on_its_first_phone_screen(
+    browser: Any,  # noqa: F811 (the fixture)
+    served: Served,  # noqa: F811
+) -> None:
+    context = _context(browser, PHONE, "th")
+    page = context.new_page()
+    try:
+        log_in(page, served, "kk-op", "th")
+        page.wait_for_url("**/operator?**")
+        loaded(page)
+        first = page.locator("li.alert").first
+        assert first.locator(".response-form").count() == 1  # waiting for the factory's answer
+        top = page.evaluate("document.querySelector('li.alert').getBoundingClientRect().top + window.scrollY")
+        assert top < PHONE["height"], top
+        badge = page.inner_text("#factory-state")
+        assert "SO₂" in badge  # the badge names what is wrong
+        values = page.locator('#latest tr[data-channel="boiler-1/so2"]')
+        assert values.get_attribute("data-above") == "true" and "60" in values.inner_text()  # the limit
+    finally:
+        context.close()
