@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from alerts.model import Alert, AlertEvent
 from eit.confread import load_yaml
 from eit.errors import ConfigError
+from eit.glossary import THAI_MONTHS, glossary
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "messages.yaml"
 LANGUAGES = ("en", "th")
@@ -33,7 +35,7 @@ def render(template: str, params: dict[str, str], language: str = "en") -> str:
     if entry is None:
         return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
     words = data["words"].get(language, {})
-    local = {k: words.get(v, v) for k, v in params.items()}
+    local = {k: words.get(v, v) for k, v in _in_language(params, language, data).items()}
     # Fragments are stored in English; swap them for the language's own.
     for name in ("correction", "screening"):
         if local.get(name):
@@ -42,6 +44,31 @@ def render(template: str, params: dict[str, str], language: str = "en") -> str:
     if params.get("retroactive") == "yes":
         text = fragment("retroactive", language) + text
     return text
+
+
+_PERIOD = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (.*)$")
+
+
+def _in_language(params: dict[str, str], language: str, data: dict[str, Any]) -> dict[str, str]:
+    """Thai display of the stored (English, ASCII) parameters: the parameter's symbol for the
+    channel id, unit symbols, Buddhist-era dates in the period, the limit's origin in Thai words
+    (eit/glossary.yaml, the `origin_words` of messages.yaml). English texts keep the stored values."""
+    if language != "th":
+        return params
+    g = glossary()
+    out = dict(params)
+    if "channel" in out:
+        out["channel"] = g.parameter_symbol(out["channel"])
+    if "unit" in out:
+        out["unit"] = g.unit_symbol(out["unit"]) or out["unit"]
+    m = _PERIOD.match(out.get("period", ""))
+    if m is not None:
+        year, month, day, rest = int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4)
+        out["period"] = f"{day} {THAI_MONTHS[month - 1]} {year + g.buddhist_era_offset} {rest}"
+    if "origin" in out:
+        for english, thai in (data.get("origin_words") or {}).items():
+            out["origin"] = out["origin"].replace(str(english), str(thai))
+    return out
 
 
 def _fragment_params(params: dict[str, str], name: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ from eit.errors import ConfigError, Problem
 GLOSSARY_PATH = Path(__file__).resolve().parent / "glossary.yaml"
 LANGUAGES = ("th", "en")
 
-_THAI_MONTHS = (
+THAI_MONTHS = (
     "ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.", "พ.ย.", "ธ.ค.",
 )  # fmt: skip
 _ENGLISH_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -98,7 +98,7 @@ class Glossary:
         clock = local.strftime("%H:%M:%S" if seconds else "%H:%M")
         if lang == "th":
             year = local.year + self.buddhist_era_offset
-            return f"{local.day} {_THAI_MONTHS[local.month - 1]} {year} {clock}"
+            return f"{local.day} {THAI_MONTHS[local.month - 1]} {year} {clock}"
         return f"{local.day} {_ENGLISH_MONTHS[local.month - 1]} {local.year} {clock}"
 
     def for_pages(self) -> dict[str, Any]:

@@ -135,6 +135,9 @@ class Registry:
     # Town indicators: the town's own catalogue files and targets; the open-data package's licence.
     indicators: TownIndicators = field(default_factory=TownIndicators)
     open_data: OpenData | None = None
+    # The town's outline for the map (town.map_outline): rings of (lon, lat), e.g. the coast and
+    # land clipped to the estate (scripts/make-map-outline); empty: the map draws a graticule only.
+    map_outline: tuple[tuple[tuple[float, float], ...], ...] = ()
 
     def channel(self, factory: str, device: str, channel: str) -> Channel | None:
         f = self.factories.get(factory)
@@ -164,6 +167,7 @@ def load_registry(path: Path | str) -> Registry:
     problems = Problems()
     standards = load_standards(tuple(_extra_standards(root, path.parent)))
     town_id, town_name, timezone = "", "", "Asia/Bangkok"
+    map_outline: tuple[tuple[tuple[float, float], ...], ...] = ()
     with problems.gather():
         town = root.section("town", required=True)
         town_id = town.text("id", pattern=ID_PATTERN, hint=ID_HINT)
@@ -175,6 +179,7 @@ def load_registry(path: Path | str) -> Registry:
                 f"'{timezone[:64]}' is not an IANA time zone (e.g. Asia/Bangkok; zoneinfo with the"
                 " tzdata package)",
             )
+        map_outline = _map_outline(town)
         town.finish()
 
     estates: dict[str, Estate] = {}
@@ -253,7 +258,35 @@ def load_registry(path: Path | str) -> Registry:
         estates,
         indicators,
         open_data,
+        map_outline,
     )
+
+
+def _map_outline(town: Section) -> tuple[tuple[tuple[float, float], ...], ...]:
+    """town.map_outline: a list of rings, each a list of at least 3 [lon, lat] points."""
+    raw = town.raw("map_outline", None)
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        town.fail("map_outline", "expected a list of rings, each a list of [lon, lat] points")
+    rings = []
+    for i, ring in enumerate(raw):
+        if not isinstance(ring, list) or len(ring) < 3:
+            town.fail("map_outline", f"ring {i}: expected at least 3 [lon, lat] points")
+        points = []
+        for j, pt in enumerate(ring):
+            ok = (
+                isinstance(pt, list)
+                and len(pt) == 2
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in pt)
+                and -180 <= pt[0] <= 180
+                and -90 <= pt[1] <= 90
+            )
+            if not ok:
+                town.fail("map_outline", f"ring {i}, point {j}: expected [lon, lat] in degrees, got {pt!r}")
+            points.append((float(pt[0]), float(pt[1])))
+        rings.append(tuple(points))
+    return tuple(rings)
 
 
 def _extra_standards(root: Section, base: Path) -> list[Path]:

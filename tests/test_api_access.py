@@ -112,6 +112,15 @@ ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
         lambda a, w: Call("GET", f"{CHANNEL}/rolling", params={"window": "8h"}),
         PUBLISHED,
     ),
+    # The running hour (provisional) and the chart's view as a file: published, like the chart.
+    ("GET", "/api/v1/factories/{factory}/devices/{device}/channels/{channel}/running"): (
+        lambda a, w: Call("GET", f"{CHANNEL}/running"),
+        PUBLISHED,
+    ),
+    ("GET", "/api/v1/factories/{factory}/devices/{device}/channels/{channel}/export"): (
+        lambda a, w: Call("GET", f"{CHANNEL}/export", params={"format": "csv"}),
+        PUBLISHED,
+    ),
     ("GET", "/api/v1/factories/{factory}/devices/{device}/channels/{channel}/readings"): (
         lambda a, w: Call("GET", f"{CHANNEL}/readings", params={"every": 600}),
         OWN_FACTORY,

@@ -170,11 +170,16 @@ def test_town_page_maps_factories_by_compliance_state_with_aqi_and_latest_values
         # The starch plant's effluent analyzer fell silent: no data (its stale warning is the officers').
         ["siam-cassava-starch", "no_data", "#757575"],
     ]
+    # Geographic context without tiles: the registry's outline of the land (town.map_outline).
+    assert page.eval_on_selector_all("#town-map polygon.outline", "els => els.length") >= 1
     aqi = int(page.get_attribute(".aqi", "data-aqi") or "0")
     assert 0 < aqi <= 100
     assert page.inner_text("#last-update") not in ("", "never", "Loading…")
-    so2 = page.inner_text('.factory-card[data-factory="kaeng-khoi-biomass"] tr[data-channel="boiler-1/so2"]')
-    assert "ppm" in so2 and float(so2.split()[1].replace(",", "")) > 60  # the exceedance, live
+    so2 = page.text_content(
+        '.factory-card[data-factory="kaeng-khoi-biomass"] tr[data-channel="boiler-1/so2"] td.num'
+    )
+    assert so2 is not None and "ppm" in so2
+    assert float(so2.split()[0].replace(",", "")) > 60  # the exceedance, live
     shot(page, "town-en-phone")
     page.goto(f"{served.url}/?lang=th")
     loaded(page)

@@ -112,7 +112,11 @@ def mount_pages(app: FastAPI, registry: Registry) -> None:
             "lang": lang,
             "strings": t,
             "timezone": registry.timezone,
-            "town": {"id": registry.town_id, "name": registry.town_name},
+            "town": {
+                "id": registry.town_id,
+                "name": registry.town_name,
+                "outline": [[list(p) for p in ring] for ring in registry.map_outline],
+            },
             "aqi_bands": aqi_bands(),
             "glossary": glossary().for_pages(),
             "timezone_label": glossary().timezone_label(registry.timezone, lang),

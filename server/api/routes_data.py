@@ -68,8 +68,9 @@ def data_router(ctx: Context) -> APIRouter:
             for lim in ch.limits_on(today)
         ]
 
-    def factory_out(f: Factory, state: tuple[str, int | None]) -> FactoryOut:
+    def factory_out(f: Factory, state: tuple[str, int | None], parameters: Sequence[str] = ()) -> FactoryOut:
         return FactoryOut(
+            state_parameters=list(parameters),
             id=f.id,
             name=f.name,
             name_th=f.name_th,
@@ -169,8 +170,8 @@ def data_router(ctx: Context) -> APIRouter:
     )
     def factories(p: Principal = Depends(auth.principal)) -> list[FactoryOut]:
         visible = ctx.visible(p)
-        states = ctx.compliance_states(visible)
-        return [factory_out(f, states[f.id]) for f in visible]
+        full = ctx.public_states(visible)
+        return [factory_out(f, (full[f.id][0], full[f.id][2]), full[f.id][1]) for f in visible]
 
     @router.get(
         "/factories/{factory}",
@@ -180,7 +181,8 @@ def data_router(ctx: Context) -> APIRouter:
     )
     def factory(factory: str = factory_path, p: Principal = Depends(auth.principal)) -> FactoryOut:
         f = ctx.factory(p, factory)
-        return factory_out(f, ctx.compliance_states([f])[f.id])
+        state, parameters, newest = ctx.public_states([f])[f.id]
+        return factory_out(f, (state, newest), parameters)
 
     @router.get(
         "/latest",

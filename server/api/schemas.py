@@ -62,6 +62,9 @@ class FactoryOut(BaseModel):
         " never change it"
     )
     last_update: str | None = Field(description="Time of the newest reading (UTC)")
+    state_parameters: list[str] = Field(
+        default_factory=list, description="The parameters behind an exceeding or provisional state (ids)"
+    )
     devices: list[DeviceOut]
 
 

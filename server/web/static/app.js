@@ -136,8 +136,38 @@ const EIT = (() => {
     return new Date(Date.UTC(y, m - 1, d, 12)).toLocaleDateString(locale, { timeZone: "UTC", dateStyle: "medium" });
   }
 
-  function stateBadge(state) { return el("span", { class: "badge " + state, "data-state": state }, t("state_" + state)); }
+  /** The public state as a badge, naming the parameters behind it ("Exceeding a limit: SO₂"). */
+  function stateBadge(state, parameters) {
+    const named = (parameters || []).map(paramSymbol).join(", ");
+    return el("span", { class: "badge " + state, "data-state": state, "data-parameters": (parameters || []).join(",") },
+      t("state_" + state) + (named ? `: ${named}` : ""));
+  }
   function factoryName(f) { return (lang === "th" && f.name_th) ? f.name_th : f.name; }
+
+  /** The latest values of a factory with each channel's limit (the shortest averaging in force) and
+   * the values above it highlighted: a reading above a limit is a warning sign, not yet a legal
+   * exceedance (that is the hour's or window's average). */
+  function valuesTable(factory, latest) {
+    const channels = {};
+    for (const d of factory.devices) for (const ch of d.channels) channels[`${d.id}/${ch.id}`] = ch;
+    const order = ["instant", "1h", "8h", "24h"];
+    const rows = latest.map((r) => {
+      const ch = channels[`${r.device}/${r.channel}`] || { parameter: r.channel, limits: [] };
+      const lim = [...ch.limits].sort((a, b) => order.indexOf(a.averaging) - order.indexOf(b.averaging))[0];
+      const max = lim ? lim.max_in_channel_unit : null;
+      const min = lim ? lim.min_in_channel_unit : null;
+      const above = (max !== null && max !== undefined && r.value > max) || (min !== null && min !== undefined && r.value < min);
+      const limitText = lim ? `${[min, max].filter((v) => v !== null && v !== undefined).map(fmtNum).join("–")} ${unitSymbol(r.unit)} (${lim.averaging})` : "–";
+      return el("tr", { "data-channel": `${r.device}/${r.channel}`, class: above ? "exceeds" : null, "data-above": String(above) },
+        el("th", { scope: "row" }, paramName(ch.parameter)),
+        el("td", { class: "num" + (r.flag === "N" ? "" : " flagged") }, fmtNum(r.value), " ", unitSymbol(r.unit), above ? ` ▲ ${t("above_limit")}` : ""),
+        el("td", { class: "num limit-cell" }, limitText),
+        el("td", { class: "hint" }, fmtTime(r.time)));
+    });
+    return el("table", { class: "values" },
+      el("thead", {}, el("tr", {}, ...["parameter", "value", "chart_limit", "time"].map((k) => el("th", { scope: "col" }, t(k))))),
+      el("tbody", {}, rows));
+  }
 
   function toast(text) {
     const box = document.getElementById("toast");
@@ -193,6 +223,6 @@ const EIT = (() => {
 
   return {
     cfg, lang, t, api, apiPage, ApiError, session, el, fmtTime, fmtNum, link, stateBadge, factoryName, toast, message, explain,
-    renderUserBar, paramName, paramSymbol, unitSymbol, basisLabel, reasonText, tzLabel, fmtDay, locale,
+    renderUserBar, paramName, paramSymbol, unitSymbol, basisLabel, reasonText, tzLabel, fmtDay, locale, valuesTable,
   };
 })();

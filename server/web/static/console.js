@@ -53,6 +53,13 @@
     if (old) old.replaceWith(card(a));
   }
 
+  /** An audit action in the page's language ("condition ended" is audit_condition_ended). */
+  function auditAction(action) {
+    const key = "audit_" + action.replace(/ /g, "_");
+    const word = t(key);
+    return word === key ? action : word;
+  }
+
   async function act(a, action, body, said) {
     try {
       const updated = await api(`/api/v1/alerts/${a.id}/${action}?lang=${EIT.lang}`, { method: "POST", body: body || {} });
@@ -110,7 +117,9 @@
       el("h4", {}, t("notifications")),
       notes.length ? el("ol", { class: "notifications" }, notes.map(notificationItem)) : el("p", { class: "hint" }, t("no_notifications")),
       el("h4", {}, t("history")),
-      el("ol", { class: "audit" }, d.audit.map((e) => el("li", {}, `${fmtTime(e.at)} · ${e.actor} · ${e.action}`, e.detail ? `: ${e.detail}` : ""))));
+      el("ol", { class: "audit" }, d.audit.map((e) => el("li", { "data-action": e.action },
+        `${fmtTime(e.at)} · ${e.actor} · ${auditAction(e.action)}`,
+        e.detail ? `: ${e.detail}` : ""))));
   }
 
   /** The factory page at the case's period: from six hours before its first period to two hours
@@ -252,7 +261,7 @@
       el("span", { class: "case-id" }, `#${a.id}`)),
     el("h3", { class: "where" },
       el("a", { href: chartLink(a), class: "chart-link", title: t("chart_link") }, f ? factoryName(f) : a.factory),
-      el("span", { class: "what" }, ` · ${a.parameter === "*" ? a.device : a.parameter}`)),
+      el("span", { class: "what" }, ` · ${a.parameter === "*" ? a.device : EIT.paramName(a.parameter)}`)),
     el("div", { class: "meta" }, `${a.device} · ${a.parameter} · ${a.rule}`),
     reading(a),
     el("p", { class: "text" }, a.text),

@@ -237,7 +237,14 @@
   }
 
   function channelCard(device, channel, latest) {
-    const now = latest ? el("span", { class: "now" + (latest.flag === "N" ? "" : " flagged") }, fmtNum(latest.value), " ", EIT.unitSymbol(channel.unit)) : el("span", { class: "hint" }, t("no_values"));
+    // The latest reading, highlighted when above the shortest limit in force (a sign, not a verdict).
+    const first = [...channel.limits].sort((a, b) => ["instant", "1h", "8h", "24h"].indexOf(a.averaging) - ["instant", "1h", "8h", "24h"].indexOf(b.averaging))[0];
+    const above = !!(latest && first && ((first.max_in_channel_unit !== null && latest.value > first.max_in_channel_unit)
+      || (first.min_in_channel_unit !== null && latest.value < first.min_in_channel_unit)));
+    const now = latest
+      ? el("span", { class: "now" + (latest.flag === "N" ? "" : " flagged") + (above ? " above" : ""), "data-above": String(above) },
+        fmtNum(latest.value), " ", EIT.unitSymbol(channel.unit), above ? ` ▲ ${t("above_limit")}` : "")
+      : el("span", { class: "hint" }, t("no_values"));
     const p = plan(channel);
     const lim = p.limit;
     const limText = lim
@@ -273,7 +280,7 @@
       factory.district && `${t("district")} ${factory.district}`,
       factory.estate,
     ].filter(Boolean).join(" · ");
-    document.getElementById("factory-state").replaceWith(Object.assign(stateBadge(factory.state), { id: "factory-state" }));
+    document.getElementById("factory-state").replaceWith(Object.assign(stateBadge(factory.state, factory.state_parameters), { id: "factory-state" }));
     document.getElementById("last-update").textContent = fmtTime(factory.last_update);
     const latest = await api(`/api/v1/latest?factory=${factoryId}`);
     const byKey = Object.fromEntries(latest.map((r) => [`${r.device}/${r.channel}`, r]));
@@ -318,7 +325,7 @@
     EIT.message("");
     const endDay = new Date(Date.UTC(...to.split("-").map((v, i) => Number(v) - (i === 1 ? 1 : 0))) + 86400e3).toISOString().slice(0, 10);
     const endAt = localMidnight(endDay);
-    period = { start: localMidnight(from), end: new Date(Math.min(endAt.getTime(), Date.now())) };
+    period = { start: localMidnight(from), end: new Date(Math.min(endAt.getTime(), Date.now())), chosen: true };
     showPeriod();
     document.body.dataset.loaded = "false";
     load();
@@ -328,7 +335,9 @@
     const note = document.getElementById("period");
     for (const o of document.querySelectorAll(".segmented button")) o.setAttribute("aria-pressed", String(!period && Number(o.dataset.hours) === hours));
     note.hidden = !period;
-    if (period) note.textContent = `${t("range_shown")}: ${fmtTime(period.start.toISOString())} – ${fmtTime(period.end.toISOString())} · ${EIT.tzLabel()}`;
+    // A case's period (from the console's link) says so; a range chosen here is "shown".
+    const word = period && period.chosen ? t("range_shown") : t("range_case");
+    if (period) note.textContent = `${word}: ${fmtTime(period.start.toISOString())} – ${fmtTime(period.end.toISOString())} · ${EIT.tzLabel()}`;
   }
 
   for (const b of document.querySelectorAll(".segmented button")) {

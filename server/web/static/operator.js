@@ -35,7 +35,7 @@
       el("div", { class: "head" },
         el("span", { class: "badge " + a.severity }, t("severity_" + a.severity)),
         el("span", { class: "badge " + a.state }, t("state_" + a.state)),
-        el("span", { class: "where" }, `${a.device} · ${a.parameter}`)),
+        el("span", { class: "where" }, `${a.device} · ${EIT.paramName(a.parameter)}`)),
       el("p", { class: "text" }, a.text),
       el("div", { class: "meta" }, `${t("opened")}: ${fmtTime(a.opened_at)} · ${t("assignee")}: ${a.assignee || t("nobody")}`),
       el("h4", {}, t("factory_responses")),
@@ -50,7 +50,9 @@
       api(`/api/v1/alerts?limit=10&lang=${EIT.lang}`),
     ]);
     const seen = new Set(active.map((a) => a.id));
-    const alerts = [...active, ...recent.filter((a) => !seen.has(a.id))];
+    // What waits for the factory's answer first, then the other active ones, then the recent rest.
+    const waiting = (a) => (a.state === "open" || a.state === "acknowledged") && !a.responses.length;
+    const alerts = [...active.filter(waiting), ...active.filter((a) => !waiting(a)), ...recent.filter((a) => !seen.has(a.id))];
     const items = alerts.map(alertItem);
     document.getElementById("alerts").replaceChildren(...(items.length ? items : [el("li", { class: "hint" }, t("no_alerts"))]));
   }
@@ -62,7 +64,7 @@
     for (const f of report.factories) {
       for (const ch of f.channels) {
         rows.push(el("tr", {},
-          el("td", {}, `${ch.device}/${ch.channel}`),
+          el("td", {}, `${EIT.paramName(ch.parameter)} · ${ch.device}`),
           el("td", { class: "num" }, `${ch.valid_hours}/${ch.expected_hours}`),
           el("td", { class: "num" + (ch.complete ? "" : " flagged") }, `${Math.round(ch.completeness * 100)} %`),
           el("td", { class: "num" + (ch.exceedances.length ? " flagged" : "") }, ch.exceedances.length)));
@@ -101,13 +103,10 @@
     try {
       const [f, latest] = await Promise.all([api(`/api/v1/factories/${me.factory}`), api(`/api/v1/latest?factory=${me.factory}`)]);
       document.getElementById("factory-name").textContent = factoryName(f);
-      document.getElementById("factory-state").replaceWith(Object.assign(stateBadge(f.state), { id: "factory-state" }));
+      document.getElementById("factory-state").replaceWith(Object.assign(stateBadge(f.state, f.state_parameters), { id: "factory-state" }));
       document.getElementById("last-update").textContent = fmtTime(f.last_update);
       document.getElementById("charts-link").href = link("/factory/" + f.id);
-      document.getElementById("latest").replaceChildren(el("tbody", {}, latest.map((r) => el("tr", {},
-        el("td", {}, `${r.device}/${r.channel}`),
-        el("td", { class: "num" + (r.flag === "N" ? "" : " flagged") }, fmtNum(r.value), " ", r.unit),
-        el("td", { class: "hint" }, fmtTime(r.time))))));
+      document.getElementById("latest").replaceWith(Object.assign(EIT.valuesTable(f, latest), { id: "latest" }));
       await Promise.all([loadAlerts(), loadReport()]);
       document.body.dataset.loaded = "true";
     } catch (err) {

@@ -14,6 +14,17 @@
     return steps.find((s) => span / s <= 6) || 10;
   }
 
+  const SEVERITY = { exceeding: 0, provisional: 1, no_data: 2, shutdown: 3, compliant: 4 };
+  let allFactories = [];
+  let shownIds = null;  // a cluster's factories, or null: every factory in the list
+
+  function overlaps(a, b) {
+    return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+  }
+
+  /** The map: factories at their latitude and longitude (no tiles), a scale and north. Markers
+   * closer than a finger's width are drawn as one cluster with a count; a label is drawn only where
+   * it overlaps no other label or marker (a marker without one is named in its title and the list). */
   function drawMap(factories) {
     const box = document.getElementById("map");
     // Drawn at the size it is shown, so labels keep a readable size on a phone.
@@ -30,12 +41,18 @@
     const cx = (lon0 + lon1) / 2, cy = (lat0 + lat1) / 2;
     const x = (lon) => W / 2 + (lon - cx) * kx * scale;
     const y = (lat) => H / 2 - (lat - cy) * scale;
-    const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": t("map_title"), id: "town-map" });
-    // Graticule with degree labels.
+    const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, "aria-label": t("map_title"), id: "town-map" });
+    // The town's outline (site registry, town.map_outline), else a light graticule.
+    const outline = cfg.town && cfg.town.outline;
+    if (outline && outline.length) {
+      for (const ring of outline) {
+        svg.append(el("polygon", { points: ring.map(([lon, lat]) => `${x(lon).toFixed(1)},${y(lat).toFixed(1)}`).join(" "), fill: "#f7fbf4", stroke: "#9bb59b", "stroke-width": 1.5, class: "outline" }));
+      }
+    }
     const lonMin = cx - (W / 2) / (kx * scale), lonMax = cx + (W / 2) / (kx * scale);
     const latMin = cy - (H / 2) / scale, latMax = cy + (H / 2) / scale;
     const step = niceStep(Math.max(lonMax - lonMin, latMax - latMin));
-    const grid = el("g", { stroke: "#c5d6de", "stroke-width": 1, fill: "#6b8796", "font-size": 11 });
+    const grid = el("g", { stroke: "#dbe6eb", "stroke-width": 1, fill: "#5b6b78", "font-size": 10 });
     for (let v = Math.ceil(lonMin / step) * step; v < lonMax; v += step) {
       grid.append(el("line", { x1: x(v), x2: x(v), y1: 0, y2: H }), el("text", { x: x(v) + 3, y: H - 4, stroke: "none" }, v.toFixed(3) + "°E"));
     }
@@ -43,11 +60,9 @@
       grid.append(el("line", { x1: 0, x2: W, y1: y(v), y2: y(v) }), el("text", { x: 3, y: y(v) - 3, stroke: "none" }, v.toFixed(3) + "°N"));
     }
     svg.append(grid);
-    // Scale bar: 1 km (or 2, 5) at the map's mid-latitude.
     const kmPerDeg = 111.32;
     const pxPerKm = scale / kmPerDeg;
     const km = [0.5, 1, 2, 5, 10, 20].find((k) => k * pxPerKm >= 60) || 50;
-    // In the margins, where no factory is drawn: the scale bottom right, north top right.
     const sx = W - 16 - km * pxPerKm, sy = H - 24;
     svg.append(el("g", { stroke: "#33444f", "stroke-width": 2, fill: "#33444f", "font-size": 12 },
       el("line", { x1: sx, x2: sx + km * pxPerKm, y1: sy, y2: sy }),
@@ -60,24 +75,96 @@
       el("polygon", { points: `${nx},8 ${nx + 6},24 ${nx},20 ${nx - 6},24` }),
       el("text", { x: nx, y: 38, "text-anchor": "middle" }, t("map_north")),
     ));
-    // Factories.
-    for (const f of factories) {
-      const px = x(f.lon), py = y(f.lat);
-      const label = factoryName(f);
-      const max = W < 500 ? 18 : 28;
-      const short = label.length > max ? label.slice(0, max - 1) + "…" : label;
-      const anchor = px > W * 0.6 ? "end" : "start";
-      const dx = anchor === "end" ? -17 : 17;
-      svg.append(el("a", { svg: true, href: link("/factory/" + f.id), class: "marker", "data-factory": f.id, "data-state": f.state },
-        el("title", {}, `${label}: ${t("state_" + f.state)}`),
-        el("circle", { cx: px, cy: py, r: 12, fill: COLOURS[f.state], stroke: "#fff", "stroke-width": 3 }),
-        el("text", { x: px + dx, y: py + 4, "text-anchor": anchor, "font-size": 13, fill: "#1b2630", stroke: "#e8f1f5", "stroke-width": 4, "paint-order": "stroke" }, short),
-      ));
-    }
     box.replaceChildren(svg);
+
+    // Clusters: the most severe factories first, each joining a cluster within reach.
+    // A finger's width apart at least; on a phone wider still, so that names find room.
+    const R = 12, REACH = W < 500 ? 44 : 2 * R + 8;
+    const clusters = [];
+    for (const f of [...factories].sort((a, b) => SEVERITY[a.state] - SEVERITY[b.state] || a.id.localeCompare(b.id))) {
+      const px = x(f.lon), py = y(f.lat);
+      const near = clusters.find((c) => Math.hypot(c.x - px, c.y - py) < REACH);
+      if (near) { near.members.push(f); continue; }
+      clusters.push({ x: px, y: py, members: [f] });
+    }
+    const taken = [{ x: sx - 4, y: sy - 22, w: km * pxPerKm + 8, h: 30 }, { x: nx - 10, y: 4, w: 20, h: 38 }];
+    // Each marker's disc with its white ring (a cluster's is larger).
+    for (const c of clusters) {
+      const r = (c.members.length > 1 ? R + 4 : R) + 2;
+      taken.push({ x: c.x - r, y: c.y - r, w: 2 * r, h: 2 * r });
+    }
+    const labels = el("g", {});
+    const marks = el("g", {});
+    // In the document before any label is measured (a detached text has no size).
+    svg.append(marks, labels);
+    for (const c of clusters) {
+      const worst = c.members[0].state;
+      if (c.members.length > 1) {
+        const ids = c.members.map((f) => f.id);
+        const names = c.members.map((f) => `${factoryName(f)}: ${t("state_" + f.state)}`).join("\n");
+        marks.append(el("a", { svg: true, href: "#factory-list", class: "cluster", "data-factories": ids.join(","), "data-state": worst,
+          "aria-label": t("map_cluster", { n: c.members.length }),
+          onclick: (ev) => { ev.preventDefault(); showOnly(ids); } },
+          el("title", {}, names),
+          el("circle", { cx: c.x, cy: c.y, r: R + 4, fill: COLOURS[worst], stroke: "#fff", "stroke-width": 3 }),
+          el("text", { x: c.x, y: c.y + 5, "text-anchor": "middle", "font-size": 14, "font-weight": 700, fill: "#fff" }, String(c.members.length))));
+        continue;
+      }
+      const f = c.members[0];
+      const label = factoryName(f);
+      // On the map, the name without the company form ("บริษัท … จำกัด", "Co., Ltd."); the title and
+      // the list keep it whole.
+      const bare = label.replace(/^บริษัท\s*/, "").replace(/\s*จำกัด(\s*\(มหาชน\))?/, "")
+        .replace(/,?\s*(Public\s+)?(Co\.,?\s*Ltd\.?|Company Limited|Ltd\.?|PCL\.?)/i, "").trim() || label;
+      const max = W < 500 ? 14 : 24;
+      const short = bare.length > max ? bare.slice(0, max - 1) + "…" : bare;
+      const a = el("a", { svg: true, href: link("/factory/" + f.id), class: "marker", "data-factory": f.id, "data-state": f.state },
+        el("title", {}, `${label}: ${t("state_" + f.state)}`),
+        el("circle", { cx: c.x, cy: c.y, r: R, fill: COLOURS[f.state], stroke: "#fff", "stroke-width": 3 }));
+      marks.append(a);
+      // The label where it fits: right, left, above, below; else none.
+      const text = el("text", { "font-size": 12, fill: "#1b2630", stroke: "#e8f1f5", "stroke-width": 4, "paint-order": "stroke", class: "label", "data-factory": f.id }, short);
+      labels.append(text);
+      text.setAttribute("x", "0"); text.setAttribute("y", "0");
+      const bb = text.getBBox();
+      const spots = [
+        [c.x + R + 6, c.y + 4, "start"], [c.x - R - 6, c.y + 4, "end"],
+        [c.x, c.y - R - 8, "middle"], [c.x, c.y + R + 18, "middle"],
+      ];
+      let placed = false;
+      for (const [lx, ly, anchor] of spots) {
+        const left = anchor === "start" ? lx : anchor === "end" ? lx - bb.width : lx - bb.width / 2;
+        // The text's box as drawn at (0, 0), moved to this spot (bb.y: the ascent, above the baseline).
+        const rect = { x: left + bb.x - 2, y: ly + bb.y - 2, w: bb.width + 4, h: bb.height + 4 };
+        if (rect.x < 0 || rect.y < 0 || rect.x + rect.w > W || rect.y + rect.h > H) continue;
+        if (taken.some((r) => overlaps(r, rect))) continue;
+        text.setAttribute("x", String(lx)); text.setAttribute("y", String(ly)); text.setAttribute("text-anchor", anchor);
+        taken.push(rect);
+        placed = true;
+        break;
+      }
+      if (!placed) text.remove();
+    }
     box.removeAttribute("aria-busy");
     document.getElementById("legend").replaceChildren(...STATES.map((s) =>
       el("li", {}, el("span", { class: "dot", style: `background:${COLOURS[s]}` }), t("state_" + s))));
+  }
+
+  function showOnly(ids) {
+    shownIds = ids;
+    drawList();
+    document.getElementById("factory-list").scrollIntoView({ block: "start" });
+  }
+
+  /** Search by name (Thai or English), id, district or estate: up to 8 links under the field. */
+  function search() {
+    const q = document.getElementById("factory-search").value.trim().toLowerCase();
+    const box = document.getElementById("search-results");
+    if (!q) { box.replaceChildren(); return; }
+    const hits = allFactories.filter((f) => [f.name, f.name_th, f.id, f.district, f.estate].some((v) => (v || "").toLowerCase().includes(q)));
+    box.replaceChildren(...(hits.length ? hits.slice(0, 8).map((f) => el("li", {},
+      el("a", { href: link("/factory/" + f.id), "data-factory": f.id }, factoryName(f)), " ", stateBadge(f.state, f.state_parameters)))
+      : [el("li", { class: "hint" }, t("map_no_match"))]));
   }
 
   function drawAqi(aqi, factories) {
@@ -97,18 +184,24 @@
     }));
   }
 
-  function drawFactories(factories, latest) {
-    const byFactory = {};
-    for (const r of latest) (byFactory[r.factory] ||= []).push(r);
+  let latestByFactory = {};
+
+  /** The factories as a compact list: name, state naming its parameters, where; the latest values
+   * folded away (a phone shows 40 factories without scrolling for minutes). */
+  function drawList() {
     const box = document.getElementById("factories");
-    box.replaceChildren(...factories.map((f) => {
-      const rows = (byFactory[f.id] || []).map((r) => el("tr", { "data-channel": `${r.device}/${r.channel}` },
-        el("td", {}, r.channel), el("td", { class: "num" + (r.flag === "N" ? "" : " flagged") }, fmtNum(r.value), " ", r.unit)));
-      return el("article", { class: "card factory-card", "data-factory": f.id },
-        el("h3", {}, el("a", { href: link("/factory/" + f.id) }, factoryName(f))), stateBadge(f.state),
-        el("p", { class: "hint" }, [f.district, f.estate].filter(Boolean).join(" · ")),
-        rows.length ? el("table", { class: "values" }, el("tbody", {}, rows)) : el("p", { class: "hint" }, t("no_values")),
-        el("p", { class: "hint" }, t("last_update") + ": " + fmtTime(f.last_update)));
+    const list = shownIds ? allFactories.filter((f) => shownIds.includes(f.id)) : allFactories;
+    document.getElementById("list-all").hidden = !shownIds;
+    document.getElementById("list-note").textContent = shownIds ? t("map_shown_of", { shown: list.length, total: allFactories.length }) : "";
+    box.replaceChildren(...[...list].sort((a, b) => SEVERITY[a.state] - SEVERITY[b.state] || factoryName(a).localeCompare(factoryName(b))).map((f) => {
+      const latest = latestByFactory[f.id] || [];
+      return el("article", { class: "factory-row factory-card", "data-factory": f.id },
+        el("div", { class: "row-head" }, el("a", { href: link("/factory/" + f.id) }, factoryName(f)), stateBadge(f.state, f.state_parameters)),
+        latest.length
+          ? el("details", {}, el("summary", {}, f.district ? `${f.district} · ${t("latest_values")}` : t("latest_values")),
+            el("p", { class: "hint" }, [f.estate, t("last_update") + ": " + fmtTime(f.last_update)].filter(Boolean).join(" · ")),
+            EIT.valuesTable(f, latest))
+          : el("p", { class: "hint" }, [f.district, t("no_values")].filter(Boolean).join(" · ")));
     }));
   }
 
@@ -119,15 +212,21 @@
       document.getElementById("last-update").textContent = fmtTime(town.last_update);
       document.getElementById("state-counts").replaceChildren(...STATES.filter((s) => town.states[s]).map((s) =>
         el("li", {}, stateBadge(s), " ", town.states[s])));
+      allFactories = factories;
+      latestByFactory = {};
+      for (const r of latest) (latestByFactory[r.factory] ||= []).push(r);
       drawMap(factories);
       drawAqi(town.aqi, factories);
-      drawFactories(factories, latest);
+      drawList();
+      search();
       document.body.dataset.loaded = "true";
     } catch (err) {
       document.getElementById("factories").replaceChildren(el("p", { class: "error" }, EIT.explain(err)));
     }
   }
 
+  document.getElementById("factory-search").addEventListener("input", search);
+  document.getElementById("list-all").addEventListener("click", () => { shownIds = null; drawList(); });
   load();
   setInterval(load, 60000);
 })();
