@@ -370,6 +370,44 @@ ACCESS.update(
 )
 
 
+# The town indicators and the open-data package are public (public factories only); an account's
+# notification preferences are its own (a channel id of none of its channels: 404).
+ACCESS.update(
+    {
+        ("GET", "/api/v1/indicators"): (lambda a, w: Call("GET", "/api/v1/indicators"), OK_ALL),
+        ("GET", "/api/v1/open-data.zip"): (lambda a, w: Call("GET", "/api/v1/open-data.zip"), OK_ALL),
+        ("GET", "/api/v1/open-data/datapackage.json"): (
+            lambda a, w: Call("GET", "/api/v1/open-data/datapackage.json"),
+            OK_ALL,
+        ),
+        ("GET", "/api/v1/open-data/{resource}.csv"): (
+            lambda a, w: Call("GET", "/api/v1/open-data/hourly-averages.csv"),
+            OK_ALL,
+        ),
+        ("GET", "/api/v1/me/notifications"): (
+            lambda a, w: Call("GET", "/api/v1/me/notifications"),
+            LOGGED_IN,
+        ),
+        ("PUT", "/api/v1/me/notifications"): (
+            lambda a, w: Call("PUT", "/api/v1/me/notifications", json={"mute_non_critical": False}),
+            LOGGED_IN,
+        ),
+        ("POST", "/api/v1/me/notifications/channels"): (
+            lambda a, w: Call(
+                "POST",
+                "/api/v1/me/notifications/channels",
+                json={"kind": "email", "address": f"{w}@example.org"},
+            ),
+            {who: (401 if who == "public" else 201) for who in CALLERS},
+        ),
+        ("DELETE", "/api/v1/me/notifications/channels/{channel}"): (
+            lambda a, w: Call("DELETE", "/api/v1/me/notifications/channels/00000000000000aa"),
+            {who: (401 if who == "public" else 404) for who in CALLERS},
+        ),
+    }
+)
+
+
 def test_every_operation_of_the_openapi_document_has_an_access_rule(town_app: TownApp) -> None:
     spec = town_app.client.get("/openapi.json").json()
     operations = {(m.upper(), path) for path, item in spec["paths"].items() for m in item}
