@@ -111,7 +111,7 @@ def prefs_router(ctx: Context) -> APIRouter:
     @router.put(
         "",
         summary="Mute non-critical items (critical alerts are always sent); my notifications' language",
-        responses=errors(401, 422, 503),
+        responses=errors(400, 401, 422, 503),
     )
     def put_options(body: OptionsIn, p: Principal = Depends(logged_in)) -> Any:
         try:
@@ -124,7 +124,7 @@ def prefs_router(ctx: Context) -> APIRouter:
         "/channels",
         status_code=201,
         summary="Add a channel: an e-mail address or an Apprise URL (LINE, Telegram, ...)",
-        responses=errors(401, 422, 503),
+        responses=errors(400, 401, 422, 503),
     )
     def add_channel(body: ChannelIn, p: Principal = Depends(logged_in)) -> Any:
         try:
@@ -136,7 +136,7 @@ def prefs_router(ctx: Context) -> APIRouter:
     @router.delete(
         "/channels/{channel}",
         summary="Remove one of my channels (by its id)",
-        responses=errors(401, 404, 503),
+        responses=errors(401, 404, 422, 503),
     )
     def remove_channel(
         channel: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")], p: Principal = Depends(logged_in)
