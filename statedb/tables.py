@@ -294,7 +294,7 @@ Index("notification_queue_alert", notification_queue.c.alert_id, notification_qu
 
 # -- notification preferences of accounts (alerts/notifiers/preferences.py) -----------------
 
-# 0010: what an account mutes and its language for notifications.
+# 0009: what an account mutes and its language for notifications.
 notification_preferences = Table(
     "notification_preferences",
     metadata,
@@ -303,7 +303,7 @@ notification_preferences = Table(
     Column("language", Text),
     Column("updated_ns", BigInteger, nullable=False),
 )
-# 0010: the channels an account added (kind: email or apprise).
+# 0009: the channels an account added (kind: email or apprise).
 notification_channels = Table(
     "notification_channels",
     metadata,

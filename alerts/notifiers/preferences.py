@@ -141,7 +141,7 @@ _u = api_users.c
 
 
 class PreferenceStore:
-    """The preferences of accounts, in the state database (its tables, migration 0010)."""
+    """The preferences of accounts, in the state database (its tables, migration 0009)."""
 
     def __init__(self, db: StateDb) -> None:
         self.db = db
