@@ -4,11 +4,14 @@ through SQLAlchemy."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+log = logging.getLogger("eit.sqlitedb")
 
 
 def open_durable(path: Path, timeout_s: float = 30.0) -> sqlite3.Connection:
@@ -34,15 +37,28 @@ OWNER_ONLY = 0o600
 
 def create_owner_only(path: Path) -> None:
     """Create ``path`` (and its folder) readable by its owner only, and take the other users'
-    access away from a file (and its -wal and -shm) made before under a looser umask."""
+    access away from a file (and its -wal and -shm) made before under a looser umask.
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX
+    lock this process holds on it, so opening and closing it beside this process's open SQLite
+    connections would take their locks away, and another connection, finding the file unlocked,
+    would checkpoint and delete the WAL under them ("disk I/O error"). Only a file that did not
+    exist (O_EXCL) is created and closed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, OWNER_ONLY))
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, OWNER_ONLY)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         try:
             if file.stat().st_mode & 0o077:
                 os.chmod(file, OWNER_ONLY)
         except FileNotFoundError:
             continue
+        except PermissionError:
+            log.warning("%s is readable by others and not ours to change: chmod 600 it", file)
 
 
 @contextmanager

@@ -16,7 +16,6 @@ Every failure to reach the database is raised as :class:`StateDbUnavailable`, na
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -28,6 +27,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from eit.sqlitedb import create_owner_only
 from statedb.errors import StateDbError, StateDbUnavailable
 
 log = logging.getLogger("statedb")
@@ -39,7 +39,6 @@ POSTGRES_CONNECT_TIMEOUT_S = 5
 POSTGRES_POOL_SIZE = 5
 POSTGRES_POOL_OVERFLOW = 10
 POSTGRES_POOL_TIMEOUT_S = 10.0
-OWNER_ONLY = 0o600
 _WRITE = "statedb_write"
 
 Kind = Literal["sqlite", "postgresql"]
@@ -142,7 +141,7 @@ def open_sqlite(path: Path, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> St
             "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
         )
     else:
-        _create_owner_only(path)
+        create_owner_only(path)  # SQLite creates -wal and -shm with the file's mode
         engine = sa.create_engine(
             sa.URL.create("sqlite", database=str(path)),
             connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
@@ -165,30 +164,3 @@ def _sqlite_connected(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
-
-
-def _create_owner_only(path: Path) -> None:
-    """Create ``path`` readable by its owner only, and take the other users' access away from a
-    file (and its -wal and -shm) made before (by an earlier release, or under a loose umask).
-    SQLite creates -wal and -shm with the mode of the database file.
-
-    An existing file is never opened here: closing any descriptor of a file drops every POSIX
-    lock this process holds on it, so opening and closing it beside this process's open SQLite
-    connections would take away their locks, and another process, finding the file unlocked,
-    would checkpoint and delete the WAL under them ("disk I/O error"). Only a file that did not
-    exist (O_EXCL) is created and closed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, OWNER_ONLY)
-    except FileExistsError:
-        pass
-    else:
-        os.close(fd)
-    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        try:
-            if file.stat().st_mode & 0o077:
-                os.chmod(file, OWNER_ONLY)
-        except FileNotFoundError:
-            continue
-        except PermissionError:
-            log.warning("%s is readable by others and not ours to change: chmod 600 it", file)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 import statedb.migrations as migrations
 from alerts.state import AlertStore
+from eit.sqlitedb import open_durable
 from ingest.deadletters import DeadLetter, DeadLetterStore
 from statedb import SchemaVersionError, StateDb, StateDbUnavailable, open_state_db
 from statedb.engine import open_sqlite
@@ -222,6 +223,19 @@ def test_opening_another_connection_keeps_the_locks_of_the_open_ones(tmp_path: P
         open_state_db(None, path).close()
         assert _shared_range(path) == "held", "opening the file again dropped the open connection's locks"
     db.close()
+
+
+def test_opening_the_embedded_store_again_keeps_the_locks_of_its_open_connections(tmp_path: Path) -> None:
+    # The same for the files eit/sqlitedb.py opens (the embedded store, the agent's outbox): the
+    # ingest and the rules each hold a connection to readings.db in one process.
+    path = tmp_path / "readings.db"
+    first = open_durable(path)
+    first.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+    first.execute("SELECT count(*) FROM t").fetchone()
+    assert _shared_range(path) == "held"
+    open_durable(path).close()
+    assert _shared_range(path) == "held", "opening the file again dropped the open connection's locks"
+    first.close()
 
 
 def test_an_in_memory_database_is_shared_by_threads(tmp_path: Path) -> None:
