@@ -28,6 +28,7 @@ from testbed.services import (
     InfluxDB,
     Mosquitto,
     kill_leftovers,
+    refuse_in_unit_run,
     started_count,
 )
 
@@ -35,7 +36,7 @@ EXAMPLE_SITE = REPO / "examples" / "town" / "site.yaml"
 # Fixtures that start or hand out a real service: a test using one (directly or through another
 # fixture) is an integration test.
 SERVICE_FIXTURES = frozenset(
-    {"mosquitto", "broker", "influxdb", "influx_database", "postgres_server", "postgres_url"}
+    {"mosquitto", "broker", "influxdb", "influx_database", "postgres_server", "postgres_url", "browser"}
 )
 
 
@@ -180,3 +181,23 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     yield urlsplit(postgres_server)._replace(path=f"/{name}").geturl()
     with psycopg.connect(postgres_server, autocommit=True) as db:
         db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# One Chromium per test process, for every browser test file: Playwright's sync API runs one
+# event loop per thread, so a second sync_playwright() beside a live one (a fixture defined in
+# two modules, both alive on one xdist worker) fails with "Sync API inside the asyncio loop".
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    import shutil
+
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        pytest.fail("Debian's chromium is not installed: run `make test`, which installs it")
+    refuse_in_unit_run("Chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

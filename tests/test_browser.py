@@ -9,7 +9,6 @@ taps (a touch screen's taps: a field tapped to type in counts, the typing does n
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from testbed.services import REPO, EitProcess, refuse_in_unit_run, wait_for
+from testbed.services import REPO, EitProcess, wait_for
 from testbed.town import Town, build_town, password_of
 
 pytestmark = pytest.mark.integration
@@ -82,19 +81,6 @@ def link_registry_officers(town: Town) -> None:
         accounts.set_officer("sam", "supervisor-rayong")
     finally:
         db.close()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        pytest.fail("Debian's chromium is not installed: run `make test`, which installs it")
-    refuse_in_unit_run("Chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @dataclass(slots=True)

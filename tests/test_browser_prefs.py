@@ -17,11 +17,10 @@ from tests.test_browser import (
     PHONE,
     Served,
     Watch,
-    browser,  # noqa: F401  (the fixtures, shared with the other browser tests)
     fits,
     loaded,
     log_in,
-    served,  # noqa: F401
+    served,  # noqa: F401  (the fixture, shared with the other browser tests)
     shot,
     toast_says,
     touch_context,
@@ -44,7 +43,7 @@ def api_prefs(served: Served, page: Any) -> dict[str, Any]:  # noqa: F811
     ("viewport", "lang"), [(PHONE, "th"), (DESKTOP, "en")], ids=["phone-th", "desktop-en"]
 )
 def test_an_officer_adds_channels_and_mutes_non_critical_items_on_the_preferences_page(
-    browser: Any,  # noqa: F811
+    browser: Any,
     served: Served,  # noqa: F811
     viewport: dict[str, int],
     lang: str,

@@ -17,12 +17,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.test_browser import (  # noqa: F401  (fixtures: served, browser)
+from tests.test_browser import (  # noqa: F401  (the fixture served)
     DESKTOP,
     PHONE,
     Served,
     Watch,
-    browser,
     fits,
     loaded,
     log_in,
@@ -58,7 +57,7 @@ def _download(page: Any, fmt: str, folder: Path) -> Path:
 
 @pytest.mark.parametrize(("who", "lang", "viewport"), [("olivia", "th", PHONE), ("kk-op", "en", DESKTOP)])
 def test_officers_and_operators_open_and_download_the_monthly_report(
-    browser: Any,  # noqa: F811 (the fixture)
+    browser: Any,
     served: Served,  # noqa: F811
     tmp_path: Path,
     who: str,
@@ -115,7 +114,7 @@ def test_officers_and_operators_open_and_download_the_monthly_report(
 
 
 def test_the_reports_page_asks_a_visitor_to_log_in(
-    browser: Any,  # noqa: F811 (the fixture)
+    browser: Any,
     served: Served,  # noqa: F811
 ) -> None:
     context = _context(browser, PHONE, "en")
@@ -138,7 +137,7 @@ def _running_hour_has_begun(seconds: int = 180) -> bool:
 
 
 def test_the_public_chart_shows_exceeding_hours_gaps_with_reasons_the_running_hour_and_its_basis(
-    browser: Any,  # noqa: F811 (the fixture)
+    browser: Any,
     served: Served,  # noqa: F811
     tmp_path: Path,
 ) -> None:
@@ -187,7 +186,7 @@ def test_the_public_chart_shows_exceeding_hours_gaps_with_reasons_the_running_ho
 
 
 def test_an_officer_charts_an_absolute_range_with_both_bases_labelled(
-    browser: Any,  # noqa: F811 (the fixture)
+    browser: Any,
     served: Served,  # noqa: F811
 ) -> None:
     context = _context(browser, DESKTOP, "en")
@@ -248,7 +247,7 @@ PAGES = [
     ("lang", "viewport"), [("th", PHONE), ("en", PHONE), ("th", DESKTOP), ("en", DESKTOP)]
 )
 def test_every_page_has_no_serious_accessibility_violation_and_is_kept_as_a_screenshot(
-    browser: Any,  # noqa: F811 (the fixture)
+    browser: Any,
     served: Served,  # noqa: F811
     lang: str,
     viewport: dict[str, int],
@@ -343,7 +342,7 @@ def town40(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.mark.parametrize(("lang", "viewport"), [("th", PHONE), ("en", DESKTOP)])
 def test_forty_factories_map_without_overlapping_labels_and_search_finds_any_in_two_taps(
-    browser: Any,  # noqa: F811 (the fixture)
+    browser: Any,
     town40: str,
     lang: str,
     viewport: dict[str, int],
@@ -410,7 +409,7 @@ def test_forty_factories_map_without_overlapping_labels_and_search_finds_any_in_
 
 
 def test_the_lockout_and_the_audit_trail_read_in_thai(
-    browser: Any,  # noqa: F811 (the fixture)
+    browser: Any,
     served: Served,  # noqa: F811
 ) -> None:
     context = _context(browser, PHONE, "th")
@@ -445,7 +444,7 @@ def test_the_lockout_and_the_audit_trail_read_in_thai(
 
 
 def test_the_operators_alert_to_answer_is_on_its_first_phone_screen(
-    browser: Any,  # noqa: F811 (the fixture)
+    browser: Any,
     served: Served,  # noqa: F811
 ) -> None:
     context = _context(browser, PHONE, "th")

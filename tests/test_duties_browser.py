@@ -21,7 +21,7 @@ from eit.timeutil import now_ns
 from statedb import open_state_db
 from testbed.services import EitProcess, wait_for
 from testbed.town import Town, build_town
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, PHONE, Watch, log_in, shot
+from tests.test_browser import PHONE, Watch, log_in, shot
 
 pytestmark = pytest.mark.integration
 BKK = ZoneInfo("Asia/Bangkok")
@@ -56,15 +56,8 @@ def town_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Town, s
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is not installed: run `make test`, which installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+def chromium(browser: Any) -> Any:
+    return browser  # the test process's one Chromium (tests/conftest.py)
 
 
 class _Served:

@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from tests.test_browser import PHONE, Served, Watch, browser, loaded, phone, served, shot  # noqa: F401
+from tests.test_browser import PHONE, Served, Watch, loaded, phone, served, shot  # noqa: F401
 from tests.test_browser import touch_context as _touch_context  # noqa: F401
 
 
