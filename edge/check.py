@@ -57,6 +57,7 @@ def check(config: EdgeConfig, out: Callable[[str], None] = print) -> int:
     )
     _check_clock(config, report)
     _check_outbox(config, report)
+    _check_signing(config, report)
     for device in config.devices:
         _check_device(device, report)
     _check_broker(config, report)
@@ -73,6 +74,30 @@ def check(config: EdgeConfig, out: Callable[[str], None] = print) -> int:
     else:
         out("everything works")
     return 0
+
+
+def _check_signing(config: EdgeConfig, report: Report) -> None:
+    """Each device's signing key: there, owner-only, an Ed25519 key (its id and public key)."""
+    if config.signing_keys is None:
+        report.item(OK, "signing", "scans are not signed (no signing.keys): wire v1")
+        return
+    from edge.keys import key_path, load_signer
+    from eit.errors import ConfigError
+    from eit.signing import public_text
+
+    for device in config.devices:
+        path = key_path(config.signing_keys, device.id)
+        try:
+            signer = load_signer(path, config.source, "signing.keys")
+        except ConfigError as exc:
+            report.item(FAIL, f"signing {device.id}", exc.problem)
+            continue
+        report.item(
+            OK,
+            f"signing {device.id}",
+            f"{path}: key {signer.key_id}, public key {public_text(signer.private.public_key())} "
+            "(registered on the server with `eit devices key add`)",
+        )
 
 
 def _check_clock(config: EdgeConfig, report: Report) -> None:

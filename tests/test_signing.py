@@ -537,3 +537,27 @@ def test_an_outbox_from_before_signing_is_upgraded_and_signs_on(tmp_path: Path) 
     decoded = wire.decode(message_payload([first, second]))
     assert decoded.scans[0].sig is None and decoded.scans[1].prev == GENESIS
     outbox.close()
+
+
+def test_the_agent_config_names_the_keys_folder_and_edge_check_tells_what_is_missing(tmp_path: Path) -> None:
+    from edge.check import Report, _check_signing
+    from edge.config import parse_edge_config
+
+    raw = {
+        "factory": FACTORY,
+        "signing": {"keys": "keys"},
+        "outbox": {"path": str(tmp_path / "o.db")},
+        "devices": [{"id": DEVICE, "driver": "sim", "sim": {"channels": {"so2": {"mean": 30, "sd": 3}}}}],
+    }
+    config = parse_edge_config(raw, "edge.yaml", tmp_path)
+    assert config.signing_keys == tmp_path / "keys"
+    report = Report()
+    _check_signing(config, report)
+    assert report.failures == [f"signing {DEVICE}"]
+    assert "eit edge keygen --config edge.yaml" in "\n".join(report.lines)
+    made = make_key(tmp_path / "keys", DEVICE)
+    report = Report()
+    _check_signing(config, report)
+    assert report.failures == [] and made.public_key in "\n".join(report.lines)
+    with pytest.raises(ConfigError, match=r"edge\.yaml.*signing\.oops"):
+        parse_edge_config({**raw, "signing": {"keys": "k", "oops": 1}}, "edge.yaml", tmp_path)
