@@ -561,3 +561,12 @@ def test_the_agent_config_names_the_keys_folder_and_edge_check_tells_what_is_mis
     assert report.failures == [] and made.public_key in "\n".join(report.lines)
     with pytest.raises(ConfigError, match=r"edge\.yaml.*signing\.oops"):
         parse_edge_config({**raw, "signing": {"keys": "k", "oops": 1}}, "edge.yaml", tmp_path)
+
+
+def test_the_signing_benchmark_runs_and_prints_each_step(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.signing_cost import main
+
+    assert main(["--scans", "20", "--runs", "1", "--channels", "3"]) == 0
+    out = capsys.readouterr().out
+    for step in ("outbox append, signed", "signing alone", "v2 signed", "verification alone"):
+        assert step in out
