@@ -179,12 +179,16 @@ class ScanVerifier:
         self._chains: dict[tuple[str, str], _Chain] = {}
 
     # -- results -----------------------------------------------------------------------------------
-    def check(self, factory: str, device: str, scans: Sequence[Scan]) -> tuple[list[str], list[Point]]:
-        """Each scan's result, in order, and the chain events seen (points for the store)."""
+    def check(self, factory: str, device: str, scans: Sequence[Scan]) -> tuple[list[str] | None, list[Point]]:
+        """Each scan's result, in order (None: none is signed and the device has no key, so
+        there is nothing to flag), and the chain events seen (points for the store)."""
         keys = self.keyring.current()
+        has_keys = bool(keys.of(factory, device))
+        if not has_keys and all(scan.sig is None for scan in scans):
+            self.count("not_signed", len(scans))  # an agent that does not sign: nothing to check
+            return None, []
         results: list[str] = []
         events: list[Point] = []
-        has_keys = bool(keys.of(factory, device))
         for scan in scans:
             if scan.sig is None:
                 signed_then = has_keys and bool(keys.valid_at(factory, device, scan.ts_ns))
@@ -206,6 +210,10 @@ class ScanVerifier:
         for result in results:
             self.count(result or "not_signed", 1)
         return results, events
+
+    def follows(self, factory: str, device: str) -> bool:
+        """The device has sent verified scans (since the ingest started)."""
+        return (factory, device) in self._chains
 
     def verified_before(self, factory: str, device: str, seq: int) -> bool:
         """A scan with this seq was received signed and verified (among the newest kept)."""
