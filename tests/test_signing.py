@@ -570,3 +570,39 @@ def test_the_signing_benchmark_runs_and_prints_each_step(capsys: pytest.CaptureF
     out = capsys.readouterr().out
     for step in ("outbox append, signed", "signing alone", "v2 signed", "verification alone"):
         assert step in out
+
+
+def test_eit_devices_key_add_rotate_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from server.cli import build_parser
+    from testbed.services import write_serve_config
+
+    config = str(write_serve_config(tmp_path / "serve", 1883))
+
+    def eit(*argv: str) -> int:
+        args = build_parser().parse_args(list(argv))
+        result: int = args.func(args)
+        return result
+
+    old, new = fixed_signer(), fixed_signer(3)
+    key = ["--device", DEVICE, "--config", config]
+    old_key = ["--public-key", public_text(old.private.public_key())]
+    new_key = ["--public-key", public_text(new.private.public_key())]
+    assert eit("devices", "key", "add", FACTORY, *key, *old_key, "--valid-from", "2026-01-01T00:00:00Z") == 0
+    assert eit("devices", "key", "add", FACTORY, *key, *new_key) == 2
+    assert "use rotate" in capsys.readouterr().err
+    assert (
+        eit("devices", "key", "rotate", FACTORY, *key, *new_key, "--valid-from", "2026-06-01T00:00:00Z") == 0
+    )
+    elsewhere = ["--device", "chimney-9", "--config", config]
+    assert eit("devices", "key", "add", FACTORY, *elsewhere, *new_key) == 2
+    assert "no device 'chimney-9'" in capsys.readouterr().err
+    assert eit("devices", "key", "add", "nowhere", *key, "--public-key", "x") == 2
+    capsys.readouterr()
+    assert eit("devices", "key", "list", "--config", config) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed == [
+        f"{FACTORY}/{DEVICE}\t{old.key_id}\t2026-01-01T00:00:00Z\t2026-06-01T00:00:00Z",
+        f"{FACTORY}/{DEVICE}\t{new.key_id}\t2026-06-01T00:00:00Z\topen",
+    ]
+    # The file is where the ingest of `eit serve` reads it: data_dir/device-keys.yaml.
+    assert len(load_device_keys(tmp_path / "serve" / "data" / "device-keys.yaml").keys) == 2
