@@ -125,7 +125,11 @@ def _covered(ranges: Sequence[tuple[int, int]], first: int, last: int) -> bool:
 
 
 class KeyRing:
-    """The registered keys, read again when the file changes (checked every few seconds)."""
+    """The registered keys, read again when the file changes (checked every few seconds).
+
+    A file that cannot be read when the ingest starts is a configuration error (ConfigError
+    naming the file, the key and the line: `eit serve` does not start); one broken by a later
+    edit is logged and counted, and the keys read before stay in use."""
 
     def __init__(self, path: Path | None, on_error: Callable[[str], None] | None = None) -> None:
         self.path = path
@@ -133,9 +137,9 @@ class KeyRing:
         self.keys = DeviceKeys()
         self._stamp: tuple[int, int] | None = None
         self._next_check = 0.0
-        self.load()
+        self.load(strict=True)
 
-    def load(self) -> None:
+    def load(self, *, strict: bool = False) -> None:
         if self.path is None:
             return
         try:
@@ -148,6 +152,8 @@ class KeyRing:
         try:
             self.keys = load_device_keys(self.path)
         except (ConfigError, OSError) as exc:
+            if strict:
+                raise
             # Keep the keys read before: a broken edit must not flag every scan of the town.
             log.error("device keys not (re)loaded, the previous ones stay in use: %s", exc)
             if self.on_error is not None:

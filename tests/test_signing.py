@@ -606,3 +606,20 @@ def test_eit_devices_key_add_rotate_and_list(tmp_path: Path, capsys: pytest.Capt
     ]
     # The file is where the ingest of `eit serve` reads it: data_dir/device-keys.yaml.
     assert len(load_device_keys(tmp_path / "serve" / "data" / "device-keys.yaml").keys) == 2
+
+
+def test_a_broken_keys_file_stops_the_ingest_at_start_and_is_survived_later(tmp_path: Path) -> None:
+    from ingest.verify import KeyRing
+
+    path = tmp_path / "device-keys.yaml"
+    path.write_text("keys:\n  - factory: f\n")
+    with pytest.raises(ConfigError, match="keys\\[0\\]"):
+        KeyRing(path)
+    signer = fixed_signer()
+    path.unlink()
+    add_key(path, FACTORY, DEVICE, public_text(signer.private.public_key()), 0, rotate=False)
+    problems: list[str] = []
+    ring = KeyRing(path, on_error=problems.append)
+    path.write_text("keys: [oops\n")  # a broken edit while the ingest runs
+    ring.load()
+    assert problems and [k.id for k in ring.current().keys] == [signer.key_id]
