@@ -585,8 +585,9 @@ def test_eit_devices_key_add_rotate_and_list(tmp_path: Path, capsys: pytest.Capt
 
     old, new = fixed_signer(), fixed_signer(3)
     key = ["--device", DEVICE, "--config", config]
-    old_key = ["--public-key", public_text(old.private.public_key())]
-    new_key = ["--public-key", public_text(new.private.public_key())]
+    # `=`: a base64url key may begin with '-', which would read as an option after a space.
+    old_key = [f"--public-key={public_text(old.private.public_key())}"]
+    new_key = [f"--public-key={public_text(new.private.public_key())}"]
     assert eit("devices", "key", "add", FACTORY, *key, *old_key, "--valid-from", "2026-01-01T00:00:00Z") == 0
     assert eit("devices", "key", "add", FACTORY, *key, *new_key) == 2
     assert "use rotate" in capsys.readouterr().err
@@ -604,8 +605,29 @@ def test_eit_devices_key_add_rotate_and_list(tmp_path: Path, capsys: pytest.Capt
         f"{FACTORY}/{DEVICE}\t{old.key_id}\t2026-01-01T00:00:00Z\t2026-06-01T00:00:00Z",
         f"{FACTORY}/{DEVICE}\t{new.key_id}\t2026-06-01T00:00:00Z\topen",
     ]
+    dashed = next(
+        fixed_signer(seed)
+        for seed in range(1000)
+        if public_text(fixed_signer(seed).private.public_key())[0] == "-"
+    )
+    dashed_key = public_text(dashed.private.public_key())
+    assert (
+        eit(
+            "devices",
+            "key",
+            "add",
+            FACTORY,
+            "--device",
+            "meter-1",
+            "--config",
+            config,
+            f"--public-key={dashed_key}",
+        )
+        == 0
+    )
+    capsys.readouterr()
     # The file is where the ingest of `eit serve` reads it: data_dir/device-keys.yaml.
-    assert len(load_device_keys(tmp_path / "serve" / "data" / "device-keys.yaml").keys) == 2
+    assert len(load_device_keys(tmp_path / "serve" / "data" / "device-keys.yaml").keys) == 3
 
 
 def test_a_broken_keys_file_stops_the_ingest_at_start_and_is_survived_later(tmp_path: Path) -> None:
@@ -623,3 +645,16 @@ def test_a_broken_keys_file_stops_the_ingest_at_start_and_is_survived_later(tmp_
     path.write_text("keys: [oops\n")  # a broken edit while the ingest runs
     ring.load()
     assert problems and [k.id for k in ring.current().keys] == [signer.key_id]
+
+
+def test_the_outbox_tells_which_devices_a_bound_dropped_scans_of(tmp_path: Path) -> None:
+    told: list[str] = []
+    outbox = Outbox(tmp_path / "o.db", 64 * 1024, factory=FACTORY, on_drop=told.append)
+    values = {f"c{i}": float(i) for i in range(40)}
+    n = 0
+    while not told:
+        n += 1
+        outbox.append(DEVICE, now_ns() + n, values, {})
+        assert n < 10_000
+    assert set(told) == {DEVICE} and outbox.dropped(DEVICE)
+    outbox.close()
