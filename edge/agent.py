@@ -221,6 +221,7 @@ class Agent:
         self.failure: str | None = None
         self.failed = threading.Event()
         self.supervisor = Supervisor(restart_policy, on_give_up=self._give_up)
+        self.publishers: dict[str, DevicePublisher] = {}
         signers: dict[str, Signer] = {}
         if config.signing_keys is not None:
             for device in config.devices:
@@ -233,11 +234,11 @@ class Agent:
             config.outbox_max_age_s,
             factory=config.factory,
             signers=signers,
+            on_drop=self._outbox_dropped,
         )
         self.clock = ClockWatch(config.clock_min_year, self.outbox.latest_ts_ns)
         self.clock_state: ClockState = self.clock.judge(now_ns())
         self._clock_lock = threading.Lock()
-        self.publishers: dict[str, DevicePublisher] = {}
         self.scanners: dict[str, DeviceScanner] = {}
         self.metrics_server: Any = None
         for device in config.devices:
@@ -263,6 +264,12 @@ class Agent:
                 self._clock_seen,
                 supervisor=self.supervisor,
             )
+
+    def _outbox_dropped(self, device: str) -> None:
+        """A bound dropped scans of the device: its status (naming the seqs) goes out now."""
+        publisher = self.publishers.get(device)
+        if publisher is not None:
+            publisher.request_status()
 
     def _status_fields(self, device: str) -> dict[str, Any]:
         fields = self.clock_state.as_status()

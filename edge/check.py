@@ -96,6 +96,7 @@ def check(
     # printed (an unforeseen error is one failed item, named by its type and message).
     _step(report, "clock", lambda: _check_clock(config, report))
     _step(report, "outbox", lambda: _check_outbox(config, report))
+    _step(report, "signing", lambda: _check_signing(config, report))
     for device in config.devices:
         _step(report, f"device {device.id}", partial(_check_device, device, report))
     if broker_problems:
@@ -124,6 +125,28 @@ def _step(report: Report, what: str, run: Callable[[], None]) -> None:
         run()
     except Exception as exc:  # the report goes on: one failed item instead of a traceback
         report.item(FAIL, what, f"{type(exc).__name__}: {exc}")
+def _check_signing(config: EdgeConfig, report: Report) -> None:
+    """Each device's signing key: there, owner-only, an Ed25519 key (its id and public key)."""
+    if config.signing_keys is None:
+        report.item(OK, "signing", "scans are not signed (no signing.keys): wire v1")
+        return
+    from edge.keys import key_path, load_signer
+    from eit.errors import ConfigError
+    from eit.signing import public_text
+
+    for device in config.devices:
+        path = key_path(config.signing_keys, device.id)
+        try:
+            signer = load_signer(path, config.source, "signing.keys")
+        except ConfigError as exc:
+            report.item(FAIL, f"signing {device.id}", exc.problem)
+            continue
+        report.item(
+            OK,
+            f"signing {device.id}",
+            f"{path}: key {signer.key_id}, public key {public_text(signer.private.public_key())} "
+            "(registered on the server with `eit devices key add`)",
+        )
 
 
 def _check_clock(config: EdgeConfig, report: Report) -> None:

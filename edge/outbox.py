@@ -27,6 +27,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,8 +104,13 @@ class Outbox:
         *,
         factory: str = "",
         signers: dict[str, Signer] | None = None,
+        on_drop: Callable[[str], None] | None = None,
     ) -> None:
         self.path = path
+        # Told the devices whose scans a bound dropped, after the transaction (the agent sends
+        # their status at once: it names the seqs dropped).
+        self.on_drop = on_drop
+        self._dropped_devices: set[str] = set()
         self.factory = factory
         self.signers = signers or {}
         self.age_check_every_s = age_check_every_s
@@ -183,7 +189,11 @@ class Outbox:
                     self._enforce_age(cur, now_ns())
                 self._enforce_size(cur)
             self._log_drops()
-            return seq
+            dropped, self._dropped_devices = self._dropped_devices, set()
+        if dropped and self.on_drop is not None:
+            for name in sorted(dropped):
+                self.on_drop(name)
+        return seq
 
     # -- bounds (called inside append's transaction) ------------------------------------------------
     def used_bytes(self, cur: sqlite3.Cursor | None = None) -> int:
@@ -231,6 +241,7 @@ class Outbox:
             )
             key = (device, reason)
             self._unlogged_drops[key] = self._unlogged_drops.get(key, 0) + n
+            self._dropped_devices.add(device)
 
     def _note_dropped_seqs(self, cur: sqlite3.Cursor, device: str, seqs: list[int], reason: str) -> None:
         """Keep the dropped seqs as ranges, joined to the device's newest range when they follow it."""

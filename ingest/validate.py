@@ -83,6 +83,7 @@ class Validator:
                     )
                 )
                 continue
+            result = verified[index] if verified is not None else ""
             for name, value in scan.values.items():
                 channel = channels.get(name)
                 if channel is None:
@@ -108,7 +109,7 @@ class Validator:
                         value,
                         flag,
                         scan.seq,
-                        verified[index] if verified is not None else "",
+                        result,
                     )
                 )
         return Checked(readings, rejected)

@@ -125,7 +125,11 @@ def _covered(ranges: Sequence[tuple[int, int]], first: int, last: int) -> bool:
 
 
 class KeyRing:
-    """The registered keys, read again when the file changes (checked every few seconds)."""
+    """The registered keys, read again when the file changes (checked every few seconds).
+
+    A file that cannot be read when the ingest starts is a configuration error (ConfigError
+    naming the file, the key and the line: `eit serve` does not start); one broken by a later
+    edit is logged and counted, and the keys read before stay in use."""
 
     def __init__(self, path: Path | None, on_error: Callable[[str], None] | None = None) -> None:
         self.path = path
@@ -133,9 +137,9 @@ class KeyRing:
         self.keys = DeviceKeys()
         self._stamp: tuple[int, int] | None = None
         self._next_check = 0.0
-        self.load()
+        self.load(strict=True)
 
-    def load(self) -> None:
+    def load(self, *, strict: bool = False) -> None:
         if self.path is None:
             return
         try:
@@ -148,6 +152,8 @@ class KeyRing:
         try:
             self.keys = load_device_keys(self.path)
         except (ConfigError, OSError) as exc:
+            if strict:
+                raise
             # Keep the keys read before: a broken edit must not flag every scan of the town.
             log.error("device keys not (re)loaded, the previous ones stay in use: %s", exc)
             if self.on_error is not None:
@@ -179,12 +185,16 @@ class ScanVerifier:
         self._chains: dict[tuple[str, str], _Chain] = {}
 
     # -- results -----------------------------------------------------------------------------------
-    def check(self, factory: str, device: str, scans: Sequence[Scan]) -> tuple[list[str], list[Point]]:
-        """Each scan's result, in order, and the chain events seen (points for the store)."""
+    def check(self, factory: str, device: str, scans: Sequence[Scan]) -> tuple[list[str] | None, list[Point]]:
+        """Each scan's result, in order (None: none is signed and the device has no key, so
+        there is nothing to flag), and the chain events seen (points for the store)."""
         keys = self.keyring.current()
+        has_keys = bool(keys.of(factory, device))
+        if not has_keys and all(scan.sig is None for scan in scans):
+            self.count("not_signed", len(scans))  # an agent that does not sign: nothing to check
+            return None, []
         results: list[str] = []
         events: list[Point] = []
-        has_keys = bool(keys.of(factory, device))
         for scan in scans:
             if scan.sig is None:
                 signed_then = has_keys and bool(keys.valid_at(factory, device, scan.ts_ns))
@@ -206,6 +216,10 @@ class ScanVerifier:
         for result in results:
             self.count(result or "not_signed", 1)
         return results, events
+
+    def follows(self, factory: str, device: str) -> bool:
+        """The device has sent verified scans (since the ingest started)."""
+        return (factory, device) in self._chains
 
     def verified_before(self, factory: str, device: str, seq: int) -> bool:
         """A scan with this seq was received signed and verified (among the newest kept)."""

@@ -65,7 +65,7 @@ def _edge_keygen(args: argparse.Namespace) -> int:
         verb = "rotate" if args.rotate else "add"
         print(
             f"  register on the server: eit devices key {verb} {config.factory} --device {device} "
-            f"--public-key {made.public_key} --config SERVER.yaml"
+            f"--public-key={made.public_key} --config SERVER.yaml"
         )
     return 0
 

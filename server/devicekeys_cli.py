@@ -26,7 +26,11 @@ def add_parsers(devices_sub: argparse._SubParsersAction[argparse.ArgumentParser]
         p = key_sub.add_parser(name, help=text)
         p.add_argument("name", metavar="FACTORY", help="the factory's id in the site registry")
         p.add_argument("--device", required=True, help="the device's id in the site registry")
-        p.add_argument("--public-key", required=True, help="the public key `eit edge keygen` printed")
+        p.add_argument(
+            "--public-key",
+            required=True,
+            help="the public key `eit edge keygen` printed, as --public-key=KEY (it may begin with '-')",
+        )
         p.add_argument("--config", required=True, help="server configuration (site, signing.keys)")
         p.add_argument(
             "--valid-from",

@@ -100,6 +100,10 @@ ACCESS: dict[tuple[str, str], tuple[Maker, dict[str, int]]] = {
         lambda a, w: Call("GET", f"/api/v1/factories/{FACTORY}"),
         PUBLISHED,
     ),
+    ("GET", "/api/v1/factories/{factory}/verification"): (
+        lambda a, w: Call("GET", f"/api/v1/factories/{FACTORY}/verification"),
+        PUBLISHED,
+    ),
     ("GET", "/api/v1/latest"): (
         lambda a, w: Call("GET", "/api/v1/latest", params={"factory": FACTORY}),
         PUBLISHED,

@@ -188,6 +188,9 @@ def test_factory_page_draws_charts_over_time_against_the_limit(
     assert _inked_pixels(page, f"{card} canvas") > 2000
     drawn = page.eval_on_selector_all(".chart-card[data-drawn=true]", "els => els.length")
     assert drawn >= 5  # every stack channel with data
+    # Signed readings: the share of the factory's readings verified (the town's are not signed).
+    page.wait_for_selector("#factory-verified:not([hidden])")
+    assert page.inner_text("#factory-verified").endswith("30 วันล่าสุด: 0 %")
     shot(page, "factory-th-phone")
     watch.clean()
 

@@ -138,10 +138,12 @@ def test_an_exception_no_reason_foresaw_makes_its_message_an_internal_error_dead
     ingest = ingest_on(SqliteStore(tmp_path / "r.db"), tmp_path, registry)
     check = ingest.validator.check
 
-    def check_failing_on_seq_666(topic: object, decoded: object, now: int) -> object:  # an injected fault
+    def check_failing_on_seq_666(
+        topic: object, decoded: object, now: int, verified: object = None
+    ) -> object:  # an injected fault
         if any(scan.seq == 666 for scan in decoded.scans):  # type: ignore[attr-defined]
             raise ZeroDivisionError("an injected fault")
-        return check(topic, decoded, now)  # type: ignore[arg-type]
+        return check(topic, decoded, now, verified)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ingest.validator, "check", check_failing_on_seq_666)
     times = recent(2)

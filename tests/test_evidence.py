@@ -16,8 +16,6 @@ from eit.storeschema import ChainEvents
 from eit.timeutil import NS_PER_S, now_ns, ns_to_datetime
 from testbed.town import TownApp, build_town
 
-pytestmark = pytest.mark.integration
-
 FACTORY = "kaeng-khoi-biomass"
 DEVICE = "boiler-1"
 

@@ -537,3 +537,124 @@ def test_an_outbox_from_before_signing_is_upgraded_and_signs_on(tmp_path: Path) 
     decoded = wire.decode(message_payload([first, second]))
     assert decoded.scans[0].sig is None and decoded.scans[1].prev == GENESIS
     outbox.close()
+
+
+def test_the_agent_config_names_the_keys_folder_and_edge_check_tells_what_is_missing(tmp_path: Path) -> None:
+    from edge.check import Report, _check_signing
+    from edge.config import parse_edge_config
+
+    raw = {
+        "factory": FACTORY,
+        "signing": {"keys": "keys"},
+        "outbox": {"path": str(tmp_path / "o.db")},
+        "devices": [{"id": DEVICE, "driver": "sim", "sim": {"channels": {"so2": {"mean": 30, "sd": 3}}}}],
+    }
+    config = parse_edge_config(raw, "edge.yaml", tmp_path)
+    assert config.signing_keys == tmp_path / "keys"
+    report = Report()
+    _check_signing(config, report)
+    assert report.failures == [f"signing {DEVICE}"]
+    assert "eit edge keygen --config edge.yaml" in "\n".join(report.lines)
+    made = make_key(tmp_path / "keys", DEVICE)
+    report = Report()
+    _check_signing(config, report)
+    assert report.failures == [] and made.public_key in "\n".join(report.lines)
+    with pytest.raises(ConfigError, match=r"edge\.yaml.*signing\.oops"):
+        parse_edge_config({**raw, "signing": {"keys": "k", "oops": 1}}, "edge.yaml", tmp_path)
+
+
+def test_the_signing_benchmark_runs_and_prints_each_step(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.signing_cost import main
+
+    assert main(["--scans", "20", "--runs", "1", "--channels", "3"]) == 0
+    out = capsys.readouterr().out
+    for step in ("outbox append, signed", "signing alone", "v2 signed", "verification alone"):
+        assert step in out
+
+
+def test_eit_devices_key_add_rotate_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from server.cli import build_parser
+    from testbed.services import write_serve_config
+
+    config = str(write_serve_config(tmp_path / "serve", 1883))
+
+    def eit(*argv: str) -> int:
+        args = build_parser().parse_args(list(argv))
+        result: int = args.func(args)
+        return result
+
+    old, new = fixed_signer(), fixed_signer(3)
+    key = ["--device", DEVICE, "--config", config]
+    # `=`: a base64url key may begin with '-', which would read as an option after a space.
+    old_key = [f"--public-key={public_text(old.private.public_key())}"]
+    new_key = [f"--public-key={public_text(new.private.public_key())}"]
+    assert eit("devices", "key", "add", FACTORY, *key, *old_key, "--valid-from", "2026-01-01T00:00:00Z") == 0
+    assert eit("devices", "key", "add", FACTORY, *key, *new_key) == 2
+    assert "use rotate" in capsys.readouterr().err
+    assert (
+        eit("devices", "key", "rotate", FACTORY, *key, *new_key, "--valid-from", "2026-06-01T00:00:00Z") == 0
+    )
+    elsewhere = ["--device", "chimney-9", "--config", config]
+    assert eit("devices", "key", "add", FACTORY, *elsewhere, *new_key) == 2
+    assert "no device 'chimney-9'" in capsys.readouterr().err
+    assert eit("devices", "key", "add", "nowhere", *key, "--public-key", "x") == 2
+    capsys.readouterr()
+    assert eit("devices", "key", "list", "--config", config) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed == [
+        f"{FACTORY}/{DEVICE}\t{old.key_id}\t2026-01-01T00:00:00Z\t2026-06-01T00:00:00Z",
+        f"{FACTORY}/{DEVICE}\t{new.key_id}\t2026-06-01T00:00:00Z\topen",
+    ]
+    dashed = next(
+        fixed_signer(seed)
+        for seed in range(1000)
+        if public_text(fixed_signer(seed).private.public_key())[0] == "-"
+    )
+    dashed_key = public_text(dashed.private.public_key())
+    assert (
+        eit(
+            "devices",
+            "key",
+            "add",
+            FACTORY,
+            "--device",
+            "meter-1",
+            "--config",
+            config,
+            f"--public-key={dashed_key}",
+        )
+        == 0
+    )
+    capsys.readouterr()
+    # The file is where the ingest of `eit serve` reads it: data_dir/device-keys.yaml.
+    assert len(load_device_keys(tmp_path / "serve" / "data" / "device-keys.yaml").keys) == 3
+
+
+def test_a_broken_keys_file_stops_the_ingest_at_start_and_is_survived_later(tmp_path: Path) -> None:
+    from ingest.verify import KeyRing
+
+    path = tmp_path / "device-keys.yaml"
+    path.write_text("keys:\n  - factory: f\n")
+    with pytest.raises(ConfigError, match="keys\\[0\\]"):
+        KeyRing(path)
+    signer = fixed_signer()
+    path.unlink()
+    add_key(path, FACTORY, DEVICE, public_text(signer.private.public_key()), 0, rotate=False)
+    problems: list[str] = []
+    ring = KeyRing(path, on_error=problems.append)
+    path.write_text("keys: [oops\n")  # a broken edit while the ingest runs
+    ring.load()
+    assert problems and [k.id for k in ring.current().keys] == [signer.key_id]
+
+
+def test_the_outbox_tells_which_devices_a_bound_dropped_scans_of(tmp_path: Path) -> None:
+    told: list[str] = []
+    outbox = Outbox(tmp_path / "o.db", 64 * 1024, factory=FACTORY, on_drop=told.append)
+    values = {f"c{i}": float(i) for i in range(40)}
+    n = 0
+    while not told:
+        n += 1
+        outbox.append(DEVICE, now_ns() + n, values, {})
+        assert n < 10_000
+    assert set(told) == {DEVICE} and outbox.dropped(DEVICE)
+    outbox.close()
