@@ -325,3 +325,44 @@ def test_worker_paused_beyond_its_lease_writes_nothing_after_it_resumes(
     assert after == [], f"worker a wrote {len(after)} messages after it resumed (first: {after[:3]})"
     assert "fenced" in a.output() or "connection" in a.output()
     assert b.alive()
+
+
+def _publish_once(port: int, login: tuple[str, str], topic: str) -> bool:
+    """Whether the broker acknowledges one QoS 1 publish of ``login`` on ``topic`` (a login it
+    refuses, or a publish it refuses, closes the connection: no acknowledgement)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    connected = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"login-test-{uuid.uuid4().hex[:6]}")
+    client.username_pw_set(*login)
+    client.on_connect = lambda c, u, f, rc, p: None if rc.is_failure else connected.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        if not connected.wait(5):
+            return False
+        info = client.publish(topic, b'{"v":1,"scans":[]}', qos=1)
+        deadline = time.monotonic() + 5
+        while not info.is_published() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_a_factory_login_publishes_only_under_its_own_factory(
+    town: Town, cluster: RabbitCluster, tmp_path: Path
+) -> None:
+    town.init()
+    secret = tmp_path / "f0000.password"
+    secret.write_text("factory-f0000-" + uuid.uuid4().hex)
+    out = town.eit(
+        "cluster", "login", "--config", str(town.config("init")), "f0000", "--password-file", str(secret)
+    )
+    assert "f0000" in out
+    login = ("f0000", secret.read_text())
+    assert _publish_once(cluster.mqtt_port(1), login, "eit/f0000/stack/data")
+    assert not _publish_once(cluster.mqtt_port(1), login, "eit/f0001/stack/data")
+    assert not _publish_once(cluster.mqtt_port(1), ("f0000", "wrong-password-123"), "eit/f0000/stack/data")
