@@ -5,6 +5,7 @@ other (they kill nodes and workers)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -21,7 +22,7 @@ import yaml
 from bench.site import CHANNELS, load_factory, write_site
 from ingest.partitions import queue_name
 from ingest.store.influx import InfluxStore
-from testbed.cluster import ClusterAgent, RabbitCluster, read_delivery_log
+from testbed.cluster import ClusterAgent, RabbitCluster, read_delivery_log, start_haproxy
 from testbed.services import EIT, FAR_FUTURE_NS, REPO, EitProcess, InfluxDB, free_port, wait_for
 
 pytestmark = [pytest.mark.serial, pytest.mark.integration]
@@ -252,6 +253,22 @@ def _assert_one_worker_at_a_time(town: Town) -> dict[int, list[float]]:
     return gaps
 
 
+def _status_shows(town: Town, owner: str) -> bool:
+    """Whether `eit cluster status` shows every partition with 3 members, a leader, and ``owner``
+    as its active consumer and lease holder (the management API's figures lag by seconds)."""
+    status = json.loads(town.eit("cluster", "status", "--json", "--config", str(town.config("init"))))
+    queues = [queue_name(town.prefix, p) for p in range(PARTITIONS)]
+    assert [row["queue"] for row in status] == [*queues, "eit.unroutable"]
+    return all(
+        row["members"] == 3
+        and row["leader"].startswith("eit")
+        and row["lease_owner"] == owner
+        and row["active_consumer"].startswith(owner + "/")
+        for row in status
+        if row["queue"] != "eit.unroutable"  # shared by every test's workers
+    )
+
+
 def _worker_ids(town: Town) -> dict[str, str]:
     """Each worker's lease owner id, from its delivery log."""
     ids = {}
@@ -269,6 +286,8 @@ def test_node_and_worker_killed_mid_stream_lose_double_and_reorder_nothing(
     town.start_worker("a")
     wait_for(lambda: len(town.leases()) == PARTITIONS + 1, 60, "worker a holding every partition")
     town.start_worker("b")  # the standby: its consumers wait behind a's
+    owner = town.leases()[0]
+    wait_for(lambda: _status_shows(town, owner), 30, "eit cluster status showing worker a on every partition")
     agents = town.agents(4)
     started = time.monotonic()
     threads = _publish(agents, scans_per_s=12.5, duration_s=24)  # 16 factories x 12.5 x 12 = 2,400 readings/s
@@ -366,3 +385,22 @@ def test_a_factory_login_publishes_only_under_its_own_factory(
     assert _publish_once(cluster.mqtt_port(1), login, "eit/f0000/stack/data")
     assert not _publish_once(cluster.mqtt_port(1), login, "eit/f0001/stack/data")
     assert not _publish_once(cluster.mqtt_port(1), ("f0000", "wrong-password-123"), "eit/f0000/stack/data")
+
+
+def test_an_agent_reaches_the_cluster_through_haproxy(cluster: RabbitCluster, tmp_path: Path) -> None:
+    """The shipped HAProxy configuration in front of the three MQTT listeners, the first node's
+    address dead: an agent's publish through HAProxy is acknowledged."""
+    addresses = {f"EIT_RMQ{n}_MQTT": f"127.0.0.1:{cluster.mqtt_port(n)}" for n in (2, 3)}
+    addresses["EIT_RMQ1_MQTT"] = f"127.0.0.1:{free_port()}"
+    proxy = start_haproxy(addresses, tmp_path / "haproxy.log")
+
+    def acknowledged() -> bool:
+        try:
+            return _publish_once(proxy.port("mqtt"), AGENT_LOGIN, "eit/nowhere/stack/status")
+        except OSError:
+            return False  # HAProxy not listening yet
+
+    try:
+        wait_for(acknowledged, 30, "a publish through HAProxy acknowledged")
+    finally:
+        proxy.stop()
