@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.site import CHANNELS, load_factory, write_site
+from bench.site import CHANNELS, PROBE_CHANNEL, PROBE_VALUE, load_factory, probe_factory, write_site
 from ingest.partitions import queue_name
 from ingest.store.influx import InfluxStore
 from testbed.cluster import ClusterAgent, RabbitCluster, read_delivery_log, start_haproxy
@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.serial, pytest.mark.integration]
 AGENT_LOGIN = ("agent", "agent-" + uuid.uuid4().hex[:12])
 VALUES = {cid: typical for cid, _unit, _range, typical in CHANNELS}
 PARTITIONS = 4
+PROBES = 2
 HEARTBEAT_S = 2
 LEASE_S = 4.0
 
@@ -58,8 +59,11 @@ class Town:
         self.workdir = workdir
         self.cluster = cluster
         self.prefix = "t" + uuid.uuid4().hex[:8]
-        self.site = write_site(workdir / "site.yaml", factories, 0)
+        # Two probe factories publish CO above their instantaneous permit limit in every scan:
+        # each has one ongoing exceedance case, whichever worker holds it.
+        self.site = write_site(workdir / "site.yaml", factories, PROBES)
         self.factories = [load_factory(i) for i in range(factories)]
+        self.probes = [probe_factory(i) for i in range(PROBES)]
         self.database = "t_" + uuid.uuid4().hex[:12]
         self.influx_url = influxdb.url
         self.state_url = state_url
@@ -102,7 +106,7 @@ class Town:
 
     def init(self) -> None:
         out = self.eit("cluster", "init", "--config", str(self.config("init")))
-        assert f"{PARTITIONS} partitions, {len(self.factories)} factory bindings declared" in out
+        assert f"{PARTITIONS} partitions, {len(self.factories) + PROBES} factory bindings declared" in out
 
     def start_worker(self, name: str, flush_interval_s: float = 0.02) -> EitProcess:
         config = self.config(name, flush_interval_s)
@@ -129,8 +133,17 @@ class Town:
                 return {}  # the first worker has not migrated the state database yet
         return {int(p): str(o) for p, o in rows}
 
-    def agents(self, count: int) -> list[ClusterAgent]:
-        return [
+    def agents(self, count: int, probes: bool = False) -> list[ClusterAgent]:
+        probe_agents = [
+            ClusterAgent(
+                f"probes-{self.prefix}",
+                self.probes,
+                self.cluster.mqtt_ports,
+                AGENT_LOGIN,
+                values={**VALUES, PROBE_CHANNEL: PROBE_VALUE},
+            )
+        ]
+        return (probe_agents if probes else []) + [
             ClusterAgent(
                 f"agent{i}-{self.prefix}",
                 self.factories[i::count],
@@ -140,6 +153,17 @@ class Town:
             )
             for i in range(count)
         ]
+
+    def cases(self) -> dict[tuple[str, str, str, str], int]:
+        """How many cases each (factory, device, parameter, rule) has in the shared state database."""
+        import psycopg
+
+        with psycopg.connect(self.state_url) as db:
+            rows = db.execute(
+                "SELECT factory, device, parameter, rule, count(*) FROM alerts"
+                " GROUP BY factory, device, parameter, rule"
+            ).fetchall()
+        return {(str(f), str(d), str(p), str(r)): int(n) for f, d, p, r, n in rows}
 
     def stop(self) -> None:
         for worker in self.workers.values():
@@ -288,7 +312,7 @@ def test_node_and_worker_killed_mid_stream_lose_double_and_reorder_nothing(
     town.start_worker("b")  # the standby: its consumers wait behind a's
     owner = town.leases()[0]
     wait_for(lambda: _status_shows(town, owner), 30, "eit cluster status showing worker a on every partition")
-    agents = town.agents(4)
+    agents = town.agents(4, probes=True)
     started = time.monotonic()
     threads = _publish(agents, scans_per_s=12.5, duration_s=24)  # 16 factories x 12.5 x 12 = 2,400 readings/s
 
@@ -303,6 +327,12 @@ def test_node_and_worker_killed_mid_stream_lose_double_and_reorder_nothing(
     _assert_each_scan_stored_once(town, agents)
     _assert_first_writes_in_publish_order(town, agents)
     gaps = _assert_one_worker_at_a_time(town)
+    # Every probe's exceedance opened exactly once, through a node kill and a worker kill.
+    cases = town.cases()
+    for probe in town.probes:
+        opened = {key: n for key, n in cases.items() if key[0] == probe}
+        assert opened and all(n == 1 for n in opened.values()), f"{probe}: cases {opened}"
+    assert all(key[0] in town.probes for key in cases), f"cases of load factories: {cases}"
     ids = _worker_ids(town)
     assert "a" in ids and "b" in ids, "both the first worker and the standby wrote"
     owners = {p: {w for _t, w, _e, q, _tp, _s in town.deliveries() if q == p} for p in range(PARTITIONS)}
