@@ -19,6 +19,7 @@ not the ceiling (never extrapolate throughput from a small machine). Prints a Ma
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -50,13 +51,14 @@ class Result:
     name: str
     messages: int
     readings: int
+    stored: int
     seconds: float
     broker_cpu_s: float
     worker_cpu_s: float
 
     def row(self) -> str:
         return (
-            f"| {self.name} | {self.readings:,} | {self.readings / self.seconds:,.0f} |"
+            f"| {self.name} | {self.readings:,} | {self.stored:,} | {self.stored / self.seconds:,.0f} |"
             f" {self.broker_cpu_s / self.messages * 1e6:,.0f} |"
             f" {self.worker_cpu_s / self.messages * 1e6:,.0f} |"
         )
@@ -109,19 +111,31 @@ def _measure(
     def stored() -> int:
         return sum(store.count(factory=f) for f in factories)
 
-    try:
+    # A shortfall is reported, not raised: the row shows what was stored of what was acknowledged.
+    with contextlib.suppress(TimeoutError):
         wait_for(lambda: stored() >= readings, 120, f"{name}: every reading")
-    except TimeoutError as exc:
-        raise RuntimeError(f"{name}: {stored():,} of {readings:,} readings stored after 120 s") from exc
     seconds = time.monotonic() - started
     return Result(
         name,
         messages,
         readings,
+        stored(),
         seconds,
         sum(cpu_s(p) for p in broker_pids) - brokers0,
         sum(cpu_s(p) for p in worker_pids) - workers0,
     )
+
+
+def _delete_queue_set(cluster: RabbitCluster, prefix: str) -> None:
+    import pika
+
+    from ingest.partitions import queue_name
+
+    connection = pika.BlockingConnection(pika.URLParameters(cluster.amqp_urls[0]))
+    channel = connection.channel()
+    for partition in range(PARTITIONS):
+        channel.queue_delete(queue_name(prefix, partition))
+    connection.close()
 
 
 def _agents(factories: list[str], ports: list[int], login: tuple[str, str]) -> list[ClusterAgent]:
@@ -219,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for w in workers:
                     w.terminate()
+                _delete_queue_set(cluster, f"bench{count}")  # the next pass's bindings only
         finally:
             cluster.stop()
     finally:
@@ -233,10 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         f" {offered:,.0f} readings/s offered for {args.duration:g} s; {os.cpu_count()} cores\n"
     )
     print(
-        "| pass | readings | readings/s (first publish -> all stored)"
+        "| pass | readings acknowledged to the agents | stored | readings/s (first publish -> stored)"
         " | broker CPU us/message | worker CPU us/message |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for result in results:
         print(result.row())
     return 0

@@ -263,6 +263,8 @@ def _connect(settings: AmqpSettings) -> Any:
     import pika.exceptions
 
     logging.getLogger("pika").setLevel(logging.WARNING)  # its INFO is every connection step
+    # The partition count check's passive declaration is refused on purpose (404): not a warning.
+    logging.getLogger("pika.channel").setLevel(logging.ERROR)
 
     errors = []
     for url in settings.urls:
