@@ -328,10 +328,14 @@ def remove_stale_bindings(settings: AmqpSettings, factories: list[str]) -> list[
         (queue_name(settings.queue_prefix, partition_of(f, settings.partitions)), binding_key(f))
         for f in factories
     }
+    # Only this queue set's partitions: another set bound to the same exchange is not ours to change.
+    ours = {queue_name(settings.queue_prefix, p) for p in range(settings.partitions)}
     stale = [
         (b["destination"], b["routing_key"])
         for b in bindings
-        if b.get("destination_type") == "queue" and (b["destination"], b["routing_key"]) not in wanted
+        if b.get("destination_type") == "queue"
+        and b["destination"] in ours
+        and (b["destination"], b["routing_key"]) not in wanted
     ]
     if not stale:
         return []

@@ -434,3 +434,22 @@ def test_an_agent_reaches_the_cluster_through_haproxy(cluster: RabbitCluster, tm
         wait_for(acknowledged, 30, "a publish through HAProxy acknowledged")
     finally:
         proxy.stop()
+
+
+def test_sync_binds_new_factories_and_unbinds_removed_ones(
+    town: Town, cluster: RabbitCluster, influxdb: InfluxDB
+) -> None:
+    town.init()
+    # Another queue set on the same exchange (a replica's): sync leaves its bindings alone.
+    other = Town(town.workdir / "other", cluster, influxdb, town.state_url, factories=2)
+    other.init()
+    site = yaml.safe_load(town.site.read_text())
+    removed = site["factories"].pop(0)["id"]
+    town.site.write_text(yaml.safe_dump(site))
+    out = town.eit("cluster", "sync", "--config", str(town.config("init")))
+    assert f"1 removed: eit.{removed}.#" in out, out
+    again = town.eit("cluster", "sync", "--config", str(town.config("init")))
+    assert "0 removed" in again, "sync is idempotent"
+    other_again = other.eit("cluster", "sync", "--config", str(other.config("init")))
+    assert "0 removed" in other_again, "the other set's bindings are still there"
+    other.stop()
