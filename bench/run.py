@@ -987,7 +987,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     p.add_argument("--keep", action="store_true", help="keep the working directory (logs, configs)")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="instead: the RabbitMQ cluster with 1 and 2 workers beside Mosquitto + one `eit serve`"
+        " (bench/cluster_cost.py)",
+    )
     args = p.parse_args(argv)
+    if args.cluster:
+        from bench.cluster_cost import main as cluster_main
+
+        return cluster_main([])
     profile = PROFILES[args.profile or "quick"]
     passes = {"sqlite", "rules", "overload", "outages"} - set(args.skip)
     results = run(profile, args.keep, passes)

@@ -60,6 +60,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         if name == "status":
             p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
+    p = cluster_sub.add_parser(
+        "login",
+        help="add or update a factory's MQTT login: it publishes only under eit/<factory>/",
+    )
+    p.add_argument("--config", required=True, help="the workers' serve.yaml (ingest.amqp)")
+    p.add_argument("factory")
+    p.add_argument("--user", default=None, help="the login's name (default: the factory id)")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--password-file", default=None, help="a file holding the login's password")
+    group.add_argument("--password-env", default=None, help="... or the variable holding it")
+    p.set_defaults(func=_run_login)
 
 
 def _settings(config: ServeConfig) -> AmqpSettings:
@@ -126,6 +137,57 @@ def _registry(config: ServeConfig) -> dict[str, Any]:
     from eit.registry import load_registry
 
     return dict(load_registry(config.site).factories)
+
+
+def _run_login(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from server.config import load_serve_config
+
+    config = load_serve_config(args.config)
+    if args.factory not in _registry(config):
+        raise ClusterError(f"factory {args.factory!r} is not in the site registry {config.site}")
+    if args.password_file:
+        password = Path(args.password_file).read_text().strip()
+    else:
+        password = os.environ.get(args.password_env, "")
+    if len(password) < 12:
+        raise ClusterError("the login's password must have at least 12 characters")
+    user = args.user or args.factory
+    factory_login(_settings(config), args.factory, user, password)
+    print(f"cluster: login {user} may publish under eit/{args.factory}/ only")
+    return 0
+
+
+def factory_login(settings: AmqpSettings, factory: str, user: str, password: str) -> None:
+    """A factory's MQTT login on the cluster (management API): it writes only to the MQTT
+    exchange, and there only routing keys ``eit.<factory>.*`` (its topics eit/<factory>/...);
+    it reads nothing but its own MQTT subscription queues."""
+    import re
+
+    from ingest.partitions import binding_key
+
+    vhost = urllib.parse.quote(_vhost(settings), safe="")
+    name = urllib.parse.quote(user, safe="")
+    prefix = "^" + re.escape(binding_key(factory)[: -len("#")])
+    _management(settings, f"/api/users/{name}", "PUT", {"password": password, "tags": ""})
+    _management(
+        settings,
+        f"/api/permissions/{vhost}/{name}",
+        "PUT",
+        {
+            "configure": "^mqtt-subscription-",
+            "write": f"^({re.escape(settings.exchange)}|mqtt-subscription-.*)$",
+            "read": f"^({re.escape(settings.exchange)}|mqtt-subscription-.*)$",
+        },
+    )
+    _management(
+        settings,
+        f"/api/topic-permissions/{vhost}/{name}",
+        "PUT",
+        {"exchange": settings.exchange, "write": prefix, "read": prefix},
+    )
 
 
 # -- declarations -------------------------------------------------------------------------------
@@ -201,6 +263,8 @@ def _connect(settings: AmqpSettings) -> Any:
     import pika.exceptions
 
     logging.getLogger("pika").setLevel(logging.WARNING)  # its INFO is every connection step
+    # The partition count check's passive declaration is refused on purpose (404): not a warning.
+    logging.getLogger("pika.channel").setLevel(logging.ERROR)
 
     errors = []
     for url in settings.urls:
@@ -223,7 +287,7 @@ def _without_password(url: str) -> str:
 # -- management API: bindings and status --------------------------------------------------------
 
 
-def _management(settings: AmqpSettings, path: str) -> Any:
+def _management(settings: AmqpSettings, path: str, method: str = "GET", body: Any = None) -> Any:
     import requests
 
     if not settings.management_urls:
@@ -234,14 +298,14 @@ def _management(settings: AmqpSettings, path: str) -> Any:
         base = f"{parts.scheme}://{parts.hostname}:{parts.port}"
         auth = (urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or ""))
         try:
-            response = requests.get(base + path, auth=auth, timeout=10)
+            response = requests.request(method, base + path, auth=auth, json=body, timeout=10)
         except requests.RequestException as exc:
             errors.append(f"{base}: {exc}")
             continue
-        if response.status_code != 200:
+        if response.status_code not in (200, 201, 204):
             errors.append(f"{base}{path}: HTTP {response.status_code} {response.text[:200]}")
             continue
-        return response.json()
+        return response.json() if response.content else None
     raise ClusterError(
         "the management API does not answer (ingest.amqp.management_urls): " + "; ".join(errors)
     )
@@ -264,10 +328,14 @@ def remove_stale_bindings(settings: AmqpSettings, factories: list[str]) -> list[
         (queue_name(settings.queue_prefix, partition_of(f, settings.partitions)), binding_key(f))
         for f in factories
     }
+    # Only this queue set's partitions: another set bound to the same exchange is not ours to change.
+    ours = {queue_name(settings.queue_prefix, p) for p in range(settings.partitions)}
     stale = [
         (b["destination"], b["routing_key"])
         for b in bindings
-        if b.get("destination_type") == "queue" and (b["destination"], b["routing_key"]) not in wanted
+        if b.get("destination_type") == "queue"
+        and b["destination"] in ours
+        and (b["destination"], b["routing_key"]) not in wanted
     ]
     if not stale:
         return []

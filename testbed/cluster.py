@@ -19,7 +19,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from testbed.services import REPO, refuse_in_unit_run, wait_for
+from testbed.services import REPO, free_port, refuse_in_unit_run, wait_for
 
 LOCAL_CLUSTER = REPO / "deploy" / "cluster" / "local-cluster"
 PORT_BLOCK = 41  # local-cluster's ports: base .. base+40 (node listeners, CLI, epmd)
@@ -298,3 +298,48 @@ def wait_for_cluster_queues(cluster: RabbitCluster, names: list[str], timeout_s:
         return True
 
     wait_for(ready, timeout_s, "the partitions' leaders")
+
+
+HAPROXY_CFG = REPO / "deploy" / "cluster" / "haproxy.cfg"
+
+
+def haproxy_binary() -> str:
+    import shutil
+
+    found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+    if found is None:
+        raise RuntimeError("haproxy is not installed (scripts/ensure-system-packages installs it)")
+    return found
+
+
+@dataclass
+class HAProxy:
+    """HAProxy run from the shipped deploy/cluster/haproxy.cfg on free local ports."""
+
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+
+    def port(self, frontend: str) -> int:
+        return int(self.env[f"EIT_HAPROXY_{frontend.upper()}_PORT"])
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+def start_haproxy(addresses: dict[str, str], log_path: Path) -> HAProxy:
+    """``addresses`` sets its EIT_* variables (the backends' host:port)."""
+    refuse_in_unit_run("HAProxy")
+    env = {
+        **os.environ,
+        "EIT_HAPROXY_BIND": "127.0.0.1",
+        "EIT_HAPROXY_MQTT_PORT": str(free_port()),
+        "EIT_HAPROXY_INFLUX_PORT": str(free_port()),
+        "EIT_HAPROXY_API_PORT": str(free_port()),
+        **addresses,
+    }
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [haproxy_binary(), "-db", "-f", str(HAPROXY_CFG)], env=env, stdout=log, stderr=log
+        )
+    return HAProxy(env, proc)

@@ -5,6 +5,7 @@ other (they kill nodes and workers)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -18,10 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.site import CHANNELS, load_factory, write_site
+from bench.site import CHANNELS, PROBE_CHANNEL, PROBE_VALUE, load_factory, probe_factory, write_site
 from ingest.partitions import queue_name
 from ingest.store.influx import InfluxStore
-from testbed.cluster import ClusterAgent, RabbitCluster, read_delivery_log
+from testbed.cluster import ClusterAgent, RabbitCluster, read_delivery_log, start_haproxy
 from testbed.services import EIT, FAR_FUTURE_NS, REPO, EitProcess, InfluxDB, free_port, wait_for
 
 pytestmark = [pytest.mark.serial, pytest.mark.integration]
@@ -29,6 +30,7 @@ pytestmark = [pytest.mark.serial, pytest.mark.integration]
 AGENT_LOGIN = ("agent", "agent-" + uuid.uuid4().hex[:12])
 VALUES = {cid: typical for cid, _unit, _range, typical in CHANNELS}
 PARTITIONS = 4
+PROBES = 2
 HEARTBEAT_S = 2
 LEASE_S = 4.0
 
@@ -57,8 +59,11 @@ class Town:
         self.workdir = workdir
         self.cluster = cluster
         self.prefix = "t" + uuid.uuid4().hex[:8]
-        self.site = write_site(workdir / "site.yaml", factories, 0)
+        # Two probe factories publish CO above their instantaneous permit limit in every scan:
+        # each has one ongoing exceedance case, whichever worker holds it.
+        self.site = write_site(workdir / "site.yaml", factories, PROBES)
         self.factories = [load_factory(i) for i in range(factories)]
+        self.probes = [probe_factory(i) for i in range(PROBES)]
         self.database = "t_" + uuid.uuid4().hex[:12]
         self.influx_url = influxdb.url
         self.state_url = state_url
@@ -101,7 +106,7 @@ class Town:
 
     def init(self) -> None:
         out = self.eit("cluster", "init", "--config", str(self.config("init")))
-        assert f"{PARTITIONS} partitions, {len(self.factories)} factory bindings declared" in out
+        assert f"{PARTITIONS} partitions, {len(self.factories) + PROBES} factory bindings declared" in out
 
     def start_worker(self, name: str, flush_interval_s: float = 0.02) -> EitProcess:
         config = self.config(name, flush_interval_s)
@@ -128,8 +133,17 @@ class Town:
                 return {}  # the first worker has not migrated the state database yet
         return {int(p): str(o) for p, o in rows}
 
-    def agents(self, count: int) -> list[ClusterAgent]:
-        return [
+    def agents(self, count: int, probes: bool = False) -> list[ClusterAgent]:
+        probe_agents = [
+            ClusterAgent(
+                f"probes-{self.prefix}",
+                self.probes,
+                self.cluster.mqtt_ports,
+                AGENT_LOGIN,
+                values={**VALUES, PROBE_CHANNEL: PROBE_VALUE},
+            )
+        ]
+        return (probe_agents if probes else []) + [
             ClusterAgent(
                 f"agent{i}-{self.prefix}",
                 self.factories[i::count],
@@ -139,6 +153,17 @@ class Town:
             )
             for i in range(count)
         ]
+
+    def cases(self) -> dict[tuple[str, str, str, str], int]:
+        """How many cases each (factory, device, parameter, rule) has in the shared state database."""
+        import psycopg
+
+        with psycopg.connect(self.state_url) as db:
+            rows = db.execute(
+                "SELECT factory, device, parameter, rule, count(*) FROM alerts"
+                " GROUP BY factory, device, parameter, rule"
+            ).fetchall()
+        return {(str(f), str(d), str(p), str(r)): int(n) for f, d, p, r, n in rows}
 
     def stop(self) -> None:
         for worker in self.workers.values():
@@ -252,6 +277,22 @@ def _assert_one_worker_at_a_time(town: Town) -> dict[int, list[float]]:
     return gaps
 
 
+def _status_shows(town: Town, owner: str) -> bool:
+    """Whether `eit cluster status` shows every partition with 3 members, a leader, and ``owner``
+    as its active consumer and lease holder (the management API's figures lag by seconds)."""
+    status = json.loads(town.eit("cluster", "status", "--json", "--config", str(town.config("init"))))
+    queues = [queue_name(town.prefix, p) for p in range(PARTITIONS)]
+    assert [row["queue"] for row in status] == [*queues, "eit.unroutable"]
+    return all(
+        row["members"] == 3
+        and row["leader"].startswith("eit")
+        and row["lease_owner"] == owner
+        and row["active_consumer"].startswith(owner + "/")
+        for row in status
+        if row["queue"] != "eit.unroutable"  # shared by every test's workers
+    )
+
+
 def _worker_ids(town: Town) -> dict[str, str]:
     """Each worker's lease owner id, from its delivery log."""
     ids = {}
@@ -269,7 +310,9 @@ def test_node_and_worker_killed_mid_stream_lose_double_and_reorder_nothing(
     town.start_worker("a")
     wait_for(lambda: len(town.leases()) == PARTITIONS + 1, 60, "worker a holding every partition")
     town.start_worker("b")  # the standby: its consumers wait behind a's
-    agents = town.agents(4)
+    owner = town.leases()[0]
+    wait_for(lambda: _status_shows(town, owner), 30, "eit cluster status showing worker a on every partition")
+    agents = town.agents(4, probes=True)
     started = time.monotonic()
     threads = _publish(agents, scans_per_s=12.5, duration_s=24)  # 16 factories x 12.5 x 12 = 2,400 readings/s
 
@@ -284,6 +327,12 @@ def test_node_and_worker_killed_mid_stream_lose_double_and_reorder_nothing(
     _assert_each_scan_stored_once(town, agents)
     _assert_first_writes_in_publish_order(town, agents)
     gaps = _assert_one_worker_at_a_time(town)
+    # Every probe's exceedance opened exactly once, through a node kill and a worker kill.
+    cases = town.cases()
+    for probe in town.probes:
+        opened = {key: n for key, n in cases.items() if key[0] == probe}
+        assert opened and all(n == 1 for n in opened.values()), f"{probe}: cases {opened}"
+    assert all(key[0] in town.probes for key in cases), f"cases of load factories: {cases}"
     ids = _worker_ids(town)
     assert "a" in ids and "b" in ids, "both the first worker and the standby wrote"
     owners = {p: {w for _t, w, _e, q, _tp, _s in town.deliveries() if q == p} for p in range(PARTITIONS)}
@@ -325,3 +374,82 @@ def test_worker_paused_beyond_its_lease_writes_nothing_after_it_resumes(
     assert after == [], f"worker a wrote {len(after)} messages after it resumed (first: {after[:3]})"
     assert "fenced" in a.output() or "connection" in a.output()
     assert b.alive()
+
+
+def _publish_once(port: int, login: tuple[str, str], topic: str) -> bool:
+    """Whether the broker acknowledges one QoS 1 publish of ``login`` on ``topic`` (a login it
+    refuses, or a publish it refuses, closes the connection: no acknowledgement)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    connected = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"login-test-{uuid.uuid4().hex[:6]}")
+    client.username_pw_set(*login)
+    client.on_connect = lambda c, u, f, rc, p: None if rc.is_failure else connected.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        if not connected.wait(5):
+            return False
+        info = client.publish(topic, b'{"v":1,"scans":[]}', qos=1)
+        deadline = time.monotonic() + 5
+        while not info.is_published() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_a_factory_login_publishes_only_under_its_own_factory(
+    town: Town, cluster: RabbitCluster, tmp_path: Path
+) -> None:
+    town.init()
+    secret = tmp_path / "f0000.password"
+    secret.write_text("factory-f0000-" + uuid.uuid4().hex)
+    out = town.eit(
+        "cluster", "login", "--config", str(town.config("init")), "f0000", "--password-file", str(secret)
+    )
+    assert "f0000" in out
+    login = ("f0000", secret.read_text())
+    assert _publish_once(cluster.mqtt_port(1), login, "eit/f0000/stack/data")
+    assert not _publish_once(cluster.mqtt_port(1), login, "eit/f0001/stack/data")
+    assert not _publish_once(cluster.mqtt_port(1), ("f0000", "wrong-password-123"), "eit/f0000/stack/data")
+
+
+def test_an_agent_reaches_the_cluster_through_haproxy(cluster: RabbitCluster, tmp_path: Path) -> None:
+    """The shipped HAProxy configuration in front of the three MQTT listeners, the first node's
+    address dead: an agent's publish through HAProxy is acknowledged."""
+    addresses = {f"EIT_RMQ{n}_MQTT": f"127.0.0.1:{cluster.mqtt_port(n)}" for n in (2, 3)}
+    addresses["EIT_RMQ1_MQTT"] = f"127.0.0.1:{free_port()}"
+    proxy = start_haproxy(addresses, tmp_path / "haproxy.log")
+
+    def acknowledged() -> bool:
+        try:
+            return _publish_once(proxy.port("mqtt"), AGENT_LOGIN, "eit/nowhere/stack/status")
+        except OSError:
+            return False  # HAProxy not listening yet
+
+    try:
+        wait_for(acknowledged, 30, "a publish through HAProxy acknowledged")
+    finally:
+        proxy.stop()
+
+
+def test_sync_binds_new_factories_and_unbinds_removed_ones(
+    town: Town, cluster: RabbitCluster, influxdb: InfluxDB
+) -> None:
+    town.init()
+    # Another queue set on the same exchange (a replica's): sync leaves its bindings alone.
+    other = Town(town.workdir / "other", cluster, influxdb, town.state_url, factories=2)
+    other.init()
+    site = yaml.safe_load(town.site.read_text())
+    removed = site["factories"].pop(0)["id"]
+    town.site.write_text(yaml.safe_dump(site))
+    out = town.eit("cluster", "sync", "--config", str(town.config("init")))
+    assert f"1 removed: eit.{removed}.#" in out, out
+    again = town.eit("cluster", "sync", "--config", str(town.config("init")))
+    assert "0 removed" in again, "sync is idempotent"
+    other_again = other.eit("cluster", "sync", "--config", str(other.config("init")))
+    assert "0 removed" in other_again, "the other set's bindings are still there"
+    other.stop()

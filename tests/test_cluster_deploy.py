@@ -5,8 +5,6 @@ conforms to the Compose Specification and mounts only files of the repository.""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,60 +16,36 @@ import yaml
 
 from eit.model import Reading
 from ingest.store.influx import InfluxStore
+from testbed.cluster import HAPROXY_CFG, HAProxy, haproxy_binary, start_haproxy
 from testbed.services import REPO, InfluxDB, free_port, wait_for
 
 CLUSTER = REPO / "deploy" / "cluster"
-HAPROXY_CFG = CLUSTER / "haproxy.cfg"
 COMPOSE = CLUSTER / "compose.yaml"
 SCHEMA_FILE = Path(__file__).resolve().parent / "data" / "compose-spec.json"
 
 
-def _haproxy() -> str:
-    found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
-    if found is None:
-        pytest.fail("haproxy is not installed (scripts/ensure-system-packages installs it)")
-    return found
-
-
 def test_shipped_haproxy_config_is_valid() -> None:
     done = subprocess.run(
-        [_haproxy(), "-c", "-f", str(HAPROXY_CFG)], capture_output=True, text=True, timeout=30
+        [haproxy_binary(), "-c", "-f", str(HAPROXY_CFG)], capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Configuration file is valid" in done.stdout + done.stderr
 
 
 @pytest.fixture
-def haproxy_env(tmp_path: Path, influxdb: InfluxDB) -> Iterator[dict[str, str]]:
+def haproxy(tmp_path: Path, influxdb: InfluxDB) -> Iterator[HAProxy]:
     """HAProxy from the shipped file, InfluxDB A down (nothing listens) and B the test's InfluxDB."""
-    dead = free_port()
-    influx = influxdb.url.split("//", 1)[1]
-    env = {
-        **os.environ,
-        "EIT_HAPROXY_BIND": "127.0.0.1",
-        "EIT_HAPROXY_MQTT_PORT": str(free_port()),
-        "EIT_HAPROXY_INFLUX_PORT": str(free_port()),
-        "EIT_HAPROXY_API_PORT": str(free_port()),
-        "EIT_RMQ1_MQTT": f"127.0.0.1:{dead}",
-        "EIT_RMQ2_MQTT": f"127.0.0.1:{dead}",
-        "EIT_RMQ3_MQTT": f"127.0.0.1:{dead}",
-        "EIT_INFLUX_A": f"127.0.0.1:{dead}",
-        "EIT_INFLUX_B": influx,
-        "EIT_API_1": f"127.0.0.1:{dead}",
-        "EIT_API_2": f"127.0.0.1:{dead}",
-    }
-    log = open(tmp_path / "haproxy.log", "wb")  # noqa: SIM115 - as long as the process
-    proc = subprocess.Popen([_haproxy(), "-db", "-f", str(HAPROXY_CFG)], env=env, stdout=log, stderr=log)
-    try:
-        yield env
-    finally:
-        proc.kill()
-        proc.wait(10)
-        log.close()
+    dead = f"127.0.0.1:{free_port()}"
+    backends = ("RMQ1_MQTT", "RMQ2_MQTT", "RMQ3_MQTT", "INFLUX_A", "API_1", "API_2")
+    addresses = {f"EIT_{name}": dead for name in backends}
+    addresses["EIT_INFLUX_B"] = influxdb.url.split("//", 1)[1]
+    started = start_haproxy(addresses, tmp_path / "haproxy.log")
+    yield started
+    started.stop()
 
 
 def test_a_read_through_haproxy_reaches_influxdb_b_when_a_is_down(
-    haproxy_env: dict[str, str], influxdb: InfluxDB, influx_database: str
+    haproxy: HAProxy, influxdb: InfluxDB, influx_database: str
 ) -> None:
     direct = InfluxStore(influxdb.url, influx_database)
     now = time.time_ns() // 1_000_000_000 * 1_000_000_000
@@ -79,7 +53,7 @@ def test_a_read_through_haproxy_reaches_influxdb_b_when_a_is_down(
         Reading("f1", "stack", "so2", now - i * 1_000_000_000, 20.0 + i, "N", i + 1) for i in range(5)
     ]
     direct.write(readings)
-    proxied = InfluxStore(f"http://127.0.0.1:{haproxy_env['EIT_HAPROXY_INFLUX_PORT']}", influx_database)
+    proxied = InfluxStore(f"http://127.0.0.1:{haproxy.port('influx')}", influx_database)
 
     def read() -> list[float]:
         try:
