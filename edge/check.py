@@ -125,6 +125,8 @@ def _step(report: Report, what: str, run: Callable[[], None]) -> None:
         run()
     except Exception as exc:  # the report goes on: one failed item instead of a traceback
         report.item(FAIL, what, f"{type(exc).__name__}: {exc}")
+
+
 def _check_signing(config: EdgeConfig, report: Report) -> None:
     """Each device's signing key: there, owner-only, an Ed25519 key (its id and public key)."""
     if config.signing_keys is None:
