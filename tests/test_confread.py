@@ -253,7 +253,10 @@ def test_the_agent_configuration_reports_every_problem_at_once(tmp_path: Path) -
         ("devices[boiler-1].sim.profile", line_of(path, "profile: wobbly")),
         (
             "devices[meter-1].sim.channels.energy.mean",
-            line_of(path, "energy: {mean: ten, sd: 10, max: 1000000000}"),
+            line_of(
+                path,
+                "energy: {mean: ten, counter_per_h: 4200, max: 1000000000}  # a kWh register: only climbs",
+            ),
         ),
     ]
 

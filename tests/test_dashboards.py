@@ -6,6 +6,7 @@ returns the series the panel expects; the committed provisioning files are what
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import uuid
 from collections.abc import Collection, Iterable, Iterator
@@ -30,7 +31,10 @@ from dashboards.public import PublicScopeError, check_public_dashboard, factory_
 from eit.confread import load_yaml
 from eit.registry import Registry, load_registry
 from eit.store import StoreError
+from eit.storeschema import ChainEvents
 from ingest.store.influx import InfluxStore, point_line
+from ingest.verify import UNEXPLAINED_GAP
+from ingest.verify import _Gap as _ChainGap
 from server.cli import main
 from testbed.services import REPO, InfluxDB
 from testbed.town import (
@@ -212,6 +216,13 @@ def town_store(influxdb: InfluxDB) -> Iterator[InfluxStore]:
     """The day of the whole town, filled once for this module's tests."""
     store = InfluxStore(influxdb.url, "t_town_day_" + uuid.uuid4().hex[:8])
     write_town_day(store, REGISTRY)
+    # The example town's agents do not sign, so no chain event happens in its day: one as the
+    # ingest's verifier writes it (a gap in a signed device's chain; tests/test_signing.py).
+    gap = _ChainGap(DAY_START_NS + 3600 * 10**9, 41, 42, {41, 42}, UNEXPLAINED_GAP)
+    store.write_points(ChainEvents.NAME, [gap.point("kaeng-khoi-biomass", "boiler-1")])
+    # And one reading as a signed device's: the same point again, with its verification result.
+    first = store.readings("kaeng-khoi-biomass", "boiler-1", "so2", DAY_START_NS, DAY_END_NS, limit=1)[0]
+    store.write([dataclasses.replace(first, verified="verified")])
     yield store
     store.close()
 
