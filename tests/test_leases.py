@@ -94,5 +94,5 @@ def test_the_amqp_transport_needs_its_settings_and_errors_name_file_and_key() ->
         parse_serve_config(wrong, "serve.yaml", REPO)
     problems = [str(p) for p in bad.value.problems]
     assert any(p.startswith("serve.yaml: ingest.amqp.urls:") for p in problems)
-    assert "serve.yaml: ingest.amqp.partitons: unknown key" in problems
+    assert any(p.startswith("serve.yaml: ingest.amqp.partitons: unknown key") for p in problems), problems
     assert IngestSettings().transport == "mqtt", "the single machine stays the default"
