@@ -256,6 +256,9 @@ class AlertEngine:
         self._last_seen: dict[tuple[str, str], int] = {
             (f.id, d.id): self.started_ns for f in registry.factories.values() for d in f.devices.values()
         }
+        # The newest scan time each device has delivered: a batch that brings nothing newer (a
+        # redelivery, a replay) is not the device speaking again, so it ends no silence.
+        self._newest_scan: dict[tuple[str, str], int] = {}
         self._series: dict[tuple[str, str, str], _Series] = {}
         self._dirty: set[tuple[tuple[str, str, str], int]] = set()
         # On a cluster (docs/scale-out.md), the factories this worker's partitions hold now: the
@@ -411,8 +414,11 @@ class AlertEngine:
             if r.channel == "o2":
                 o2[(r.factory, r.device, r.ts_ns)] = (r.value, r.flag)
         touched: set[_Series] = set()
-        devices_seen: set[tuple[str, str]] = set()
+        # Per device, the newest scan time in this batch (a run of one device's readings is
+        # folded in when the next device starts, and at the end).
+        devices_seen: dict[tuple[str, str], int] = {}
         last_factory = last_device = None
+        run_newest = -1
         findings: list[FaultFinding] = []
         series_map = self._series
         dirty = self._dirty
@@ -427,8 +433,13 @@ class AlertEngine:
                     continue
             # The readings of a scan come together: the device set is touched once per run.
             if factory is not last_factory or device is not last_device:
-                devices_seen.add((factory, device))
+                if last_factory is not None and last_device is not None:
+                    run_key = (last_factory, last_device)
+                    devices_seen[run_key] = max(devices_seen.get(run_key, -1), run_newest)
                 last_factory, last_device = factory, device
+                run_newest = ts
+            elif ts > run_newest:
+                run_newest = ts
             h = ts - ts % HOUR_NS
             acc = st.hours.get(h)
             if acc is None:
@@ -463,7 +474,14 @@ class AlertEngine:
                 findings.clear()
         for st in touched:
             self._screen_running_hour(st, now)
-        for factory, device in devices_seen:
+        if last_factory is not None and last_device is not None:
+            run_key = (last_factory, last_device)
+            devices_seen[run_key] = max(devices_seen.get(run_key, -1), run_newest)
+        for (factory, device), newest in devices_seen.items():
+            known = self._newest_scan.get((factory, device))
+            if known is not None and newest <= known:
+                continue  # only scans delivered before: a redelivery, not the device speaking again
+            self._newest_scan[(factory, device)] = newest
             self._last_seen[(factory, device)] = now
             self._clear((factory, device, DEVICE_PARAMETER, RULE_STALE), now, "data arrives again")
 

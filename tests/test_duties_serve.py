@@ -83,7 +83,21 @@ def test_an_accepted_shutdown_ends_the_no_data_case_and_shows_the_factory_shut_d
         return str(next(f["state"] for f in factories if f["id"] == F))
 
     publish(broker.port)
-    wait_for(stale_ongoing, 30, "the silent boiler's no-data case")
+    # The scans first (on a loaded machine the boiler may go stale from eit serve's start before
+    # they arrive, and their arrival would end that case), then the silence after them.
+    wait_for(lambda: server.store.count(factory=F, device=D) == 10, 30, "the boiler's five scans stored")
+    stored_ns = now_ns()
+
+    def silent_since_the_scans() -> bool:
+        return any(
+            a.rule == "stale"
+            and a.device == D
+            and a.ongoing
+            and (a.condition_since_ns or a.opened_ns) > stored_ns
+            for a in server.alert_store.list(limit=100)
+        )
+
+    wait_for(silent_since_the_scans, 30, "the silent boiler's no-data case, after its scans")
     now = now_ns()
     window = {
         "system": "cems",

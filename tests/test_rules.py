@@ -740,6 +740,26 @@ def test_open_alerts_survive_a_restart_without_a_second_notification(tmp_path: P
     rig.close()
 
 
+def test_a_redelivered_scan_does_not_end_a_devices_silence(tmp_path: Path) -> None:
+    # At least once: the broker may deliver a scan again (the ingest reconnected before its
+    # acknowledgement). Nothing newer came from the device: it stays stale; a new scan ends it.
+    rig = Rig(tmp_path, RuleSettings(stale_after_s=60))
+    scan = [Reading(*B, "o2", T0, 9.0), Reading(*B, "so2", T0, 20.0)]
+    rig.feed(scan, T0)
+    rig.tick(T0 + 61 * S)
+
+    def boiler() -> list[str]:
+        return [e.kind for e in rig.events if e.alert.device == "boiler" and e.alert.rule == "stale"]
+
+    assert boiler() == ["opened"]
+    rig.feed(scan, T0 + 62 * S)  # the same scan again
+    rig.tick(T0 + 63 * S)
+    assert boiler() == ["opened"]
+    rig.feed([Reading(*B, "o2", T0 + 64 * S, 9.0), Reading(*B, "so2", T0 + 64 * S, 20.0)], T0 + 64 * S)
+    assert boiler() == ["opened", "resolved"]
+    rig.close()
+
+
 def test_a_retained_offline_delivered_with_fresh_data_does_not_open_a_stale_alert(rig: Rig) -> None:
     # On reconnecting, the ingest receives the retained last will `offline` in the same batch as
     # the device's new data: the data is the newer news.
