@@ -315,26 +315,37 @@ def town40(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from testbed.services import EitProcess, free_port, wait_for
 
     workdir = tmp_path_factory.mktemp("town40")
-    port = free_port()
-    config = {
-        "site": str(forty_factory_site(workdir / "site.yaml")),
-        "data_dir": str(workdir / "data"),
-        "store": {"kind": "sqlite"},
-        "http": {"host": "127.0.0.1", "port": port},
-    }
+    site = forty_factory_site(workdir / "site.yaml")
     (workdir / "data").mkdir()
-    (workdir / "serve.yaml").write_text(yaml.safe_dump(config))
-    process = EitProcess(["api", "--config", str(workdir / "serve.yaml")], workdir / "eit-api.log").start()
-    url = f"http://127.0.0.1:{port}"
+    # A free port may be taken by another test process before eit api binds it: then another.
+    for attempt in range(3):
+        port = free_port()
+        config = {
+            "site": str(site),
+            "data_dir": str(workdir / "data"),
+            "store": {"kind": "sqlite"},
+            "http": {"host": "127.0.0.1", "port": port},
+        }
+        (workdir / "serve.yaml").write_text(yaml.safe_dump(config))
+        log = workdir / f"eit-api-{attempt}.log"
+        process = EitProcess(["api", "--config", str(workdir / "serve.yaml")], log).start()
+        url = f"http://127.0.0.1:{port}"
 
-    def up() -> bool:
-        try:
-            return requests.get(f"{url}/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
+        def up(process: EitProcess = process, url: str = url) -> bool:
+            if not process.alive():
+                return True  # exited: said below
+            try:
+                return requests.get(f"{url}/healthz", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
 
-    try:
         wait_for(up, 30, "eit api (40 factories) to answer /healthz")
+        if process.alive():
+            break
+        assert "Address already in use" in process.output(), process.output()
+    else:
+        pytest.fail("eit api found no free port in three tries")
+    try:
         yield url
     finally:
         assert process.terminate() == 0, process.output()
