@@ -107,7 +107,7 @@ from eit.registry import Channel, Registry
 from eit.standards import Limit, methods
 from eit.store import Point, Store, StoreError, StoreUnavailable
 from eit.storeschema import FACTORY, Hourly, PublicState, Rolling, series_tags
-from eit.supervise import Stage, Supervisor, Worker
+from eit.supervise import Stage, SupervisedLoop, Supervisor
 from eit.timeutil import NS_PER_S, now_ns, ns_to_datetime
 
 log = logging.getLogger("eit.alerts.engine")
@@ -1329,26 +1329,15 @@ class AlertEngine:
         return len(self._active)
 
 
-class StaleChecker:
+class StaleChecker(SupervisedLoop):
     """Calls :meth:`AlertEngine.tick` every ``interval_s`` on a background thread (stage
     ``rules-tick``, under a supervisor: a tick under way is its backlog, so a tick that hangs is
     reported stuck). A tick that fails is logged and tried again at the next interval."""
 
     def __init__(self, engine: AlertEngine, interval_s: float, supervisor: Supervisor | None = None) -> None:
+        super().__init__(supervisor or Supervisor(), Stage("rules-tick"))
         self.engine = engine
         self.interval_s = interval_s
-        self.supervisor = supervisor or Supervisor()
-        self.stage = Stage("rules-tick")
-        self._stop = threading.Event()
-        self._worker: Worker | None = None
-
-    def start(self) -> None:
-        self._worker = self.supervisor.run(self.stage, self._run)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._worker is not None:
-            self._worker.stop(5.0)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -18,7 +18,7 @@ from alerts.compliance import local_day
 from alerts.indicators import IndicatorRun, compute_indicators
 from eit.registry import Registry
 from eit.store import Store
-from eit.supervise import Stage, Supervisor, Worker
+from eit.supervise import Stage, SupervisedLoop, Supervisor
 from eit.timeutil import now_ns
 
 log = logging.getLogger("alerts.indicators")
@@ -36,7 +36,7 @@ def daily_span(today: date) -> tuple[date, date]:
     return date(first.year, 1, 1), today
 
 
-class IndicatorJob:
+class IndicatorJob(SupervisedLoop):
     def __init__(
         self,
         registry: Registry,
@@ -45,26 +45,15 @@ class IndicatorJob:
         supervisor: Supervisor | None = None,
         clock: Callable[[], int] = now_ns,
     ) -> None:
+        super().__init__(supervisor or Supervisor(), Stage("indicators"))
         self.registry = registry
         self.store = store
         self.interval_s = interval_s
-        self.supervisor = supervisor or Supervisor()
         self.clock = clock
-        self.stage = Stage("indicators")
         self.runs = 0
         self.last: IndicatorRun | None = None
         self.ran = threading.Event()  # set after each run, failed or not
         self._whole_year_on: date | None = None  # the local day of the last run over the year
-        self._stop = threading.Event()
-        self._worker: Worker | None = None
-
-    def start(self) -> None:
-        self._worker = self.supervisor.run(self.stage, self._run)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._worker is not None:
-            self._worker.stop(5.0)
 
     def run_once(self) -> IndicatorRun:
         today = local_day(self.clock(), ZoneInfo(self.registry.timezone))

@@ -283,3 +283,29 @@ class Worker:
         )
         self._halt.wait(delay)
         return True
+
+
+class SupervisedLoop:
+    """A stage that runs one loop under a supervisor: :meth:`start` runs :meth:`_run` as the
+    stage's worker, :meth:`stop` sets ``_stop`` (which the loop waits on) and waits for the worker
+    up to ``stop_wait_s``. The periodic jobs of ``eit serve`` (the rules' tick, the town
+    indicators, the duties) are these."""
+
+    stop_wait_s = 5.0
+
+    def __init__(self, supervisor: Supervisor, stage: Stage) -> None:
+        self.supervisor = supervisor
+        self.stage = stage
+        self._stop = threading.Event()
+        self._worker: Worker | None = None
+
+    def start(self) -> None:
+        self._worker = self.supervisor.run(self.stage, self._run)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.stop(self.stop_wait_s)
+
+    def _run(self) -> None:
+        raise NotImplementedError

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -40,7 +39,7 @@ from alerts.state import AlertStore
 from eit.errors import EitError
 from eit.registry import Registry
 from eit.store import Store
-from eit.supervise import Stage, Supervisor, Worker
+from eit.supervise import Stage, SupervisedLoop, Supervisor
 from eit.timeutil import NS_PER_S, now_ns
 
 log = logging.getLogger("alerts.duties")
@@ -370,28 +369,17 @@ class DutiesJob:
         return new
 
 
-class DutiesTicker:
+class DutiesTicker(SupervisedLoop):
     """Runs :meth:`DutiesJob.run_once` every ``interval_s`` on a supervised thread (stage
     ``duties``); a run that fails is logged and tried at the next interval."""
 
     def __init__(
         self, job: DutiesJob, interval_s: float, supervisor: Supervisor, clock: Callable[[], int] = now_ns
     ) -> None:
+        super().__init__(supervisor, Stage("duties"))
         self.job = job
         self.interval_s = interval_s
-        self.supervisor = supervisor
         self.clock = clock
-        self.stage = Stage("duties")
-        self._stop = threading.Event()
-        self._worker: Worker | None = None
-
-    def start(self) -> None:
-        self._worker = self.supervisor.run(self.stage, self._run)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._worker is not None:
-            self._worker.stop(5.0)
 
     def _run(self) -> None:
         # The accepted shutdown windows are read every minute (an officer may decide in another
