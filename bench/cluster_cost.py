@@ -154,7 +154,9 @@ def _single(
     config = _serve_config(work / "single.yaml", site, influx, database, mosquitto.port, {})
     serve = EitProcess(["serve", "--config", str(config)], work / "single.log").start()
     try:
-        time.sleep(3)  # its session exists before the agents publish (docs: start eit serve first)
+        # Its session exists before the agents publish (docs: start eit serve first): Mosquitto
+        # acknowledges and drops a QoS 1 message that nobody subscribes to.
+        wait_for(lambda: "connected to broker" in serve.output(), 60, "eit serve to subscribe")
         assert mosquitto.proc is not None and serve.proc is not None
         return _measure(
             "Mosquitto + 1 `eit serve`",

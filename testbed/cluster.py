@@ -52,13 +52,21 @@ class RabbitCluster:
         self.workdir = workdir
         self.env: dict[str, str] = {}
 
-    def _run(self, *args: str, timeout_s: float = 240) -> str:
+    def _run(self, *args: str, timeout_s: float = 420) -> str:
+        # A node restarted after a SIGKILL was seen to take over 3 minutes before it answered
+        # (RabbitMQ 3.10's MQTT plugin waits at boot for its client-id tracker): local-cluster
+        # waits up to 360 s for a node, the call a minute more.
         done = subprocess.run(
             [str(LOCAL_CLUSTER), *args],
             capture_output=True,
             text=True,
             timeout=timeout_s,
-            env={**os.environ, "EIT_CLUSTER_BASE_PORT": str(self.base), "EIT_CLUSTER_PASSWORD": ADMIN[1]},
+            env={
+                **os.environ,
+                "EIT_CLUSTER_BASE_PORT": str(self.base),
+                "EIT_CLUSTER_PASSWORD": ADMIN[1],
+                "EIT_CLUSTER_START_TIMEOUT_S": "360",
+            },
         )
         if done.returncode != 0:
             raise RuntimeError(f"local-cluster {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
