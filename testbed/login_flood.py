@@ -152,6 +152,7 @@ class ScanProbe:
         self.published: dict[int, float] = {}
         self.stored: dict[int, float] = {}
         self._stop = threading.Event()
+        self._stop_publishing = threading.Event()
         self._threads = [
             threading.Thread(target=self._publish, daemon=True),
             threading.Thread(target=self._poll, daemon=True),
@@ -164,16 +165,22 @@ class ScanProbe:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # Publishing stops first; the poll goes on until the last scans published are stored
+        # (or 15 s), so a scan still on its way is not counted as missing.
+        self._stop_publishing.set()
+        self._threads[0].join(10)
+        deadline = time.monotonic() + 15
+        while self.missing() and time.monotonic() < deadline:
+            time.sleep(0.05)
         self._stop.set()
-        for t in self._threads:
-            t.join(10)
+        self._threads[1].join(10)
 
     def _publish(self) -> None:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:6]}")
         client.connect("127.0.0.1", self.broker_port)
         client.loop_start()
         try:
-            while not self._stop.wait(self.interval_s):
+            while not self._stop_publishing.wait(self.interval_s):
                 self._seq += 1
                 scan = {"seq": self._seq, "ts": ns_to_iso(now_ns()), "values": {"so2": 40.0, "o2": 9.0}}
                 self.published[self._seq] = time.monotonic()
