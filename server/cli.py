@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -269,7 +270,6 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _recompute(args: argparse.Namespace) -> int:
-    from datetime import date
     from zoneinfo import ZoneInfo
 
     from alerts.compliance import day_bounds
@@ -278,11 +278,10 @@ def _recompute(args: argparse.Namespace) -> int:
     from eit.registry import load_registry
 
     registry = load_registry(args.site)
-    try:
-        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
-    except ValueError as exc:
-        print(f"eit recompute: --from/--to: {exc} (use 2026-11-01)", file=sys.stderr)
+    span = _day_span(args, "eit recompute")
+    if span is None:
         return 2
+    first, last = span
     if last < first:
         print("eit recompute: --to is before --from", file=sys.stderr)
         return 2
@@ -311,17 +310,15 @@ def _recompute(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from datetime import date
 
     from alerts.report import compliance_report, render
     from eit.registry import load_registry
 
     registry = load_registry(args.site)
-    try:
-        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
-    except ValueError as exc:
-        print(f"eit report: --from/--to: {exc} (use 2026-11-01)", file=sys.stderr)
+    span = _day_span(args, "eit report")
+    if span is None:
         return 2
+    first, last = span
     store, completeness = _store_for(args)
     try:
         report = compliance_report(
@@ -362,26 +359,38 @@ def _report(args: argparse.Namespace) -> int:
         Path(args.output).write_bytes(render_file(report, args.format, args.lang))
         return 0
     text = render(report, args.format, args.lang)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    _emit(text, args.output)
     return 0
 
 
+def _day_span(args: argparse.Namespace, command: str) -> tuple[date, date] | None:
+    """--from and --to as days; None (said on stderr) when one is not a date."""
+    try:
+        return date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
+    except ValueError as exc:
+        print(f"{command}: --from/--to: {exc} (use 2026-11-01)", file=sys.stderr)
+        return None
+
+
+def _emit(text: str, output: str | None) -> None:
+    """A command's text to --output, or to stdout ending with a newline."""
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
 def _indicators(args: argparse.Namespace) -> int:
-    from datetime import date
 
     from alerts.indicators import compute_indicators, scoreboard
     from alerts.indicators_render import render
     from eit.registry import load_registry
 
     registry = load_registry(args.site)
-    try:
-        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
-    except ValueError as exc:
-        print(f"eit indicators: --from/--to: {exc} (use 2026-11-01)", file=sys.stderr)
+    span = _day_span(args, "eit indicators")
+    if span is None:
         return 2
+    first, last = span
     store, _ = _store_for(args)
     try:
         if not args.no_compute:
@@ -398,25 +407,20 @@ def _indicators(args: argparse.Namespace) -> int:
     finally:
         store.close()
     text = render(board, args.format)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    _emit(text, args.output)
     return 0
 
 
 def _export_open_data(args: argparse.Namespace) -> int:
-    from datetime import date
 
     from eit.registry import load_registry
     from server.opendata import write_package
 
     registry = load_registry(args.site)
-    try:
-        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
-    except ValueError as exc:
-        print(f"eit export open-data: --from/--to: {exc} (use 2026-11-01)", file=sys.stderr)
+    span = _day_span(args, "eit export open-data")
+    if span is None:
         return 2
+    first, last = span
     store, _ = _store_for(args)
     try:
         written = write_package(registry, store, first, last, Path(args.out))
@@ -431,18 +435,16 @@ def _export_open_data(args: argparse.Namespace) -> int:
 
 
 def _integrity(args: argparse.Namespace) -> int:
-    from datetime import date
 
     from alerts.integrity import integrity_report, load_thresholds
     from alerts.integrity.render import render
     from eit.registry import load_registry
 
     registry = load_registry(args.site)
-    try:
-        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
-    except ValueError as exc:
-        print(f"eit integrity: --from/--to: {exc} (use 2026-11-01)", file=sys.stderr)
+    span = _day_span(args, "eit integrity")
+    if span is None:
         return 2
+    first, last = span
     thresholds = load_thresholds(args.thresholds)
     store, _ = _store_for(args)
     try:
@@ -453,10 +455,7 @@ def _integrity(args: argparse.Namespace) -> int:
     finally:
         store.close()
     text = render(report, args.format)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    _emit(text, args.output)
     return 0
 
 
