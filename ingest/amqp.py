@@ -250,28 +250,35 @@ class AmqpIngest(StagedIngest):
                 epoch = self._epoch
                 wanted = self._seen - self._held.keys()
                 held = dict(self._held)
-            try:
-                for partition in sorted(wanted):
-                    lease = self.leases.acquire(partition)
-                    if lease is not None:
-                        with self._lock:
-                            if self._epoch == epoch:
-                                self._held[partition] = lease
-                        log.info("took the lease of partition %d (token %d)", partition, lease.token)
-                if time.monotonic() < next_renewal:
-                    continue
+            # Renewals first: they keep this worker's partitions; one that fails to reach the
+            # database is tried again next round (a lease that cannot be renewed lapses by itself,
+            # and the write stage sees it), and never holds up the others.
+            if time.monotonic() >= next_renewal:
                 next_renewal = time.monotonic() + renew_every
                 for partition, lease in held.items():
-                    renewed = self.leases.renew(lease)
+                    try:
+                        renewed = self.leases.renew(lease)
+                    except StateDbUnavailable as exc:
+                        log.warning("renewing the lease of partition %d: %s", partition, exc)
+                        next_renewal = min(next_renewal, time.monotonic() + LEASE_POLL_S)
+                        continue
                     if renewed is None:
                         self._fence(epoch, f"lost the lease of partition {partition}")
                         break
                     with self._lock:
                         if self._epoch == epoch and partition in self._held:
                             self._held[partition] = renewed
-            except StateDbUnavailable as exc:
-                # Leases that cannot be renewed lapse by themselves: the write stage sees it.
-                log.warning("partition leases: %s", exc)
+            for partition in sorted(wanted):
+                try:
+                    taken = self.leases.acquire(partition)
+                except StateDbUnavailable as exc:
+                    log.warning("taking the lease of partition %d: %s", partition, exc)
+                    continue
+                if taken is not None:
+                    with self._lock:
+                        if self._epoch == epoch:
+                            self._held[partition] = taken
+                    log.info("took the lease of partition %d (token %d)", partition, taken.token)
 
     def _fence(self, epoch: int, why: str) -> None:
         with self._lock:

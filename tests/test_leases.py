@@ -7,13 +7,14 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from eit.errors import ConfigError
 from ingest.leases import PartitionLeases
 from ingest.partitions import binding_key, partition_of, queue_name, topic_of
 from ingest.settings import IngestSettings
 from server.config import parse_serve_config
-from statedb import open_state_db
+from statedb import StateDbUnavailable, open_state_db
 from testbed.services import REPO, wait_for
 
 
@@ -96,3 +97,29 @@ def test_the_amqp_transport_needs_its_settings_and_errors_name_file_and_key() ->
     assert any(p.startswith("serve.yaml: ingest.amqp.urls:") for p in problems)
     assert any(p.startswith("serve.yaml: ingest.amqp.partitons: unknown key") for p in problems), problems
     assert IngestSettings().transport == "mqtt", "the single machine stays the default"
+
+
+@pytest.mark.integration
+def test_a_holder_stopped_mid_transaction_neither_blocks_the_others_nor_keeps_its_lease(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A worker stopped (SIGSTOP, a hung host) between its UPDATE of a lease row and the COMMIT
+    holds the row's lock: the next worker's acquire meets it and answers "held" at once, its own
+    renewals go on, and the server ends the stopped transaction, so the lease expires as any other."""
+    db_a, db_b = open_state_db(postgres_url, tmp_path), open_state_db(postgres_url, tmp_path)
+    lease_s = 1.0
+    a = PartitionLeases(db_a, "eit.partition", "worker-a", lease_s=lease_s)
+    b = PartitionLeases(db_b, "eit.partition", "worker-b", lease_s=lease_s)
+    held, own = a.acquire(3), b.acquire(4)
+    assert held is not None and own is not None
+    with pytest.raises(StateDbUnavailable), a._write() as stopped:  # a's renewal, stopped before COMMIT
+        stopped.execute(text("UPDATE partition_leases SET expires_ns = expires_ns WHERE partition = 3"))
+        started = time.monotonic()
+        assert b.acquire(3) is None, "a's row is locked: held by another"
+        assert time.monotonic() - started < lease_s / 2, "the lock was waited on too long"
+        renewed = b.renew(own)
+        assert renewed is not None, "b's own lease is renewed meanwhile"
+        time.sleep(lease_s)  # a stays stopped: the server ends its idle transaction
+    wait_for(lambda: b.acquire(3) is not None, 5, "a's lease to expire and b to take it")
+    db_a.close()
+    db_b.close()
