@@ -78,7 +78,9 @@ class AmqpIngest(StagedIngest):
         self.settings = settings
         self.leases = leases
         self.owner = leases.owner
-        self.partitions = [*range(settings.partitions), UNROUTABLE_PARTITION]
+        # A replica's workers leave the unroutable queue to the primary set's (one dead letter).
+        unroutable = [] if settings.replica else [UNROUTABLE_PARTITION]
+        self.partitions = [*range(settings.partitions), *unroutable]
         self._lock = threading.Lock()
         self._epoch = 0
         self._seen: set[int] = set()  # partitions delivered on the current connection

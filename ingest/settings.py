@@ -20,30 +20,6 @@ class DeadLetterSettings(BaseModel):
     retention_days: float = Field(30.0, gt=0)
 
 
-class IngestSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-    batch_max_readings: int = Field(5000, ge=1)
-    # The longest a message waits for others to join its batch when the queue is idle.
-    flush_interval_s: float = Field(0.005, gt=0)
-    # Scans stamped further ahead of the server clock are dead-lettered (future_timestamp).
-    max_future_s: float = Field(MAX_FUTURE_S, ge=0)
-    retry_max_s: float = Field(30.0, gt=0)
-    stats_interval_s: float = Field(10.0, gt=0)  # the `platform` measurement (ingest/selfstats.py)
-    # How many dead letters each factory keeps, and for how long (ingest/deadletters.py).
-    dead_letters: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
-    # Where the messages come from: the MQTT broker (section ``mqtt``), or the RabbitMQ cluster's
-    # partitions over AMQP (``amqp`` below; the `cluster` extra).
-    transport: Literal["mqtt", "amqp"] = "mqtt"
-    amqp: AmqpSettings | None = None
-
-    @model_validator(mode="after")
-    def _amqp_when_chosen(self) -> IngestSettings:
-        if self.transport == "amqp" and self.amqp is None:
-            raise ValueError("ingest.transport is amqp but ingest.amqp (urls, partitions) is missing")
-        return self
-
-
 # -- the RabbitMQ cluster's ingest (ingest/amqp.py; docs/scale-out.md) ----------------------------
 
 
@@ -76,6 +52,11 @@ class AmqpSettings(BaseModel):
     # partition without traffic still learns that it owns it.
     tick_s: float = Field(2.0, gt=0)
     replicas: int = Field(3, ge=1, le=7)  # quorum queue group size at declaration
+    # A worker of a storage replica's queue set (its own queue_prefix and store): it stores the
+    # readings of its set's partitions and runs no rules (no alerts, derived points written by
+    # the rules, notifications or town jobs: the primary set's workers run those), and leaves
+    # the unroutable queue to the primary set.
+    replica: bool = False
     # The management HTTP API of the nodes (http://user:password@host:15672), for `eit cluster
     # status` (leader, active consumer) and `eit cluster sync` (bindings of removed factories).
     management_urls: list[str] = Field(default_factory=list)
@@ -94,3 +75,33 @@ class AmqpSettings(BaseModel):
         if parts.port is not None:
             netloc += f":{parts.port}"
         return urlunsplit(parts._replace(netloc=netloc))
+
+
+# -- the ingest ----------------------------------------------------------------------------------
+# Defined after the settings its fields hold: the configuration reader (server/config.py) reads
+# each field's type, and a name not yet defined would stay an unresolved forward reference there
+# (whose secrets, password_file and password_env, it would not know).
+
+
+class IngestSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    batch_max_readings: int = Field(5000, ge=1)
+    # The longest a message waits for others to join its batch when the queue is idle.
+    flush_interval_s: float = Field(0.005, gt=0)
+    # Scans stamped further ahead of the server clock are dead-lettered (future_timestamp).
+    max_future_s: float = Field(MAX_FUTURE_S, ge=0)
+    retry_max_s: float = Field(30.0, gt=0)
+    stats_interval_s: float = Field(10.0, gt=0)  # the `platform` measurement (ingest/selfstats.py)
+    # How many dead letters each factory keeps, and for how long (ingest/deadletters.py).
+    dead_letters: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
+    # Where the messages come from: the MQTT broker (section ``mqtt``), or the RabbitMQ cluster's
+    # partitions over AMQP (``amqp`` below; the `cluster` extra).
+    transport: Literal["mqtt", "amqp"] = "mqtt"
+    amqp: AmqpSettings | None = None
+
+    @model_validator(mode="after")
+    def _amqp_when_chosen(self) -> IngestSettings:
+        if self.transport == "amqp" and self.amqp is None:
+            raise ValueError("ingest.transport is amqp but ingest.amqp (urls, partitions) is missing")
+        return self

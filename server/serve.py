@@ -48,7 +48,7 @@ class Server:
         from alerts.notifiers.metrics import NotificationMetrics
         from alerts.notifiers.routing import Router
         from alerts.notifiers.worker import DeliveryPolicy
-        from alerts.pending import StatePendingWork
+        from alerts.pending import MemoryPendingWork, PendingWork, StatePendingWork
         from alerts.state import AlertStore
         from eit.supervise import RestartPolicy, Supervisor
         from ingest.deadletters import DeadLetterStore
@@ -68,6 +68,9 @@ class Server:
             on_give_up=self._give_up,
         )
         self.registry = registry or load_registry(config.site)
+        # A worker of a storage replica's queue set stores readings only (docs/scale-out.md).
+        amqp_settings = config.ingest.amqp if config.ingest.transport == "amqp" else None
+        self.replica = amqp_settings is not None and amqp_settings.replica
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(config.store)
         # One state database (and its connections) for the alerts, the accounts and the dead letters.
@@ -91,6 +94,8 @@ class Server:
             Router(self.registry),
             self.state_db,
         )
+        # A replica's engine never runs: the primary set's pending work is not its to redo.
+        pending: PendingWork = MemoryPendingWork() if self.replica else StatePendingWork(self.state_db)
         self.engine = AlertEngine(
             self.registry,
             self.alert_store,
@@ -99,7 +104,7 @@ class Server:
             on_event=on_alert,
             settings=config.rules,
             store=self.store,
-            pending=StatePendingWork(self.state_db),
+            pending=pending,
         )
         # The rules' effects (derived points, alert changes) are applied on a thread of their
         # own: a slow store or alert database delays alerts, never the ingest's acknowledgements.
@@ -133,7 +138,7 @@ class Server:
             self.store,
             self.deadletters,
             self.metrics,
-            [self.engine, *extra_sinks],
+            [*([] if self.replica else [self.engine]), *extra_sinks],
             config.ingest,
             device_keys=config.device_keys_path,
         )
@@ -256,11 +261,12 @@ class Server:
             self._start_http()
         self.effects.start()
         self.mqtt.start()
-        self.stale.start()
         self.selfstats.start()
-        self.indicators.start()
-        if self.duties_ticker is not None:
-            self.duties_ticker.start()
+        if not self.replica:  # the rules' periodic work runs on the primary set's workers
+            self.stale.start()
+            self.indicators.start()
+            if self.duties_ticker is not None:
+                self.duties_ticker.start()
         log.info(
             "serving town %s: %d factories, %d devices; store %s; broker %s:%s; http %s",
             self.registry.town_id,

@@ -16,6 +16,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -60,6 +61,7 @@ class Town:
         self.workdir = workdir
         self.cluster = cluster
         self.prefix = "t" + uuid.uuid4().hex[:8]
+        self.replica_prefix = self.prefix + ".b"  # the storage replica's queue set
         # Two probe factories publish CO above their instantaneous permit limit in every scan:
         # each has one ongoing exceedance case, whichever worker holds it.
         self.site = write_site(workdir / "site.yaml", factories, PROBES)
@@ -70,9 +72,11 @@ class Town:
         self.state_url = state_url
         self.workers: dict[str, EitProcess] = {}
 
-    def config(self, name: str, flush_interval_s: float = 0.02) -> Path:
+    def config(self, name: str, flush_interval_s: float = 0.02, replica: InfluxDB | None = None) -> Path:
+        """A worker's configuration; with ``replica``, a worker of the storage replica's queue
+        set (its own queue prefix) writing into that InfluxDB."""
         path = self.workdir / f"{name}.yaml"
-        data = {
+        data: dict[str, Any] = {
             "site": str(self.site),
             "data_dir": str(self.workdir / name),
             "mqtt": {"host": "127.0.0.1", "port": self.cluster.mqtt_port(1), "client_id": f"eit-{name}"},
@@ -97,6 +101,9 @@ class Town:
                 },
             },
         }
+        if replica is not None:
+            data["store"]["url"] = replica.url
+            data["ingest"]["amqp"] |= {"queue_prefix": self.replica_prefix, "replica": True}
         path.write_text(yaml.safe_dump(data))
         return path
 
@@ -105,12 +112,14 @@ class Town:
         assert done.returncode == 0, f"eit {' '.join(args)}: {done.stdout}\n{done.stderr}"
         return done.stdout
 
-    def init(self) -> None:
-        out = self.eit("cluster", "init", "--config", str(self.config("init")))
+    def init(self, replica: InfluxDB | None = None) -> None:
+        out = self.eit("cluster", "init", "--config", str(self.config("init", replica=replica)))
         assert f"{PARTITIONS} partitions, {len(self.factories) + PROBES} factory bindings declared" in out
 
-    def start_worker(self, name: str, flush_interval_s: float = 0.02) -> EitProcess:
-        config = self.config(name, flush_interval_s)
+    def start_worker(
+        self, name: str, flush_interval_s: float = 0.02, replica: InfluxDB | None = None
+    ) -> EitProcess:
+        config = self.config(name, flush_interval_s, replica)
         worker = EitProcess(["serve", "--config", str(config)], self.workdir / f"{name}.log").start()
         self.workers[name] = worker
         return worker
@@ -121,14 +130,14 @@ class Town:
             rows.extend(read_delivery_log(self.workdir / f"{name}.deliveries"))
         return sorted(rows)
 
-    def leases(self) -> dict[int, str]:
+    def leases(self, prefix: str | None = None) -> dict[int, str]:
         import psycopg
 
         with psycopg.connect(self.state_url) as db:
             try:
                 rows = db.execute(
                     "SELECT partition, owner FROM partition_leases WHERE queue_set = %s AND expires_ns > %s",
-                    (self.prefix, time.time_ns()),
+                    (prefix or self.prefix, time.time_ns()),
                 ).fetchall()
             except psycopg.errors.UndefinedTable:
                 return {}  # the first worker has not migrated the state database yet
@@ -180,8 +189,9 @@ class Town:
         except Exception:
             return
         channel = connection.channel()
-        for partition in range(PARTITIONS):
-            channel.queue_delete(queue_name(self.prefix, partition))
+        for prefix in (self.prefix, self.replica_prefix):
+            for partition in range(PARTITIONS):
+                channel.queue_delete(queue_name(prefix, partition))
         connection.close()
 
 
@@ -214,10 +224,11 @@ def _join(threads: list[threading.Thread], agents: list[ClusterAgent]) -> None:
         assert agent.unacknowledged == 0, f"{agent.name}: {agent.unacknowledged} scans never acknowledged"
 
 
-def _assert_each_scan_stored_once(town: Town, agents: list[ClusterAgent]) -> None:
-    """Every scan each agent published is in the store, each reading once (seqs 1..n per
-    factory, every channel), after the agents have drained."""
-    store = InfluxStore(town.influx_url, town.database)
+def _assert_each_scan_stored_once(town: Town, agents: list[ClusterAgent], influx_url: str = "") -> None:
+    """Every scan each agent published is in the store (the town's, or the InfluxDB at
+    ``influx_url``), each reading once (seqs 1..n per factory, every channel), after the agents
+    have drained."""
+    store = InfluxStore(influx_url or town.influx_url, town.database)
     published = {f: agent.seqs[f] for agent in agents for f in agent.factories}
     total = sum(published.values()) * len(VALUES)
 
@@ -463,3 +474,51 @@ def test_sync_binds_new_factories_and_unbinds_removed_ones(
     other_again = other.eit("cluster", "sync", "--config", str(other.config("init")))
     assert "0 removed" in other_again, "the other set's bindings are still there"
     other.stop()
+
+
+def test_a_storage_replica_down_30_s_holds_back_only_its_own_queues_and_loses_nothing(
+    town: Town, cluster: RabbitCluster, tmp_path: Path
+) -> None:
+    """Each factory is bound to two queue sets: set A's worker stores into InfluxDB A and runs
+    the rules, set B's (a replica: no rules) into InfluxDB B. B is down for 30 s mid-stream: A
+    goes on storing, B's queues hold its share, and after B is back both stores hold every scan
+    exactly once."""
+    influx_b = InfluxDB(tmp_path / "influxdb-b").start()
+    try:
+        town.init()
+        town.init(replica=influx_b)
+        town.start_worker("a")
+        town.start_worker("r", replica=influx_b)
+        wait_for(lambda: len(town.leases()) == PARTITIONS + 1, 60, "worker a holding set A's partitions")
+        wait_for(
+            lambda: len(town.leases(town.replica_prefix)) == PARTITIONS,
+            60,
+            "worker r holding set B's partitions (not the unroutable queue: set A's)",
+        )
+        agents = town.agents(2)
+        started = time.monotonic()
+        threads = _publish(agents, scans_per_s=5, duration_s=45)
+        wait_for(lambda: time.monotonic() - started > 5, 10, "5 s of traffic")
+        influx_b.stop()
+        down_ns = time.time_ns()
+        wait_for(lambda: time.monotonic() - started > 35, 40, "30 s without InfluxDB B")
+        up_ns = time.time_ns()
+        influx_b.start()
+        _join(threads, agents)
+        _assert_each_scan_stored_once(town, agents)
+        _assert_each_scan_stored_once(town, agents, influx_b.url)
+    finally:
+        influx_b.stop()
+    a_rows = read_delivery_log(town.workdir / "a.deliveries")
+    r_rows = read_delivery_log(town.workdir / "r.deliveries")
+    # Set A stored all along: B's outage held back B's queues only.
+    during = [t for t, *_ in a_rows if down_ns + 2e9 < t < up_ns - 2e9]
+    assert len(during) > 100, f"worker a wrote {len(during)} messages while B was down"
+    drained = [t for t, *_ in r_rows if t > up_ns]
+    assert drained, "worker r drained set B after B was back"
+    print(
+        f"replica test: worker a wrote {len(during)} messages while InfluxDB B was down;"
+        f" worker r wrote {len(drained)} after it was back,"
+        f" the last {(max(drained) - up_ns) / 1e9:.1f} s later"
+    )
+    assert town.workers["r"].alive() and town.workers["a"].alive()

@@ -81,3 +81,27 @@ def test_cluster_compose_file_conforms_and_mounts_repository_files() -> None:
                 assert (COMPOSE.parent / source).resolve().exists(), (
                     f"{name} mounts {source}, not in the repository"
                 )
+
+
+def test_the_shipped_worker_configurations_load_and_the_replicas_runs_no_rules(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """deploy/cluster/serve.yaml (set A) and serve-replica.yaml (set B) are valid `eit serve`
+    configurations (with the example town where the containers mount theirs): two queue sets on
+    one exchange with one partition count, B a replica."""
+    from server.config import load_serve_config
+
+    monkeypatch.setenv("EIT_AMQP_PASSWORD", "secret-for-the-test")
+    monkeypatch.setenv("EIT_STATE_URL", "postgresql://eit:pw@postgres:5432/eit")
+    loaded = {}
+    for name in ("serve.yaml", "serve-replica.yaml"):
+        data = yaml.safe_load((CLUSTER / name).read_text())
+        assert data["site"] == "/etc/eit/site.yaml", "compose mounts the registry there"
+        data |= {"site": str(REPO / "examples" / "town" / "site.yaml"), "data_dir": str(tmp_path / name)}
+        (tmp_path / name).write_text(yaml.safe_dump(data))
+        loaded[name] = load_serve_config(tmp_path / name).ingest.amqp
+    primary, replica = loaded["serve.yaml"], loaded["serve-replica.yaml"]
+    assert primary is not None and replica is not None
+    assert not primary.replica and replica.replica
+    assert primary.queue_prefix != replica.queue_prefix
+    assert (primary.exchange, primary.partitions) == (replica.exchange, replica.partitions)
