@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,9 @@ class Town:
                 return {}  # the first worker has not migrated the state database yet
         return {int(p): str(o) for p, o in rows}
 
-    def agents(self, count: int, probes: bool = False) -> list[ClusterAgent]:
+    def agents(
+        self, count: int, probes: bool = False, ts_of: Callable[[int], float] | None = None
+    ) -> list[ClusterAgent]:
         probe_agents = [
             ClusterAgent(
                 f"probes-{self.prefix}",
@@ -160,6 +162,7 @@ class Town:
                 self.cluster.mqtt_ports,
                 AGENT_LOGIN,
                 values=VALUES,
+                ts_of=ts_of,
             )
             for i in range(count)
         ]
@@ -240,6 +243,52 @@ def _assert_each_scan_stored_once(town: Town, agents: list[ClusterAgent], influx
         seqs = [r.seq for r in store.readings(factory, "stack", "so2", 0, FAR_FUTURE_NS)]
         assert seqs == list(range(1, last + 1)), f"{factory}: stored seqs are not exactly 1..{last}"
         assert store.count(factory=factory) == last * len(VALUES), f"{factory}: readings lost or doubled"
+
+
+def _assert_hourly_averages_are_the_stores(town: Town, agents: list[ClusterAgent], hour_ns: int) -> int:
+    """The clock-hour averages the workers wrote for ``hour_ns`` (an hour closed before its
+    readings arrived: each batch reopens it) equal the from-store recomputation (`eit
+    recompute`'s): the same fields with the same values, every reading counted once (all but
+    ``retroactive``, which records that the live hour was judged after its close). Returns the
+    series checked."""
+    from alerts.recompute import recompute
+    from eit.registry import load_registry
+    from eit.storeschema import CHANNEL, DEVICE, FACTORY, Hourly
+
+    store = InfluxStore(town.influx_url, town.database)
+    expected = {
+        (f, agent.device, c): agent.seqs[f] for agent in agents for f in agent.factories for c in VALUES
+    }
+
+    def hourly() -> dict[tuple[str, str, str], dict[str, Any]]:
+        found = {}
+        for f, d, c in expected:
+            tags = {FACTORY: f, DEVICE: d, CHANNEL: c}
+            for point in store.query_points(Hourly.NAME, tags, hour_ns, hour_ns + 3_600_000_000_000):
+                found[(f, d, c)] = dict(point.fields)
+        return found
+
+    def written() -> bool:
+        found = hourly()
+        return all(found.get(key, {}).get(Hourly.POINTS) == n for key, n in expected.items())
+
+    wait_for(written, 120, "the workers' hourly averages of every reading of the backfilled hour")
+    live = hourly()
+    factories = sorted({f for f, _d, _c in expected})
+    recompute(load_registry(town.site), store, hour_ns, hour_ns + 3_600_000_000_000, factories)
+    again = hourly()
+    for key, fields in live.items():
+        assert set(fields) == set(again[key]), f"{key}: the recomputation wrote other fields"
+        for name, value in fields.items():
+            if name == Hourly.RETROACTIVE:
+                continue  # how the hour was judged (after its close, by late data), not a number of it
+            if isinstance(value, float):
+                assert value == pytest.approx(again[key][name], rel=1e-9), f"{key} {name}: {value} live"
+            else:
+                assert value == again[key][name], (
+                    f"{key} {name}: {value} live, {again[key][name]} from the store"
+                )
+    return len(live)
 
 
 def _assert_first_writes_in_publish_order(town: Town, agents: list[ClusterAgent]) -> None:
@@ -367,7 +416,10 @@ def test_worker_paused_beyond_its_lease_writes_nothing_after_it_resumes(
     a = town.start_worker("a", flush_interval_s=1.0)
     wait_for(lambda: len(town.leases()) == PARTITIONS + 1, 60, "worker a holding every partition")
     b = town.start_worker("b")
-    agents = town.agents(2)
+    # The agents drain a backlog of an hour closed two hours ago, a scan each 30 s of it: every
+    # batch reopens that hour, and the pause leaves batches half-way to be redelivered.
+    hour_ns = (time.time_ns() // 3_600_000_000_000 - 2) * 3_600_000_000_000
+    agents = town.agents(2, ts_of=lambda seq: hour_ns / 1e9 + (seq - 1) * 30 + 1)
     threads = _publish(agents, scans_per_s=5, duration_s=22)
     wait_for(lambda: len(read_delivery_log(town.workdir / "a.deliveries")) > 50, 30, "worker a writing")
     assert a.proc is not None
@@ -379,6 +431,8 @@ def test_worker_paused_beyond_its_lease_writes_nothing_after_it_resumes(
     a.proc.send_signal(signal.SIGCONT)
     _join(threads, agents)
     _assert_each_scan_stored_once(town, agents)
+    series = _assert_hourly_averages_are_the_stores(town, agents, hour_ns)
+    print(f"pause test: the hourly averages of {series} series equal the from-store recomputation")
     after = [row for row in read_delivery_log(town.workdir / "a.deliveries") if row[0] >= resumed_ns]
     # Worker a's next connection queues its consumers behind b's: it may take no partition back.
     b_rows = read_delivery_log(town.workdir / "b.deliveries")
