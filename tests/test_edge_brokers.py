@@ -140,12 +140,14 @@ def test_devices_start_at_random_brokers_so_a_fleet_spreads_over_the_nodes() -> 
     assert all(150 <= n <= 250 for n in firsts.values()), firsts
 
 
+# MQTT 5, and 3.1.1 as RabbitMQ 3.10's MQTT plugin speaks it (docs/scale-out.md).
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_agent_moves_to_the_other_broker_when_its_broker_stops_and_loses_no_scan(
-    tmp_path: Path, brokers: tuple[Mosquitto, Mosquitto], report: Callable[[str], None]
+    tmp_path: Path, brokers: tuple[Mosquitto, Mosquitto], report: Callable[[str], None], protocol: str
 ) -> None:
     taps = {b.port: SeqTap(b) for b in brokers}
-    hosts = [address(b) for b in brokers]
-    agent = Agent(parse_edge_config(agent_config_data(tmp_path, {"hosts": hosts}), "edge.yaml", tmp_path))
+    mqtt = {"hosts": [address(b) for b in brokers], "protocol": protocol}
+    agent = Agent(parse_edge_config(agent_config_data(tmp_path, mqtt), "edge.yaml", tmp_path))
     publisher = agent.publishers[D]
     agent.start()
     try:
@@ -200,8 +202,8 @@ def test_agent_moves_to_the_other_broker_when_its_broker_stops_and_loses_no_scan
     for tap in taps.values():
         tap.close()
     report(
-        f"broker {address(first)} stopped after seq {stopped_at_seq} with {inflight_at_stop} message(s) "
-        f"in flight; the agent moved to {address(other)}; "
+        f"MQTT {protocol}: broker {address(first)} stopped after seq {stopped_at_seq} with "
+        f"{inflight_at_stop} message(s) in flight; the agent moved to {address(other)}; "
         f"{taken} scans taken, every seq delivered (at the first broker "
         f"{len(taps[first.port].seen())}, at the other {len(taps[other.port].seen())}, sent to both "
         f"{len(on_both)}, delivered only after the first broker came back "
