@@ -297,13 +297,12 @@ class Agent:
 
     def start(self) -> None:
         log.info(
-            "agent for factory %s: %d device(s), outbox %s (%d scan(s) waiting), broker %s:%s%s",
+            "agent for factory %s: %d device(s), outbox %s (%d scan(s) waiting), broker %s%s",
             self.config.factory,
             len(self.config.devices),
             self.config.outbox_path,
             self.outbox.count(),
-            self.config.mqtt.host,
-            self.config.mqtt.port,
+            " or ".join(str(b) for b in self.config.mqtt.brokers),
             " (TLS)" if self.config.mqtt.tls else "",
         )
         if self.clock_state.state != "ok":

@@ -1,13 +1,13 @@
 """`eit edge check --config FILE`: what works and what does not, in words an operator can act on.
 
 It checks the configuration (errors name the key and the problem), the clock, the outbox, reads
-every meter once, and logs in to the broker: the meters first, so that a broker setting or a
-credential that is wrong (a missing password file, a CA file that holds no certificate) is one
-failed item of the report, not the end of it. Nothing is written: the outbox is read read-only
-and not created when it does not exist yet. For a Modbus meter it prints, for every channel, the
-raw registers, the value they decode to with the configured map, and, when that value looks
-wrong, the same registers read every other way (type, word order, byte order) so that the right
-map can be picked from the output alone. Nothing is published.
+every meter once, and logs in to the broker (to each of ``mqtt.hosts``): the meters first, so
+that a broker setting or a credential that is wrong (a missing password file, a CA file that
+holds no certificate) is one failed item of the report, not the end of it. Nothing is written:
+the outbox is read read-only and not created when it does not exist yet. For a Modbus meter it
+prints, for every channel, the raw registers, the value they decode to with the configured map,
+and, when that value looks wrong, the same registers read every other way (type, word order,
+byte order) so that the right map can be picked from the output alone. Nothing is published.
 
 Exit status: 0 when everything works (warnings allowed), 1 when something does not, 2 when the
 configuration outside its ``mqtt`` section cannot be read.
@@ -33,6 +33,7 @@ from edge.config import DeviceConfig, EdgeConfig, parse_edge_config
 from edge.drivers.base import DriverError
 from eit.confread import apply_env_overrides, read_yaml
 from eit.errors import ConfigError, Problem
+from eit.mqttconf import Broker
 from eit.timeutil import now_ns, ns_to_iso
 
 OK, WARN, FAIL = "ok", "WARN", "FAIL"
@@ -384,22 +385,28 @@ def _raw(regs: list[int]) -> str:
 
 
 def _check_broker(config: EdgeConfig, report: Report) -> None:
+    """Log in to every broker the agent may connect to (each entry of ``mqtt.hosts``)."""
     s = config.mqtt
-    if not s.login_per_connection:
-        _check_login(config, report, f"{s.client_id}-check", "broker")
-        return
-    # One login per device connection, each bound to its client id: log in as each, as the
-    # agent will (a running agent's connection is taken over for a moment and reconnects; its
-    # outbox keeps the scans).
-    for device in config.devices:
-        _check_login(config, report, f"{s.client_id}-{device.id}", f"broker {device.id}")
+    for broker in s.brokers:
+        at = f" at {broker}" if s.hosts else ""
+        if not s.login_per_connection:
+            _check_login(config, report, broker, f"{s.client_id}-check", f"broker{at}")
+            continue
+        # One login per device connection, each bound to its client id: log in as each, as the
+        # agent will (a running agent's connection is taken over for a moment and reconnects;
+        # its outbox keeps the scans).
+        for device in config.devices:
+            _check_login(config, report, broker, f"{s.client_id}-{device.id}", f"broker {device.id}{at}")
 
 
-def _check_login(config: EdgeConfig, report: Report, client_id: str, what: str) -> None:
+def _check_login(config: EdgeConfig, report: Report, broker: Broker, client_id: str, what: str) -> None:
     from eit.mqttclient import make_client
 
     s = config.mqtt
-    where = f"{s.host}:{s.port}"
+    where = str(broker)
+    # The keys that name this broker's address, for the hints.
+    address_keys = "mqtt.hosts" if s.hosts else "mqtt.host and mqtt.port"
+    host_key = "mqtt.hosts" if s.hosts else "mqtt.host"
     how = "over TLS" if s.tls else "without TLS"
     username = s.username_for(client_id)
     who = f"as {username}" if username else "without a login"
@@ -426,26 +433,26 @@ def _check_login(config: EdgeConfig, report: Report, client_id: str, what: str) 
     client.on_disconnect = on_disconnect
     started = time.monotonic()
     try:
-        client.connect(s.host, s.port, keepalive=s.keepalive_s)  # TCP and the TLS handshake, now
+        client.connect(broker.host, broker.port, keepalive=s.keepalive_s)  # TCP and the TLS handshake, now
     except ssl.SSLCertVerificationError as exc:
         report.item(
             FAIL,
             what,
             f"{where}: the broker's certificate was not accepted ({exc.verify_message}): check "
-            "mqtt.tls.ca_file, and that mqtt.host is a name the certificate was made for",
+            f"mqtt.tls.ca_file, and that {host_key} is a name the certificate was made for",
         )
         return
     except ssl.SSLError as exc:
         report.item(FAIL, what, f"{where}: TLS failed ({exc.reason}): check mqtt.tls and the broker's port")
         return
     except ConnectionRefusedError:
-        report.item(FAIL, what, f"nothing listens at {where}: check mqtt.host and mqtt.port")
+        report.item(FAIL, what, f"nothing listens at {where}: check {address_keys}")
         return
     except OSError as exc:  # timeouts, unknown host names, unreachable networks
         report.item(
             FAIL,
             what,
-            f"cannot reach {where}: {exc.strerror or exc}: check mqtt.host, the network and the firewall",
+            f"cannot reach {where}: {exc.strerror or exc}: check {host_key}, the network and the firewall",
         )
         return
     client.loop_start()

@@ -103,6 +103,18 @@ def render(agent: Agent) -> str:
         [({"device": d}, float(p.stats.connected)) for d, p in pubs.items()],
     )
     metric(
+        "eit_edge_broker_info",
+        "gauge",
+        "1 for the broker (host:port) each device's connection is on; absent while not connected",
+        [({"device": d, "broker": p.stats.broker}, 1.0) for d, p in pubs.items() if p.stats.broker],
+    )
+    metric(
+        "eit_edge_broker_connect_failures_total",
+        "counter",
+        "Connection attempts that found no broker at their address",
+        [({"device": d}, p.stats.connect_failures) for d, p in pubs.items()],
+    )
+    metric(
         "eit_edge_outbox_write_errors_total",
         "counter",
         "Scans lost because the outbox could not store them (full disk, read-only file system)",
@@ -167,6 +179,7 @@ def health(agent: Agent) -> tuple[bool, dict[str, Any]]:
                 "outbox_error": s.counters.outbox_error,
                 "outbox_write_errors": s.counters.outbox_write_errors,
                 "broker_connected": agent.publishers[d].stats.connected,
+                "broker": agent.publishers[d].stats.broker,
             }
             for d, s in agent.scanners.items()
         },

@@ -11,6 +11,12 @@ keeps unacknowledged messages across reconnects and sends them again; after a re
 agent the outbox sends them again.
 Either way a scan may reach the broker twice, never zero times: the store's writes are
 idempotent (same series and timestamp), so it is stored once.
+
+Several brokers (``mqtt.hosts``, the nodes of a cluster): each device's connection starts at a
+random one and, whenever its broker cannot be reached, refuses the login or drops the
+connection, tries the next in the list (:class:`eit.mqttclient.BrokerRotation`). What was in
+flight is sent again to the broker that answers; the outbox deletes a scan only on its PUBACK,
+so a change of broker loses nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import paho.mqtt.client as mqtt
 from edge.outbox import Outbox, message_payload, within_message
 from eit import wire
 from eit.bounds import MAX_MESSAGE_BYTES
-from eit.mqttclient import Will, connect_async, make_client
+from eit.mqttclient import BrokerRotation, Will, connect_async, make_client, random_first
 from eit.mqttconf import MqttSettings
 from eit.supervise import Stage, Supervisor, Worker
 from eit.timeutil import now_ns, ns_to_iso
@@ -48,6 +54,10 @@ class PublisherStats:
     refused_messages: int = 0
     connects: int = 0
     connected: bool = False
+    # The broker connected to (host:port), "" while not connected.
+    broker: str = ""
+    # Connection attempts that found no broker listening (or no network) at their address.
+    connect_failures: int = 0
     last_error: str = ""
     extra_status: dict[str, Any] = field(default_factory=dict)
 
@@ -66,7 +76,10 @@ class DevicePublisher:
         status_interval_s: float = 60.0,
         sends_status: bool = True,
         supervisor: Supervisor | None = None,
+        first_broker: int | None = None,
     ) -> None:
+        """``first_broker``: the entry of ``settings.brokers`` the first connection attempt goes
+        to; random by default (a fleet spreads over a cluster's nodes)."""
         self.factory = factory
         self.device = device
         self.settings = settings
@@ -89,10 +102,15 @@ class DevicePublisher:
         self._paused_until = 0.0
         self._status_due = 0.0
         self._connected = threading.Event()
+        self._failures_in_a_row = 0
         self.supervisor = supervisor or Supervisor()
         # Liveness only: scans waiting while the broker is away are an outage, not a stuck loop.
         self.stage = Stage(f"publish-{device}", lambda: 0)
         self._worker: Worker | None = None
+        brokers = settings.brokers
+        self.rotation = BrokerRotation(
+            brokers, random_first(brokers) if first_broker is None else first_broker
+        )
         self.client = make_client(
             settings,
             client_id=f"{settings.client_id}-{device}",
@@ -101,11 +119,12 @@ class DevicePublisher:
         self.client.max_inflight_messages_set(max_inflight)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_publish = self._on_publish
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        connect_async(self.client, self.settings)
+        connect_async(self.client, self.settings, rotation=self.rotation)
         self.client.loop_start()
         self._worker = self.supervisor.run(self.stage, self._pump)
 
@@ -145,20 +164,23 @@ class DevicePublisher:
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
+        broker = str(self.rotation.current)
         if reason.is_failure:
-            self.stats.last_error = f"broker refused the connection: {reason}"
+            self.stats.last_error = f"broker {broker} refused the connection: {reason}"
             log.error(
-                "device %s: broker %s:%s refused the connection: %s",
+                "device %s: broker %s refused the connection: %s%s",
                 self.device,
-                self.settings.host,
-                self.settings.port,
+                broker,
                 reason,
+                self._next_try(),
             )
             return
         self.stats.connects += 1
+        self._failures_in_a_row = 0
+        self.stats.broker = broker
         self.stats.connected = True
         self._connected.set()
-        log.info("device %s: connected to %s:%s", self.device, self.settings.host, self.settings.port)
+        log.info("device %s: connected to %s", self.device, broker)
         self._status_due = 0.0
         self._wake.set()
 
@@ -166,12 +188,41 @@ class DevicePublisher:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         self.stats.connected = False
+        self.stats.broker = ""
         self._connected.clear()
         if not self._stop.is_set():
-            self.stats.last_error = f"disconnected: {reason}"
+            broker = self.rotation.current
+            self.stats.last_error = f"disconnected from {broker}: {reason}"
             log.warning(
-                "device %s: disconnected from broker (%s); scans wait in the outbox", self.device, reason
+                "device %s: disconnected from broker %s (%s); scans wait in the outbox%s",
+                self.device,
+                broker,
+                reason,
+                self._next_try(),
             )
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self.stats.connect_failures += 1
+        self._failures_in_a_row += 1
+        broker = self.rotation.current
+        self.stats.last_error = f"cannot connect to {broker}"
+        # Brokers that stay down would log this at every attempt: once for each broker per outage.
+        quiet = self._failures_in_a_row > len(self.rotation.brokers)
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "device %s: cannot connect to broker %s%s",
+            self.device,
+            broker,
+            self._next_try(),
+        )
+
+    def _next_try(self) -> str:
+        """Where the next connection attempt goes, for the log (with more than one broker)."""
+        if len(self.rotation.brokers) < 2:
+            return ""
+        brokers = self.rotation.brokers
+        following = brokers[(brokers.index(self.rotation.current) + 1) % len(brokers)]
+        return f"; the next attempt goes to {following}"
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         refused = bool(getattr(reason, "is_failure", False))
@@ -183,6 +234,8 @@ class DevicePublisher:
         status: dict[str, Any] = {"state": state, "ts": ns_to_iso(now_ns())}
         if self.meter_problem is not None:
             status["problem"] = self.meter_problem
+        if self.stats.broker:
+            status["broker"] = self.stats.broker  # the cluster node this connection is on
         status["outbox_pending"] = self.outbox.count(self.device)
         dropped = self.outbox.dropped(self.device)
         status["outbox_dropped"] = sum(dropped.values())

@@ -479,6 +479,15 @@ class Section:
         """Raise a ConfigError located at ``key`` inside this section ("" for the section)."""
         self._fail_at(self.key_path(key), self._key_loc(key), problem)
 
+    def fail_item(self, key: str, index: int, problem: str) -> NoReturn:
+        """Raise a ConfigError located at item ``index`` of the list ``key`` (``hosts[2]``); a
+        list set by an EIT_* variable is reported as that variable."""
+        env_name = self.origins.get(".".join(str(k) for k in self._key_loc(key)))
+        path = f"{self.key_path(key)}[{index}]"
+        if env_name:
+            raise ConfigError(f"environment variable {env_name}", path, problem)
+        self._fail_at(path, (*self._key_loc(key), index), problem)
+
     @property
     def line(self) -> int | None:
         return line_of(self.lines, self.loc)

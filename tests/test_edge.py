@@ -154,6 +154,19 @@ def test_example_agent_config_loads() -> None:
         (lambda d: d["mqtt"].update(port="mqtt"), "mqtt.port", "expected a whole number"),
         (lambda d: d.update(scan_interval_s=0), "scan_interval_s", "must be greater than 0"),
         (lambda d: d.pop("factory"), "factory", "required key is missing"),
+        (lambda d: d["mqtt"].update(hosts=["rmq1", "rmq2"]), "mqtt.hosts", "mqtt.host (one broker) or"),
+        (lambda d: _hosts(d, []), "mqtt.hosts", "the list is empty"),
+        (lambda d: _hosts(d, ["rmq1", "rmq2:70000"]), "mqtt.hosts[1]", "port '70000' is not a whole number"),
+        (lambda d: _hosts(d, ["rmq1:x"]), "mqtt.hosts[0]", "port 'x' is not a whole number"),
+        (
+            lambda d: _hosts(d, ["rmq1", "rmq2", "RMQ1:1883"]),
+            "mqtt.hosts[2]",
+            "RMQ1:1883 is listed twice (entry 0 is rmq1:1883)",
+        ),
+        (lambda d: _hosts(d, [f"rmq{i}" for i in range(17)]), "mqtt.hosts", "17 brokers listed, at most 16"),
+        (lambda d: _hosts(d, ["mqtts://rmq1:8883"]), "mqtt.hosts[0]", "no scheme"),
+        (lambda d: _hosts(d, ["fd00::1"]), "mqtt.hosts[0]", "IPv6 address in brackets"),
+        (lambda d: _hosts(d, {"rmq1": 1883}), "mqtt.hosts", "expected a list of text"),
     ],
 )
 def test_agent_config_errors_name_the_key_and_problem(
@@ -168,6 +181,44 @@ def test_agent_config_errors_name_the_key_and_problem(
     assert (err.value.source, err.value.key) == (str(path), key)
     assert problem in err.value.problem
     assert err.value.line is not None and str(err.value).startswith(f"{path}:{err.value.line}: {key}: ")
+
+
+def _hosts(data: dict[str, Any], hosts: object) -> None:
+    data["mqtt"].pop("host")
+    data["mqtt"]["hosts"] = hosts
+
+
+def test_agent_config_with_a_list_of_brokers_gives_each_its_port_or_mqtt_port(tmp_path: Path) -> None:
+    data = load_yaml(EDGE_EXAMPLE)
+    data["mqtt"] = {"hosts": ["rmq1:1884", "rmq2", "[fd00::3]", "[fd00::4]:1999"], "port": 1885}
+    config = parse_edge_config(data, "edge.yaml", tmp_path)
+    assert [str(b) for b in config.mqtt.brokers] == [
+        "rmq1:1884",
+        "rmq2:1885",
+        "[fd00::3]:1885",
+        "[fd00::4]:1999",
+    ]
+    assert (config.mqtt.host, config.mqtt.port) == ("rmq1", 1884)  # the first, for one-broker readers
+    assert "rmq2:1885" in repr(config.mqtt)
+
+
+def test_agent_config_with_one_host_works_as_before(tmp_path: Path) -> None:
+    config = load_edge_config(EDGE_EXAMPLE, environ={})
+    assert config.mqtt.hosts == ()
+    assert [str(b) for b in config.mqtt.brokers] == ["localhost:1883"]
+
+
+def test_agent_broker_list_from_the_environment_and_its_errors_name_the_variable(tmp_path: Path) -> None:
+    data = load_yaml(EDGE_EXAMPLE)
+    data["mqtt"].pop("host")
+    path = tmp_path / "edge.yaml"
+    path.write_text(yaml.safe_dump(data))
+    config = load_edge_config(path, environ={"EIT_MQTT__HOSTS": "[rmq1:1883, rmq2:1883]"})
+    assert [str(b) for b in config.mqtt.brokers] == ["rmq1:1883", "rmq2:1883"]
+    with pytest.raises(ConfigError) as err:
+        load_edge_config(path, environ={"EIT_MQTT__HOSTS": "[rmq1:1883, rmq1:1883]"})
+    assert (err.value.source, err.value.key) == ("environment variable EIT_MQTT__HOSTS", "mqtt.hosts[1]")
+    assert "listed twice" in err.value.problem
 
 
 def test_cli_reports_config_errors_without_a_traceback(tmp_path: Path) -> None:

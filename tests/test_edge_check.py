@@ -29,10 +29,16 @@ def meter() -> Iterator[ModbusServer]:
     server.stop()
 
 
-def run_check(tmp_path: Path, broker_port: int, channels: dict[str, Any], **modbus: Any) -> tuple[int, str]:
+def run_check(
+    tmp_path: Path,
+    broker_port: int,
+    channels: dict[str, Any],
+    mqtt: dict[str, Any] | None = None,
+    **modbus: Any,
+) -> tuple[int, str]:
     config = {
         "factory": "kaeng-khoi-biomass",
-        "mqtt": {"host": "127.0.0.1", "port": broker_port},
+        "mqtt": mqtt or {"host": "127.0.0.1", "port": broker_port},
         "outbox": {"path": str(tmp_path / "outbox.db")},
         "devices": [
             {
@@ -121,6 +127,18 @@ def test_silent_meter_and_missing_broker_are_named_with_what_to_check(
     assert "the host answers: the unit id is the likely fault" in out
     assert f"nothing listens at 127.0.0.1:{dead_port}: check mqtt.host and mqtt.port" in out
     assert "\n2 problem(s): device stack-1, broker\n" in out
+
+
+def test_check_logs_in_to_every_broker_of_the_list(
+    tmp_path: Path, meter: ModbusServer, mosquitto: Mosquitto
+) -> None:
+    channels = {"so2": {"address": 0, "function": "input", "type": "float32", "unit": "ppm"}}
+    dead, live = f"127.0.0.1:{free_port()}", f"127.0.0.1:{mosquitto.port}"
+    code, out = run_check(tmp_path, 0, channels, mqtt={"hosts": [dead, live]}, port=meter.tcp_port)
+    assert code == 1, out
+    assert f"broker at {dead}" in out and f"nothing listens at {dead}: check mqtt.hosts\n" in out
+    assert f"ok    broker at {live}" in out and f"logged in to {live} without TLS" in out
+    assert f"\n1 problem(s): broker at {dead}\n" in out
 
 
 def test_config_error_names_the_key(tmp_path: Path) -> None:

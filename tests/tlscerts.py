@@ -1,5 +1,6 @@
-"""Certificates made by the tests: a CA, a broker certificate for 127.0.0.1 and localhost, and a
-client certificate, written as PEM files (the `cryptography` package, no openssl binary needed)."""
+"""Certificates made by the tests: a CA, a broker certificate (for 127.0.0.1 and localhost unless
+told otherwise), and a client certificate, written as PEM files (the `cryptography` package, no
+openssl binary needed)."""
 
 from __future__ import annotations
 
@@ -97,7 +98,16 @@ def _leaf(
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
-def make_certs(folder: Path) -> Certs:
+def _san(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def make_certs(folder: Path, server_names: tuple[str, ...] = ("localhost", "127.0.0.1")) -> Certs:
+    """The certificates in ``folder``; the broker's is made for ``server_names`` (host names and
+    IP addresses)."""
     folder.mkdir(parents=True, exist_ok=True)
     pem = serialization.Encoding.PEM
     ca_key, ca_cert = _ca("EIT test CA")
@@ -106,7 +116,7 @@ def make_certs(folder: Path) -> Certs:
         ca_key,
         ca_cert,
         ExtendedKeyUsageOID.SERVER_AUTH,
-        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+        [_san(name) for name in server_names],
     )
     cli_key, cli_cert = _leaf("kaeng-khoi-biomass", ca_key, ca_cert, ExtendedKeyUsageOID.CLIENT_AUTH, [])
     _, other_cert = _ca("Some other CA")
