@@ -4,7 +4,11 @@ their years from the store (alerts/indicators.py), on a supervised thread (stage
 Once a local day (its first run of the day, and at start) it recomputes every month since the
 start of the previous month's year, so late data of an older month of the year is counted within
 a day. Older periods, changed by an import or a recompute, are recomputed by `eit import`,
-`eit recompute` and `eit indicators`."""
+`eit recompute` and `eit indicators`.
+
+On the RabbitMQ cluster one worker runs it, the holder of the town-wide jobs' lease
+(server/town_jobs.py): given ``leader``, the job runs only while that says yes, and looks again
+every ``leader_poll_s`` while it says no (a worker that becomes the leader runs at once)."""
 
 from __future__ import annotations
 
@@ -37,6 +41,8 @@ def daily_span(today: date) -> tuple[date, date]:
 
 
 class IndicatorJob(SupervisedLoop):
+    leader_poll_s = 1.0
+
     def __init__(
         self,
         registry: Registry,
@@ -44,12 +50,14 @@ class IndicatorJob(SupervisedLoop):
         interval_s: float,
         supervisor: Supervisor | None = None,
         clock: Callable[[], int] = now_ns,
+        leader: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(supervisor or Supervisor(), Stage("indicators"))
         self.registry = registry
         self.store = store
         self.interval_s = interval_s
         self.clock = clock
+        self.leader = leader  # whether this worker runs the town-wide jobs now (None: always)
         self.runs = 0
         self.last: IndicatorRun | None = None
         self.ran = threading.Event()  # set after each run, failed or not
@@ -69,6 +77,11 @@ class IndicatorJob(SupervisedLoop):
     def _run(self) -> None:
         # At start (the periods may have changed while the server was down), then every interval.
         while not self._stop.is_set():
+            if self.leader is not None and not self.leader():
+                self.stage.progress()  # another worker runs the job: waiting is the work here
+                if self._stop.wait(min(self.interval_s, self.leader_poll_s)):
+                    return
+                continue
             with self.stage.working():
                 try:
                     run = self.run_once()

@@ -8,7 +8,8 @@
   The MQTT exchange's alternate exchange is set by a policy in deploy/cluster/definitions.json.
 - ``sync`` does the same and removes the bindings of factories no longer in the registry (read
   through the management API).
-- ``status`` shows per partition its leader, members, active consumer, depth and lease holder.
+- ``status`` shows per partition its leader, members, active consumer, depth and lease holder,
+  and which worker holds the town-wide jobs' lease (server/town_jobs.py).
 
 The partition count is fixed for the cluster's life: changing it moves factories between
 partitions, which would reorder their messages; ``init`` refuses a count that differs from the
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from eit.errors import EitError
 
 if TYPE_CHECKING:
+    from ingest.leases import LeaseRow
     from ingest.settings import AmqpSettings
     from server.config import ServeConfig
 
@@ -53,7 +55,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     for name, text, func in (
         ("init", "declare the partitions, the unroutable queue and a binding per factory", _run_init),
         ("sync", "as init, and remove the bindings of factories no longer in the registry", _run_sync),
-        ("status", "per partition: leader, active consumer, depth, lease holder", _run_status),
+        (
+            "status",
+            "per partition: leader, active consumer, depth, lease holder; the town-wide jobs' holder",
+            _run_status,
+        ),
     ):
         p = cluster_sub.add_parser(name, help=text)
         p.add_argument("--config", required=True, help="the workers' serve.yaml (ingest.amqp)")
@@ -126,6 +132,11 @@ def _run_status(args: argparse.Namespace) -> int:
             f" {row.messages:>8}  {row.lease_owner or '-'}"
             + (f" (token {row.lease_token})" if row.lease_owner else "")
         )
+    holder = town_jobs_holder(config)
+    print(
+        "town-wide jobs (indicators, duties): "
+        + (f"{holder.owner} (token {holder.token})" if holder is not None else "no worker holds the lease")
+    )
     return 0
 
 
@@ -348,6 +359,24 @@ def remove_stale_bindings(settings: AmqpSettings, factories: list[str]) -> list[
         if connection.is_open:
             connection.close()
     return [key for _, key in stale]
+
+
+def town_jobs_holder(config: ServeConfig) -> LeaseRow | None:
+    """The worker holding the town-wide jobs' lease now (server/town_jobs.py), by the database's
+    row and this machine's clock; None when it is free (released or expired) or never taken."""
+    from eit.timeutil import now_ns
+    from ingest.leases import PartitionLeases
+    from server.town_jobs import TOWN_JOBS_PARTITION, town_jobs_set
+    from statedb import open_state_db
+
+    settings = _settings(config)
+    state_db = open_state_db(config.state_url, config.state_path)
+    try:
+        rows = PartitionLeases(state_db, town_jobs_set(settings.queue_prefix), "", 0).all()
+    finally:
+        state_db.close()
+    now = now_ns()
+    return next((r for r in rows if r.partition == TOWN_JOBS_PARTITION and r.expires_ns > now), None)
 
 
 def status(config: ServeConfig) -> list[PartitionStatus]:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ingest.service import Ingest, StagedIngest
     from server.accounts import Accounts
     from server.api import ApiSettings, ApiSources
+    from server.town_jobs import TownJobsLeader
     from statedb import StateDb
 
 log = logging.getLogger("server.serve")
@@ -119,11 +120,6 @@ class Server:
         )
         self.duties.refresh_calendar()
         self.engine.shutdowns = self.duties.calendar
-        self.duties_ticker = (
-            DutiesTicker(self.duties, config.rules.duties_interval_s, self.supervisor)
-            if config.rules.duties_interval_s > 0
-            else None
-        )
         self.metrics = IngestMetrics()
         from prometheus_client import Gauge
 
@@ -144,11 +140,23 @@ class Server:
         )
         # The transport: the MQTT broker, or the RabbitMQ cluster's partitions (docs/scale-out.md).
         self.mqtt: StagedIngest
+        # On the cluster, one worker runs the town-wide jobs (the indicators, the duties): the
+        # holder of their lease (server/town_jobs.py). On one machine, this one always.
+        self.town_jobs: TownJobsLeader | None = None
+        leader: Callable[[], bool] | None = None
         if config.ingest.transport == "amqp":
             amqp = _amqp_ingest(self.ingest, config, self.state_db, self.supervisor)
             # The rules judge staleness and public state only for the partitions this worker holds.
             self.engine.ownership = amqp.owned_factories
             self.mqtt = amqp
+            if not self.replica:  # a replica's workers run no town jobs
+                self.town_jobs = _town_jobs_leader(config, self.state_db, amqp.owner, self.supervisor)
+                leader = holds = self.town_jobs.holds
+                Gauge(
+                    "eit_town_jobs_leader",
+                    "1 while this worker holds the town-wide jobs' lease (runs the indicators and duties)",
+                    registry=self.metrics.registry,
+                ).set_function(lambda: float(holds()))
         else:
             self.mqtt = MqttIngest(self.ingest, config.mqtt, self.supervisor)
         from ingest.selfstats import PlatformStats, StatusWatcher
@@ -167,7 +175,12 @@ class Server:
         from alerts.indicators_job import IndicatorJob
 
         self.indicators = IndicatorJob(
-            self.registry, self.store, config.rules.indicators_interval_s, self.supervisor
+            self.registry, self.store, config.rules.indicators_interval_s, self.supervisor, leader=leader
+        )
+        self.duties_ticker = (
+            DutiesTicker(self.duties, config.rules.duties_interval_s, self.supervisor, leader=leader)
+            if config.rules.duties_interval_s > 0
+            else None
         )
         self.http_port: int | None = None
         self._http: HttpThread | None = None
@@ -236,6 +249,16 @@ class Server:
             "alerts_open": self.engine.open_count(),
             "notifiers": notifiers,
         }
+        if self.town_jobs is not None:
+            lead = self.town_jobs.leadership()
+            # Not a check: a standby worker is as ready as the leader.
+            detail["town_jobs"] = {
+                "leader": lead.leader,
+                "owner": lead.owner,
+                "token": lead.token,
+                "taken": lead.taken,
+                "lost": lead.lost,
+            }
         if self.failure:
             detail["failure"] = self.failure
         return ok, detail
@@ -264,6 +287,8 @@ class Server:
         self.selfstats.start()
         if not self.replica:  # the rules' periodic work runs on the primary set's workers
             self.stale.start()
+            if self.town_jobs is not None:
+                self.town_jobs.start()
             self.indicators.start()
             if self.duties_ticker is not None:
                 self.duties_ticker.start()
@@ -312,6 +337,8 @@ class Server:
         self.selfstats.stop()
         if self.duties_ticker is not None:
             self.duties_ticker.stop()
+        if self.town_jobs is not None:
+            self.town_jobs.stop()  # after the jobs: a standby takes the lease at once
         self.mqtt.stop()
         if not self.effects.drain(10.0):
             log.warning(
@@ -534,3 +561,14 @@ def _amqp_ingest(
     assert amqp is not None  # IngestSettings refuses transport amqp without it
     leases = PartitionLeases(state_db, amqp.queue_prefix, cluster_ingest.worker_id(), amqp.lease_s)
     return cluster_ingest.AmqpIngest(ingest, amqp, leases, supervisor)
+
+
+def _town_jobs_leader(
+    config: ServeConfig, state_db: StateDb, owner: str, supervisor: Supervisor
+) -> TownJobsLeader:
+    """The lease loop of the town-wide jobs, beside the partitions' (the same owner and lease)."""
+    from server.town_jobs import TownJobsLeader
+
+    amqp = config.ingest.amqp
+    assert amqp is not None  # IngestSettings refuses transport amqp without it
+    return TownJobsLeader.on(state_db, amqp.queue_prefix, owner, amqp.lease_s, supervisor)

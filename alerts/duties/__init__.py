@@ -9,7 +9,7 @@ from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from alerts.duties.calendar import ShutdownCalendar
-from alerts.duties.job import DutiesJob, DutiesTicker, duty_devices
+from alerts.duties.job import DutiesJob, DutiesTicker, NotLeader, duty_devices
 from alerts.duties.rules import DutyRules, load_duty_rules, shipped_rules
 from alerts.duties.store import DutyStore
 from alerts.model import AlertEvent
@@ -22,6 +22,7 @@ __all__ = [
     "DutiesTicker",
     "DutyRules",
     "DutyStore",
+    "NotLeader",
     "ShutdownCalendar",
     "build_duties_job",
     "duty_devices",

@@ -12,11 +12,18 @@
   ends when the duty is done.
 - Once a month (and on demand) it runs the integrity analytics over the previous month and
   keeps the findings for officers (alerts/duties/store.py), whose disposition a rerun keeps.
+
+On the RabbitMQ cluster one worker runs it, the holder of the town-wide jobs' lease
+(server/town_jobs.py), so that no case or notification is made twice: the ticker runs the job
+only while ``leader`` says yes (every worker refreshes its shutdown windows, which its rules
+read), and the run asks again before each of its writes and stops with :class:`NotLeader` once
+the answer is no (a lease that lapsed mid-run, on a worker paused beyond it).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -51,6 +58,11 @@ RULE_FIX = "duty_fix"
 RULE_LAB = "duty_lab_check"
 RULE_STACK_TEST = "duty_stack_test"
 CALENDAR_REFRESH_S = 60.0
+
+
+class NotLeader(EitError):
+    """This worker no longer holds the town-wide jobs' lease: the duties run stops before its next
+    write (another worker runs the duties now)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +120,22 @@ class DutiesJob:
         self.lab_lookback_ns = lab_lookback_days * 86_400 * NS_PER_S
         self.integrity_monthly = integrity_monthly
         self._checked: set[tuple[str, str, date]] = set()
+        self._leader: Callable[[], bool] | None = None
 
-    def run_once(self, now: int) -> JobResult:
+    def run_once(self, now: int, leader: Callable[[], bool] | None = None) -> JobResult:
+        """One run at ``now``. With ``leader``, each write first asks it and the run stops with
+        :class:`NotLeader` when it says no."""
+        self._leader = leader
+        try:
+            return self._run_once(now)
+        finally:
+            self._leader = None
+
+    def _may_write(self) -> None:
+        if self._leader is not None and not self._leader():
+            raise NotLeader("this worker no longer holds the town-wide jobs' lease")
+
+    def _run_once(self, now: int) -> JobResult:
         result = JobResult()
         self.refresh_calendar()
         today = local_day(now, self.tz)
@@ -159,6 +185,7 @@ class DutiesJob:
             if not self._valid_minutes(dev, start - 86_400 * NS_PER_S, start):
                 return  # no valid data the day before either: not installed yet (or already down)
             first_gap = next(m for m in expected if m not in valid)
+            self._may_write()
             made = self.duties.infer_malfunction(
                 dev.system,
                 dev.factory,
@@ -174,6 +201,7 @@ class DutiesJob:
         for n in self.duties.notices(dev.factory, dev.device, MALFUNCTION, state=OPEN):
             if n.origin == INFERRED and n.filed_ns is None and n.started_ns < start:
                 fixed_at = min(valid) if valid else start
+                self._may_write()
                 self.duties.fix(n.id, fixed_at, DUTIES_ACTOR, now, f"{day.isoformat()}: {share:.1%} valid")
                 result.fixed += 1
 
@@ -317,6 +345,7 @@ class DutiesJob:
         latest = self.alerts.latest_for_key(key)
         same: Alert | None = latest if latest is not None and latest.period_start_ns == episode_ns else None
         if missed and not done and same is None:
+            self._may_write()
             case = self.alerts.open_alert(
                 key,
                 "warning",
@@ -332,6 +361,7 @@ class DutiesJob:
                 if self.emit is not None:
                     self.emit(AlertEvent("opened", case))
         elif done and same is not None and same.ongoing:
+            self._may_write()
             ended = self.alerts.end_condition(key, now, "the duty is done")
             if ended is not None:
                 result.ended.append(f"{key[3]} {key[0]}/{key[1]} #{ended.id}")
@@ -358,6 +388,7 @@ class DutiesJob:
         from alerts.integrity import integrity_report
 
         report = integrity_report(self.registry, self.store, first, last)
+        self._may_write()
         new = self.duties.record_findings(report["findings"], now)
         label = f"{first.year:04d}-{first.month:02d}"
         self.duties.note_run(
@@ -371,33 +402,58 @@ class DutiesJob:
 
 class DutiesTicker(SupervisedLoop):
     """Runs :meth:`DutiesJob.run_once` every ``interval_s`` on a supervised thread (stage
-    ``duties``); a run that fails is logged and tried at the next interval."""
+    ``duties``); a run that fails is logged and tried at the next interval. Given ``leader``, it
+    runs the job only while that says yes, looking every ``leader_poll_s`` (a worker that becomes
+    the leader runs at once); the shutdown windows are refreshed whatever it says."""
+
+    leader_poll_s = 1.0
 
     def __init__(
-        self, job: DutiesJob, interval_s: float, supervisor: Supervisor, clock: Callable[[], int] = now_ns
+        self,
+        job: DutiesJob,
+        interval_s: float,
+        supervisor: Supervisor,
+        clock: Callable[[], int] = now_ns,
+        leader: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(supervisor, Stage("duties"))
         self.job = job
         self.interval_s = interval_s
         self.clock = clock
+        self.leader = leader
+        self.runs = 0
 
     def _run(self) -> None:
         # The accepted shutdown windows are read every minute (an officer may decide in another
-        # process, `eit api`); the rest runs every interval, the first time at start.
+        # process, `eit api`); the rest runs every interval, the first time at start (or when
+        # this worker becomes the leader).
         refresh_s = min(self.interval_s, CALENDAR_REFRESH_S)
+        wake_s = refresh_s if self.leader is None else min(refresh_s, self.leader_poll_s)
         last_run: float | None = None
+        last_refresh = -refresh_s
         while True:
-            with self.stage.working():
-                try:
-                    now = self.clock()
-                    if last_run is None or (now - last_run) / NS_PER_S >= self.interval_s:
-                        last_run = now
-                        self.job.run_once(now)
-                    else:
-                        self.job.refresh_calendar()
-                except EitError as exc:  # a store or database that cannot be reached: next time
-                    log.warning("duties run postponed: %s", exc)
-                except Exception:
-                    log.exception("duties run failed")
-            if self._stop.wait(refresh_s):
+            leading = self.leader is None or self.leader()
+            if not leading:
+                last_run = None
+            now = self.clock()
+            run = leading and (last_run is None or (now - last_run) / NS_PER_S >= self.interval_s)
+            # A wake of the leader-less loop always refreshes (its wait is refresh_s).
+            refresh = time.monotonic() - last_refresh >= refresh_s - wake_s / 2
+            if not run and not refresh:
+                self.stage.progress()  # waiting for leadership or the next refresh: on purpose
+            else:
+                with self.stage.working():
+                    last_refresh = time.monotonic()
+                    try:
+                        if run:
+                            last_run = now
+                            self.runs += 1
+                            self.job.run_once(now, self.leader)
+                        else:
+                            self.job.refresh_calendar()
+                    except EitError as exc:  # a store or database that cannot be reached: next time
+                        log.warning("duties run postponed: %s", exc)
+                    except Exception:
+                        log.exception("duties run failed")
+            if self._stop.wait(wake_s):
                 return
