@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from alerts.duties import DutiesJob, DutyStore, ShutdownCalendar
-from alerts.duties.job import RULE_FIX, RULE_LAB, RULE_NOTICE, RULE_STACK_TEST
+from alerts.duties.job import RULE_FIX, RULE_LAB, RULE_LAB_DUE, RULE_NOTICE, RULE_STACK_TEST
 from alerts.duties.model import ACCEPTED, CEMS, INFERRED, MALFUNCTION, SHUTDOWN, WPMS, DutyError
 from alerts.duties.rules import load_duty_rules
 from alerts.duties.store import round_half_up
@@ -253,6 +253,57 @@ def test_reminders_list_the_checks_of_the_month_not_yet_entered(rig: Rig) -> Non
         t("2026-12-03T10:00:00+07:00"),
     )
     assert [r["channel"] for r in rig.job.reminders(t("2026-12-03T12:00:00+07:00"))] == ["bod"]
+
+
+def test_a_due_lab_check_is_reminded_once_and_the_reminder_ends_when_entered_or_when_the_month_ends(
+    rig: Rig,
+) -> None:
+    def reminders() -> list[Alert]:
+        return sorted((a for a in rig.cases(RULE_LAB_DUE) if a.factory == STARCH), key=lambda a: a.parameter)
+
+    rig.job.run_once(t("2026-11-30T12:00:00+07:00"))
+    assert reminders() == [], "November owes no check"
+    rig.job.run_once(t("2026-12-01T00:30:00+07:00"))
+    assert reminders() == [], "a monitor without data a week old is not reminded yet"
+    rig.minutes(
+        STARCH, OUTFALL, ("cod", "bod"), t("2026-11-20T00:00:00+07:00"), t("2026-11-20T01:00:00+07:00")
+    )
+    rig.job.run_once(t("2026-12-01T00:40:00+07:00"))
+    rig.job.run_once(t("2026-12-01T08:00:00+07:00"))  # the same reminder: not sent twice
+    sent = reminders()
+    assert [(a.parameter, a.severity, a.ongoing) for a in sent] == [
+        ("bod 2026-12", "info", True),
+        ("cod 2026-12", "info", True),
+    ]
+    assert "the lab check of online COD against a grab sample is due in 2026-12" in sent[1].message
+    assert "sampled by 2027-01-01 00:00" in sent[1].message
+    opened = [e.alert.parameter for e in rig.events if e.kind == "opened" and e.alert.rule == RULE_LAB_DUE]
+    assert sorted(p for p in opened if p.endswith("2026-12")) == ["bod 2026-12", "cod 2026-12"]
+    # COD is entered: its reminder ends (and is notified as ended); BOD's goes on.
+    rig.duties.add_lab_check(
+        STARCH,
+        OUTFALL,
+        "cod",
+        t("2026-12-02T10:00:00+07:00"),
+        118,
+        120.5,
+        "mg/L",
+        "",
+        "op",
+        t("2026-12-03T10:00:00+07:00"),
+    )
+    rig.job.run_once(t("2026-12-03T12:00:00+07:00"))
+    assert [(a.parameter, a.ongoing) for a in reminders()] == [("bod 2026-12", True), ("cod 2026-12", False)]
+    assert ("resolved", "cod 2026-12") in [(e.kind, e.alert.parameter) for e in rig.events]
+    # December ends without BOD: its reminder ends, the missed check's case takes over.
+    rig.minutes(
+        STARCH, OUTFALL, ("cod", "bod"), t("2026-12-02T00:00:00+07:00"), t("2026-12-02T01:00:00+07:00")
+    )
+    rig.job.run_once(t("2027-01-01T00:30:00+07:00"))
+    assert [(a.parameter, a.ongoing) for a in reminders()] == [("bod 2026-12", False), ("cod 2026-12", False)]
+    assert [(a.parameter, a.ongoing) for a in rig.cases(RULE_LAB) if a.factory == STARCH] == [
+        ("bod 2026-12", True)
+    ]
 
 
 def test_an_accepted_shutdown_silences_the_no_data_case_of_that_device_only(rig: Rig) -> None:

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from alerts.duties.calendar import ShutdownCalendar
 from alerts.duties.deadlines import (
+    LabCheckPeriod,
     day_start_ns,
     lab_check_periods,
     local_day,
@@ -41,7 +42,7 @@ from alerts.duties.model import ACCEPTED, CEMS, INFERRED, MALFUNCTION, OPEN, SHU
 from alerts.duties.rules import DutyRules
 from alerts.duties.store import DutyStore
 from alerts.messages import render
-from alerts.model import Alert, AlertEvent, AlertKey
+from alerts.model import ONGOING, Alert, AlertEvent, AlertKey
 from alerts.state import AlertStore
 from eit.errors import EitError
 from eit.registry import Registry
@@ -56,6 +57,7 @@ DUTIES_ACTOR = "duties"
 RULE_NOTICE = "duty_notice"
 RULE_FIX = "duty_fix"
 RULE_LAB = "duty_lab_check"
+RULE_LAB_DUE = "duty_lab_check_due"  # the reminder of a lab check due this month
 RULE_STACK_TEST = "duty_stack_test"
 CALENDAR_REFRESH_S = 60.0
 
@@ -214,6 +216,7 @@ class DutiesJob:
         for n in malfunctions:
             self._notice_deadlines(n, n.id in tested, now, result)
         self._lab_checks(now, result)
+        self._lab_reminders(now, result)
 
     def _notice_deadlines(self, n: Notice, tested: bool, now: int, result: JobResult) -> None:
         source = self.rules.wpms_source if n.system == WPMS else self.rules.cems_source
@@ -303,7 +306,23 @@ class DutiesJob:
 
     def reminders(self, now: int, factory: str | None = None) -> list[dict[str, str]]:
         """Lab checks due this month and not yet entered (from the reminder day to the month's end)."""
-        out = []
+        return [
+            {
+                "duty": "lab_check",
+                "factory": dev.factory,
+                "device": dev.device,
+                "channel": channel,
+                "period": p.label,
+                "sample_by": self._local(p.sample_by_ns),
+                "source": self.rules.wpms_source,
+            }
+            for dev, channel, p in self._due_lab_checks(now, factory)
+        ]
+
+    def _due_lab_checks(
+        self, now: int, factory: str | None = None
+    ) -> Iterator[tuple[DutyDevice, str, LabCheckPeriod]]:
+        """(device, channel, period) of each lab check due this month and not yet entered."""
         today = local_day(now, self.tz)
         for p in lab_check_periods(today, today, self.rules, self.tz):
             if not p.remind_from_ns <= now < p.sample_by_ns:
@@ -317,18 +336,49 @@ class DutiesJob:
                     for c in self.duties.lab_checks(dev.factory, dev.device, month_start, p.sample_by_ns)
                 }
                 for channel in (c for c in self.rules.lab_channels if c in dev.channels and c not in entered):
-                    out.append(
-                        {
-                            "duty": "lab_check",
-                            "factory": dev.factory,
-                            "device": dev.device,
-                            "channel": channel,
-                            "period": p.label,
-                            "sample_by": self._local(p.sample_by_ns),
-                            "source": self.rules.wpms_source,
-                        }
-                    )
-        return out
+                    yield dev, channel, p
+
+    def _lab_reminders(self, now: int, result: JobResult) -> None:
+        """Send each reminder once: a case of severity ``info`` per lab check due, opened from the
+        reminder day (notified as any case, to the factory's recipients) and ended when the check
+        is entered or its month is over (then the missed check's case takes over). A monitor is
+        reminded once it has run ``lab_new_monitor_days`` (its data goes back that far within
+        the last 45 days), as it starts owing a month's check then."""
+        due: set[AlertKey] = set()
+        week_ns = self.rules.lab_new_monitor_days * 86_400 * NS_PER_S
+        running: dict[tuple[str, str], bool] = {}
+        for dev, channel, p in self._due_lab_checks(now):
+            where = (dev.factory, dev.device)
+            if where not in running:
+                running[where] = (
+                    self.store.count(*where, None, now - 45 * 86_400 * NS_PER_S, now - week_ns) > 0
+                )
+            if not running[where]:
+                continue
+            key = (dev.factory, dev.device, f"{channel} {p.label}", RULE_LAB_DUE)
+            due.add(key)
+            params = {
+                "factory": dev.factory,
+                "device": dev.device,
+                "channel": channel.upper(),
+                "period": p.label,
+                "sample_by": self._local(p.sample_by_ns),
+                "source": self.rules.wpms_source,
+            }
+            self._case(key, p.remind_from_ns, True, False, "duty_lab_check_due", params, now, result, "info")
+        for case in self.alerts.list(condition=ONGOING, limit=100_000):
+            if case.rule == RULE_LAB_DUE and case.key not in due:
+                self._case(
+                    case.key,
+                    case.period_start_ns or 0,
+                    False,
+                    True,
+                    "duty_lab_check_due",
+                    {},
+                    now,
+                    result,
+                    end_reason="no longer due: the check is entered or its month is over",
+                )
 
     def _case(
         self,
@@ -340,6 +390,8 @@ class DutiesJob:
         params: dict[str, str],
         now: int,
         result: JobResult,
+        severity: str = "warning",
+        end_reason: str = "the duty is done",
     ) -> None:
         """Open the case of a missed deadline once per episode; end it when the duty is done."""
         latest = self.alerts.latest_for_key(key)
@@ -348,7 +400,7 @@ class DutiesJob:
             self._may_write()
             case = self.alerts.open_alert(
                 key,
-                "warning",
+                severity,
                 render(template, params, "en"),
                 now,
                 template=template,
@@ -362,7 +414,7 @@ class DutiesJob:
                     self.emit(AlertEvent("opened", case))
         elif done and same is not None and same.ongoing:
             self._may_write()
-            ended = self.alerts.end_condition(key, now, "the duty is done")
+            ended = self.alerts.end_condition(key, now, end_reason)
             if ended is not None:
                 result.ended.append(f"{key[3]} {key[0]}/{key[1]} #{ended.id}")
                 if self.emit is not None:
