@@ -245,6 +245,9 @@ class AlertEngine:
         self.started_ns = clock()
         # Minutes from here on pass through this engine whole; earlier ones are read back.
         self._known_from = -(-self.started_ns // MINUTE_NS) * MINUTE_NS
+        # On a cluster worker: a factory whose partition this worker took at some time passes
+        # through it whole from then on only (another worker had it before): factory -> minute.
+        self._factory_known_from: dict[str, int] = {}
         # The conditions the rules see, by key: the cases whose condition is ongoing. Officers'
         # actions never change them (resolving a case leaves its condition to the rules).
         self._active: dict[AlertKey, Condition] = {
@@ -340,12 +343,11 @@ class AlertEngine:
         """An hour's accumulator; the minutes memory cannot have seen whole are marked unknown:
         those before this engine started, or all of an hour closed already or older than memory
         keeps (late data reopens it: it is read back whole)."""
-        if h in st.closed or h < hour_start(now) - KEEP_HOURS * HOUR_NS or h + HOUR_NS <= self._known_from:
+        known_from = max(self._known_from, self._factory_known_from.get(st.key[0], 0))
+        if h in st.closed or h < hour_start(now) - KEEP_HOURS * HOUR_NS or h + HOUR_NS <= known_from:
             unknown = ALL_MINUTES
-        elif h < self._known_from:
-            unknown = (1 << ((self._known_from - h) // MINUTE_NS)) - 1
         else:
-            unknown = 0
+            unknown = _minutes_before(h, known_from)
         acc = st.hours[h] = HourAccumulator(h, unknown)
         self._owe((HOUR, st.key, h))
         return acc
@@ -659,6 +661,26 @@ class AlertEngine:
                 self._paid((DAY, st.key, start))
         for st in screen:
             self._screen_running_hour(st, now)
+
+    def owned_from(self, factories: Collection[str], at_ns: int) -> None:
+        """This worker holds these factories' partition from ``at_ns`` on (a cluster worker that
+        took its lease; docs/scale-out.md). What it processed of them before may lack what the
+        previous holder processed meanwhile: every open hour's minutes before ``at_ns`` are read
+        back from the store before the hour is judged (the store holds the other worker's writes:
+        its lease had lapsed before this one was taken), the rolling history and the latest closed
+        periods too. An hour opened later marks those minutes unknown as a restart does."""
+        known = -(-at_ns // MINUTE_NS) * MINUTE_NS
+        with self._lock:
+            for factory in factories:
+                self._factory_known_from[factory] = max(self._factory_known_from.get(factory, 0), known)
+            for st in self._series.values():
+                if st.key[0] not in factories:
+                    continue
+                for h, acc in st.hours.items():
+                    acc.forget(_minutes_before(h, known))
+                st.history_loaded = False
+                if st.hourly_limits or st.rolling_windows:
+                    self._latest_to_read.add(st.key)
 
     def _take_ownership(self, owned: frozenset[str] | None, now: int) -> None:
         """A factory this worker has just come to own is silent from now on, not since whenever
@@ -1346,3 +1368,12 @@ class StaleChecker(SupervisedLoop):
                     self.engine.tick()
                 except Exception:
                     log.exception("rules tick failed")
+
+
+def _minutes_before(h: int, known_from: int) -> int:
+    """The mask of hour ``h``'s minutes that begin before ``known_from`` (a minute boundary)."""
+    if h + HOUR_NS <= known_from:
+        return ALL_MINUTES
+    if h >= known_from:
+        return 0
+    return (1 << ((known_from - h) // MINUTE_NS)) - 1

@@ -152,6 +152,14 @@ class HourAccumulator:
         counts[reason] = counts.get(reason, 0) + 1
         return True
 
+    def forget(self, mask: int) -> None:
+        """Mark the minutes of ``mask`` unknown: read back whole from the store before the hour is
+        judged (a read planned before this is not taken for them)."""
+        for m in range(MINUTES):
+            if mask >> m & 1:
+                self.versions[m] += 1
+        self.unknown |= mask
+
     def doubt(self, ts_ns: int) -> None:
         """Mark the minute of ``ts_ns`` for a read back (a value it depends on may have changed)."""
         m = (ts_ns - self.start_ns) // MINUTE_NS

@@ -35,7 +35,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import pika
@@ -43,6 +43,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from eit.supervise import Stage, Supervisor, Worker
+from eit.timeutil import now_ns
 from ingest.leases import Lease, PartitionLeases
 from ingest.partitions import TICK_HEADER, UNROUTABLE_PARTITION, partition_of, queue_name, topic_of
 from ingest.service import Incoming, Ingest, StagedIngest
@@ -93,6 +94,9 @@ class AmqpIngest(StagedIngest):
         self.connection_stage = Stage("ingest-amqp", lambda: 0)
         self.lease_stage = Stage("ingest-leases", lambda: len(self._seen) - len(self._held))
         self._transport_workers: list[Worker] = []
+        # Told, before the first write of a partition whose lease this worker has just taken,
+        # which factories it now holds and since when (the rules read back what they missed).
+        self.on_partition_taken: Callable[[frozenset[str], int], None] | None = None
         self._broker = ""
         self._delivery_log: TextIO | None = None
         if settings.delivery_log:
@@ -108,6 +112,10 @@ class AmqpIngest(StagedIngest):
         now = time.monotonic()
         with self._lock:
             return {p for p, lease in self._held.items() if lease.valid_until > now}
+
+    def _factories_of(self, partition: int) -> frozenset[str]:
+        count = self.settings.partitions
+        return frozenset(f for f in self.ingest.registry.factories if partition_of(f, count) == partition)
 
     def owned_factories(self) -> frozenset[str]:
         """The registry's factories whose partitions this worker holds now (the rules judge
@@ -277,6 +285,8 @@ class AmqpIngest(StagedIngest):
                     log.warning("taking the lease of partition %d: %s", partition, exc)
                     continue
                 if taken is not None:
+                    if self.on_partition_taken is not None and partition != UNROUTABLE_PARTITION:
+                        self.on_partition_taken(self._factories_of(partition), now_ns())
                     with self._lock:
                         if self._epoch == epoch:
                             self._held[partition] = taken

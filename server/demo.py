@@ -87,19 +87,32 @@ def run_demo(
         data_dir,
     )
     assert isinstance(serve_config.store, SqliteSettings)  # the demo's own store: {kind: sqlite}
-    readings_db = serve_config.store.path
-    server = Server(serve_config, extra_sinks=[console], on_alert=console.on_alert, registry=registry)
-    accounts = demo_accounts(server.accounts, registry, data_dir)
-    history = ""
-    if history_hours > 0 and _count(readings_db) == 0:
-        history = backfill(server.store, registry, site_dir / "edge", history_hours)
+    # The simulated agents sign their scans as production agents do (docs/signing.md): each
+    # device's key in the data folder, its public key registered before the server starts.
     agents = []
     for edge_file in sorted((site_dir / "edge").glob("*.yaml")):
         doc = read_yaml(edge_file)
         data = doc.data
         data["mqtt"] = dict(mqtt)
         data["outbox"] = {"path": str(data_dir / f"outbox-{data['factory']}.db")}
+        config = parse_edge_config(data, str(edge_file), edge_file.parent, lines=doc.lines)
+        data["signing"] = {
+            "keys": str(
+                demo_signing_keys(
+                    data_dir / "edge-keys" / config.factory,
+                    config.factory,
+                    [d.id for d in config.devices],
+                    serve_config.device_keys_path,
+                )
+            )
+        }
         agents.append(Agent(parse_edge_config(data, str(edge_file), edge_file.parent, lines=doc.lines)))
+    readings_db = serve_config.store.path
+    server = Server(serve_config, extra_sinks=[console], on_alert=console.on_alert, registry=registry)
+    accounts = demo_accounts(server.accounts, registry, data_dir)
+    history = ""
+    if history_hours > 0 and _count(readings_db) == 0:
+        history = backfill(server.store, registry, site_dir / "edge", history_hours)
 
     # Alert log lines would repeat what the console prints.
     logging.getLogger("eit.alerts").setLevel(logging.ERROR)
@@ -187,6 +200,23 @@ def backfill(store: Any, registry: Registry, edge_dir: Path, hours: float) -> st
     finally:
         scratch.close()
     return f"{done.readings} readings of the last {hours:g} h of the simulated meters (first run)"
+
+
+def demo_signing_keys(folder: Path, factory: str, devices: list[str], keys_file: Path) -> Path:
+    """Make each device's signing key in ``folder`` (kept from an earlier run) and register its
+    public key in the server's ``keys_file`` unless it is there; returns ``folder``."""
+    from edge.keys import make_key
+    from eit.devicekeys import add_key, load_device_keys
+    from eit.timeutil import now_ns
+
+    for device in devices:
+        made = make_key(folder, device)
+        registered = {
+            k.id for k in load_device_keys(keys_file).keys if (k.factory, k.device) == (factory, device)
+        }
+        if made.key_id not in registered:
+            add_key(keys_file, factory, device, made.public_key, now_ns(), rotate=bool(registered))
+    return folder
 
 
 def demo_accounts(accounts: Any, registry: Registry, data_dir: Path) -> str:
