@@ -129,12 +129,16 @@ class Server:
         from server.health import StageCollector
 
         self.metrics.registry.register(StageCollector(self.stage_report))
+        from alerts.replica_derived import ReplicaDerivedJob, TouchedHours
+
+        # A replica's derived points are recomputed from its own readings (alerts/replica_derived.py).
+        touched = TouchedHours()
         self.ingest = Ingest(
             self.registry,
             self.store,
             self.deadletters,
             self.metrics,
-            [*([] if self.replica else [self.engine]), *extra_sinks],
+            [touched if self.replica else self.engine, *extra_sinks],
             config.ingest,
             device_keys=config.device_keys_path,
         )
@@ -143,6 +147,7 @@ class Server:
         # On the cluster, one worker runs the town-wide jobs (the indicators, the duties): the
         # holder of their lease (server/town_jobs.py). On one machine, this one always.
         self.town_jobs: TownJobsLeader | None = None
+        self.replica_derived: ReplicaDerivedJob | None = None
         leader: Callable[[], bool] | None = None
         if config.ingest.transport == "amqp":
             amqp = _amqp_ingest(self.ingest, config, self.state_db, self.supervisor)
@@ -151,6 +156,19 @@ class Server:
             # A partition taken over mid-hour: its open hours are read back for what it missed.
             amqp.on_partition_taken = self.engine.owned_from
             self.mqtt = amqp
+            if self.replica:
+                self.replica_derived = ReplicaDerivedJob(
+                    self.registry,
+                    self.store,
+                    touched,
+                    config.rules,
+                    amqp.owned_factories,
+                    config.rules.check_interval_s,
+                    self.supervisor,
+                )
+                # A partition taken over: its recent hours, which its previous holder may not have
+                # recomputed.
+                amqp.on_partition_taken = self.replica_derived.taken_over
             if not self.replica:  # a replica's workers run no town jobs
                 self.town_jobs = _town_jobs_leader(config, self.state_db, amqp.owner, self.supervisor)
                 leader = holds = self.town_jobs.holds
@@ -287,6 +305,8 @@ class Server:
         self.effects.start()
         self.mqtt.start()
         self.selfstats.start()
+        if self.replica_derived is not None:
+            self.replica_derived.start()
         if not self.replica:  # the rules' periodic work runs on the primary set's workers
             self.stale.start()
             if self.town_jobs is not None:
@@ -335,6 +355,8 @@ class Server:
         if self._http is not None:
             self._http.should_exit()
         self.stale.stop()
+        if self.replica_derived is not None:
+            self.replica_derived.stop()
         self.indicators.stop()
         self.selfstats.stop()
         if self.duties_ticker is not None:

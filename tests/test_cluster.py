@@ -245,26 +245,23 @@ def _assert_each_scan_stored_once(town: Town, agents: list[ClusterAgent], influx
         assert store.count(factory=factory) == last * len(VALUES), f"{factory}: readings lost or doubled"
 
 
-def _assert_hourly_averages_are_the_stores(town: Town, agents: list[ClusterAgent], hour_ns: int) -> int:
-    """The clock-hour averages the workers wrote for ``hour_ns`` (an hour closed before its
-    readings arrived: each batch reopens it) equal the from-store recomputation (`eit
-    recompute`'s): the same fields with the same values, every reading counted once (all but
-    ``retroactive``, which records that the live hour was judged after its close). Returns the
-    series checked."""
-    from alerts.recompute import recompute
-    from eit.registry import load_registry
+HOUR_NS = 3_600_000_000_000
+SeriesKey = tuple[str, str, str]
+
+
+def _hourly_of(
+    store: InfluxStore, expected: dict[SeriesKey, int], hour_ns: int
+) -> dict[SeriesKey, dict[str, Any]]:
+    """The fields of each series' hourly point of ``hour_ns``, once every one counts the readings
+    ``expected`` (waited for: the rules write them as the hour's batches arrive)."""
     from eit.storeschema import CHANNEL, DEVICE, FACTORY, Hourly
 
-    store = InfluxStore(town.influx_url, town.database)
-    expected = {
-        (f, agent.device, c): agent.seqs[f] for agent in agents for f in agent.factories for c in VALUES
-    }
-
-    def hourly() -> dict[tuple[str, str, str], dict[str, Any]]:
+    def hourly() -> dict[SeriesKey, dict[str, Any]]:
         found = {}
         for f, d, c in expected:
-            tags = {FACTORY: f, DEVICE: d, CHANNEL: c}
-            for point in store.query_points(Hourly.NAME, tags, hour_ns, hour_ns + 3_600_000_000_000):
+            for point in store.query_points(
+                Hourly.NAME, {FACTORY: f, DEVICE: d, CHANNEL: c}, hour_ns, hour_ns + HOUR_NS
+            ):
                 found[(f, d, c)] = dict(point.fields)
         return found
 
@@ -272,22 +269,47 @@ def _assert_hourly_averages_are_the_stores(town: Town, agents: list[ClusterAgent
         found = hourly()
         return all(found.get(key, {}).get(Hourly.POINTS) == n for key, n in expected.items())
 
-    wait_for(written, 120, "the workers' hourly averages of every reading of the backfilled hour")
-    live = hourly()
-    factories = sorted({f for f, _d, _c in expected})
-    recompute(load_registry(town.site), store, hour_ns, hour_ns + 3_600_000_000_000, factories)
-    again = hourly()
-    for key, fields in live.items():
-        assert set(fields) == set(again[key]), f"{key}: the recomputation wrote other fields"
+    wait_for(written, 120, "the hourly averages of every reading of the backfilled hour")
+    return hourly()
+
+
+def _assert_same_hours(
+    mine: dict[SeriesKey, dict[str, Any]], theirs: dict[SeriesKey, dict[str, Any]], what: str
+) -> None:
+    """Every field of every hour equal (all but ``retroactive``, which records how an hour was
+    judged: after its close, by late data; not a number of it)."""
+    from eit.storeschema import Hourly
+
+    assert set(mine) == set(theirs), f"{what}: other series"
+    for key, fields in mine.items():
+        assert set(fields) == set(theirs[key]), f"{key}: {what} wrote other fields"
         for name, value in fields.items():
+            other = theirs[key][name]
             if name == Hourly.RETROACTIVE:
-                continue  # how the hour was judged (after its close, by late data), not a number of it
+                continue
             if isinstance(value, float):
-                assert value == pytest.approx(again[key][name], rel=1e-9), f"{key} {name}: {value} live"
+                assert value == pytest.approx(other, rel=1e-9), f"{key} {name}: {value}, {what} {other}"
             else:
-                assert value == again[key][name], (
-                    f"{key} {name}: {value} live, {again[key][name]} from the store"
-                )
+                assert value == other, f"{key} {name}: {value}, {what} {other}"
+
+
+def _expected_counts(agents: list[ClusterAgent]) -> dict[SeriesKey, int]:
+    return {(f, agent.device, c): agent.seqs[f] for agent in agents for f in agent.factories for c in VALUES}
+
+
+def _assert_hourly_averages_are_the_stores(town: Town, agents: list[ClusterAgent], hour_ns: int) -> int:
+    """The clock-hour averages the workers wrote for ``hour_ns`` (an hour closed before its
+    readings arrived: each batch reopens it) equal the from-store recomputation (`eit
+    recompute`'s): every reading counted once. Returns the series checked."""
+    from alerts.recompute import recompute
+    from eit.registry import load_registry
+
+    store = InfluxStore(town.influx_url, town.database)
+    expected = _expected_counts(agents)
+    live = _hourly_of(store, expected, hour_ns)
+    factories = sorted({f for f, _d, _c in expected})
+    recompute(load_registry(town.site), store, hour_ns, hour_ns + HOUR_NS, factories)
+    _assert_same_hours(live, _hourly_of(store, expected, hour_ns), "the recomputation")
     return len(live)
 
 
@@ -549,7 +571,10 @@ def test_a_storage_replica_down_30_s_holds_back_only_its_own_queues_and_loses_no
             60,
             "worker r holding set B's partitions (not the unroutable queue: set A's)",
         )
-        agents = town.agents(2)
+        # A backlog of an hour closed two hours ago, a scan each 15 s of it: set A's rules write
+        # its hourly averages as the batches arrive, set B's worker recomputes them from B.
+        hour_ns = (time.time_ns() // HOUR_NS - 2) * HOUR_NS
+        agents = town.agents(2, ts_of=lambda seq: hour_ns / 1e9 + (seq - 1) * 15 + 1)
         started = time.monotonic()
         threads = _publish(agents, scans_per_s=5, duration_s=45)
         wait_for(lambda: time.monotonic() - started > 5, 10, "5 s of traffic")
@@ -561,6 +586,11 @@ def test_a_storage_replica_down_30_s_holds_back_only_its_own_queues_and_loses_no
         _join(threads, agents)
         _assert_each_scan_stored_once(town, agents)
         _assert_each_scan_stored_once(town, agents, influx_b.url)
+        # The derived points on both replicas: the same numbers.
+        expected = _expected_counts(agents)
+        on_a = _hourly_of(InfluxStore(town.influx_url, town.database), expected, hour_ns)
+        on_b = _hourly_of(InfluxStore(influx_b.url, town.database), expected, hour_ns)
+        _assert_same_hours(on_b, on_a, "replica A")
     finally:
         influx_b.stop()
     a_rows = read_delivery_log(town.workdir / "a.deliveries")
