@@ -53,9 +53,10 @@ class AmqpSettings(BaseModel):
     tick_s: float = Field(2.0, gt=0)
     replicas: int = Field(3, ge=1, le=7)  # quorum queue group size at declaration
     # A worker of a storage replica's queue set (its own queue_prefix and store): it stores the
-    # readings of its set's partitions and runs no rules (no alerts, derived points written by
-    # the rules, notifications or town jobs: the primary set's workers run those), and leaves
-    # the unroutable queue to the primary set.
+    # readings of its set's partitions and runs no rules (no alerts, cases, notifications or town
+    # jobs: the primary set's workers run those; the derived points of its store it recomputes
+    # from its readings, alerts/replica_derived.py), and leaves the unroutable queue to the
+    # primary set.
     replica: bool = False
     # The management HTTP API of the nodes (http://user:password@host:15672), for `eit cluster
     # status` (leader, active consumer) and `eit cluster sync` (bindings of removed factories).
