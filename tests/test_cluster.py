@@ -386,6 +386,8 @@ def _worker_ids(town: Town) -> dict[str, str]:
     return ids
 
 
+# The killed node's restart at the end may take minutes (local-cluster waits up to 360 s).
+@pytest.mark.timeout(900)
 def test_node_and_worker_killed_mid_stream_lose_double_and_reorder_nothing(
     town: Town, cluster: RabbitCluster, report: object
 ) -> None:
@@ -395,7 +397,11 @@ def test_node_and_worker_killed_mid_stream_lose_double_and_reorder_nothing(
     town.start_worker("b")  # the standby: its consumers wait behind a's
     owner = town.leases()[0]
     wait_for(lambda: _status_shows(town, owner), 30, "eit cluster status showing worker a on every partition")
+    # The last agent's four factories drain a backlog of an hour closed two hours ago (a scan
+    # each 12 s of it): through both kills, their hourly averages must be the store's.
+    hour_ns = (time.time_ns() // HOUR_NS - 2) * HOUR_NS
     agents = town.agents(4, probes=True)
+    agents[-1].ts_of = lambda seq: hour_ns / 1e9 + (seq - 1) * 12 + 1
     started = time.monotonic()
     threads = _publish(agents, scans_per_s=12.5, duration_s=24)  # 16 factories x 12.5 x 12 = 2,400 readings/s
 
@@ -420,12 +426,14 @@ def test_node_and_worker_killed_mid_stream_lose_double_and_reorder_nothing(
     assert "a" in ids and "b" in ids, "both the first worker and the standby wrote"
     owners = {p: {w for _t, w, _e, q, _tp, _s in town.deliveries() if q == p} for p in range(PARTITIONS)}
     assert all(len(o) >= 2 for o in owners.values() if o), f"every partition failed over: {owners}"
+    series = _assert_hourly_averages_are_the_stores(town, agents[-1:], hour_ns)
     readings = sum(sum(a.seqs.values()) for a in agents) * len(VALUES)
     reconnects = sum(a.reconnects for a in agents)
     longest = max((g for gs in gaps.values() for g in gs), default=0.0)
     print(
         f"cluster kill test: {readings} readings, {reconnects} agent reconnections,"
-        f" longest fail-over gap {longest:.2f} s, gaps per partition {dict(gaps)}"
+        f" longest fail-over gap {longest:.2f} s, gaps per partition {dict(gaps)};"
+        f" the hourly averages of {series} series of the backlog equal the from-store recomputation"
     )
     cluster.start_node(2)
 

@@ -233,13 +233,8 @@ def test_lab_checks_round_as_reported_and_a_month_without_one_opens_a_case_per_c
     assert "no lab check of online COD against a grab sample in 2026-06" in cases[0].message
 
 
-def test_reminders_list_the_checks_of_the_month_not_yet_entered(rig: Rig) -> None:
-    assert rig.job.reminders(t("2026-11-30T12:00:00+07:00")) == []
-    due = rig.job.reminders(t("2026-12-01T00:00:00+07:00"))
-    assert {(r["factory"], r["channel"], r["period"]) for r in due} == {
-        (STARCH, "bod", "2026-12"),
-        (STARCH, "cod", "2026-12"),
-    }
+def enter_december_cod_check(rig: Rig) -> None:
+    """The starch factory's December COD check, sampled on the 2nd, entered on the 3rd."""
     rig.duties.add_lab_check(
         STARCH,
         OUTFALL,
@@ -252,6 +247,16 @@ def test_reminders_list_the_checks_of_the_month_not_yet_entered(rig: Rig) -> Non
         "op",
         t("2026-12-03T10:00:00+07:00"),
     )
+
+
+def test_reminders_list_the_checks_of_the_month_not_yet_entered(rig: Rig) -> None:
+    assert rig.job.reminders(t("2026-11-30T12:00:00+07:00")) == []
+    due = rig.job.reminders(t("2026-12-01T00:00:00+07:00"))
+    assert {(r["factory"], r["channel"], r["period"]) for r in due} == {
+        (STARCH, "bod", "2026-12"),
+        (STARCH, "cod", "2026-12"),
+    }
+    enter_december_cod_check(rig)
     assert [r["channel"] for r in rig.job.reminders(t("2026-12-03T12:00:00+07:00"))] == ["bod"]
 
 
@@ -280,18 +285,7 @@ def test_a_due_lab_check_is_reminded_once_and_the_reminder_ends_when_entered_or_
     opened = [e.alert.parameter for e in rig.events if e.kind == "opened" and e.alert.rule == RULE_LAB_DUE]
     assert sorted(p for p in opened if p.endswith("2026-12")) == ["bod 2026-12", "cod 2026-12"]
     # COD is entered: its reminder ends (and is notified as ended); BOD's goes on.
-    rig.duties.add_lab_check(
-        STARCH,
-        OUTFALL,
-        "cod",
-        t("2026-12-02T10:00:00+07:00"),
-        118,
-        120.5,
-        "mg/L",
-        "",
-        "op",
-        t("2026-12-03T10:00:00+07:00"),
-    )
+    enter_december_cod_check(rig)
     rig.job.run_once(t("2026-12-03T12:00:00+07:00"))
     assert [(a.parameter, a.ongoing) for a in reminders()] == [("bod 2026-12", True), ("cod 2026-12", False)]
     assert ("resolved", "cod 2026-12") in [(e.kind, e.alert.parameter) for e in rig.events]
