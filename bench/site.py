@@ -76,12 +76,12 @@ def _factory(fid: str, i: int, probe: bool) -> dict[str, Any]:
     }
 
 
-def write_site(path: Path, factories: int, probes: int) -> Path:
-    """Write the benchmark town's site registry (``factories`` load and ``probes`` probe
-    factories) to ``path``."""
+def write_site(path: Path, factories: int, probes: int, first: int = 0) -> Path:
+    """Write the benchmark town's site registry (``factories`` load factories numbered from
+    ``first``, and ``probes`` probe factories) to ``path``."""
     data = {
         "town": {"id": "bench-town", "name": "Benchmark town", "timezone": "Asia/Bangkok"},
-        "factories": [_factory(load_factory(i), i, False) for i in range(factories)]
+        "factories": [_factory(load_factory(i), i, False) for i in range(first, first + factories)]
         + [_factory(probe_factory(i), i, True) for i in range(probes)],
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,8 @@ class Town:
         influxdb: InfluxDB,
         state_url: str,
         factories: int,
+        first: int = 0,
+        probes: int = PROBES,
     ) -> None:
         self.workdir = workdir
         self.cluster = cluster
@@ -64,9 +66,9 @@ class Town:
         self.replica_prefix = self.prefix + ".b"  # the storage replica's queue set
         # Two probe factories publish CO above their instantaneous permit limit in every scan:
         # each has one ongoing exceedance case, whichever worker holds it.
-        self.site = write_site(workdir / "site.yaml", factories, PROBES)
-        self.factories = [load_factory(i) for i in range(factories)]
-        self.probes = [probe_factory(i) for i in range(PROBES)]
+        self.site = write_site(workdir / "site.yaml", factories, probes, first)
+        self.factories = [load_factory(i) for i in range(first, first + factories)]
+        self.probes = [probe_factory(i) for i in range(probes)]
         self.database = "t_" + uuid.uuid4().hex[:12]
         self.influx_url = influxdb.url
         self.state_url = state_url
@@ -114,7 +116,8 @@ class Town:
 
     def init(self, replica: InfluxDB | None = None) -> None:
         out = self.eit("cluster", "init", "--config", str(self.config("init", replica=replica)))
-        assert f"{PARTITIONS} partitions, {len(self.factories) + PROBES} factory bindings declared" in out
+        bindings = len(self.factories) + len(self.probes)
+        assert f"{PARTITIONS} partitions, {bindings} factory bindings declared" in out
 
     def start_worker(
         self, name: str, flush_interval_s: float = 0.02, replica: InfluxDB | None = None
@@ -614,3 +617,41 @@ def test_a_storage_replica_down_30_s_holds_back_only_its_own_queues_and_loses_no
         f" the last {(max(drained) - up_ns) / 1e9:.1f} s later"
     )
     assert town.workers["r"].alive() and town.workers["a"].alive()
+
+
+def test_two_regions_share_the_cluster_each_with_its_own_queue_set_registry_and_store(
+    town: Town, cluster: RabbitCluster, tmp_path: Path
+) -> None:
+    """Past one store: a region is a queue set of its own with its own registry (its factories)
+    and its own InfluxDB, on the same RabbitMQ cluster and state database. Each region's worker
+    stores its own factories' scans, exactly once, and nothing of the other's; no message is
+    unroutable, so no dead letter."""
+    influx_east = InfluxDB(tmp_path / "influxdb-east").start()
+    east = Town(town.workdir / "east", cluster, influx_east, town.state_url, factories=4, first=100, probes=0)
+    try:
+        town.init()
+        east.init()
+        town.start_worker("a")
+        wait_for(lambda: len(town.leases()) == PARTITIONS + 1, 60, "the west worker holding its partitions")
+        east.start_worker("e")  # behind the west worker on the shared unroutable queue
+        wait_for(lambda: len(east.leases()) == PARTITIONS, 60, "the east worker holding its partitions")
+        agents, east_agents = town.agents(2), east.agents(1)
+        _join(_publish([*agents, *east_agents], scans_per_s=5, duration_s=8), [*agents, *east_agents])
+        _assert_each_scan_stored_once(town, agents)
+        _assert_each_scan_stored_once(east, east_agents)
+        west_store = InfluxStore(town.influx_url, town.database)
+        east_store = InfluxStore(east.influx_url, east.database)
+        assert all(west_store.count(factory=f) == 0 for f in east.factories), (
+            "an east scan in the west's store"
+        )
+        assert all(east_store.count(factory=f) == 0 for f in town.factories), (
+            "a west scan in the east's store"
+        )
+        import psycopg
+
+        with psycopg.connect(town.state_url) as db:
+            letters = db.execute("SELECT count(*) FROM dead_letters").fetchone()
+        assert letters is not None and letters[0] == 0, f"{letters[0] if letters else '?'} dead letters"
+    finally:
+        east.stop()
+        influx_east.stop()
