@@ -35,7 +35,7 @@ from edge.keys import key_path, load_signer
 from edge.outbox import Outbox
 from edge.publisher import DevicePublisher
 from eit.signing import Signer
-from eit.supervise import RestartPolicy, Stage, StageStatus, Supervisor, Worker
+from eit.supervise import RestartPolicy, Stage, StageStatus, SupervisedLoop, Supervisor
 from eit.timeutil import now_ns
 
 log = logging.getLogger("eit.edge.agent")
@@ -62,7 +62,9 @@ class DeviceCounters:
     )
 
 
-class DeviceScanner:
+class DeviceScanner(SupervisedLoop):
+    stop_wait_s = 10.0
+
     def __init__(
         self,
         factory: str,
@@ -81,20 +83,10 @@ class DeviceScanner:
         self.on_clock_change = on_clock_change
         self.counters = DeviceCounters()
         self.finished = threading.Event()
-        self.supervisor = supervisor or Supervisor()
-        self.stage = Stage(f"scan-{device.id}")  # backlog 1 while a scan is under way
-        self._stop = threading.Event()
+        # Stage backlog 1 while a scan is under way.
+        super().__init__(supervisor or Supervisor(), Stage(f"scan-{device.id}"))
         self._driver_open = False
         self._next_outbox_log = 0.0
-        self._worker: Worker | None = None
-
-    def start(self) -> None:
-        self._worker = self.supervisor.run(self.stage, self._run)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._worker is not None:
-            self._worker.stop(10.0)
 
     def status_fields(self) -> dict[str, Any]:
         """What the device's status message says of its scanning, beside its state."""
