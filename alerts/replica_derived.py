@@ -88,8 +88,6 @@ class ReplicaDerivedJob(SupervisedLoop):
         self.owned = owned
         self.interval_s = interval_s
         self.clock = clock
-        self.hours_recomputed = 0
-        self.ran = threading.Event()  # set after each run
 
     def run_once(self) -> int:
         """Recompute the closed touched hours of the owned factories; returns how many
@@ -108,8 +106,6 @@ class ReplicaDerivedJob(SupervisedLoop):
         except Exception:
             self.touched.add([(f, h) for h, f in mine[done:]])  # tried again next run
             raise
-        finally:
-            self.hours_recomputed += done
         return done
 
     def catch_up(self, factories: Collection[str] | None = None) -> None:
@@ -133,5 +129,3 @@ class ReplicaDerivedJob(SupervisedLoop):
                     self.run_once()
                 except Exception:
                     log.exception("recomputing the replica's derived points failed (tried again)")
-                finally:
-                    self.ran.set()

@@ -153,8 +153,6 @@ class Server:
             amqp = _amqp_ingest(self.ingest, config, self.state_db, self.supervisor)
             # The rules judge staleness and public state only for the partitions this worker holds.
             self.engine.ownership = amqp.owned_factories
-            # A partition taken over mid-hour: its open hours are read back for what it missed.
-            amqp.on_partition_taken = self.engine.owned_from
             self.mqtt = amqp
             if self.replica:
                 self.replica_derived = ReplicaDerivedJob(
@@ -169,7 +167,10 @@ class Server:
                 # A partition taken over: its recent hours, which its previous holder may not have
                 # recomputed.
                 amqp.on_partition_taken = self.replica_derived.taken_over
-            if not self.replica:  # a replica's workers run no town jobs
+            else:
+                # A partition taken over mid-hour: its open hours are read back for what it missed.
+                amqp.on_partition_taken = self.engine.owned_from
+                # The town-wide jobs' lease (a replica's workers run no town jobs).
                 self.town_jobs = _town_jobs_leader(config, self.state_db, amqp.owner, self.supervisor)
                 leader = holds = self.town_jobs.holds
                 Gauge(
